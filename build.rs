@@ -1,0 +1,49 @@
+//! Generates the C header from the Rust source with cbindgen and checks it
+//! against the committed `include/ptrs.h`.
+//!
+//! The header is written to `$OUT_DIR/ptrs.h`. If the committed copy differs
+//! the build fails and says to run `make header`, which sets
+//! `PTRS_UPDATE_HEADER=1` so that this script copies the new header into
+//! `include/` instead.
+
+use std::env;
+use std::fs;
+use std::path::PathBuf;
+
+fn main() {
+    let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
+    let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap());
+    println!("cargo:rerun-if-changed=src/abi/api.rs");
+    println!("cargo:rerun-if-changed=cbindgen.toml");
+    println!("cargo:rerun-if-changed=include/ptrs.h");
+    println!("cargo:rerun-if-env-changed=PTRS_UPDATE_HEADER");
+
+    let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
+        .expect("cbindgen.toml is readable");
+    let generated = out_dir.join("ptrs.h");
+    // Only the ptrs_* API module is parsed: the engine's constants and the
+    // standard C names (declared by <stdlib.h> and <malloc.h>) stay out.
+    cbindgen::Builder::new()
+        .with_src(crate_dir.join("src").join("abi").join("api.rs"))
+        .with_config(config)
+        .generate()
+        .expect("cbindgen generates the header")
+        .write_to_file(&generated);
+
+    let committed = crate_dir.join("include").join("ptrs.h");
+    let new_text = fs::read(&generated).unwrap();
+    let old_text = fs::read(&committed).unwrap_or_default();
+    if new_text == old_text {
+        return;
+    }
+    if env::var_os("PTRS_UPDATE_HEADER").is_some_and(|v| v == "1") {
+        fs::write(&committed, &new_text).expect("include/ptrs.h is writable");
+        println!("cargo:warning=include/ptrs.h regenerated");
+        return;
+    }
+    panic!(
+        "include/ptrs.h is stale: it differs from the header cbindgen generates \
+         from the source ({}). Run `make header` and commit the result.",
+        generated.display()
+    );
+}

@@ -1,0 +1,344 @@
+#!/usr/bin/env bash
+# Benchmark suite for ptrs: every workload under every allocator, interleaved.
+#
+#   bash scripts/bench.sh            full suite  -> bench/results.md, results.svg, raw.csv
+#   bash scripts/bench.sh scaling    multi-threaded workloads at BENCH_THREADS
+#                                    -> bench/scaling.md, bench/scaling.csv
+#   bash scripts/bench.sh build      only build the workloads (build/bench/)
+#
+# Environment:
+#   BENCH_REPS=5          repetitions (median is reported)
+#   BENCH_SCALE=1         multiplies the work of every workload
+#   BENCH_QUICK=1         smoke run: scale x0.05 and 1 repetition (unless BENCH_REPS set)
+#   BENCH_ALLOCATORS="glibc jemalloc mimalloc tcmalloc ptrs"
+#   BENCH_WORKLOADS="churn larson larson4 prodcons falsesharing realloc mixedlarge
+#                    frag threadchurn redis sqlite python"
+#   BENCH_PTRS_LIB=path   the ptrs library (default target/release/libptrs.so)
+#   BENCH_EXTRA_<name>=path  an extra allocator <name> (e.g. BENCH_EXTRA_ptrs2=...);
+#                         added to the default allocator list, or name it in
+#                         BENCH_ALLOCATORS
+#   BENCH_THREADS="1 2 4 8 16"   thread counts of the scaling mode
+#   BENCH_TIMEOUT=600     per-run time limit (seconds)
+#   BENCH_NO_INSTALL=1    never call apt-get
+#   BENCH_NO_BUILD=1      never call cargo (fail if the ptrs library is missing)
+#   BENCH_PYTHONMALLOC=malloc  PYTHONMALLOC of the python workload ("" = pymalloc)
+#   BENCH_REDIS_KEYSPACE=100000  redis-benchmark -r (random keys); 0 = single key
+#   BENCH_OUT=bench       where results go (relative to the repo root)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+MODE=${1:-run}
+SRC=$ROOT/bench
+BUILD=$ROOT/build/bench
+OUT=$ROOT/${BENCH_OUT:-bench}
+LIBDIR=/usr/lib/x86_64-linux-gnu
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=$(command -v python3)
+
+QUICK=${BENCH_QUICK:-0}
+[ "$QUICK" = 0 ] && QUICK=""
+if [ -n "$QUICK" ]; then
+    REPS=${BENCH_REPS:-1}
+    SCALE=$(awk -v s="${BENCH_SCALE:-1}" 'BEGIN { printf "%g", s * 0.05 }')
+else
+    REPS=${BENCH_REPS:-5}
+    SCALE=${BENCH_SCALE:-1}
+fi
+export BENCH_SCALE=$SCALE
+TIMEOUT=${BENCH_TIMEOUT:-600}
+C_WORKLOADS="churn larson prodcons falsesharing realloc mixedlarge frag threadchurn"
+ALL_WORKLOADS="churn larson larson4 prodcons falsesharing realloc mixedlarge frag threadchurn redis sqlite python"
+SCALING_WORKLOADS="larson prodcons falsesharing"
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- allocators
+extra_names() {
+    # names of BENCH_EXTRA_<name> variables
+    compgen -v | sed -n 's/^BENCH_EXTRA_\([A-Za-z0-9_]*\)$/\1/p'
+}
+
+lib_for() {
+    case $1 in
+        glibc) echo "" ;;
+        jemalloc) echo "$LIBDIR/libjemalloc.so.2" ;;
+        mimalloc) echo "$LIBDIR/libmimalloc.so.2" ;;
+        tcmalloc) echo "$LIBDIR/libtcmalloc_minimal.so.4" ;;
+        ptrs) echo "${BENCH_PTRS_LIB:-$ROOT/target/release/libptrs.so}" ;;
+        *)
+            local v="BENCH_EXTRA_$1"
+            [ -n "${!v:-}" ] || die "unknown allocator '$1' (set $v=/path/to/lib.so)"
+            echo "${!v}"
+            ;;
+    esac
+}
+
+if [ -n "${BENCH_ALLOCATORS:-}" ]; then
+    ALLOCATORS=$BENCH_ALLOCATORS
+else
+    ALLOCATORS="glibc jemalloc mimalloc tcmalloc ptrs $(extra_names | tr '\n' ' ')"
+fi
+ALLOCATORS=$(echo $ALLOCATORS)
+
+# ---------------------------------------------------------------- dependencies
+install_deps() {
+    local pkgs=""
+    for a in $ALLOCATORS; do
+        case $a in
+            jemalloc) [ -e "$(lib_for jemalloc)" ] || pkgs="$pkgs libjemalloc2" ;;
+            mimalloc) [ -e "$(lib_for mimalloc)" ] || pkgs="$pkgs libmimalloc2.0" ;;
+            tcmalloc) [ -e "$(lib_for tcmalloc)" ] || pkgs="$pkgs libtcmalloc-minimal4" ;;
+        esac
+    done
+    local wl
+    for wl in $WORKLOADS; do
+        case $wl in
+            redis) command -v redis-server >/dev/null || pkgs="$pkgs redis-server"
+                   command -v redis-benchmark >/dev/null || pkgs="$pkgs redis-tools" ;;
+            sqlite) command -v sqlite3 >/dev/null || pkgs="$pkgs sqlite3" ;;
+        esac
+    done
+    command -v gcc >/dev/null || pkgs="$pkgs gcc libc6-dev"
+    pkgs=$(echo $pkgs | tr ' ' '\n' | sort -u | tr '\n' ' ')
+    [ -n "${pkgs// /}" ] || return 0
+    [ -z "${BENCH_NO_INSTALL:-}" ] || die "missing packages: $pkgs (BENCH_NO_INSTALL is set)"
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    log "installing:$pkgs"
+    $sudo apt-get update
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y $pkgs
+}
+
+ensure_ptrs() {
+    local lib
+    lib=$(lib_for ptrs)
+    [ -e "$lib" ] && return 0
+    if [ -z "${BENCH_PTRS_LIB:-}" ] && [ -z "${BENCH_NO_BUILD:-}" ] && command -v cargo >/dev/null; then
+        log "ptrs library missing: cargo build --release"
+        (cd "$ROOT" && cargo build --release) || die "cargo build --release failed"
+    fi
+    [ -e "$lib" ] || die "ptrs library not found: $lib (build it, set BENCH_PTRS_LIB, or drop ptrs from BENCH_ALLOCATORS)"
+}
+
+# ---------------------------------------------------------------- build
+build_workloads() {
+    mkdir -p "$BUILD"
+    local w
+    for w in $C_WORKLOADS fastpath benchrun; do
+        if [ ! -x "$BUILD/$w" ] || [ "$SRC/$w.c" -nt "$BUILD/$w" ] || [ "$SRC/common.h" -nt "$BUILD/$w" ]; then
+            gcc -O2 -pthread -Wall -o "$BUILD/$w" "$SRC/$w.c" -lm -ldl || die "cannot build $w"
+        fi
+    done
+    if [ ! -e "$BUILD/libglibcshim.so" ] || [ "$SRC/glibc_shim.c" -nt "$BUILD/libglibcshim.so" ]; then
+        gcc -O2 -shared -fPIC -Wall -o "$BUILD/libglibcshim.so" "$SRC/glibc_shim.c" -ldl || die "cannot build glibc shim"
+    fi
+}
+
+sqlite_script() {
+    local rows f
+    rows=$(awk -v s="$SCALE" 'BEGIN { r = int(200000 * s); if (r < 1000) r = 1000; print r }')
+    f=$BUILD/sqlite_workload_$rows.sql
+    [ -s "$f" ] || "$PY" "$SRC/sqlite_gen.py" "$rows" >"$f"
+    echo "$f"
+}
+
+# A program that links an allocator itself (Debian's redis-server links
+# libjemalloc) would not run glibc's malloc without a preload; the glibc
+# column then preloads a shim that routes malloc & co. to glibc.
+glibc_preload_for() {
+    if ldd "$1" 2>/dev/null | grep -qE 'lib(jemalloc|tcmalloc|mimalloc)'; then
+        echo "$BUILD/libglibcshim.so"
+    fi
+}
+
+# ---------------------------------------------------------------- running
+CSV=""
+record() { # rep alloc workload threads <key=value lines on stdin>
+    local rep=$1 alloc=$2 wl=$3 thr=$4 line
+    while IFS= read -r line; do
+        if [[ $line =~ ^([a-z0-9_]+)=(-?[0-9][0-9.eE+-]*)$ ]]; then
+            echo "$rep,$alloc,$wl,$thr,${BASH_REMATCH[1]},${BASH_REMATCH[2]}" >>"$CSV"
+        fi
+    done
+}
+
+# Servers are started inside command substitutions (subshells), so their pids
+# are also kept in a file for the main shell's trap.
+PIDFILE=$BUILD/servers.pids
+cleanup() {
+    local p
+    if [ -f "$PIDFILE" ]; then
+        while read -r p; do
+            [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true
+        done <"$PIDFILE"
+        rm -f "$PIDFILE"
+    fi
+}
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT TERM
+
+run_redis() { # lib -> key=value lines
+    local lib=$1 n keyspace port pid="" try out tests i
+    n=$(awk -v s="$SCALE" 'BEGIN { r = int(30000 * s); if (r < 1000) r = 1000; print r }')
+    keyspace=${BENCH_REDIS_KEYSPACE:-100000}
+    for try in 1 2 3 4 5; do
+        port=$((20000 + RANDOM % 40000))
+        if redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1; then continue; fi
+        LD_PRELOAD=$lib redis-server --port "$port" --bind 127.0.0.1 --save "" \
+            --appendonly no --daemonize no --protected-mode yes \
+            --logfile "$BUILD/redis-server.log" &
+        pid=$!
+        echo "$pid" >>"$PIDFILE"
+        trap 'kill -9 $pid 2>/dev/null' EXIT
+        for i in $(seq 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            if [ "$(redis-cli -h 127.0.0.1 -p "$port" info server 2>/dev/null | tr -d '\r' | sed -n 's/^process_id://p')" = "$pid" ]; then
+                break 2
+            fi
+            sleep 0.05
+        done
+        kill -9 "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        pid=""
+    done
+    [ -n "$pid" ] || { log "redis-server did not start"; echo "exit=1"; return 0; }
+    local rargs=()
+    [ "$keyspace" -gt 0 ] && rargs=(-r "$keyspace")
+    out=$(timeout "$TIMEOUT" redis-benchmark -h 127.0.0.1 -p "$port" -q -n "$n" \
+        -t set,get,lpush,lpop -d 100 "${rargs[@]}" --csv 2>/dev/null || true)
+    local hwm rss
+    hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo -1)
+    rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo -1)
+    redis-cli -h 127.0.0.1 -p "$port" shutdown nosave >/dev/null 2>&1 || true
+    for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    sed -i "/^$pid\$/d" "$PIDFILE" 2>/dev/null || true
+    trap - EXIT
+    # "SET","77519.38",... -> rps_set=77519.38 ; time = sum(n / rps)
+    echo "$out" | awk -F'"' -v n="$n" -v hwm="$hwm" -v rss="$rss" '
+        $2 ~ /^[A-Z]+$/ && $4 + 0 > 0 { printf "rps_%s=%s\n", tolower($2), $4; t += n / $4; k++ }
+        END {
+            if (k == 4) { printf "time_s=%.4f\nrequests=%d\nexit=0\n", t, 4 * n }
+            else print "exit=1"
+            printf "maxrss_kb=%d\nvmhwm_kb=%d\nvmrss_kb=%d\n", hwm, hwm, rss
+        }'
+}
+
+run_one() { # alloc workload threads -> key=value lines
+    local alloc=$1 wl=$2 thr=$3 lib
+    lib=$(lib_for "$alloc")
+    local run=("$BUILD/benchrun" -t "$TIMEOUT" -p "$lib")
+    case $wl in
+        larson4) "${run[@]}" -- "$BUILD/larson" 4 ;;
+        churn | realloc | mixedlarge | frag) "${run[@]}" -- "$BUILD/$wl" ;;
+        larson | prodcons | falsesharing) "${run[@]}" -- "$BUILD/$wl" "$thr" ;;
+        threadchurn) "${run[@]}" -- "$BUILD/threadchurn" ;;
+        sqlite)
+            local sql
+            sql=$(sqlite_script)
+            "${run[@]}" -q -- sqlite3 :memory: <"$sql"
+            ;;
+        python)
+            PYTHONMALLOC=${BENCH_PYTHONMALLOC-malloc} "${run[@]}" -q -- "$PY" "$SRC/python_alloc.py" "$SCALE"
+            ;;
+        redis)
+            if [ "$alloc" = glibc ]; then lib=$(glibc_preload_for "$(command -v redis-server)"); fi
+            run_redis "$lib"
+            ;;
+        *) die "unknown workload $wl" ;;
+    esac
+}
+
+# 'time_s' printed by a workload is its own measured region; the table uses
+# the runner's wall_s (whole process) except for redis (sum of n / rps).
+run_matrix() { # reps workloads threads-list
+    local reps=$1 wls=$2 threads=$3 rep wl a t outp ex
+    local total=0 done_=0
+    for wl in $wls; do for t in $threads; do for a in $ALLOCATORS; do total=$((total + 1)); done; done; done
+    total=$((total * reps))
+    for rep in $(seq "$reps"); do
+        for wl in $wls; do
+            for t in $threads; do
+                for a in $ALLOCATORS; do
+                    done_=$((done_ + 1))
+                    outp=$(run_one "$a" "$wl" "$t" 2>>"$BUILD/stderr.log" || true)
+                    echo "$outp" | record "$rep" "$a" "$wl" "$t"
+                    ex=$(echo "$outp" | sed -n 's/^exit=//p' | tail -1)
+                    if [ "${ex:-1}" != 0 ]; then
+                        log "FAILED: $a $wl (threads $t, rep $rep): exit ${ex:-?} (see $BUILD/stderr.log)"
+                    fi
+                    printf '[bench] %d/%d rep %d %-12s %-9s t=%s %s\n' "$done_" "$total" "$rep" "$wl" "$a" "$t" \
+                        "$(echo "$outp" | grep -E '^(wall_s|time_s|maxrss_kb)=' | tr '\n' ' ')" >&2
+                done
+            done
+        done
+    done
+}
+
+check_allocators() {
+    local a lib
+    for a in $ALLOCATORS; do
+        [ "$a" = ptrs ] && ensure_ptrs
+        lib=$(lib_for "$a")
+        if [ -n "$lib" ] && [ ! -e "$lib" ]; then die "allocator $a: $lib not found"; fi
+        # the library must load and serve a malloc
+        "$BUILD/benchrun" -p "$lib" -- "$BUILD/fastpath" pair 1000 >/dev/null ||
+            die "allocator $a ($lib) fails to run a trivial program"
+    done
+}
+
+alloc_args() {
+    local a
+    for a in $ALLOCATORS; do printf -- '--alloc %s=%s ' "$a" "$(lib_for "$a")"; done
+}
+
+case $MODE in
+    build)
+        WORKLOADS=""
+        build_workloads
+        exit 0
+        ;;
+    run)
+        WORKLOADS=${BENCH_WORKLOADS:-$ALL_WORKLOADS}
+        ;;
+    scaling)
+        WORKLOADS=${BENCH_WORKLOADS:-$SCALING_WORKLOADS}
+        ;;
+    *) die "unknown mode '$MODE' (run | scaling | build)" ;;
+esac
+WORKLOADS=$(echo $WORKLOADS)
+for wl in $WORKLOADS; do
+    case " $ALL_WORKLOADS " in *" $wl "*) ;; *) die "unknown workload '$wl'" ;; esac
+done
+
+install_deps
+build_workloads
+check_allocators
+mkdir -p "$OUT"
+: >"$BUILD/stderr.log"
+
+START=$(date +%s)
+if [ "$MODE" = run ]; then
+    CSV=$OUT/raw.csv
+    echo "rep,allocator,workload,threads,metric,value" >"$CSV"
+    log "allocators: $ALLOCATORS"
+    log "workloads: $WORKLOADS"
+    log "reps $REPS, scale $SCALE${QUICK:+ (quick)}"
+    run_matrix "$REPS" "$WORKLOADS" 2
+    "$PY" "$ROOT/scripts/bench_report.py" results --raw "$CSV" --md "$OUT/results.md" \
+        --svg "$OUT/results.svg" --reps "$REPS" --scale "$SCALE" --elapsed $(($(date +%s) - START)) \
+        $(alloc_args)
+    log "wrote $OUT/results.md, $OUT/results.svg, $OUT/raw.csv ($(($(date +%s) - START)) s)"
+else
+    THREADS=${BENCH_THREADS:-"1 2 4 8 16"}
+    CSV=$OUT/scaling.csv
+    echo "rep,allocator,workload,threads,metric,value" >"$CSV"
+    log "scaling: threads $THREADS, workloads $WORKLOADS, allocators $ALLOCATORS, reps $REPS"
+    run_matrix "$REPS" "$WORKLOADS" "$THREADS"
+    "$PY" "$ROOT/scripts/bench_report.py" scaling --raw "$CSV" --md "$OUT/scaling.md" \
+        --reps "$REPS" --scale "$SCALE" --elapsed $(($(date +%s) - START)) $(alloc_args)
+    log "wrote $OUT/scaling.md, $OUT/scaling.csv ($(($(date +%s) - START)) s)"
+fi

@@ -1,0 +1,110 @@
+//! memalign, posix_memalign, aligned_alloc, valloc, pvalloc.
+
+use core::ffi::c_void;
+
+use super::{or_enomem, preserving_errno};
+use crate::os::{self, OS_PAGE_SIZE};
+use crate::alloc;
+
+/// glibc's memalign: alignments that are not a power of two are rounded up
+/// to one; alignments above SIZE_MAX/2 + 1 are EINVAL.
+fn memalign_impl(align: usize, size: usize) -> *mut c_void {
+    if align > usize::MAX / 2 + 1 {
+        os::set_errno(libc::EINVAL);
+        return core::ptr::null_mut();
+    }
+    let align = align.max(1).next_power_of_two();
+    or_enomem(alloc::malloc_aligned(align, size), size)
+}
+
+/// # Safety
+/// C ABI: any values.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
+    memalign_impl(align, size)
+}
+
+/// C11 aligned_alloc. A non-power-of-two alignment is EINVAL (as in glibc
+/// 2.38 and later; 2.36 treated it as memalign does).
+///
+/// # Safety
+/// C ABI: any values.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
+    if !align.is_power_of_two() {
+        os::set_errno(libc::EINVAL);
+        return core::ptr::null_mut();
+    }
+    or_enomem(alloc::malloc_aligned(align, size), size)
+}
+
+/// POSIX posix_memalign: EINVAL unless `align` is a power of two multiple
+/// of `sizeof(void *)`, ENOMEM when out of memory; `*out` is written only
+/// on success and errno is never changed.
+///
+/// # Safety
+/// `out` must be valid for a pointer write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> i32 {
+    if !align.is_power_of_two() || align % core::mem::size_of::<*mut c_void>() != 0 {
+        return libc::EINVAL;
+    }
+    let p = preserving_errno(|| alloc::malloc_aligned(align, size));
+    if p.is_null() {
+        return libc::ENOMEM;
+    }
+    // SAFETY: the caller guarantees `out` is writable.
+    unsafe { *out = p.cast() };
+    0
+}
+
+/// # Safety
+/// C ABI: any size.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn valloc(size: usize) -> *mut c_void {
+    or_enomem(alloc::malloc_aligned(OS_PAGE_SIZE, size), size)
+}
+
+/// Page-aligned, with the size rounded up to whole pages (one page for 0).
+///
+/// # Safety
+/// C ABI: any size.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
+    let Some(rounded) = size.max(1).checked_add(OS_PAGE_SIZE - 1) else {
+        os::set_errno(libc::ENOMEM);
+        return core::ptr::null_mut();
+    };
+    or_enomem(alloc::malloc_aligned(OS_PAGE_SIZE, rounded & !(OS_PAGE_SIZE - 1)), size)
+}
+
+/// # Safety
+/// As `memalign`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __libc_memalign(align: usize, size: usize) -> *mut c_void {
+    memalign_impl(align, size)
+}
+
+/// # Safety
+/// As `valloc`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __libc_valloc(size: usize) -> *mut c_void {
+    // SAFETY: same contract.
+    unsafe { valloc(size) }
+}
+
+/// # Safety
+/// As `pvalloc`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __libc_pvalloc(size: usize) -> *mut c_void {
+    // SAFETY: same contract.
+    unsafe { pvalloc(size) }
+}
+
+/// # Safety
+/// As `posix_memalign`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> i32 {
+    // SAFETY: same contract.
+    unsafe { posix_memalign(out, align, size) }
+}

@@ -1,0 +1,152 @@
+//! The ptrs-specific C API, declared in `include/ptrs.h` (generated from
+//! this file by cbindgen). Exported whatever the features.
+
+use core::ffi::{c_char, c_void};
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+use crate::{free, heap, os, segment, stats, tls};
+
+/// The library version as a NUL-terminated string, e.g. "0.1.0".
+#[unsafe(no_mangle)]
+pub extern "C" fn ptrs_version() -> *const c_char {
+    const V: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
+    V.as_ptr().cast()
+}
+
+/// 1 if `p` points into memory managed by ptrs (a block it handed out, or
+/// its own metadata), 0 otherwise. Safe to call with any value, including
+/// NULL, stack addresses and other allocators' pointers.
+#[unsafe(no_mangle)]
+pub extern "C" fn ptrs_owns(p: *const c_void) -> i32 {
+    free::owns(p.cast()) as i32
+}
+
+/// The usable size of a block (as malloc_usable_size), 0 for NULL.
+///
+/// # Safety
+/// `p` must be NULL or a live block from ptrs.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ptrs_usable_size(p: *const c_void) -> usize {
+    free::usable_size(p as *mut u8)
+}
+
+/// Allocator-wide figures, in bytes.
+#[repr(C)]
+pub struct ptrs_stats {
+    /// Bytes in blocks handed out to the program (block sizes).
+    pub allocated: usize,
+    /// Bytes in pages that hold at least one block in use.
+    pub active: usize,
+    /// The process's resident set size.
+    pub resident: usize,
+    /// Bytes mapped from the OS for the heap.
+    pub mapped: usize,
+    /// Bytes of empty segments kept mapped for reuse (already purged).
+    pub retained: usize,
+    /// The highest `mapped` seen.
+    pub peak_mapped: usize,
+}
+
+/// Fills `*out` with current figures. Returns 0, or -1 if `out` is NULL.
+///
+/// # Safety
+/// `out` must be NULL or valid for writing a `struct ptrs_stats`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ptrs_stats_get(out: *mut ptrs_stats) -> i32 {
+    if out.is_null() {
+        return -1;
+    }
+    let t = stats::gather();
+    // SAFETY: the caller guarantees `out` is writable.
+    unsafe {
+        out.write(ptrs_stats {
+            allocated: t.allocated,
+            active: t.active,
+            resident: t.resident,
+            mapped: t.mapped,
+            retained: t.retained,
+            peak_mapped: t.peak_mapped,
+        })
+    };
+    0
+}
+
+/// Returns unused memory to the OS now (as malloc_trim(0)). Returns 1 if
+/// any memory was released.
+#[unsafe(no_mangle)]
+pub extern "C" fn ptrs_purge() -> i32 {
+    trim() as i32
+}
+
+/// Writes the statistics table, one line per call of `write` (each line is
+/// NUL-terminated and ends with a newline).
+///
+/// # Safety
+/// `write` must be a valid function; it must not call back into ptrs's
+/// statistics functions.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ptrs_stats_print(
+    write: Option<unsafe extern "C" fn(ctx: *mut c_void, line: *const c_char)>,
+    ctx: *mut c_void,
+) {
+    let Some(write) = write else {
+        stats::print(&mut |s: &[u8]| os::write_fd(2, s));
+        return;
+    };
+    stats::print(&mut |s: &[u8]| {
+        let mut buf = [0u8; 520];
+        let n = s.len().min(buf.len() - 1);
+        buf[..n].copy_from_slice(&s[..n]);
+        // SAFETY: `buf` is NUL-terminated; the caller guarantees `write`.
+        unsafe { write(ctx, buf.as_ptr().cast()) };
+    });
+}
+
+/// A function ptrs calls (with the request size) when an allocation fails,
+/// before returning NULL with errno ENOMEM. It may free memory, log, or
+/// abort. NULL removes it. Returns the previous handler.
+#[unsafe(no_mangle)]
+pub extern "C" fn ptrs_set_oom_handler(
+    handler: Option<extern "C" fn(size: usize)>,
+) -> Option<extern "C" fn(size: usize)> {
+    let new = handler.map_or(core::ptr::null_mut(), |f| f as *mut ());
+    let old = OOM_HANDLER.swap(new, Ordering::AcqRel);
+    if old.is_null() {
+        None
+    } else {
+        // SAFETY: only valid handler function pointers are stored.
+        Some(unsafe { core::mem::transmute::<*mut (), extern "C" fn(usize)>(old) })
+    }
+}
+
+static OOM_HANDLER: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Sets errno to ENOMEM and calls the out-of-memory handler, if any.
+#[cold]
+#[inline(never)]
+pub(crate) fn out_of_memory(size: usize) {
+    let h = OOM_HANDLER.load(Ordering::Acquire);
+    if !h.is_null() {
+        // SAFETY: only valid handler function pointers are stored.
+        let f = unsafe { core::mem::transmute::<*mut (), extern "C" fn(usize)>(h) };
+        f(size);
+    }
+    os::set_errno(libc::ENOMEM);
+}
+
+/// malloc_trim(0): collect this thread's heap and parked heaps, purge, and
+/// unmap cached segments. True if any memory was released.
+pub(crate) fn trim() -> bool {
+    let before = stats::gather();
+    let me = tls::current();
+    if !heap::is_empty_heap(me) {
+        // SAFETY: `me` is the calling thread's heap.
+        unsafe { heap::collect(&mut *me, true) };
+    }
+    heap::collect_parked();
+    let flushed = segment::flush_cache();
+    let after = stats::gather();
+    flushed
+        || after.counters.purged_bytes > before.counters.purged_bytes
+        || after.mapped < before.mapped
+}

@@ -1,0 +1,164 @@
+//! Engine entry points for allocation: `malloc`, `calloc`, aligned
+//! allocation and `realloc`, in Rust terms (null on failure; the C layer in
+//! `abi/` sets errno).
+//!
+//! Sizes up to 64 KiB come from size classes, up to the large threshold
+//! (2 MiB by default) from spans of slices, and above it from huge mappings.
+
+use core::ptr;
+
+use crate::free;
+use crate::heap::{self, thread_heap};
+use crate::huge;
+use crate::options;
+use crate::page::FLAG_ZERO;
+use crate::segment::{LARGE_MAX, SLICE_SIZE};
+use crate::size_class::{bin_for_aligned, bin_of, DIRECT_MAX, MIN_ALIGN, SMALL_MAX};
+use crate::tls;
+
+/// Requests above this are refused at once (ENOMEM), as glibc refuses
+/// anything above PTRDIFF_MAX.
+pub const MAX_REQUEST: usize = isize::MAX as usize - (SLICE_SIZE * 2);
+
+/// Allocates `size` bytes, 16-byte aligned. Null when out of memory.
+///
+/// The fast path: one TLS load, one table load, one free-list pop. Anything
+/// else (no free block, a class above 1 KiB, a new thread) goes to
+/// `malloc_generic`.
+#[inline(always)]
+pub fn malloc(size: usize) -> *mut u8 {
+    if size <= DIRECT_MAX {
+        let heap = tls::current();
+        // SAFETY: the thread's heap (real or the static empty one) is always
+        // valid, and its direct table always points at a valid page.
+        unsafe {
+            let page = (*heap).pages_direct[(size + MIN_ALIGN - 1) / MIN_ALIGN];
+            if !(*page).free.is_null() {
+                return heap::pop(&mut *page);
+            }
+        }
+    }
+    malloc_generic(size)
+}
+
+#[inline(never)]
+fn malloc_generic(size: usize) -> *mut u8 {
+    let heap = thread_heap();
+    if heap.is_null() {
+        return ptr::null_mut();
+    }
+    // SAFETY: `heap` is the calling thread's real heap.
+    let heap = unsafe { &mut *heap };
+    if size <= SMALL_MAX {
+        // SAFETY: as above.
+        return unsafe { heap::alloc_bin(heap, bin_of(size)) };
+    }
+    if size > MAX_REQUEST {
+        return ptr::null_mut();
+    }
+    if size <= large_limit() {
+        let slices = size.div_ceil(SLICE_SIZE);
+        // SAFETY: as above.
+        return unsafe { heap::alloc_large(heap, slices) };
+    }
+    huge::alloc(size, MIN_ALIGN)
+}
+
+/// The largest request served from a span inside a segment.
+#[inline]
+fn large_limit() -> usize {
+    options::large_threshold().min(LARGE_MAX)
+}
+
+/// Allocates `count * size` zeroed bytes. Null on overflow or when out of
+/// memory.
+pub fn calloc(count: usize, size: usize) -> *mut u8 {
+    let Some(total) = count.checked_mul(size) else { return ptr::null_mut() };
+    let p = malloc(total);
+    if p.is_null() {
+        return p;
+    }
+    // Large and huge blocks on never-touched (or purged) memory are zero
+    // already: skip the memset, which would also make them resident. (The
+    // flag is set when the span or mapping is claimed for this block.)
+    // SAFETY: `p` was just returned by malloc, so it is a live block.
+    let fresh = unsafe { free::block_info(p) }.is_some_and(|b| b.large_or_huge && b.flags & FLAG_ZERO != 0);
+    if !fresh {
+        // SAFETY: the block holds at least `total` writable bytes.
+        unsafe { ptr::write_bytes(p, 0, total) };
+    }
+    p
+}
+
+/// Allocates `size` bytes aligned to `align` (a power of two). Null when out
+/// of memory.
+pub fn malloc_aligned(align: usize, size: usize) -> *mut u8 {
+    debug_assert!(align.is_power_of_two());
+    if align <= MIN_ALIGN {
+        return malloc(size);
+    }
+    if size > MAX_REQUEST || align > MAX_REQUEST / 2 {
+        return ptr::null_mut();
+    }
+    if align <= SLICE_SIZE {
+        if let Some(bin) = bin_for_aligned(size, align) {
+            let heap = thread_heap();
+            if heap.is_null() {
+                return ptr::null_mut();
+            }
+            // SAFETY: `heap` is the calling thread's real heap.
+            return unsafe { heap::alloc_bin(&mut *heap, bin) };
+        }
+        if size <= large_limit() {
+            let heap = thread_heap();
+            if heap.is_null() {
+                return ptr::null_mut();
+            }
+            // Spans start on slice boundaries, which satisfies `align`.
+            // SAFETY: as above.
+            return unsafe { heap::alloc_large(&mut *heap, size.div_ceil(SLICE_SIZE)) };
+        }
+    }
+    huge::alloc(size, align)
+}
+
+/// Resizes the block at `p` (non-null, live) to `size` bytes (non-zero),
+/// in place when it can. Null when out of memory or `p` is invalid (the
+/// block is then untouched).
+pub fn realloc(p: *mut u8, size: usize) -> *mut u8 {
+    // SAFETY: `p` is checked by block_info before anything is read.
+    let Some(info) = (unsafe { free::block_info(p) }) else {
+        free::report_invalid("realloc", p);
+        return ptr::null_mut();
+    };
+    if size > MAX_REQUEST {
+        return ptr::null_mut();
+    }
+    let usable = info.usable;
+    if info.huge {
+        if size > large_limit() {
+            // SAFETY: `info.segment` is the live huge segment of `p`.
+            let q = unsafe { huge::resize(info.segment, size) };
+            if !q.is_null() {
+                return q;
+            }
+            if size <= usable {
+                return p;
+            }
+        }
+    } else if size <= usable && size >= usable / 2 {
+        // Shrinking by less than half keeps the block where it is.
+        return p;
+    } else if size <= usable && info.large_or_huge && usable - size < SLICE_SIZE {
+        return p;
+    }
+    let q = malloc(size);
+    if q.is_null() {
+        return q;
+    }
+    // SAFETY: both blocks are live and distinct; `p` holds `usable` bytes
+    // and `q` at least `size`.
+    unsafe { ptr::copy_nonoverlapping(p, q, usable.min(size)) };
+    free::free(p);
+    q
+}

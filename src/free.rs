@@ -1,0 +1,234 @@
+//! Engine entry points for freeing and for questions about a pointer.
+//!
+//! `free` finds the segment by masking the address, checks in the segment
+//! map that ptrs really has a segment there (so foreign pointers are caught
+//! before any header is read), finds the page by slice index, and then:
+//! - the calling thread owns the page: pushes the block on the page's local
+//!   free list (no atomic operation);
+//! - another thread owns it: one compare-and-swap on the page's remote list;
+//! - it is a huge block: unmaps it.
+//!
+//! Checks on every free: the pointer lies in a ptrs segment, is the start of
+//! a handed-out block, and (via the free mark in the block's second word,
+//! confirmed by walking the page's lists) is not already free.
+
+use crate::diag;
+use crate::os;
+use crate::heap::{self, Heap};
+use crate::huge;
+use crate::page::{self, Block, Page, FLAG_HUGE, FLAG_LARGE};
+use crate::segment::{Segment, SegmentKind};
+use crate::segment_map;
+use crate::size_class::MIN_ALIGN;
+use crate::tls;
+
+/// Frees `p` (null is ignored).
+#[inline(always)]
+pub fn free(p: *mut u8) {
+    let addr = p as usize;
+    if addr & (MIN_ALIGN - 1) != 0 || !segment_map::has_segment(addr) {
+        return free_slow(p, "free");
+    }
+    let seg = Segment::of_unchecked(addr);
+    let heap = tls::current();
+    // SAFETY: the segment map says a live segment header is at `seg`; its
+    // page table covers every slice of the segment.
+    unsafe {
+        let page = (*seg).page_of(addr);
+        if (*page).heap != heap || !(*page).is_block_start(addr) {
+            return free_slow(p, "free");
+        }
+        let block = p as *mut Block;
+        if (*block).mark == page::free_mark() {
+            return free_slow(p, "free");
+        }
+        free_local(&mut *heap, &mut *page, block);
+    }
+}
+
+/// Pushes a block on its page's local free list.
+///
+/// # Safety
+/// `page` must be owned by `heap`, the calling thread's heap, and `block`
+/// one of its blocks in use.
+#[inline(always)]
+unsafe fn free_local(heap: &mut Heap, page: &mut Page, block: *mut Block) {
+    // SAFETY: the caller guarantees the block is a live block of our page.
+    unsafe {
+        page::set_next(block, page.free);
+        (*block).mark = page::free_mark();
+    }
+    page.free = block;
+    page.used = page.used.wrapping_sub(1);
+    // Zero (page now empty) or negative (IN_FULL set): one test for both.
+    if (page.used as i32) <= 0 {
+        // SAFETY: as above.
+        unsafe { heap::free_local_slow(heap, page) };
+    }
+}
+
+/// Everything that is not a local free of a block whose mark is clear.
+#[cold]
+#[inline(never)]
+pub fn free_slow(p: *mut u8, func: &str) {
+    if p.is_null() {
+        return;
+    }
+    // free must preserve errno; unmapping a huge block could change it.
+    let saved = os::errno();
+    free_slow_inner(p, func);
+    os::set_errno(saved);
+}
+
+fn free_slow_inner(p: *mut u8, func: &str) {
+    let addr = p as usize;
+    // SAFETY: block_info validates the pointer before reading any header.
+    let Some(info) = (unsafe { block_info(p) }) else {
+        report_invalid(func, p);
+        return;
+    };
+    if info.huge {
+        // SAFETY: `info.segment` is the live huge segment of `p`.
+        unsafe { huge::free(info.segment) };
+        return;
+    }
+    let page = info.page;
+    let block = p as *mut Block;
+    let heap = tls::current();
+    // SAFETY: block_info checked that `p` is the start of a carved block of
+    // a live page, so the page and the block's first words are readable.
+    unsafe {
+        let local = (*page).heap == heap;
+        if (*block).mark == page::free_mark() && page::list_contains(&*page, block, local) {
+            diag::heap_error(func, "double free detected", addr);
+            return;
+        }
+        if local {
+            free_local(&mut *heap, &mut *page, block);
+        } else if page::push_remote(&*page, block) {
+            heap::push_notify((*page).heap, page);
+        }
+    }
+}
+
+/// Reports a pointer ptrs does not recognise as one of its live blocks.
+#[cold]
+pub fn report_invalid(func: &str, p: *mut u8) {
+    diag::heap_error(func, "invalid pointer", p as usize);
+}
+
+/// What ptrs knows about one of its blocks.
+#[derive(Clone, Copy)]
+pub struct BlockInfo {
+    pub segment: *mut Segment,
+    pub page: *mut Page,
+    /// Bytes the program may use.
+    pub usable: usize,
+    pub huge: bool,
+    pub large_or_huge: bool,
+    pub flags: u8,
+}
+
+/// Validates `p` as the start of a block ptrs handed out (live, or on a
+/// free list: the double-free check is the caller's) and describes it.
+/// `None` for anything else, without reading memory that might not be
+/// mapped.
+///
+/// # Safety
+/// None beyond what the checks establish; marked unsafe because it reads
+/// headers of segments that another thread could be unmapping if the
+/// program frees and queries the same block concurrently.
+pub unsafe fn block_info(p: *mut u8) -> Option<BlockInfo> {
+    let addr = p as usize;
+    if addr & (MIN_ALIGN - 1) != 0 || !segment_map::in_range(addr) {
+        return None;
+    }
+    let seg = Segment::of(addr)?;
+    // SAFETY: the segment map says a header is mapped at `seg`.
+    unsafe {
+        if !(*seg).is_valid() {
+            return None;
+        }
+        if (*seg).kind == SegmentKind::Huge {
+            let page = &raw mut (*seg).pages[0];
+            if (*page).start as usize != addr || (*page).flags & FLAG_HUGE == 0 {
+                return None;
+            }
+            return Some(BlockInfo {
+                segment: seg,
+                page,
+                usable: (*page).block_size,
+                huge: true,
+                large_or_huge: true,
+                flags: (*page).flags,
+            });
+        }
+        if addr - (*seg).base() < crate::segment::SLICE_SIZE {
+            return None; // the metadata slice
+        }
+        let page = (*seg).page_of(addr);
+        if (*page).block_size == 0 || (*page).heap.is_null() || !(*page).is_block_start(addr) {
+            return None;
+        }
+        Some(BlockInfo {
+            segment: seg,
+            page,
+            usable: (*page).block_size,
+            huge: false,
+            large_or_huge: (*page).flags & FLAG_LARGE != 0,
+            flags: (*page).flags,
+        })
+    }
+}
+
+/// The usable size of the block at `p`: 0 for null, and a reported error
+/// (then 0) for a pointer ptrs does not know.
+pub fn usable_size(p: *mut u8) -> usize {
+    if p.is_null() {
+        return 0;
+    }
+    // SAFETY: block_info validates the pointer before reading headers.
+    match unsafe { block_info(p) } {
+        Some(info) => info.usable,
+        None => {
+            report_invalid("malloc_usable_size", p);
+            0
+        }
+    }
+}
+
+/// True if `p` points anywhere inside memory ptrs manages.
+pub fn owns(p: *const u8) -> bool {
+    let addr = p as usize;
+    if p.is_null() || !segment_map::in_range(addr) {
+        return false;
+    }
+    if segment_map::in_huge_tail(addr) {
+        return true;
+    }
+    let Some(seg) = Segment::of(addr) else { return false };
+    // SAFETY: the segment map says a header is mapped at `seg`.
+    unsafe { (*seg).is_valid() && addr - (*seg).base() < (*seg).mapped_size }
+}
+
+/// Checks the size (and alignment) a program passes to `free_sized` or
+/// `free_aligned_sized` against the block: the size must fit in the block
+/// and, for unaligned blocks, be more than half of it less 16 bytes (malloc
+/// never hands out a block more than that much larger, and realloc keeps a
+/// block in place only while it stays at least half used). Reports and
+/// returns false on a mismatch, and on a pointer ptrs does not know.
+pub fn size_matches(p: *mut u8, size: usize, align: usize, func: &str) -> bool {
+    // SAFETY: block_info validates the pointer before reading headers.
+    let Some(info) = (unsafe { block_info(p) }) else {
+        report_invalid(func, p);
+        return false;
+    };
+    let fits = size <= info.usable;
+    let tight = align != 0 || info.usable <= size.saturating_mul(2).saturating_add(2 * MIN_ALIGN);
+    let aligned = align == 0 || !align.is_power_of_two() || (p as usize) % align == 0;
+    if fits && tight && aligned {
+        return true;
+    }
+    diag::heap_error(func, "size or alignment does not match the block", p as usize);
+    false
+}

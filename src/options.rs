@@ -1,0 +1,259 @@
+//! Run-time options: one table, read once from the environment at start-up
+//! without allocating (the `environ` array is walked directly; `getenv` and
+//! `std::env` are not usable before the C runtime is up, and the latter
+//! allocates). Values live in atomics so that `mallopt` can change them.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `PTRS_VERBOSE` | off | print start-up and warning messages to stderr |
+//! | `PTRS_SHOW_STATS` | off | print the statistics table at exit |
+//! | `PTRS_LARGE_THRESHOLD` (`MALLOC_MMAP_THRESHOLD_`) | 2 MiB | blocks above it are mapped directly |
+//! | `PTRS_PURGE_DELAY` | 10 (ms) | free pages are returned to the OS after this delay; 0 = at once |
+//! | `PTRS_RETAIN` (`MALLOC_TRIM_THRESHOLD_`) | 8 MiB | empty segments kept mapped (and purged) for reuse |
+//! | (`MALLOC_TOP_PAD_`) | 0 | added to the retained amount |
+//! | `PTRS_ABORT_ON_ERROR` | on | abort on a detected heap error; off = warn and leave the block alone |
+
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use crate::diag;
+
+pub const DEFAULT_LARGE_THRESHOLD: usize = 2 << 20;
+pub const DEFAULT_PURGE_DELAY_MS: u64 = 10;
+pub const DEFAULT_RETAIN: usize = 8 << 20;
+
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+static SHOW_STATS: AtomicBool = AtomicBool::new(false);
+static ABORT_ON_ERROR: AtomicBool = AtomicBool::new(true);
+static LARGE_THRESHOLD: AtomicUsize = AtomicUsize::new(DEFAULT_LARGE_THRESHOLD);
+static PURGE_DELAY_MS: AtomicU64 = AtomicU64::new(DEFAULT_PURGE_DELAY_MS);
+static RETAIN: AtomicUsize = AtomicUsize::new(DEFAULT_RETAIN);
+static TOP_PAD: AtomicUsize = AtomicUsize::new(0);
+
+#[inline]
+pub fn verbose() -> bool {
+    VERBOSE.load(Ordering::Relaxed)
+}
+#[inline]
+pub fn show_stats() -> bool {
+    SHOW_STATS.load(Ordering::Relaxed)
+}
+#[inline]
+pub fn abort_on_error() -> bool {
+    ABORT_ON_ERROR.load(Ordering::Relaxed)
+}
+#[inline]
+pub fn large_threshold() -> usize {
+    LARGE_THRESHOLD.load(Ordering::Relaxed)
+}
+#[inline]
+pub fn purge_delay_ms() -> u64 {
+    PURGE_DELAY_MS.load(Ordering::Relaxed)
+}
+/// Bytes of empty segments kept mapped for reuse: the trim threshold plus
+/// the top pad.
+#[inline]
+pub fn retain() -> usize {
+    RETAIN.load(Ordering::Relaxed).saturating_add(TOP_PAD.load(Ordering::Relaxed))
+}
+
+pub fn set_large_threshold(v: usize) {
+    LARGE_THRESHOLD.store(v, Ordering::Relaxed);
+}
+pub fn set_purge_delay_ms(v: u64) {
+    PURGE_DELAY_MS.store(v, Ordering::Relaxed);
+}
+pub fn set_retain(v: usize) {
+    RETAIN.store(v, Ordering::Relaxed);
+}
+pub fn set_top_pad(v: usize) {
+    TOP_PAD.store(v, Ordering::Relaxed);
+}
+pub fn set_verbose(v: bool) {
+    VERBOSE.store(v, Ordering::Relaxed);
+}
+pub fn set_show_stats(v: bool) {
+    SHOW_STATS.store(v, Ordering::Relaxed);
+}
+pub fn set_abort_on_error(v: bool) {
+    ABORT_ON_ERROR.store(v, Ordering::Relaxed);
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Bool,
+    Size,
+    Millis,
+}
+
+struct OptionSpec {
+    name: &'static [u8],
+    kind: Kind,
+    apply: fn(u64),
+}
+
+fn apply_verbose(v: u64) {
+    set_verbose(v != 0)
+}
+fn apply_show_stats(v: u64) {
+    set_show_stats(v != 0)
+}
+fn apply_abort(v: u64) {
+    set_abort_on_error(v != 0)
+}
+fn apply_large(v: u64) {
+    set_large_threshold(v as usize)
+}
+fn apply_purge(v: u64) {
+    set_purge_delay_ms(v)
+}
+fn apply_retain(v: u64) {
+    set_retain(v as usize)
+}
+fn apply_top_pad(v: u64) {
+    set_top_pad(v as usize)
+}
+
+/// Every option ptrs reads. glibc's `MALLOC_*_` variables are honoured where
+/// they mean something here; a `PTRS_*` variable of the same meaning wins
+/// because it is listed later.
+static TABLE: &[OptionSpec] = &[
+    OptionSpec { name: b"MALLOC_MMAP_THRESHOLD_", kind: Kind::Size, apply: apply_large },
+    OptionSpec { name: b"MALLOC_TRIM_THRESHOLD_", kind: Kind::Size, apply: apply_retain },
+    OptionSpec { name: b"MALLOC_TOP_PAD_", kind: Kind::Size, apply: apply_top_pad },
+    OptionSpec { name: b"PTRS_VERBOSE", kind: Kind::Bool, apply: apply_verbose },
+    OptionSpec { name: b"PTRS_SHOW_STATS", kind: Kind::Bool, apply: apply_show_stats },
+    OptionSpec { name: b"PTRS_ABORT_ON_ERROR", kind: Kind::Bool, apply: apply_abort },
+    OptionSpec { name: b"PTRS_LARGE_THRESHOLD", kind: Kind::Size, apply: apply_large },
+    OptionSpec { name: b"PTRS_PURGE_DELAY", kind: Kind::Millis, apply: apply_purge },
+    OptionSpec { name: b"PTRS_RETAIN", kind: Kind::Size, apply: apply_retain },
+];
+
+/// Parses a boolean: 1/0, yes/no, on/off, true/false (any case).
+pub fn parse_bool(v: &[u8]) -> Option<bool> {
+    let mut lower = [0u8; 8];
+    if v.len() > lower.len() {
+        return None;
+    }
+    for (d, s) in lower.iter_mut().zip(v) {
+        *d = s.to_ascii_lowercase();
+    }
+    match &lower[..v.len()] {
+        b"1" | b"yes" | b"on" | b"true" => Some(true),
+        b"0" | b"no" | b"off" | b"false" => Some(false),
+        _ => None,
+    }
+}
+
+/// Parses a size: decimal digits with an optional K, M or G suffix (powers
+/// of 1024, optionally followed by `B` or `iB`).
+pub fn parse_size(v: &[u8]) -> Option<u64> {
+    let digits = v.iter().take_while(|c| c.is_ascii_digit()).count();
+    if digits == 0 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &c in &v[..digits] {
+        n = n.checked_mul(10)?.checked_add((c - b'0') as u64)?;
+    }
+    let shift = match &v[digits..] {
+        b"" | b"b" | b"B" => 0,
+        b"k" | b"K" | b"KB" | b"KiB" | b"kb" => 10,
+        b"m" | b"M" | b"MB" | b"MiB" | b"mb" => 20,
+        b"g" | b"G" | b"GB" | b"GiB" | b"gb" => 30,
+        _ => return None,
+    };
+    n.checked_mul(1u64 << shift)
+}
+
+fn parse(kind: Kind, value: &[u8]) -> Option<u64> {
+    match kind {
+        Kind::Bool => parse_bool(value).map(u64::from),
+        Kind::Size | Kind::Millis => parse_size(value),
+    }
+}
+
+/// Reads every option from `environ`. Called once, early in process
+/// initialisation; allocates nothing.
+pub fn read_environment() {
+    unsafe extern "C" {
+        static environ: *const *const libc::c_char;
+    }
+    // SAFETY: `environ` is the C runtime's NULL-terminated array of
+    // NUL-terminated strings; it is valid (possibly null) from process start.
+    let mut entry = unsafe { environ };
+    if entry.is_null() {
+        return;
+    }
+    loop {
+        // SAFETY: `entry` points into the NULL-terminated environ array.
+        let s = unsafe { *entry };
+        if s.is_null() {
+            break;
+        }
+        // SAFETY: each entry is a NUL-terminated C string.
+        let bytes = unsafe { core::ffi::CStr::from_ptr(s) }.to_bytes();
+        apply_entry(bytes);
+        // SAFETY: not past the terminating NULL, checked above.
+        entry = unsafe { entry.add(1) };
+    }
+}
+
+fn apply_entry(entry: &[u8]) {
+    let Some(eq) = entry.iter().position(|&c| c == b'=') else { return };
+    let (name, value) = (&entry[..eq], &entry[eq + 1..]);
+    let spec = TABLE.iter().find(|o| o.name == name);
+    match spec {
+        Some(o) => match parse(o.kind, value) {
+            Some(v) => (o.apply)(v),
+            None => warn_bad(name, value),
+        },
+        None if name.starts_with(b"PTRS_") => warn_unknown(name),
+        None => {}
+    }
+}
+
+fn as_str(b: &[u8]) -> &str {
+    core::str::from_utf8(b).unwrap_or("?")
+}
+
+fn warn_bad(name: &[u8], value: &[u8]) {
+    diag::print(format_args!(
+        "ptrs: warning: {}={} is not a valid value; using the default\n",
+        as_str(name),
+        as_str(value)
+    ));
+}
+
+fn warn_unknown(name: &[u8]) {
+    diag::print(format_args!("ptrs: warning: unknown option {} is ignored\n", as_str(name)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_suffixes() {
+        assert_eq!(parse_size(b"0"), Some(0));
+        assert_eq!(parse_size(b"4096"), Some(4096));
+        assert_eq!(parse_size(b"64K"), Some(64 << 10));
+        assert_eq!(parse_size(b"3M"), Some(3 << 20));
+        assert_eq!(parse_size(b"2GiB"), Some(2 << 30));
+        assert_eq!(parse_size(b"x"), None);
+        assert_eq!(parse_size(b"12Q"), None);
+        assert_eq!(parse_size(b""), None);
+        assert_eq!(parse_size(b"99999999999999999999999"), None);
+    }
+
+    #[test]
+    fn booleans_parse_in_any_case() {
+        for t in [&b"1"[..], b"yes", b"ON", b"True"] {
+            assert_eq!(parse_bool(t), Some(true));
+        }
+        for f in [&b"0"[..], b"no", b"Off", b"FALSE"] {
+            assert_eq!(parse_bool(f), Some(false));
+        }
+        assert_eq!(parse_bool(b"maybe"), None);
+        assert_eq!(parse_bool(b"yesyesyesyes"), None);
+    }
+}

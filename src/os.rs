@@ -1,0 +1,213 @@
+//! The operating-system layer: the only module that maps, unmaps, advises or
+//! protects memory, reads the clock or gathers entropy.
+//!
+//! Contract for every function here: addresses and sizes are multiples of
+//! [`OS_PAGE_SIZE`], sizes are non-zero, and failure is reported as a null
+//! pointer or `false`, never by unwinding. Nothing here allocates.
+
+use core::ptr;
+
+/// The kernel page size ptrs assumes (x86-64 and aarch64 with 4 KiB pages).
+pub const OS_PAGE_SIZE: usize = 4096;
+
+/// Maps `size` bytes of fresh, zeroed, read-write memory. Null on failure.
+pub fn map(size: usize) -> *mut u8 {
+    // SAFETY: an anonymous private mapping with a null hint touches no
+    // existing memory; the kernel chooses the address.
+    let p = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED { ptr::null_mut() } else { p.cast() }
+}
+
+/// Reserves `size` bytes of address space with no access. Null on failure.
+pub fn reserve(size: usize) -> *mut u8 {
+    // SAFETY: as in `map`, with no access rights.
+    let p = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            size,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED { ptr::null_mut() } else { p.cast() }
+}
+
+/// Unmaps `[addr, addr + size)`.
+///
+/// # Safety
+/// The range must be a mapping (or part of one) that ptrs owns and that
+/// nothing references any more.
+pub unsafe fn unmap(addr: *mut u8, size: usize) {
+    if size == 0 {
+        return;
+    }
+    // SAFETY: the caller guarantees the range is ours and unused.
+    unsafe { libc::munmap(addr.cast(), size) };
+}
+
+/// Maps `size` bytes aligned to `align` (a power of two and a multiple of the
+/// page size) by over-mapping and trimming the ends. Null on failure.
+pub fn map_aligned(size: usize, align: usize) -> *mut u8 {
+    let Some(over) = size.checked_add(align) else { return ptr::null_mut() };
+    let base = map(over);
+    if base.is_null() {
+        return base;
+    }
+    let start = (base as usize + align - 1) & !(align - 1);
+    let lead = start - base as usize;
+    let tail = over - lead - size;
+    // SAFETY: both trimmed ranges lie inside the mapping just made and are
+    // outside the aligned range handed back.
+    unsafe {
+        unmap(base, lead);
+        unmap((start + size) as *mut u8, tail);
+    }
+    start as *mut u8
+}
+
+/// Tells the kernel the pages of `[addr, addr + size)` are not needed: their
+/// physical memory is released now and they read as zero when next touched.
+///
+/// # Safety
+/// The range must be mapped by ptrs and hold no live data.
+pub unsafe fn purge(addr: *mut u8, size: usize) {
+    // SAFETY: the caller guarantees the range is ours and holds nothing live.
+    unsafe { libc::madvise(addr.cast(), size, libc::MADV_DONTNEED) };
+}
+
+/// Makes `[addr, addr + size)` inaccessible (a guard).
+///
+/// # Safety
+/// The range must be mapped by ptrs and never be accessed afterwards.
+pub unsafe fn protect_none(addr: *mut u8, size: usize) -> bool {
+    // SAFETY: the caller guarantees the range is ours.
+    unsafe { libc::mprotect(addr.cast(), size, libc::PROT_NONE) == 0 }
+}
+
+/// Grows or shrinks the mapping at `addr` in place. False if it cannot.
+///
+/// # Safety
+/// `[addr, addr + old_size)` must be one whole mapping owned by ptrs.
+pub unsafe fn remap_in_place(addr: *mut u8, old_size: usize, new_size: usize) -> bool {
+    // SAFETY: without MREMAP_MAYMOVE the mapping either changes size at the
+    // same address or the call fails with no effect.
+    let p = unsafe { libc::mremap(addr.cast(), old_size, new_size, 0) };
+    p != libc::MAP_FAILED
+}
+
+/// Moves the mapping at `addr` to `target` (whose old contents, a
+/// reservation, are replaced), resizing it to `new_size`. False on failure.
+///
+/// # Safety
+/// `[addr, addr + old_size)` must be one whole mapping owned by ptrs and
+/// `[target, target + new_size)` a reservation owned by ptrs.
+pub unsafe fn remap_to(addr: *mut u8, old_size: usize, target: *mut u8, new_size: usize) -> bool {
+    // SAFETY: MREMAP_FIXED replaces the caller's reservation at `target`;
+    // the page tables move, so the contents come along without copying.
+    let p = unsafe {
+        libc::mremap(
+            addr.cast(),
+            old_size,
+            new_size,
+            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+            target,
+        )
+    };
+    p != libc::MAP_FAILED
+}
+
+/// Milliseconds from a coarse monotonic clock (vDSO, no system call).
+pub fn now_ms() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid out-parameter.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
+/// 64 random bits from the kernel, mixed with the clock and an address if
+/// the kernel has none to give (early boot, seccomp).
+pub fn random_u64() -> u64 {
+    let mut v: u64 = 0;
+    // SAFETY: `v` is a valid 8-byte buffer.
+    let n = unsafe { libc::getrandom((&raw mut v).cast(), 8, libc::GRND_NONBLOCK) };
+    if n != 8 {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: `ts` is a valid out-parameter.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        v = (ts.tv_nsec as u64) ^ ((ts.tv_sec as u64) << 32) ^ (&raw const v as u64);
+    }
+    // splitmix64 finaliser so that weak sources still spread over all bits.
+    let mut z = v.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Writes all of `bytes` to file descriptor `fd`, ignoring errors.
+pub fn write_fd(fd: i32, bytes: &[u8]) {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        // SAFETY: `rest` is a valid readable buffer of `rest.len()` bytes.
+        let n = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
+        if n <= 0 {
+            if n < 0 && errno() == libc::EINTR {
+                continue;
+            }
+            return;
+        }
+        rest = &rest[n as usize..];
+    }
+}
+
+/// The calling thread's errno.
+pub fn errno() -> i32 {
+    // SAFETY: __errno_location always returns the calling thread's errno slot.
+    unsafe { *libc::__errno_location() }
+}
+
+/// Sets the calling thread's errno.
+pub fn set_errno(value: i32) {
+    // SAFETY: as in `errno`.
+    unsafe { *libc::__errno_location() = value };
+}
+
+/// The process's resident set size in bytes, from /proc/self/statm.
+pub fn resident_bytes() -> usize {
+    let mut buf = [0u8; 128];
+    // SAFETY: the path is a NUL-terminated literal.
+    let fd = unsafe { libc::open(c"/proc/self/statm".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return 0;
+    }
+    // SAFETY: `buf` is a valid writable buffer; `fd` is open.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    // SAFETY: `fd` was opened above.
+    unsafe { libc::close(fd) };
+    if n <= 0 {
+        return 0;
+    }
+    // Second field: resident pages.
+    let text = &buf[..n as usize];
+    let mut fields = text.split(|&c| c == b' ');
+    fields.next();
+    let Some(resident) = fields.next() else { return 0 };
+    let mut pages = 0usize;
+    for &c in resident {
+        if !c.is_ascii_digit() {
+            break;
+        }
+        pages = pages * 10 + (c - b'0') as usize;
+    }
+    pages * OS_PAGE_SIZE
+}

@@ -1,0 +1,362 @@
+//! Pages: a span of one or more 64 KiB slices holding blocks of one size.
+//!
+//! A page has three sources of free blocks:
+//! - `free`: the local free list, touched only by the owning heap's thread;
+//! - `thread_free`: blocks freed by other threads, pushed with one
+//!   compare-and-swap and collected by the owner in one swap;
+//! - the uncarved tail: blocks `capacity .. reserved` not yet handed out, so
+//!   a fresh page touches its memory 4 KiB at a time, as it is used.
+//!
+//! Counting invariant (checked by `check_page` in debug builds):
+//!
+//! ```text
+//!   used + |free| == capacity        (thread_free blocks are still "used")
+//!   capacity <= reserved == page bytes / block_size
+//! ```
+//!
+//! `used` also carries [`IN_FULL`] while the page sits on its heap's full
+//! list, so the free fast path tests "page became empty or was full" with a
+//! single signed comparison. The page at the head of its class's queue is
+//! *pinned*: its `used` holds one extra count ([`FLAG_PINNED`]), so freeing
+//! its last block does not leave the fast path (a malloc/free pair on an
+//! otherwise empty heap would otherwise take the slow path every time).
+//!
+//! Free-list links are encoded (like glibc's safe-linking): a link stored at
+//! address `slot` is `next ^ (slot >> 12) ^ LIST_KEY`, with a random key, so
+//! a stray write into a freed block yields a pointer that fails the
+//! same-segment check instead of an attacker-chosen address. Freed blocks
+//! carry `FREE_MARK` in their second word; `free` finding it there is the
+//! cue to check for a double free.
+
+use core::ptr;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::heap::Heap;
+use crate::segment::{SEGMENT_MASK, SLICE_SHIFT};
+
+/// A free block's first two words.
+#[repr(C)]
+pub struct Block {
+    /// The encoded link to the next free block.
+    pub next: usize,
+    /// [`free_mark`] while the block is free.
+    pub mark: usize,
+}
+
+static LIST_KEY: AtomicUsize = AtomicUsize::new(0);
+static FREE_MARK: AtomicUsize = AtomicUsize::new(0x7074_7273_6672_6565);
+
+/// Sets the process's random keys; called once at initialisation, before
+/// any block exists.
+pub fn set_keys(list_key: usize, free_mark: usize) {
+    LIST_KEY.store(list_key, Ordering::Relaxed);
+    FREE_MARK.store(free_mark | 1, Ordering::Relaxed);
+}
+
+#[inline(always)]
+pub fn free_mark() -> usize {
+    FREE_MARK.load(Ordering::Relaxed)
+}
+
+#[inline(always)]
+fn link_key(slot: *const usize) -> usize {
+    ((slot as usize) >> 12) ^ LIST_KEY.load(Ordering::Relaxed)
+}
+
+/// Stores `next` (possibly null) as the encoded link of `block`.
+///
+/// # Safety
+/// `block` must be a block of ptrs that the caller may write.
+#[inline(always)]
+pub unsafe fn set_next(block: *mut Block, next: *mut Block) {
+    // SAFETY: the caller owns the block; blocks are at least 16 bytes.
+    unsafe {
+        let slot = &raw mut (*block).next;
+        *slot = next as usize ^ link_key(slot);
+    }
+}
+
+/// Reads the decoded link of `block`.
+///
+/// # Safety
+/// `block` must be a free block of ptrs.
+#[inline(always)]
+pub unsafe fn next_of(block: *const Block) -> *mut Block {
+    // SAFETY: the caller guarantees `block` is a readable free block.
+    unsafe {
+        let slot = &raw const (*block).next;
+        (*slot ^ link_key(slot)) as *mut Block
+    }
+}
+
+/// True if `block` lies in the same segment as `page` (page descriptors
+/// live in their segment's header): the sanity check of every decoded link.
+#[inline(always)]
+pub fn same_segment(block: *const Block, page: *const Page) -> bool {
+    (block as usize ^ page as usize) & !SEGMENT_MASK == 0
+}
+
+/// `used` carries this bit while the page is on its heap's full list.
+pub const IN_FULL: u32 = 1 << 31;
+
+/// `thread_free` low bits: the owner wants to hear about the next remote free
+/// (the page is full or a large span, so it is in no queue the owner scans).
+pub const TF_WANT_NOTIFY: usize = 1;
+/// `thread_free` low bits: a remote freer has queued the page on its heap's
+/// notify list; the owner clears it when it takes the page off that list.
+pub const TF_NOTIFIED: usize = 2;
+pub const TF_FLAGS: usize = 3;
+
+/// Page flags.
+pub const FLAG_LARGE: u8 = 1; // one block spanning the whole page
+pub const FLAG_HUGE: u8 = 2; // the one block of a huge segment
+pub const FLAG_ZERO: u8 = 4; // a large or huge block on memory never written since mapped or purged
+pub const FLAG_PINNED: u8 = 8; // the head of its queue: `used` holds one extra count
+
+/// `bin` value of pages that are not in a size class.
+pub const NO_BIN: u8 = 255;
+
+/// Page descriptor. One exists for every slice of a segment; only the first
+/// slice of a span (its head) describes the page, the others hold the
+/// distance back to it in `head_offset`.
+#[repr(C)]
+pub struct Page {
+    /// Local free list (encoded links). Owner only.
+    pub free: *mut Block,
+    /// Blocks handed out and not yet back on `free`, plus [`IN_FULL`].
+    pub used: u32,
+    /// Blocks carved so far.
+    pub capacity: u32,
+    /// Blocks that fit in the page.
+    pub reserved: u32,
+    /// Size class, or [`NO_BIN`].
+    pub bin: u8,
+    /// Slices in this page (head only); 0 for a free slice.
+    pub slice_count: u8,
+    /// Slices back to the head of the span this slice belongs to.
+    pub head_offset: u8,
+    /// `FLAG_*` bits.
+    pub flags: u8,
+    /// Bytes per block (for a large page, the whole span).
+    pub block_size: usize,
+    /// `div_magic(block_size)` for small pages, 0 for large ones (so that
+    /// only offset 0 passes the block-start test).
+    pub div_magic: u64,
+    /// First block.
+    pub start: *mut u8,
+    /// The owning heap; null for free slices and huge blocks.
+    pub heap: *mut Heap,
+    /// Blocks freed by other threads, a pointer with `TF_*` flags in the
+    /// low bits.
+    pub thread_free: AtomicUsize,
+    /// Links of the heap queue this page is on.
+    pub next: *mut Page,
+    pub prev: *mut Page,
+    /// Link of the heap's notify list, written by the remote freer that set
+    /// [`TF_NOTIFIED`].
+    pub notify_next: *mut Page,
+}
+
+const _: () = assert!(core::mem::size_of::<Page>() <= 128);
+
+impl Page {
+    pub const fn empty() -> Self {
+        Self {
+            free: ptr::null_mut(),
+            used: 0,
+            capacity: 0,
+            reserved: 0,
+            bin: NO_BIN,
+            slice_count: 0,
+            head_offset: 0,
+            flags: 0,
+            block_size: 0,
+            div_magic: 0,
+            start: ptr::null_mut(),
+            heap: ptr::null_mut(),
+            thread_free: AtomicUsize::new(0),
+            next: ptr::null_mut(),
+            prev: ptr::null_mut(),
+            notify_next: ptr::null_mut(),
+        }
+    }
+
+    /// Blocks handed out, without the full-list bit and the pin.
+    #[inline]
+    pub fn used_count(&self) -> u32 {
+        (self.used & !IN_FULL) - (self.flags & FLAG_PINNED != 0) as u32
+    }
+
+    #[inline]
+    pub fn is_in_full(&self) -> bool {
+        self.used & IN_FULL != 0
+    }
+
+    /// Bytes the page spans.
+    #[inline]
+    pub fn span_size(&self) -> usize {
+        (self.slice_count as usize) << SLICE_SHIFT
+    }
+
+    /// True if `p` is the start of one of this page's carved blocks.
+    #[inline(always)]
+    pub fn is_block_start(&self, p: usize) -> bool {
+        let off = p.wrapping_sub(self.start as usize);
+        let index = ((off as u64).wrapping_mul(self.div_magic) >> crate::size_class::MAGIC_SHIFT) as usize;
+        index.wrapping_mul(self.block_size) == off && index < self.capacity as usize
+    }
+}
+
+/// Carves up to about 4 KiB of new blocks (at least one) from the page's
+/// tail onto its (empty) free list. Returns false if the page is fully carved.
+///
+/// # Safety
+/// `page` must be a live small page owned by the calling thread's heap, with
+/// an empty local free list.
+pub unsafe fn extend(page: &mut Page) -> bool {
+    debug_assert!(page.free.is_null());
+    let remaining = page.reserved - page.capacity;
+    if remaining == 0 {
+        return false;
+    }
+    let per_step = (4096 / page.block_size).max(1) as u32;
+    let n = remaining.min(per_step.max(4));
+    let size = page.block_size;
+    // SAFETY: blocks capacity .. capacity + n lie inside the page's span,
+    // which the owner may write; none of them is handed out yet.
+    unsafe {
+        let first = page.start.add(page.capacity as usize * size) as *mut Block;
+        let mut block = first;
+        for _ in 1..n {
+            let next = (block as *mut u8).add(size) as *mut Block;
+            set_next(block, next);
+            (*block).mark = 0;
+            block = next;
+        }
+        set_next(block, ptr::null_mut());
+        (*block).mark = 0;
+        page.free = first;
+    }
+    page.capacity += n;
+    true
+}
+
+/// Pushes `block` on the page's remote free list (a free from a thread that
+/// does not own the page). One successful compare-and-swap in the common
+/// case. Returns true if the caller must put the page on its heap's notify
+/// list (the owner asked to hear about it and nobody else has told it yet).
+///
+/// # Safety
+/// `block` must be a block of `page`, handed out and not yet freed.
+pub unsafe fn push_remote(page: &Page, block: *mut Block) -> bool {
+    let mark = free_mark();
+    let mut old = page.thread_free.load(Ordering::Relaxed);
+    loop {
+        let flags = old & TF_FLAGS;
+        let notify = flags == TF_WANT_NOTIFY;
+        let new_flags = if notify { flags | TF_NOTIFIED } else { flags };
+        // SAFETY: the block is ours to write until it is published below.
+        unsafe {
+            set_next(block, (old & !TF_FLAGS) as *mut Block);
+            (*block).mark = mark;
+        }
+        match page.thread_free.compare_exchange_weak(
+            old,
+            block as usize | new_flags,
+            Ordering::Release,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => return notify,
+            Err(cur) => old = cur,
+        }
+    }
+}
+
+/// Moves every block on the page's remote free list to its local free list
+/// and returns how many there were. `clear_flags` also clears the `TF_*`
+/// bits (the owner took the page off the notify list or is taking it off
+/// the full list). Owner only.
+///
+/// # Safety
+/// `page` must be a live page owned by the calling thread's heap.
+pub unsafe fn collect_remote(page: &mut Page, clear_flags: bool) -> u32 {
+    let tf = page.thread_free.load(Ordering::Relaxed);
+    if tf & !TF_FLAGS == 0 && (!clear_flags || tf & TF_FLAGS == 0) {
+        return 0;
+    }
+    let old = if clear_flags {
+        page.thread_free.swap(0, Ordering::Acquire)
+    } else {
+        // Keep the flags, take the list.
+        let mut cur = tf;
+        loop {
+            match page.thread_free.compare_exchange_weak(
+                cur,
+                cur & TF_FLAGS,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break cur,
+                Err(c) => cur = c,
+            }
+        }
+    };
+    let head = (old & !TF_FLAGS) as *mut Block;
+    if head.is_null() {
+        return 0;
+    }
+    let mut count = 1u32;
+    let mut tail = head;
+    // SAFETY: every block on the remote list is a free block of this page,
+    // published by the Release CAS in `push_remote` and acquired above.
+    unsafe {
+        loop {
+            let next = next_of(tail);
+            if next.is_null() {
+                break;
+            }
+            if !same_segment(next, page) {
+                crate::diag::heap_error("free", "corrupted remote free list", tail as usize);
+                break;
+            }
+            tail = next;
+            count += 1;
+        }
+        set_next(tail, page.free);
+    }
+    page.free = head;
+    page.used -= count;
+    page.flags &= !FLAG_ZERO;
+    count
+}
+
+/// True if `block` is on the page's local or remote free list (the slow
+/// confirmation of a suspected double free).
+///
+/// # Safety
+/// `page` must be a live page; only its owner may call this with
+/// `local == true`.
+pub unsafe fn list_contains(page: &Page, block: *mut Block, local: bool) -> bool {
+    let limit = page.reserved as usize + 1;
+    let mut lists = [ptr::null_mut::<Block>(); 2];
+    lists[0] = (page.thread_free.load(Ordering::Acquire) & !TF_FLAGS) as *mut Block;
+    if local {
+        lists[1] = page.free;
+    }
+    for mut cur in lists {
+        let mut steps = 0;
+        while !cur.is_null() && steps < limit {
+            if cur == block {
+                return true;
+            }
+            if !same_segment(cur, page) {
+                break;
+            }
+            // SAFETY: `cur` is on a free list of this page (checked to be in
+            // its segment), so it is a readable free block.
+            cur = unsafe { next_of(cur) };
+            steps += 1;
+        }
+    }
+    false
+}

@@ -1,0 +1,484 @@
+//! Segments: 4 MiB regions aligned to their size, so the segment holding
+//! any block is found by masking the block's address (ptmalloc finds its
+//! heaps the same way).
+//!
+//! ```text
+//!  base (4 MiB aligned)
+//!  +-------+-----------------+------ ... ------+----------+---------------+
+//!  | guard | Segment header  |  (unused)       | slice 1  | ... slice 63  |
+//!  | 4 KiB | + 64 Page descr |                 | 64 KiB   |               |
+//!  +-------+-----------------+------ ... ------+----------+---------------+
+//!  |<------------------ slice 0: metadata ----->|
+//! ```
+//!
+//! The guard page is mapped without access, so a buffer overflow running off
+//! the end of the segment below cannot rewrite this header. Slices 1..63 are
+//! handed to pages: one slice for small classes, eight for medium ones, and
+//! up to [`LARGE_MAX_SLICES`] for a single large block. A segment belongs to
+//! one heap, which alone allocates and frees its slices, so slice
+//! bookkeeping needs no lock. Fully free segments go back to a small global
+//! cache (purged) or to the OS.
+//!
+//! Huge blocks get a segment of their own (see `huge.rs`) that uses only the
+//! header and `pages[0]`.
+
+use core::ptr;
+
+use crate::heap::Heap;
+use crate::os;
+use crate::page::{Page, FLAG_ZERO};
+use crate::segment_map;
+use crate::sync::{GlobalCell, GlobalGuard};
+
+pub const SEGMENT_SHIFT: u32 = 22;
+pub const SEGMENT_SIZE: usize = 1 << SEGMENT_SHIFT; // 4 MiB
+pub const SEGMENT_MASK: usize = SEGMENT_SIZE - 1;
+pub const SLICE_SHIFT: u32 = 16;
+pub const SLICE_SIZE: usize = 1 << SLICE_SHIFT; // 64 KiB
+pub const SLICE_COUNT: usize = SEGMENT_SIZE / SLICE_SIZE; // 64
+/// The largest span a large block may use (2 MiB); bigger ones are huge.
+pub const LARGE_MAX_SLICES: usize = 32;
+pub const LARGE_MAX: usize = LARGE_MAX_SLICES * SLICE_SIZE;
+/// Bytes at the segment base mapped without access.
+pub const GUARD_SIZE: usize = os::OS_PAGE_SIZE;
+/// Where the data of a huge segment may start: past the guard and header.
+pub const HEADER_END: usize =
+    (GUARD_SIZE + core::mem::size_of::<Segment>() + os::OS_PAGE_SIZE - 1) & !(os::OS_PAGE_SIZE - 1);
+
+const _: () = assert!(HEADER_END <= SLICE_SIZE);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum SegmentKind {
+    Small = 1,
+    Huge = 2,
+}
+
+/// A segment's header. Lives at `base + GUARD_SIZE`.
+#[repr(C)]
+pub struct Segment {
+    /// `self ^ SEGMENT_COOKIE`: a cheap check that a header is real.
+    pub cookie: usize,
+    pub kind: SegmentKind,
+    /// Owning heap (small segments).
+    pub heap: *mut Heap,
+    /// Bit i set: slice i belongs to a page (bit 0, the metadata, always).
+    pub used_slices: u64,
+    /// Bit i set: slice i may hold non-zero bytes (touched since last purge).
+    pub dirty_slices: u64,
+    /// The owning heap's segment list.
+    pub next: *mut Segment,
+    pub prev: *mut Segment,
+    /// The global registry of segments (under GLOBAL).
+    pub reg_next: *mut Segment,
+    pub reg_prev: *mut Segment,
+    /// Bytes mapped, from `base()`.
+    pub mapped_size: usize,
+    /// One descriptor per slice.
+    pub pages: [Page; SLICE_COUNT],
+}
+
+const SEGMENT_COOKIE: usize = 0x5054_5253_5345_474d;
+const HEADER_SLICE: u64 = 1;
+const ALL_SLICES: u64 = u64::MAX;
+
+impl Segment {
+    /// The header of the segment containing `p`, without any check.
+    #[inline(always)]
+    pub fn of_unchecked(p: usize) -> *mut Segment {
+        ((p & !SEGMENT_MASK) + GUARD_SIZE) as *mut Segment
+    }
+
+    /// The header of the segment containing `p`, if ptrs has one there.
+    #[inline]
+    pub fn of(p: usize) -> Option<*mut Segment> {
+        if segment_map::has_segment(p) {
+            Some(Self::of_unchecked(p))
+        } else if segment_map::has_segment_below(p) {
+            Some(Self::of_unchecked(p - SEGMENT_SIZE))
+        } else {
+            None
+        }
+    }
+
+    #[inline(always)]
+    pub fn base(&self) -> usize {
+        self as *const Self as usize - GUARD_SIZE
+    }
+
+    pub fn is_valid(&self) -> bool {
+        self.cookie == self as *const Self as usize ^ SEGMENT_COOKIE
+    }
+
+    /// The page descriptor of the span containing `p` (inside this segment).
+    #[inline(always)]
+    pub fn page_of(&self, p: usize) -> *mut Page {
+        let slice = ((p - self.base()) >> SLICE_SHIFT) & (SLICE_COUNT - 1);
+        let pages = self.pages.as_ptr() as *mut Page;
+        // SAFETY: `slice` < SLICE_COUNT (masked), and `head_offset` of a
+        // slice never exceeds its index (it points back to the span head).
+        unsafe {
+            let descr = pages.add(slice);
+            pages.add(slice - (*descr).head_offset as usize)
+        }
+    }
+
+    /// Address of slice `index`.
+    #[inline]
+    pub fn slice_addr(&self, index: usize) -> *mut u8 {
+        (self.base() + (index << SLICE_SHIFT)) as *mut u8
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.used_slices == HEADER_SLICE
+    }
+}
+
+fn run_mask(count: usize) -> u64 {
+    if count >= 64 { ALL_SLICES } else { (1u64 << count) - 1 }
+}
+
+/// The first run of `count` clear bits in `used` (bit 0 is always set).
+fn find_free_run(used: u64, count: usize) -> Option<usize> {
+    let mask = run_mask(count);
+    let mut i = 1;
+    while i + count <= SLICE_COUNT {
+        let window = (used >> i) & mask;
+        if window == 0 {
+            return Some(i);
+        }
+        // Skip past the highest used slice in the window.
+        i += (u64::BITS - window.leading_zeros()) as usize;
+    }
+    None
+}
+
+/// Process-wide segment state, under GLOBAL.
+struct Registry {
+    /// Every live segment (small and huge), for statistics.
+    all: *mut Segment,
+    /// Fully free small segments kept for reuse, already purged.
+    cache: *mut Segment,
+    cache_count: usize,
+    /// Bytes mapped for segments (small and huge).
+    mapped: usize,
+    peak_mapped: usize,
+}
+
+static REGISTRY: GlobalCell<Registry> = GlobalCell::new(Registry {
+    all: ptr::null_mut(),
+    cache: ptr::null_mut(),
+    cache_count: 0,
+    mapped: 0,
+    peak_mapped: 0,
+});
+
+/// Initialises a header at `base + GUARD_SIZE` for a freshly mapped region
+/// and registers it.
+///
+/// # Safety
+/// `[base, base + mapped_size)` must be fresh read-write memory owned by the
+/// caller, `base` 4 MiB aligned.
+pub unsafe fn init_header(base: *mut u8, mapped_size: usize, kind: SegmentKind) -> *mut Segment {
+    // Huge segments are not registered: they can move (mremap), and their
+    // statistics are kept by `huge.rs`.
+    // SAFETY: the caller hands us the region; the guard page is ours.
+    unsafe { os::protect_none(base, GUARD_SIZE) };
+    let seg = Segment::of_unchecked(base as usize);
+    // SAFETY: the header lies inside the fresh mapping (HEADER_END is within
+    // slice 0) and fresh memory is zero, a valid state for every field
+    // except the ones set here.
+    unsafe {
+        (*seg).cookie = seg as usize ^ SEGMENT_COOKIE;
+        (*seg).kind = kind;
+        (*seg).used_slices = HEADER_SLICE;
+        (*seg).dirty_slices = HEADER_SLICE;
+        (*seg).mapped_size = mapped_size;
+        for page in (*seg).pages.iter_mut() {
+            (page as *mut Page).write(Page::empty());
+        }
+    }
+    if kind == SegmentKind::Huge {
+        segment_map::set_segment(base as usize, true);
+        return seg;
+    }
+    let _g = GlobalGuard::lock();
+    // SAFETY: GLOBAL is held.
+    let reg = unsafe { REGISTRY.get() };
+    // SAFETY: `seg` is initialised; registry links are only touched under GLOBAL.
+    unsafe {
+        (*seg).reg_next = reg.all;
+        (*seg).reg_prev = ptr::null_mut();
+        if !reg.all.is_null() {
+            (*reg.all).reg_prev = seg;
+        }
+    }
+    reg.all = seg;
+    reg.mapped += mapped_size;
+    reg.peak_mapped = reg.peak_mapped.max(reg.mapped);
+    segment_map::set_segment(base as usize, true);
+    seg
+}
+
+/// Unregisters a small segment and unmaps it.
+///
+/// # Safety
+/// Nothing may reference the segment any more.
+pub unsafe fn destroy(seg: *mut Segment) {
+    // SAFETY: the caller guarantees `seg` is a registered, unreferenced segment.
+    let (base, size) = unsafe { ((*seg).base(), (*seg).mapped_size) };
+    {
+        let _g = GlobalGuard::lock();
+        // SAFETY: GLOBAL is held.
+        let reg = unsafe { REGISTRY.get() };
+        // SAFETY: registry links are consistent under GLOBAL.
+        unsafe { unlink_registry(reg, seg) };
+        reg.mapped -= size;
+        segment_map::set_segment(base, false);
+        // SAFETY: the header is still mapped; clearing the cookie makes a
+        // stale pointer fail validation should the address be reused.
+        unsafe { (*seg).cookie = 0 };
+    }
+    // SAFETY: the segment is ours and unreferenced.
+    unsafe { os::unmap(base as *mut u8, size) };
+}
+
+/// # Safety
+/// GLOBAL must be held and `seg` registered.
+unsafe fn unlink_registry(reg: &mut Registry, seg: *mut Segment) {
+    // SAFETY: links are consistent under GLOBAL.
+    unsafe {
+        let (prev, next) = ((*seg).reg_prev, (*seg).reg_next);
+        if prev.is_null() {
+            reg.all = next;
+        } else {
+            (*prev).reg_next = next;
+        }
+        if !next.is_null() {
+            (*next).reg_prev = prev;
+        }
+    }
+}
+
+/// A fresh small segment for `heap`, from the cache or the OS. Null when
+/// out of memory.
+pub fn acquire(heap: *mut Heap) -> *mut Segment {
+    let cached = {
+        let _g = GlobalGuard::lock();
+        // SAFETY: GLOBAL is held.
+        let reg = unsafe { REGISTRY.get() };
+        let seg = reg.cache;
+        if !seg.is_null() {
+            // SAFETY: cached segments are valid and linked through `next`.
+            reg.cache = unsafe { (*seg).next };
+            reg.cache_count -= 1;
+        }
+        seg
+    };
+    let seg = if cached.is_null() {
+        let base = os::map_aligned(SEGMENT_SIZE, SEGMENT_SIZE);
+        if base.is_null() {
+            return ptr::null_mut();
+        }
+        // SAFETY: `base` is a fresh 4 MiB aligned mapping of SEGMENT_SIZE.
+        unsafe { init_header(base, SEGMENT_SIZE, SegmentKind::Small) }
+    } else {
+        cached
+    };
+    // SAFETY: `seg` is a valid, unowned small segment.
+    unsafe {
+        (*seg).heap = heap;
+        (*seg).next = ptr::null_mut();
+        (*seg).prev = ptr::null_mut();
+    }
+    seg
+}
+
+/// Gives an empty small segment back: purged into the cache while the
+/// cache holds less than the retain option allows, unmapped otherwise.
+///
+/// # Safety
+/// `seg` must be empty and no longer on any heap's list.
+pub unsafe fn release(seg: *mut Segment) {
+    // SAFETY: the caller guarantees the segment is empty and unlinked.
+    unsafe {
+        debug_assert!((*seg).is_empty());
+        purge_free_slices(&mut *seg);
+        (*seg).heap = ptr::null_mut();
+    }
+    let keep = {
+        let _g = GlobalGuard::lock();
+        // SAFETY: GLOBAL is held.
+        let reg = unsafe { REGISTRY.get() };
+        if (reg.cache_count + 1) * SEGMENT_SIZE <= crate::options::retain() {
+            // SAFETY: `seg` is valid and owned by nobody.
+            unsafe { (*seg).next = reg.cache };
+            reg.cache = seg;
+            reg.cache_count += 1;
+            true
+        } else {
+            false
+        }
+    };
+    if !keep {
+        // SAFETY: the segment is unreferenced.
+        unsafe { destroy(seg) };
+    }
+}
+
+/// Unmaps every cached segment (malloc_trim). Returns true if any was.
+pub fn flush_cache() -> bool {
+    let mut list = {
+        let _g = GlobalGuard::lock();
+        // SAFETY: GLOBAL is held.
+        let reg = unsafe { REGISTRY.get() };
+        let list = reg.cache;
+        reg.cache = ptr::null_mut();
+        reg.cache_count = 0;
+        list
+    };
+    let any = !list.is_null();
+    while !list.is_null() {
+        // SAFETY: cached segments are valid, unowned and linked by `next`.
+        let next = unsafe { (*list).next };
+        // SAFETY: as above; nothing references a cached segment.
+        unsafe { destroy(list) };
+        list = next;
+    }
+    any
+}
+
+/// Marks `count` slices starting at `index` as a page of `heap` and returns
+/// its (head) descriptor, with `start`, `slice_count`, `heap` and the zero
+/// flag set. Other fields are left for the caller.
+///
+/// # Safety
+/// The slices must be free, in a segment owned by `heap`'s thread.
+pub unsafe fn claim_span(seg: &mut Segment, index: usize, count: usize, heap: *mut Heap) -> *mut Page {
+    let mask = run_mask(count) << index;
+    let was_dirty = seg.dirty_slices & mask != 0;
+    seg.used_slices |= mask;
+    seg.dirty_slices |= mask;
+    let start = seg.slice_addr(index);
+    for i in 1..count {
+        seg.pages[index + i].head_offset = i as u8;
+    }
+    let page = &mut seg.pages[index];
+    *page = Page::empty();
+    page.slice_count = count as u8;
+    page.start = start;
+    page.heap = heap;
+    if !was_dirty {
+        page.flags |= FLAG_ZERO;
+    }
+    page
+}
+
+/// Returns the span headed by `page` to its segment's free slices.
+///
+/// # Safety
+/// The page must belong to `seg`, be owned by the calling thread's heap,
+/// and hold no live block; nothing may reference it afterwards.
+pub unsafe fn free_span(seg: &mut Segment, page: *mut Page) {
+    // SAFETY: `page` points into `seg.pages`.
+    let index = unsafe { page.offset_from(seg.pages.as_ptr()) } as usize;
+    // SAFETY: as above.
+    let count = unsafe { (*page).slice_count } as usize;
+    for i in 0..count {
+        seg.pages[index + i] = Page::empty();
+    }
+    seg.used_slices &= !(run_mask(count) << index);
+}
+
+/// Finds `count` free slices in `seg`. Owner only.
+pub fn find_span(seg: &Segment, count: usize) -> Option<usize> {
+    find_free_run(seg.used_slices, count)
+}
+
+/// Releases the memory of every free, dirty slice of `seg` to the OS.
+/// Returns the bytes purged.
+pub fn purge_free_slices(seg: &mut Segment) -> usize {
+    let mut purgeable = seg.dirty_slices & !seg.used_slices;
+    let mut purged = 0;
+    while purgeable != 0 {
+        let start = purgeable.trailing_zeros() as usize;
+        let run = (!(purgeable >> start)).trailing_zeros() as usize;
+        let size = run << SLICE_SHIFT;
+        // SAFETY: the slices are inside the segment and hold no live block.
+        unsafe { os::purge(seg.slice_addr(start), size) };
+        purged += size;
+        let mask = run_mask(run) << start;
+        purgeable &= !mask;
+        seg.dirty_slices &= !mask;
+    }
+    purged
+}
+
+/// Statistics over every registered segment, gathered under GLOBAL.
+#[derive(Default, Clone, Copy)]
+pub struct SegmentTotals {
+    pub mapped: usize,
+    pub peak_mapped: usize,
+    pub segments: usize,
+    pub cached: usize,
+}
+
+/// Visits every live segment (and the totals) under GLOBAL. The visitor
+/// must not allocate or lock.
+pub fn for_each_segment(mut visit: impl FnMut(&Segment)) -> SegmentTotals {
+    let _g = GlobalGuard::lock();
+    // SAFETY: GLOBAL is held.
+    let reg = unsafe { REGISTRY.get() };
+    let mut totals = SegmentTotals {
+        mapped: reg.mapped,
+        peak_mapped: reg.peak_mapped,
+        segments: 0,
+        cached: reg.cache_count,
+    };
+    let mut seg = reg.all;
+    while !seg.is_null() {
+        // SAFETY: registered segments stay mapped while GLOBAL is held.
+        unsafe {
+            visit(&*seg);
+            seg = (*seg).reg_next;
+        }
+        totals.segments += 1;
+    }
+    totals
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_runs_are_found_first_fit() {
+        assert_eq!(find_free_run(1, 1), Some(1));
+        assert_eq!(find_free_run(0b111, 1), Some(3));
+        assert_eq!(find_free_run(0b1011, 2), Some(4));
+        assert_eq!(find_free_run(0b1011, 1), Some(2));
+        assert_eq!(find_free_run(1, 63), Some(1));
+        assert_eq!(find_free_run(0b11, 63), None);
+        assert_eq!(find_free_run(u64::MAX, 1), None);
+        let used = 1 | (1 << 10) | (1 << 20);
+        assert_eq!(find_free_run(used, 10), Some(21));
+        assert_eq!(find_free_run(used, 9), Some(1));
+        assert_eq!(find_free_run(!(1u64 << 63), 1), Some(63));
+    }
+
+    #[test]
+    fn header_fits_in_the_metadata_slice() {
+        assert!(HEADER_END <= SLICE_SIZE);
+        assert!(core::mem::size_of::<Segment>() < 16 * 1024);
+    }
+}
+
+/// Recomputes the cookie of a header that moved (huge blocks).
+///
+/// # Safety
+/// `seg` must be a huge segment's header at its new address.
+pub unsafe fn revalidate(seg: *mut Segment) {
+    // SAFETY: the caller guarantees `seg` is a valid header.
+    unsafe { (*seg).cookie = seg as usize ^ SEGMENT_COOKIE };
+}

@@ -1,0 +1,119 @@
+//! Which 4 MiB granules of the address space hold a ptrs segment header.
+//!
+//! One bit per granule, in a zero-initialised static array (it lives in
+//! `.bss`, so only the words ever touched become resident). `free` tests the
+//! bit of a pointer's granule before it reads any header, so a pointer that
+//! ptrs never handed out (a stack address, another allocator's block) is
+//! recognised without touching unmapped memory.
+//!
+//! A second map marks granules whose block starts at the granule boundary
+//! and whose header therefore lives one granule lower: only huge blocks
+//! aligned to 4 MiB or more need it, and only slow paths read it.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::segment::SEGMENT_SHIFT;
+
+/// Bits of user address space covered (x86-64 user space is 47 bits).
+#[cfg(target_arch = "x86_64")]
+const ADDRESS_BITS: u32 = 47;
+#[cfg(not(target_arch = "x86_64"))]
+const ADDRESS_BITS: u32 = 48;
+
+const GRANULES: usize = 1 << (ADDRESS_BITS - SEGMENT_SHIFT);
+const WORDS: usize = GRANULES / 64;
+
+struct Bitmap([AtomicU64; WORDS]);
+
+impl Bitmap {
+    const fn new() -> Self {
+        Self([const { AtomicU64::new(0) }; WORDS])
+    }
+
+    #[inline(always)]
+    fn contains(&self, addr: usize) -> bool {
+        let granule = addr >> SEGMENT_SHIFT;
+        match self.0.get(granule / 64) {
+            Some(word) => word.load(Ordering::Relaxed) & (1u64 << (granule % 64)) != 0,
+            None => false,
+        }
+    }
+
+    fn set(&self, addr: usize, on: bool) {
+        let granule = addr >> SEGMENT_SHIFT;
+        let Some(word) = self.0.get(granule / 64) else { return };
+        let bit = 1u64 << (granule % 64);
+        if on {
+            word.fetch_or(bit, Ordering::Release);
+        } else {
+            word.fetch_and(!bit, Ordering::Release);
+        }
+    }
+}
+
+static HEADERS: Bitmap = Bitmap::new();
+static HEADER_BELOW: Bitmap = Bitmap::new();
+/// Granules covered by huge blocks past their first one (for `ptrs_owns`).
+static HUGE_TAIL: Bitmap = Bitmap::new();
+
+/// Records (or forgets) the granules of `[start, end)` as the tail of a
+/// huge block.
+pub fn set_huge_tail(start: usize, end: usize, on: bool) {
+    let mut g = start & !((1 << SEGMENT_SHIFT) - 1);
+    while g < end {
+        HUGE_TAIL.set(g, on);
+        g += 1 << SEGMENT_SHIFT;
+    }
+}
+
+/// True if `addr` lies in the tail of a huge block.
+pub fn in_huge_tail(addr: usize) -> bool {
+    HUGE_TAIL.contains(addr)
+}
+
+/// True if the granule containing `addr` starts with a ptrs segment.
+#[inline(always)]
+pub fn has_segment(addr: usize) -> bool {
+    HEADERS.contains(addr)
+}
+
+/// True if the granule containing `addr` is the first data granule of a huge
+/// block whose header is one granule lower.
+pub fn has_segment_below(addr: usize) -> bool {
+    HEADER_BELOW.contains(addr)
+}
+
+/// Records (or forgets) a segment starting at `base` (granule aligned).
+pub fn set_segment(base: usize, on: bool) {
+    HEADERS.set(base, on);
+}
+
+/// Records (or forgets) that the granule at `addr` has its header below.
+pub fn set_segment_below(addr: usize, on: bool) {
+    HEADER_BELOW.set(addr, on);
+}
+
+/// Whether an address can be a user address at all.
+pub fn in_range(addr: usize) -> bool {
+    addr >> ADDRESS_BITS == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bits_are_set_and_cleared_per_granule() {
+        let base = 0x5555_0000_0000usize & !((1 << SEGMENT_SHIFT) - 1);
+        assert!(!has_segment(base));
+        set_segment(base, true);
+        assert!(has_segment(base));
+        assert!(has_segment(base + (1 << SEGMENT_SHIFT) - 1));
+        assert!(!has_segment(base + (1 << SEGMENT_SHIFT)));
+        assert!(!has_segment(base - 1));
+        set_segment(base, false);
+        assert!(!has_segment(base));
+        assert!(!has_segment(usize::MAX));
+        assert!(!has_segment(0));
+    }
+}

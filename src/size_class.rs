@@ -1,0 +1,169 @@
+//! Size classes ("bins"): which block size serves a request.
+//!
+//! Up to 128 bytes the classes are every multiple of 16 (16, 32, ... 128).
+//! Above that each power of two is split into 8 classes, so a block is at
+//! most 12.5 % larger than the request (144, 160, ... 256, 288, 320, ...,
+//! 57344, 61440, 65536). 80 classes in all, the largest 64 KiB ([`SMALL_MAX`]);
+//! larger requests are spans of whole slices (see `segment.rs`).
+//!
+//! Every block is 16-byte aligned, and every class size is a multiple of 16.
+//! This module is pure arithmetic: no `unsafe`.
+
+/// Minimum alignment and granularity of every block.
+pub const MIN_ALIGN: usize = 16;
+/// Largest request served from a size class.
+pub const SMALL_MAX: usize = 64 << 10; // 64 KiB
+/// Number of size classes.
+pub const BIN_COUNT: usize = 80;
+/// Requests up to this size are looked up by `(size + 15) / 16` in a
+/// per-heap table on the fast path.
+pub const DIRECT_MAX: usize = 1024;
+/// Number of entries of that table (indices 0 ..= 64).
+pub const DIRECT_COUNT: usize = DIRECT_MAX / MIN_ALIGN + 1;
+
+/// The class serving a request of `size` bytes (`size <= SMALL_MAX`).
+#[inline(always)]
+pub const fn bin_of(size: usize) -> usize {
+    if size <= 128 {
+        if size == 0 { 0 } else { (size + 15) / 16 - 1 }
+    } else {
+        let s = size - 1;
+        let e = (usize::BITS - 1 - s.leading_zeros()) as usize; // floor(log2(s)) >= 7
+        let m = (s >> (e - 3)) & 7;
+        8 + (e - 7) * 8 + m
+    }
+}
+
+/// The block size of class `bin`.
+#[inline]
+pub const fn bin_size(bin: usize) -> usize {
+    if bin < 8 {
+        (bin + 1) * 16
+    } else {
+        let e = 7 + (bin - 8) / 8;
+        let m = (bin - 8) % 8;
+        (1 << e) + ((m + 1) << (e - 3))
+    }
+}
+
+/// How many 64 KiB slices a page of class `bin` spans: one for blocks up to
+/// 8 KiB (at least 8 blocks a page), eight (512 KiB) above.
+#[inline]
+pub const fn bin_slices(bin: usize) -> usize {
+    if bin_size(bin) <= 8 << 10 { 1 } else { 8 }
+}
+
+/// The smallest class at or above `bin_of(size)` whose block size is a
+/// multiple of `align` (a power of two, at most 64 KiB): every block of
+/// such a class is `align`-aligned because pages start on 64 KiB
+/// boundaries. `None` if no class up to [`SMALL_MAX`] qualifies.
+pub const fn bin_for_aligned(size: usize, align: usize) -> Option<usize> {
+    if size > SMALL_MAX {
+        return None;
+    }
+    let mut bin = bin_of(size);
+    while bin < BIN_COUNT {
+        if bin_size(bin) % align == 0 {
+            return Some(bin);
+        }
+        bin += 1;
+    }
+    None
+}
+
+/// Precomputed multiplier for the block-start test: for an offset `off`
+/// into a page of blocks of size `d`, `(off * magic(d)) >> MAGIC_SHIFT`
+/// is `off / d`, exact for every `off < 2^19` (a page is at most 512 KiB)
+/// because `d * off < 2^MAGIC_SHIFT`.
+pub const MAGIC_SHIFT: u32 = 40;
+
+pub const fn div_magic(d: usize) -> u64 {
+    (((1u64 << MAGIC_SHIFT) + d as u64 - 1) / d as u64) as u64
+}
+
+const _: () = assert!(bin_of(SMALL_MAX) == BIN_COUNT - 1);
+const _: () = assert!(bin_size(BIN_COUNT - 1) == SMALL_MAX);
+const _: () = assert!(bin_of(DIRECT_MAX) < BIN_COUNT);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_size_maps_to_the_smallest_fitting_class() {
+        for size in 0..=SMALL_MAX {
+            let bin = bin_of(size);
+            assert!(bin < BIN_COUNT);
+            assert!(bin_size(bin) >= size, "size {size} bin {bin}");
+            if bin > 0 {
+                assert!(bin_size(bin - 1) < size.max(1), "size {size} could use bin {}", bin - 1);
+            }
+        }
+    }
+
+    #[test]
+    fn classes_increase_and_are_16_byte_multiples() {
+        for bin in 0..BIN_COUNT {
+            assert_eq!(bin_size(bin) % MIN_ALIGN, 0);
+            if bin > 0 {
+                assert!(bin_size(bin) > bin_size(bin - 1));
+            }
+            assert_eq!(bin_of(bin_size(bin)), bin);
+        }
+    }
+
+    #[test]
+    fn internal_waste_is_bounded() {
+        for size in 129..=SMALL_MAX {
+            let block = bin_size(bin_of(size));
+            // At most 12.5 % of the block is unused.
+            assert!((block - size) * 8 <= block, "size {size} block {block}");
+        }
+        for size in 1..=128 {
+            assert!(bin_size(bin_of(size)) - size < 16);
+        }
+    }
+
+    #[test]
+    fn pages_hold_at_least_eight_blocks() {
+        for bin in 0..BIN_COUNT {
+            let page = bin_slices(bin) << 16;
+            assert!(page / bin_size(bin) >= 8, "bin {bin}");
+        }
+    }
+
+    #[test]
+    fn division_magic_is_exact_within_a_page() {
+        for bin in 0..BIN_COUNT {
+            let d = bin_size(bin);
+            let m = div_magic(d);
+            let page = bin_slices(bin) << 16;
+            let mut off = 0;
+            while off < page {
+                for delta in [0usize, 1, 8, 15, d - 1] {
+                    let o = off + delta;
+                    if o >= page {
+                        continue;
+                    }
+                    let q = ((o as u64 * m) >> MAGIC_SHIFT) as usize;
+                    assert_eq!(q, o / d, "d {d} off {o}");
+                }
+                off += d;
+            }
+        }
+    }
+
+    #[test]
+    fn aligned_bins_are_multiples_of_the_alignment() {
+        for align in [32usize, 64, 128, 256, 4096, 65536] {
+            for size in [1usize, 17, 100, 1000, 5000, 40000] {
+                if let Some(bin) = bin_for_aligned(size, align) {
+                    assert_eq!(bin_size(bin) % align, 0);
+                    assert!(bin_size(bin) >= size);
+                }
+            }
+        }
+        assert_eq!(bin_for_aligned(1, 65536), Some(BIN_COUNT - 1));
+        assert_eq!(bin_for_aligned(SMALL_MAX + 1, 32), None);
+    }
+}

@@ -1,0 +1,167 @@
+//! Statistics gathered on demand: the fast paths keep no counters. Page
+//! descriptors already hold how many blocks are in use, so totals come from
+//! walking every segment under the global lock; slow-path event counts are
+//! per-heap fields summed here. Values read from other threads' pages are a
+//! snapshot, exact when those threads are quiet.
+
+use core::fmt::Write;
+
+use crate::diag::LineBuf;
+use crate::heap::{self, HeapCounters};
+use crate::huge;
+use crate::os;
+use crate::page::{FLAG_LARGE, NO_BIN};
+use crate::segment::{self, SegmentKind, SEGMENT_SIZE};
+use crate::size_class::{bin_size, BIN_COUNT};
+
+#[derive(Clone, Copy)]
+pub struct ClassStats {
+    pub blocks_used: usize,
+    pub blocks_capacity: usize,
+    pub pages: usize,
+}
+
+#[derive(Clone, Copy)]
+pub struct Totals {
+    /// Bytes in blocks handed out (block sizes, not request sizes).
+    pub allocated: usize,
+    /// Bytes of pages and huge blocks in use (allocated plus free blocks
+    /// inside those pages).
+    pub active: usize,
+    /// Bytes mapped from the OS for segments and huge blocks.
+    pub mapped: usize,
+    /// Peak of `mapped`.
+    pub peak_mapped: usize,
+    /// Bytes of empty segments kept for reuse (purged).
+    pub retained: usize,
+    /// Resident set size of the process.
+    pub resident: usize,
+    pub small_allocated: usize,
+    pub large_allocated: usize,
+    pub large_count: usize,
+    pub huge_count: usize,
+    pub huge_allocated: usize,
+    pub huge_mapped: usize,
+    pub segments: usize,
+    pub heaps: usize,
+    pub counters: HeapCounters,
+    pub classes: [ClassStats; BIN_COUNT],
+}
+
+/// Takes a snapshot of ptrs's state.
+pub fn gather() -> Totals {
+    let mut t = Totals {
+        allocated: 0,
+        active: 0,
+        mapped: 0,
+        peak_mapped: 0,
+        retained: 0,
+        resident: 0,
+        small_allocated: 0,
+        large_allocated: 0,
+        large_count: 0,
+        huge_count: 0,
+        huge_allocated: 0,
+        huge_mapped: 0,
+        segments: 0,
+        heaps: 0,
+        counters: HeapCounters::default(),
+        classes: [ClassStats { blocks_used: 0, blocks_capacity: 0, pages: 0 }; BIN_COUNT],
+    };
+    let seg_totals = segment::for_each_segment(|seg| {
+        if seg.kind != SegmentKind::Small {
+            return;
+        }
+        for page in seg.pages.iter() {
+            if page.block_size == 0 || page.slice_count == 0 || page.heap.is_null() {
+                continue;
+            }
+            // SAFETY: a plain read of a counter another thread may be
+            // updating; volatile keeps it a single load of the current value.
+            let used = (unsafe { core::ptr::read_volatile(&page.used) } & !crate::page::IN_FULL) as usize;
+            t.active += page.span_size();
+            if page.flags & FLAG_LARGE != 0 {
+                t.large_allocated += used * page.block_size;
+                t.large_count += used;
+            } else if page.bin != NO_BIN {
+                let c = &mut t.classes[page.bin as usize];
+                c.blocks_used += used;
+                c.blocks_capacity += page.capacity as usize;
+                c.pages += 1;
+                t.small_allocated += used * page.block_size;
+            }
+        }
+    });
+    let (huge_count, huge_mapped, huge_usable, huge_peak) = huge::totals();
+    t.heaps = heap::for_each_heap(|h| {
+        let c = &h.counters;
+        t.counters.page_refills += c.page_refills;
+        t.counters.pages_allocated += c.pages_allocated;
+        t.counters.pages_freed += c.pages_freed;
+        t.counters.remote_collected += c.remote_collected;
+        t.counters.notifications += c.notifications;
+        t.counters.purged_bytes += c.purged_bytes;
+        t.counters.large_allocs += c.large_allocs;
+    });
+    t.huge_count = huge_count;
+    t.huge_allocated = huge_usable;
+    t.huge_mapped = huge_mapped;
+    t.segments = seg_totals.segments;
+    t.retained = seg_totals.cached * SEGMENT_SIZE;
+    t.mapped = seg_totals.mapped + huge_mapped;
+    t.peak_mapped = seg_totals.peak_mapped + huge_peak;
+    t.allocated = t.small_allocated + t.large_allocated + huge_usable;
+    t.active += huge_usable;
+    t.resident = os::resident_bytes();
+    t
+}
+
+/// Writes the statistics table, one line per call of `out`.
+pub fn print(out: &mut dyn FnMut(&[u8])) {
+    let t = gather();
+    let mut line = LineBuf::new();
+    macro_rules! emit {
+        ($($arg:tt)*) => {{
+            line.clear();
+            let _ = write!(line, $($arg)*);
+            out(line.as_bytes());
+        }};
+    }
+    emit!("ptrs {} statistics\n", crate::VERSION);
+    emit!("{:>10} {:>12} {:>12} {:>12} {:>8}\n", "class", "blocks used", "bytes used", "capacity", "pages");
+    for (bin, c) in t.classes.iter().enumerate() {
+        if c.pages == 0 {
+            continue;
+        }
+        emit!(
+            "{:>10} {:>12} {:>12} {:>12} {:>8}\n",
+            bin_size(bin),
+            c.blocks_used,
+            c.blocks_used * bin_size(bin),
+            c.blocks_capacity,
+            c.pages
+        );
+    }
+    emit!("{:>10} {:>12} {:>12}\n", "large", t.large_count, t.large_allocated);
+    emit!("{:>10} {:>12} {:>12}\n", "huge", t.huge_count, t.huge_allocated);
+    emit!("allocated: {} bytes\n", t.allocated);
+    emit!("active:    {} bytes\n", t.active);
+    emit!("resident:  {} bytes\n", t.resident);
+    emit!("mapped:    {} bytes (peak {})\n", t.mapped, t.peak_mapped);
+    emit!("retained:  {} bytes\n", t.retained);
+    emit!("segments: {}, heaps: {}\n", t.segments, t.heaps);
+    let c = &t.counters;
+    emit!(
+        "events: page refills {}, pages allocated {}, pages freed {}, large allocations {}\n",
+        c.page_refills,
+        c.pages_allocated,
+        c.pages_freed,
+        c.large_allocs
+    );
+    emit!(
+        "events: remote frees collected {}, notifications {}, purged {} bytes\n",
+        c.remote_collected,
+        c.notifications,
+        c.purged_bytes
+    );
+}
