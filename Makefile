@@ -10,7 +10,7 @@ LIB := target/release/libptrs.so
 STATICLIB := target/release/libptrs.a
 
 .PHONY: all lib demo header check-header test unit-test c-tests programs \
-        bench bench-callgrind clean
+        bench bench-callgrind clean install uninstall
 
 # The main job: build the library and run the bundled demo under it.
 all: lib demo
@@ -51,3 +51,41 @@ bench-callgrind: lib
 clean:
 	$(CARGO) clean
 	rm -rf build
+
+# ---- install / uninstall -------------------------------------------------
+# make install [PREFIX=/usr/local] [DESTDIR=staging-dir]
+# Installs what `make lib` built (it does not build: run `make` first, as a
+# user, then `sudo make install`):
+#   $(PREFIX)/lib/libptrs.so.$(VERSION) (soname libptrs.so.0) and the links
+#   libptrs.so.0 and libptrs.so, $(PREFIX)/lib/libptrs.a,
+#   $(PREFIX)/include/ptrs.h, $(PREFIX)/lib/pkgconfig/ptrs.pc (from
+#   ptrs.pc.in) and $(PREFIX)/bin/ptrs-run.
+# `make uninstall` with the same PREFIX and DESTDIR removes exactly these.
+VERSION := $(shell sed -n 's/^version *= *"\([^"]*\)".*/\1/p' Cargo.toml | head -n 1)
+SOMAJOR := $(firstword $(subst ., ,$(VERSION)))
+INSTALL ?= install
+INST_LIBDIR = $(DESTDIR)$(PREFIX)/lib
+INST_INCDIR = $(DESTDIR)$(PREFIX)/include
+INST_BINDIR = $(DESTDIR)$(PREFIX)/bin
+INST_PCDIR = $(DESTDIR)$(PREFIX)/lib/pkgconfig
+
+install:
+	@for f in $(LIB) $(STATICLIB); do \
+	  [ -f "$$f" ] || { echo "make install: $$f is missing: run 'make lib' first" >&2; exit 1; }; \
+	done
+	$(INSTALL) -D -m 755 $(LIB) $(INST_LIBDIR)/libptrs.so.$(VERSION)
+	ln -sf libptrs.so.$(VERSION) $(INST_LIBDIR)/libptrs.so.$(SOMAJOR)
+	ln -sf libptrs.so.$(SOMAJOR) $(INST_LIBDIR)/libptrs.so
+	$(INSTALL) -D -m 644 $(STATICLIB) $(INST_LIBDIR)/libptrs.a
+	$(INSTALL) -D -m 644 include/ptrs.h $(INST_INCDIR)/ptrs.h
+	$(INSTALL) -d -m 755 $(INST_PCDIR)
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	  ptrs.pc.in > $(INST_PCDIR)/ptrs.pc
+	chmod 644 $(INST_PCDIR)/ptrs.pc
+	$(INSTALL) -D -m 755 scripts/ptrs-run $(INST_BINDIR)/ptrs-run
+
+uninstall:
+	rm -f $(INST_LIBDIR)/libptrs.so.$(VERSION) \
+	  $(INST_LIBDIR)/libptrs.so.$(SOMAJOR) $(INST_LIBDIR)/libptrs.so \
+	  $(INST_LIBDIR)/libptrs.a $(INST_INCDIR)/ptrs.h \
+	  $(INST_PCDIR)/ptrs.pc $(INST_BINDIR)/ptrs-run

@@ -17,6 +17,8 @@ fn main() {
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-changed=include/ptrs.h");
     println!("cargo:rerun-if-env-changed=PTRS_UPDATE_HEADER");
+    // The shared library's soname: the major version.
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libptrs.so.0");
 
     let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
         .expect("cbindgen.toml is readable");

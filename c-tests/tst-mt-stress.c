@@ -22,7 +22,7 @@ struct rec {
 };
 
 static struct rec *slots[SLOTS];
-static long iterations = 150000;
+static long iterations = 100000;
 
 static uint64_t rec_check(const struct rec *r) {
   return ((uint64_t)(uintptr_t)r->p * 31 + r->size) ^ (r->seed * 7) ^
@@ -72,8 +72,11 @@ static struct rec *make_block(uint64_t *rng) {
   } else if (kind < 90) {
     /* Grow or shrink an existing stamped block: the old contents must
      * survive the move (the stamp depends on the old address, so verify
-     * with the seed adjusted for the new one). */
-    size_t first = mt_random_size(rng, 1000);
+     * with the seed adjusted for the new one). Huge sizes are more common
+     * here than elsewhere, to reach the resizing of huge blocks (in place
+     * and moved) often. */
+    size = mt_random_size(rng, 40);
+    size_t first = mt_random_size(rng, 40);
     uint64_t seed0 = splitmix64(rng);
     void *old = malloc(first);
     check_new(old, first, align);

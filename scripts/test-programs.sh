@@ -21,7 +21,8 @@
 # Prints one line per program (PASS: NAME / FAIL: NAME (why) with a diff
 # excerpt / SKIP: NAME (why)) and ends with "N passed, N failed". Exits 1 if
 # any program failed, 2 on a usage or setup error. Work files go to
-# build/test-programs/.
+# build/test-programs/. TEST_PROGRAMS_TIMEOUT sets the timeout of one run
+# in seconds (default 90).
 set -euo pipefail
 
 usage() {
@@ -55,9 +56,12 @@ if [[ ! -f $LIB ]]; then
   exit 2
 fi
 LIB=$(cd "$(dirname "$LIB")" && pwd)/$(basename "$LIB")
+# ptrs warns about PTRS_* variables it does not know: keep ours out of the
+# programs' environment.
+unset PTRS_LIB
 PROG=$ROOT/tests/programs
 WORK=$ROOT/build/test-programs
-TIMEOUT=${PTRS_PROGRAM_TIMEOUT:-90}
+TIMEOUT=${TEST_PROGRAMS_TIMEOUT:-90}
 unset LD_PRELOAD
 export LC_ALL=C
 
@@ -91,7 +95,7 @@ run_mode() {
   mkdir -p "$dir"
   local rc=0
   if [[ $mode == ptrs ]]; then
-    (cd "$WORK/$name" && OUT=$dir PTRS_PROBE_LOG=$dir/probe.log \
+    (cd "$WORK/$name" && OUT=$dir TEST_PROGRAMS_PROBE_LOG=$dir/probe.log \
       LD_PRELOAD="$LIB $PROBE" timeout "$TIMEOUT" bash -c "$script") \
       >"$dir/stdout" 2>"$dir/stderr" </dev/null || rc=$?
   else

@@ -21,12 +21,20 @@ use crate::tls;
 pub const MAX_REQUEST: usize = isize::MAX as usize - (SLICE_SIZE * 2);
 
 /// Allocates `size` bytes, 16-byte aligned. Null when out of memory.
-///
-/// The fast path: one TLS load, one table load, one free-list pop. Anything
-/// else (no free block, a class above 1 KiB, a new thread) goes to
-/// `malloc_generic`.
 #[inline(always)]
 pub fn malloc(size: usize) -> *mut u8 {
+    let p = try_malloc_fast(size);
+    if !p.is_null() {
+        return p;
+    }
+    malloc_generic(size)
+}
+
+/// The fast path: one TLS load, one table load, one free-list pop. Null
+/// when it does not apply (no free block, a class above 1 KiB, a thread
+/// without a heap yet); the caller then calls [`malloc_generic`].
+#[inline(always)]
+pub fn try_malloc_fast(size: usize) -> *mut u8 {
     if size <= DIRECT_MAX {
         let heap = tls::current();
         // SAFETY: the thread's heap (real or the static empty one) is always
@@ -38,11 +46,12 @@ pub fn malloc(size: usize) -> *mut u8 {
             }
         }
     }
-    malloc_generic(size)
+    ptr::null_mut()
 }
 
+/// Everything the fast path does not cover.
 #[inline(never)]
-fn malloc_generic(size: usize) -> *mut u8 {
+pub fn malloc_generic(size: usize) -> *mut u8 {
     let heap = thread_heap();
     if heap.is_null() {
         return ptr::null_mut();

@@ -26,7 +26,11 @@ use crate::tls;
 #[inline(always)]
 pub fn free(p: *mut u8) {
     let addr = p as usize;
-    if addr & (MIN_ALIGN - 1) != 0 || !segment_map::has_segment(addr) {
+    // One test for "misaligned or not a user address", then the map.
+    // SAFETY: the first test guarantees `addr` is a user address.
+    if addr & (segment_map::NON_USER_BITS | (MIN_ALIGN - 1)) != 0
+        || !unsafe { segment_map::has_segment_unchecked(addr) }
+    {
         return free_slow(p, "free");
     }
     let seg = Segment::of_unchecked(addr);
@@ -39,7 +43,7 @@ pub fn free(p: *mut u8) {
             return free_slow(p, "free");
         }
         let block = p as *mut Block;
-        if (*block).mark == page::free_mark() {
+        if (*block).mark == (*page).mark {
             return free_slow(p, "free");
         }
         free_local(&mut *heap, &mut *page, block);
@@ -55,8 +59,8 @@ pub fn free(p: *mut u8) {
 unsafe fn free_local(heap: &mut Heap, page: &mut Page, block: *mut Block) {
     // SAFETY: the caller guarantees the block is a live block of our page.
     unsafe {
-        page::set_next(block, page.free);
-        (*block).mark = page::free_mark();
+        page::set_next(block, page.free, page.list_key);
+        (*block).mark = page.mark;
     }
     page.free = block;
     page.used = page.used.wrapping_sub(1);
@@ -99,7 +103,7 @@ fn free_slow_inner(p: *mut u8, func: &str) {
     // a live page, so the page and the block's first words are readable.
     unsafe {
         let local = (*page).heap == heap;
-        if (*block).mark == page::free_mark() && page::list_contains(&*page, block, local) {
+        if (*block).mark == (*page).mark && page::list_contains(&*page, block, local) {
             diag::heap_error(func, "double free detected", addr);
             return;
         }

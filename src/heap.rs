@@ -23,7 +23,7 @@ use crate::page::{
     self, Page, FLAG_LARGE, FLAG_PINNED, IN_FULL, NO_BIN, TF_FLAGS, TF_NOTIFIED, TF_WANT_NOTIFY,
 };
 use crate::segment::{self, Segment};
-use crate::size_class::{bin_of, bin_size, bin_slices, div_magic, BIN_COUNT, DIRECT_COUNT, MIN_ALIGN};
+use crate::size_class::{bin_of, bin_size, bin_slices, BIN_COUNT, DIRECT_COUNT, MIN_ALIGN};
 use crate::sync::{GlobalCell, GlobalGuard};
 use crate::tls;
 
@@ -310,8 +310,11 @@ fn new_heap() -> *mut Heap {
 /// # Safety
 /// `heap` must be the calling thread's heap.
 pub unsafe fn abandon(heap: *mut Heap) {
+    // Not forced: the heap's pages and dirty slices stay for the next thread
+    // that adopts it (thread churn then costs no purge and no page faults);
+    // malloc_trim purges parked heaps.
     // SAFETY: the caller guarantees `heap` is ours.
-    unsafe { collect(&mut *heap, true) };
+    unsafe { collect(&mut *heap, false) };
     tls::set_current(EMPTY_HEAP.get());
     let _g = GlobalGuard::lock();
     // SAFETY: GLOBAL is held; `heap` is valid.
@@ -416,7 +419,7 @@ pub unsafe fn pop(page: &mut Page) -> *mut u8 {
     let block = page.free;
     // SAFETY: the free list holds free blocks of this page.
     unsafe {
-        let next = page::next_of(block);
+        let next = page::next_of(block, page.list_key);
         if !next.is_null() && !page::same_segment(next, page) {
             corrupted_list(block);
         }
@@ -540,8 +543,7 @@ fn new_page(heap: &mut Heap, bin: usize) -> *mut Page {
     let p = unsafe { &mut *page };
     let size = bin_size(bin);
     p.bin = bin as u8;
-    p.block_size = size;
-    p.div_magic = div_magic(size);
+    p.set_block_size(size);
     p.reserved = ((slices << segment::SLICE_SHIFT) / size) as u32;
     page
 }
@@ -598,8 +600,7 @@ pub unsafe fn alloc_large(heap: &mut Heap, count: usize) -> *mut u8 {
     let p = unsafe { &mut *page };
     p.bin = NO_BIN;
     p.flags |= FLAG_LARGE;
-    p.block_size = count << segment::SLICE_SHIFT;
-    p.div_magic = 0;
+    p.set_block_size(count << segment::SLICE_SHIFT);
     p.reserved = 1;
     p.capacity = 1;
     p.used = 1;
@@ -682,7 +683,7 @@ unsafe fn free_page(heap: &mut Heap, page: *mut Page) {
         heap.counters.purged_bytes += segment::purge_free_slices(unsafe { &mut *seg }) as u64;
         // SAFETY: as above.
         if unsafe { (*seg).is_empty() } {
-            purge(heap);
+            purge(heap, true);
         }
     } else if heap.purge_deadline == 0 {
         heap.purge_deadline = os::now_ms() + delay;
@@ -747,22 +748,31 @@ unsafe fn process_notify(heap: &mut Heap) {
 
 fn maybe_purge(heap: &mut Heap) {
     if heap.purge_deadline != 0 && os::now_ms() >= heap.purge_deadline {
-        purge(heap);
+        purge(heap, false);
     }
 }
 
-/// Returns the memory of every free slice of the heap's segments to the OS
-/// and gives back segments left empty.
-pub fn purge(heap: &mut Heap) {
+/// Returns the memory of free slices of the heap's segments to the OS
+/// (`all`: every free slice now; otherwise those free since the last tick)
+/// and gives back segments left empty and purged. Re-arms the deadline
+/// while slices wait for their turn.
+pub fn purge(heap: &mut Heap, all: bool) {
     heap.purge_deadline = 0;
+    crate::huge::trim_cache(all);
+    let mut pending = false;
     let mut seg = heap.segments;
     while !seg.is_null() {
         // SAFETY: the heap's segments are live and owned by it.
         unsafe {
             let next = (*seg).next;
-            heap.counters.purged_bytes += segment::purge_free_slices(&mut *seg) as u64;
-            if (*seg).is_empty() {
-                let prev = (*seg).prev;
+            let s = &mut *seg;
+            heap.counters.purged_bytes += if all {
+                segment::purge_free_slices(s)
+            } else {
+                segment::purge_aged_slices(s)
+            } as u64;
+            if s.is_empty() && s.dirty_slices == s.used_slices {
+                let prev = s.prev;
                 if prev.is_null() {
                     heap.segments = next;
                 } else {
@@ -772,9 +782,14 @@ pub fn purge(heap: &mut Heap) {
                     (*next).prev = prev;
                 }
                 segment::release(seg);
+            } else if s.purge_candidates != 0 {
+                pending = true;
             }
             seg = next;
         }
+    }
+    if pending {
+        heap.purge_deadline = os::now_ms() + options::purge_delay_ms().max(1);
     }
 }
 
@@ -817,7 +832,11 @@ pub unsafe fn collect(heap: &mut Heap, force: bool) {
             }
         }
     }
-    purge(heap);
+    if force {
+        purge(heap, true);
+    } else {
+        maybe_purge(heap);
+    }
 }
 
 /// The block size class a request maps to (for tests and statistics).

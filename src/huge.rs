@@ -21,11 +21,159 @@ use crate::os::{self, OS_PAGE_SIZE};
 use crate::page::{FLAG_HUGE, FLAG_ZERO};
 use crate::segment::{self, Segment, SegmentKind, GUARD_SIZE, HEADER_END, SEGMENT_SIZE};
 use crate::segment_map;
+use crate::sync::{GlobalCell, GlobalGuard};
+
+/// Freed huge mappings kept for reuse for about one purge delay, so a
+/// program that repeatedly allocates and frees multi-MiB blocks does not pay
+/// for mmap, munmap and page faults every time (glibc gets the same effect
+/// by raising its mmap threshold).
+const CACHE_SLOTS: usize = 4;
+const CACHE_MAX_BYTES: usize = 32 << 20;
+
+#[derive(Clone, Copy)]
+struct Cached {
+    base: usize,
+    total: usize,
+    freed_at: u64,
+}
+
+struct Cache {
+    slots: [Cached; CACHE_SLOTS],
+    count: usize,
+    bytes: usize,
+}
+
+static CACHE: GlobalCell<Cache> = GlobalCell::new(Cache {
+    slots: [Cached { base: 0, total: 0, freed_at: 0 }; CACHE_SLOTS],
+    count: 0,
+    bytes: 0,
+});
+static CACHE_COUNT: AtomicUsize = AtomicUsize::new(0);
+
+/// Takes the cached mapping that best fits `total` bytes: the smallest one
+/// at least that large, or else the largest one (which the caller grows
+/// with mremap, keeping its resident pages).
+fn cache_take(total: usize) -> Option<Cached> {
+    if CACHE_COUNT.load(Ordering::Relaxed) == 0 {
+        return None;
+    }
+    let _g = GlobalGuard::lock();
+    // SAFETY: GLOBAL is held.
+    let c = unsafe { CACHE.get() };
+    let mut best: Option<usize> = None;
+    for i in 0..c.count {
+        let e = c.slots[i].total;
+        best = match best {
+            None => Some(i),
+            Some(b) => {
+                let bt = c.slots[b].total;
+                let better = if e >= total { bt < total || e < bt } else { bt < total && e > bt };
+                if better { Some(i) } else { Some(b) }
+            }
+        };
+    }
+    let i = best?;
+    let e = c.slots[i];
+    c.count -= 1;
+    c.slots[i] = c.slots[c.count];
+    c.bytes -= e.total;
+    CACHE_COUNT.store(c.count, Ordering::Relaxed);
+    Some(e)
+}
+
+/// Offers a freed mapping to the cache; returns the mappings to unmap now
+/// (the offered one if it does not fit, and expired or evicted ones).
+fn cache_put(base: usize, total: usize, out: &mut [Cached; CACHE_SLOTS + 1]) -> usize {
+    let now = os::now_ms();
+    let delay = crate::options::purge_delay_ms();
+    let _g = GlobalGuard::lock();
+    // SAFETY: GLOBAL is held.
+    let c = unsafe { CACHE.get() };
+    let mut n = expire(c, now, delay, out);
+    if total > CACHE_MAX_BYTES / 2 || delay == 0 {
+        out[n] = Cached { base, total, freed_at: now };
+        return n + 1;
+    }
+    while c.count > 0 && (c.count == CACHE_SLOTS || c.bytes + total > CACHE_MAX_BYTES) {
+        // Evict the oldest.
+        let mut oldest = 0;
+        for i in 1..c.count {
+            if c.slots[i].freed_at < c.slots[oldest].freed_at {
+                oldest = i;
+            }
+        }
+        out[n] = c.slots[oldest];
+        n += 1;
+        c.bytes -= c.slots[oldest].total;
+        c.count -= 1;
+        c.slots[oldest] = c.slots[c.count];
+    }
+    c.slots[c.count] = Cached { base, total, freed_at: now };
+    c.count += 1;
+    c.bytes += total;
+    CACHE_COUNT.store(c.count, Ordering::Relaxed);
+    n
+}
+
+/// Moves entries older than `delay` ms (all if `delay` is 0) to `out`.
+fn expire(c: &mut Cache, now: u64, delay: u64, out: &mut [Cached; CACHE_SLOTS + 1]) -> usize {
+    let mut n = 0;
+    let mut i = 0;
+    while i < c.count {
+        if delay == 0 || now >= c.slots[i].freed_at + delay {
+            out[n] = c.slots[i];
+            n += 1;
+            c.bytes -= c.slots[i].total;
+            c.count -= 1;
+            c.slots[i] = c.slots[c.count];
+        } else {
+            i += 1;
+        }
+    }
+    CACHE_COUNT.store(c.count, Ordering::Relaxed);
+    n
+}
+
+/// Unmaps mappings that are in no block and no longer in the cache.
+fn unmap_all(list: &[Cached]) {
+    for e in list {
+        // SAFETY: cached mappings are ours and referenced by nothing.
+        unsafe { os::unmap(e.base as *mut u8, e.total) };
+    }
+}
+
+/// Unmaps cached mappings older than the purge delay (`all`: every one).
+/// Returns true if any was unmapped.
+pub fn trim_cache(all: bool) -> bool {
+    if CACHE_COUNT.load(Ordering::Relaxed) == 0 {
+        return false;
+    }
+    let mut out = [Cached { base: 0, total: 0, freed_at: 0 }; CACHE_SLOTS + 1];
+    let n = {
+        let _g = GlobalGuard::lock();
+        // SAFETY: GLOBAL is held.
+        let c = unsafe { CACHE.get() };
+        let delay = if all { 0 } else { crate::options::purge_delay_ms() };
+        expire(c, os::now_ms(), delay, &mut out)
+    };
+    for e in &out[..n] {
+        HUGE_CACHED.fetch_sub(e.total, Ordering::Relaxed);
+    }
+    unmap_all(&out[..n]);
+    n > 0
+}
 
 static HUGE_COUNT: AtomicUsize = AtomicUsize::new(0);
 static HUGE_MAPPED: AtomicUsize = AtomicUsize::new(0);
 static HUGE_USABLE: AtomicUsize = AtomicUsize::new(0);
 static HUGE_PEAK_MAPPED: AtomicUsize = AtomicUsize::new(0);
+/// Bytes of freed huge mappings kept in the cache.
+static HUGE_CACHED: AtomicUsize = AtomicUsize::new(0);
+
+/// Bytes of freed huge mappings kept for reuse.
+pub fn cached_bytes() -> usize {
+    HUGE_CACHED.load(Ordering::Relaxed)
+}
 
 /// Live huge blocks, bytes mapped for them, their usable bytes, peak mapped.
 pub fn totals() -> (usize, usize, usize, usize) {
@@ -69,28 +217,50 @@ fn block_offset(align: usize) -> usize {
 /// Maps a huge block of at least `size` bytes aligned to `align` (a power of
 /// two). Null when out of memory or the size is impossible.
 pub fn alloc(size: usize, align: usize) -> *mut u8 {
+    alloc_with(size, align, true)
+}
+
+fn alloc_with(size: usize, align: usize, use_cache: bool) -> *mut u8 {
     let offset = block_offset(align);
     let Some(data) = page_round(size.max(1)) else { return core::ptr::null_mut() };
+    trim_cache(false);
     let Some(total) = data.checked_add(offset) else { return core::ptr::null_mut() };
     if total > isize::MAX as usize {
         return core::ptr::null_mut();
     }
-    let base = if align < SEGMENT_SIZE {
-        os::map_aligned(total, SEGMENT_SIZE)
-    } else {
-        map_high_aligned(total, align)
+    let cached = if use_cache && offset == HEADER_END { cache_take(total) } else { None };
+    let (base, total, fresh) = match cached {
+        Some(e) => (e.base as *mut u8, e.total, false),
+        None => {
+            let base = if align < SEGMENT_SIZE {
+                os::map_aligned(total, SEGMENT_SIZE)
+            } else {
+                map_high_aligned(total, align)
+            };
+            if base.is_null() {
+                return base;
+            }
+            (base, total, true)
+        }
     };
-    if base.is_null() {
-        return base;
-    }
-    // SAFETY: `base` is a fresh mapping of `total` bytes, 4 MiB aligned.
-    let seg = unsafe { segment::init_header(base, total, SegmentKind::Huge) };
+    let data = total - offset;
+    let seg = if fresh {
+        // SAFETY: `base` is a fresh mapping of `total` bytes, 4 MiB aligned.
+        unsafe { segment::init_header(base, total, SegmentKind::Huge) }
+    } else {
+        let seg = Segment::of_unchecked(base as usize);
+        // SAFETY: a cached mapping keeps its (guard and) header; it is ours
+        // alone and gets a valid cookie back before it is published.
+        unsafe { segment::revalidate(seg) };
+        segment_map::set_segment(base as usize, true);
+        seg
+    };
     let start = base as usize + offset;
-    // SAFETY: `seg` was just initialised; pages[0] describes the block.
+    // SAFETY: `seg` is initialised; pages[0] describes the block.
     unsafe {
         let page = &mut (*seg).pages[0];
-        page.flags = FLAG_HUGE | FLAG_ZERO;
-        page.block_size = data;
+        page.flags = FLAG_HUGE | if fresh { FLAG_ZERO } else { 0 };
+        page.set_block_size(data);
         page.start = start as *mut u8;
         page.reserved = 1;
         page.capacity = 1;
@@ -101,9 +271,24 @@ pub fn alloc(size: usize, align: usize) -> *mut u8 {
     }
     segment_map::set_huge_tail(base as usize + SEGMENT_SIZE, base as usize + total, true);
     HUGE_COUNT.fetch_add(1, Ordering::Relaxed);
+    if !fresh {
+        HUGE_CACHED.fetch_sub(total, Ordering::Relaxed);
+    }
     account(total as isize, data as isize);
+    if data < size {
+        // A smaller cached mapping: grow it (its pages move, no copy).
+        // SAFETY: `seg` is the live huge segment just set up.
+        let p = unsafe { resize(seg, size) };
+        if p.is_null() {
+            // SAFETY: as above; the block was never handed out.
+            unsafe { free(seg) };
+            return alloc_with(size, align, false);
+        }
+        return p;
+    }
     start as *mut u8
 }
+
 
 /// Maps `total` bytes whose base lies 4 MiB below an `align`-aligned address.
 fn map_high_aligned(total: usize, align: usize) -> *mut u8 {
@@ -143,8 +328,18 @@ pub unsafe fn free(seg: *mut Segment) {
     segment_map::set_huge_tail(base + SEGMENT_SIZE, base + total, false);
     HUGE_COUNT.fetch_sub(1, Ordering::Relaxed);
     account(-(total as isize), -(data as isize));
-    // SAFETY: the whole mapping is ours and unreferenced now.
-    unsafe { os::unmap(base as *mut u8, total) };
+    if start - base != HEADER_END {
+        // SAFETY: the whole mapping is ours and unreferenced now.
+        unsafe { os::unmap(base as *mut u8, total) };
+        return;
+    }
+    let mut out = [Cached { base: 0, total: 0, freed_at: 0 }; CACHE_SLOTS + 1];
+    HUGE_CACHED.fetch_add(total, Ordering::Relaxed);
+    let n = cache_put(base, total, &mut out);
+    for e in &out[..n] {
+        HUGE_CACHED.fetch_sub(e.total, Ordering::Relaxed);
+    }
+    unmap_all(&out[..n]);
 }
 
 /// Resizes a huge block in place or by moving its pages. Returns the block's

@@ -22,6 +22,7 @@
 
 pub mod abi;
 pub mod alloc;
+pub mod check;
 pub mod diag;
 pub mod free;
 mod global_alloc;

@@ -59,33 +59,35 @@ pub fn free_mark() -> usize {
 }
 
 #[inline(always)]
-fn link_key(slot: *const usize) -> usize {
-    ((slot as usize) >> 12) ^ LIST_KEY.load(Ordering::Relaxed)
+fn link_key(slot: *const usize, key: usize) -> usize {
+    ((slot as usize) >> 12) ^ key
 }
 
-/// Stores `next` (possibly null) as the encoded link of `block`.
+/// Stores `next` (possibly null) as the encoded link of `block`, a block
+/// of a page whose `list_key` is `key`.
 ///
 /// # Safety
 /// `block` must be a block of ptrs that the caller may write.
 #[inline(always)]
-pub unsafe fn set_next(block: *mut Block, next: *mut Block) {
+pub unsafe fn set_next(block: *mut Block, next: *mut Block, key: usize) {
     // SAFETY: the caller owns the block; blocks are at least 16 bytes.
     unsafe {
         let slot = &raw mut (*block).next;
-        *slot = next as usize ^ link_key(slot);
+        *slot = next as usize ^ link_key(slot, key);
     }
 }
 
-/// Reads the decoded link of `block`.
+/// Reads the decoded link of `block`, a block of a page whose `list_key`
+/// is `key`.
 ///
 /// # Safety
 /// `block` must be a free block of ptrs.
 #[inline(always)]
-pub unsafe fn next_of(block: *const Block) -> *mut Block {
+pub unsafe fn next_of(block: *const Block, key: usize) -> *mut Block {
     // SAFETY: the caller guarantees `block` is a readable free block.
     unsafe {
         let slot = &raw const (*block).next;
-        (*slot ^ link_key(slot)) as *mut Block
+        (*slot ^ link_key(slot, key)) as *mut Block
     }
 }
 
@@ -118,8 +120,9 @@ pub const NO_BIN: u8 = 255;
 
 /// Page descriptor. One exists for every slice of a segment; only the first
 /// slice of a span (its head) describes the page, the others hold the
-/// distance back to it in `head_offset`.
-#[repr(C)]
+/// distance back to it in `head_offset`. 128 bytes, so that finding one
+/// from a slice index is a shift.
+#[repr(C, align(128))]
 pub struct Page {
     /// Local free list (encoded links). Owner only.
     pub free: *mut Block,
@@ -139,9 +142,8 @@ pub struct Page {
     pub flags: u8,
     /// Bytes per block (for a large page, the whole span).
     pub block_size: usize,
-    /// `div_magic(block_size)` for small pages, 0 for large ones (so that
-    /// only offset 0 passes the block-start test).
-    pub div_magic: u64,
+    /// `div_params(block_size).0`: see `size_class::div_params`.
+    pub div_inverse: u64,
     /// First block.
     pub start: *mut u8,
     /// The owning heap; null for free slices and huge blocks.
@@ -155,9 +157,18 @@ pub struct Page {
     /// Link of the heap's notify list, written by the remote freer that set
     /// [`TF_NOTIFIED`].
     pub notify_next: *mut Page,
+    /// The process's free-list key and free mark, copied here so the fast
+    /// paths load them from the page they already hold.
+    pub list_key: usize,
+    pub mark: usize,
+    /// The head descriptor of the span this slice belongs to (itself for a
+    /// head or a free slice), so `free` finds a page in one load.
+    pub head: *mut Page,
+    /// `div_params(block_size).1`.
+    pub div_shift: u8,
 }
 
-const _: () = assert!(core::mem::size_of::<Page>() <= 128);
+const _: () = assert!(core::mem::size_of::<Page>() == 128);
 
 impl Page {
     pub const fn empty() -> Self {
@@ -171,14 +182,27 @@ impl Page {
             head_offset: 0,
             flags: 0,
             block_size: 0,
-            div_magic: 0,
+            div_inverse: 0,
             start: ptr::null_mut(),
             heap: ptr::null_mut(),
             thread_free: AtomicUsize::new(0),
             next: ptr::null_mut(),
             prev: ptr::null_mut(),
             notify_next: ptr::null_mut(),
+            list_key: 0,
+            mark: 0,
+            head: ptr::null_mut(),
+            div_shift: 0,
         }
+    }
+
+    /// A fresh descriptor for a page being handed to a heap, carrying the
+    /// process's keys.
+    pub fn new_keyed() -> Self {
+        let mut p = Self::empty();
+        p.list_key = LIST_KEY.load(Ordering::Relaxed);
+        p.mark = FREE_MARK.load(Ordering::Relaxed);
+        p
     }
 
     /// Blocks handed out, without the full-list bit and the pin.
@@ -198,12 +222,21 @@ impl Page {
         (self.slice_count as usize) << SLICE_SHIFT
     }
 
-    /// True if `p` is the start of one of this page's carved blocks.
+    /// Sets the block size and the parameters of the block-start test.
+    pub fn set_block_size(&mut self, size: usize) {
+        let (inverse, shift) = crate::size_class::div_params(size);
+        self.block_size = size;
+        self.div_inverse = inverse;
+        self.div_shift = shift;
+    }
+
+    /// True if `p` is the start of one of this page's carved blocks: a
+    /// multiple of the block size past `start`, below `capacity` blocks.
     #[inline(always)]
     pub fn is_block_start(&self, p: usize) -> bool {
-        let off = p.wrapping_sub(self.start as usize);
-        let index = ((off as u64).wrapping_mul(self.div_magic) >> crate::size_class::MAGIC_SHIFT) as usize;
-        index.wrapping_mul(self.block_size) == off && index < self.capacity as usize
+        let off = p.wrapping_sub(self.start as usize) as u64;
+        let index = off.wrapping_mul(self.div_inverse).rotate_right(self.div_shift as u32);
+        index < self.capacity as u64
     }
 }
 
@@ -229,11 +262,11 @@ pub unsafe fn extend(page: &mut Page) -> bool {
         let mut block = first;
         for _ in 1..n {
             let next = (block as *mut u8).add(size) as *mut Block;
-            set_next(block, next);
+            set_next(block, next, page.list_key);
             (*block).mark = 0;
             block = next;
         }
-        set_next(block, ptr::null_mut());
+        set_next(block, ptr::null_mut(), page.list_key);
         (*block).mark = 0;
         page.free = first;
     }
@@ -249,7 +282,7 @@ pub unsafe fn extend(page: &mut Page) -> bool {
 /// # Safety
 /// `block` must be a block of `page`, handed out and not yet freed.
 pub unsafe fn push_remote(page: &Page, block: *mut Block) -> bool {
-    let mark = free_mark();
+    let mark = page.mark;
     let mut old = page.thread_free.load(Ordering::Relaxed);
     loop {
         let flags = old & TF_FLAGS;
@@ -257,7 +290,7 @@ pub unsafe fn push_remote(page: &Page, block: *mut Block) -> bool {
         let new_flags = if notify { flags | TF_NOTIFIED } else { flags };
         // SAFETY: the block is ours to write until it is published below.
         unsafe {
-            set_next(block, (old & !TF_FLAGS) as *mut Block);
+            set_next(block, (old & !TF_FLAGS) as *mut Block, page.list_key);
             (*block).mark = mark;
         }
         match page.thread_free.compare_exchange_weak(
@@ -311,7 +344,7 @@ pub unsafe fn collect_remote(page: &mut Page, clear_flags: bool) -> u32 {
     // published by the Release CAS in `push_remote` and acquired above.
     unsafe {
         loop {
-            let next = next_of(tail);
+            let next = next_of(tail, page.list_key);
             if next.is_null() {
                 break;
             }
@@ -322,7 +355,7 @@ pub unsafe fn collect_remote(page: &mut Page, clear_flags: bool) -> u32 {
             tail = next;
             count += 1;
         }
-        set_next(tail, page.free);
+        set_next(tail, page.free, page.list_key);
     }
     page.free = head;
     page.used -= count;
@@ -354,7 +387,7 @@ pub unsafe fn list_contains(page: &Page, block: *mut Block, local: bool) -> bool
             }
             // SAFETY: `cur` is on a free list of this page (checked to be in
             // its segment), so it is a readable free block.
-            cur = unsafe { next_of(cur) };
+            cur = unsafe { next_of(cur, page.list_key) };
             steps += 1;
         }
     }

@@ -66,6 +66,10 @@ pub struct Segment {
     pub used_slices: u64,
     /// Bit i set: slice i may hold non-zero bytes (touched since last purge).
     pub dirty_slices: u64,
+    /// Free dirty slices seen at the last purge tick: purged at the next
+    /// tick if still free, so a slice is purged after being free for one
+    /// to two purge delays.
+    pub purge_candidates: u64,
     /// The owning heap's segment list.
     pub next: *mut Segment,
     pub prev: *mut Segment,
@@ -114,13 +118,9 @@ impl Segment {
     #[inline(always)]
     pub fn page_of(&self, p: usize) -> *mut Page {
         let slice = ((p - self.base()) >> SLICE_SHIFT) & (SLICE_COUNT - 1);
-        let pages = self.pages.as_ptr() as *mut Page;
-        // SAFETY: `slice` < SLICE_COUNT (masked), and `head_offset` of a
-        // slice never exceeds its index (it points back to the span head).
-        unsafe {
-            let descr = pages.add(slice);
-            pages.add(slice - (*descr).head_offset as usize)
-        }
+        // SAFETY: `slice` < SLICE_COUNT (masked); every descriptor's `head`
+        // points at a descriptor of this segment.
+        unsafe { (*self.pages.as_ptr().add(slice)).head }
     }
 
     /// Address of slice `index`.
@@ -195,7 +195,9 @@ pub unsafe fn init_header(base: *mut u8, mapped_size: usize, kind: SegmentKind) 
         (*seg).dirty_slices = HEADER_SLICE;
         (*seg).mapped_size = mapped_size;
         for page in (*seg).pages.iter_mut() {
-            (page as *mut Page).write(Page::empty());
+            let page = page as *mut Page;
+            page.write(Page::empty());
+            (*page).head = page;
         }
     }
     if kind == SegmentKind::Huge {
@@ -360,11 +362,14 @@ pub unsafe fn claim_span(seg: &mut Segment, index: usize, count: usize, heap: *m
     seg.used_slices |= mask;
     seg.dirty_slices |= mask;
     let start = seg.slice_addr(index);
+    let head = &raw mut seg.pages[index];
     for i in 1..count {
         seg.pages[index + i].head_offset = i as u8;
+        seg.pages[index + i].head = head;
     }
     let page = &mut seg.pages[index];
-    *page = Page::empty();
+    *page = Page::new_keyed();
+    page.head = head;
     page.slice_count = count as u8;
     page.start = start;
     page.heap = heap;
@@ -385,7 +390,12 @@ pub unsafe fn free_span(seg: &mut Segment, page: *mut Page) {
     // SAFETY: as above.
     let count = unsafe { (*page).slice_count } as usize;
     for i in 0..count {
-        seg.pages[index + i] = Page::empty();
+        let descr = &raw mut seg.pages[index + i];
+        // SAFETY: `descr` is a descriptor of this segment.
+        unsafe {
+            descr.write(Page::empty());
+            (*descr).head = descr;
+        }
     }
     seg.used_slices &= !(run_mask(count) << index);
 }
@@ -398,7 +408,21 @@ pub fn find_span(seg: &Segment, count: usize) -> Option<usize> {
 /// Releases the memory of every free, dirty slice of `seg` to the OS.
 /// Returns the bytes purged.
 pub fn purge_free_slices(seg: &mut Segment) -> usize {
-    let mut purgeable = seg.dirty_slices & !seg.used_slices;
+    seg.purge_candidates = 0;
+    purge_slices(seg, seg.dirty_slices & !seg.used_slices)
+}
+
+/// One purge tick: releases the slices that were free at the last tick and
+/// still are, and remembers the ones free now. Returns the bytes purged.
+pub fn purge_aged_slices(seg: &mut Segment) -> usize {
+    let free_dirty = seg.dirty_slices & !seg.used_slices;
+    let purged = purge_slices(seg, seg.purge_candidates & free_dirty);
+    seg.purge_candidates = seg.dirty_slices & !seg.used_slices;
+    purged
+}
+
+fn purge_slices(seg: &mut Segment, slices: u64) -> usize {
+    let mut purgeable = slices;
     let mut purged = 0;
     while purgeable != 0 {
         let start = purgeable.trailing_zeros() as usize;
@@ -474,11 +498,17 @@ mod tests {
     }
 }
 
-/// Recomputes the cookie of a header that moved (huge blocks).
+/// Recomputes the address-dependent fields of a huge segment's header (its
+/// cookie, the descriptors' `head` links) after it moved or was cached.
 ///
 /// # Safety
 /// `seg` must be a huge segment's header at its new address.
 pub unsafe fn revalidate(seg: *mut Segment) {
     // SAFETY: the caller guarantees `seg` is a valid header.
-    unsafe { (*seg).cookie = seg as usize ^ SEGMENT_COOKIE };
+    unsafe {
+        (*seg).cookie = seg as usize ^ SEGMENT_COOKIE;
+        for page in (*seg).pages.iter_mut() {
+            page.head = page;
+        }
+    }
 }

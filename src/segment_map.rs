@@ -77,6 +77,22 @@ pub fn has_segment(addr: usize) -> bool {
     HEADERS.contains(addr)
 }
 
+/// Bits that are zero in every user address.
+pub const NON_USER_BITS: usize = !((1usize << ADDRESS_BITS) - 1);
+
+/// As [`has_segment`] without the range check, for the free fast path,
+/// which folds that check into its alignment test.
+///
+/// # Safety
+/// `addr & NON_USER_BITS` must be 0.
+#[inline(always)]
+pub unsafe fn has_segment_unchecked(addr: usize) -> bool {
+    let granule = addr >> SEGMENT_SHIFT;
+    // SAFETY: addr < 2^ADDRESS_BITS, so granule / 64 < WORDS.
+    let word = unsafe { HEADERS.0.get_unchecked(granule / 64) };
+    word.load(Ordering::Relaxed) & (1u64 << (granule % 64)) != 0
+}
+
 /// True if the granule containing `addr` is the first data granule of a huge
 /// block whose header is one granule lower.
 pub fn has_segment_below(addr: usize) -> bool {

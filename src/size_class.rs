@@ -71,6 +71,27 @@ pub const fn bin_for_aligned(size: usize, align: usize) -> Option<usize> {
     None
 }
 
+/// Parameters of the block-start test for blocks of `d` bytes (any d > 0):
+/// with `d = d0 << shift`, `d0` odd and `inverse` its inverse modulo 2^64,
+/// an offset `off` is a multiple of `d` exactly when
+/// `(off * inverse).rotate_right(shift)` is at most `u64::MAX / d`, and
+/// that value is then `off / d` (Granlund and Montgomery's divisibility
+/// test). So "`off` is the start of block number < capacity" is one
+/// multiply, one rotate and one compare against `capacity`.
+pub const fn div_params(d: usize) -> (u64, u8) {
+    let shift = d.trailing_zeros();
+    let d0 = (d >> shift) as u64;
+    // Newton's iteration doubles the correct low bits each step, starting
+    // from 3 correct bits (d0 * d0 == 1 mod 8 for odd d0).
+    let mut inv = d0;
+    let mut i = 0;
+    while i < 5 {
+        inv = inv.wrapping_mul(2u64.wrapping_sub(d0.wrapping_mul(inv)));
+        i += 1;
+    }
+    (inv, shift as u8)
+}
+
 /// Precomputed multiplier for the block-start test: for an offset `off`
 /// into a page of blocks of size `d`, `(off * magic(d)) >> MAGIC_SHIFT`
 /// is `off / d`, exact for every `off < 2^19` (a page is at most 512 KiB)
@@ -149,6 +170,27 @@ mod tests {
                     assert_eq!(q, o / d, "d {d} off {o}");
                 }
                 off += d;
+            }
+        }
+    }
+
+    #[test]
+    fn divisibility_test_finds_exactly_the_block_starts() {
+        let mut sizes: [usize; BIN_COUNT + 4] = [0; BIN_COUNT + 4];
+        for (bin, s) in sizes.iter_mut().enumerate().take(BIN_COUNT) {
+            *s = bin_size(bin);
+        }
+        sizes[BIN_COUNT..].copy_from_slice(&[65536, 3 << 16, 32 << 16, 48]);
+        for d in sizes {
+            let (inv, shift) = div_params(d);
+            let span = (512usize << 10).max(2 * d);
+            for off in (0..span).step_by(16).chain([1, 7, d + 8, span - 1]) {
+                let q = (off as u64).wrapping_mul(inv).rotate_right(shift as u32);
+                if off % d == 0 {
+                    assert_eq!(q, (off / d) as u64, "d {d} off {off}");
+                } else {
+                    assert!(q > u64::MAX / d as u64, "d {d} off {off} q {q}");
+                }
             }
         }
     }

@@ -76,9 +76,8 @@ pub fn gather() -> Totals {
             if page.block_size == 0 || page.slice_count == 0 || page.heap.is_null() {
                 continue;
             }
-            // SAFETY: a plain read of a counter another thread may be
-            // updating; volatile keeps it a single load of the current value.
-            let used = (unsafe { core::ptr::read_volatile(&page.used) } & !crate::page::IN_FULL) as usize;
+            // A snapshot of a counter its owner may be updating.
+            let used = page.used_count() as usize;
             t.active += page.span_size();
             if page.flags & FLAG_LARGE != 0 {
                 t.large_allocated += used * page.block_size;
@@ -107,8 +106,9 @@ pub fn gather() -> Totals {
     t.huge_allocated = huge_usable;
     t.huge_mapped = huge_mapped;
     t.segments = seg_totals.segments;
-    t.retained = seg_totals.cached * SEGMENT_SIZE;
-    t.mapped = seg_totals.mapped + huge_mapped;
+    let huge_cached = huge::cached_bytes();
+    t.retained = seg_totals.cached * SEGMENT_SIZE + huge_cached;
+    t.mapped = seg_totals.mapped + huge_mapped + huge_cached;
     t.peak_mapped = seg_totals.peak_mapped + huge_peak;
     t.allocated = t.small_allocated + t.large_allocated + huge_usable;
     t.active += huge_usable;

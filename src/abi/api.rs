@@ -144,7 +144,7 @@ pub(crate) fn trim() -> bool {
         unsafe { heap::collect(&mut *me, true) };
     }
     heap::collect_parked();
-    let flushed = segment::flush_cache();
+    let flushed = segment::flush_cache() | crate::huge::trim_cache(true);
     let after = stats::gather();
     flushed
         || after.counters.purged_bytes > before.counters.purged_bytes

@@ -9,7 +9,17 @@ use crate::{alloc, free, os};
 /// C ABI: any size.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
-    or_enomem(alloc::malloc(size), size)
+    let p = alloc::try_malloc_fast(size);
+    if !p.is_null() {
+        return p.cast();
+    }
+    malloc_slow(size)
+}
+
+/// The rest of malloc, out of line so the fast path needs no stack frame.
+#[inline(never)]
+fn malloc_slow(size: usize) -> *mut c_void {
+    or_enomem(alloc::malloc_generic(size), size)
 }
 
 /// # Safety

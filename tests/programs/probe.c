@@ -1,7 +1,9 @@
 /* Preload probe for scripts/test-programs.sh. Loaded with LD_PRELOAD after
- * libptrs.so, its constructor records in the file named by PTRS_PROBE_LOG
- * which executable this process runs and whether ptrs serves its malloc
- * (ptrs_owns says yes for a fresh malloc'd block). This proves that every
+ * libptrs.so, its constructor records in the file named by
+ * TEST_PROGRAMS_PROBE_LOG (not PTRS_*: ptrs warns about PTRS_* variables it
+ * does not know) which executable this process runs and whether ptrs serves
+ * its malloc (ptrs_owns says yes for a fresh malloc'd block). This proves
+ * that every
  * process of a preloaded run (gcc's cc1, as and ld, a pipeline's sort and
  * awk, ...) really had ptrs as its allocator. */
 #define _GNU_SOURCE
@@ -13,7 +15,7 @@
 #include <unistd.h>
 
 __attribute__((constructor)) static void ptrs_probe(void) {
-  const char *log = getenv("PTRS_PROBE_LOG");
+  const char *log = getenv("TEST_PROGRAMS_PROBE_LOG");
   if (log == NULL || *log == '\0')
     return;
   int (*owns)(const void *) =

@@ -1,0 +1,170 @@
+/* scripts/ptrs-run, run from the repository root (the runner starts tests
+ * there; UNSUPPORTED elsewhere):
+ *   it preloads ptrs into the command (libptrs is in the child's maps);
+ *   --stats prints the statistics table on stderr at exit;
+ *   --lib with a missing library fails with a message and runs nothing;
+ *   -o NAME=VAL sets PTRS_NAME=VAL (-o PURGE_DELAY=0);
+ *   the command's exit status and arguments pass through.
+ * LD_PRELOAD is removed from the script's environment, so that the preload
+ * build of this test proves nothing by inheritance. */
+#include "test_helper.h"
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SCRIPT "scripts/ptrs-run"
+
+static char lib_opt[4200]; /* "--lib DIR/libptrs.so " or "" */
+
+/* Runs `cmd` with sh, stdout and stderr captured separately. Returns the
+ * exit status (-1 if it did not exit normally). */
+static int run(const char *cmd, char *out, size_t out_n, char *err,
+               size_t err_n) {
+  char outp[] = "/tmp/tst-ptrs-run-out-XXXXXX";
+  char errp[] = "/tmp/tst-ptrs-run-err-XXXXXX";
+  int fo = mkstemp(outp), fe = mkstemp(errp);
+  if (fo < 0 || fe < 0)
+    FAIL_EXIT("mkstemp: %s", strerror(errno));
+  char full[8192];
+  snprintf(full, sizeof full, "env -u LD_PRELOAD %s >%s 2>%s </dev/null", cmd,
+           outp, errp);
+  fflush(NULL);
+  int st = system(full);
+  ssize_t n = pread(fo, out, out_n - 1, 0);
+  out[n > 0 ? n : 0] = '\0';
+  n = pread(fe, err, err_n - 1, 0);
+  err[n > 0 ? n : 0] = '\0';
+  close(fo);
+  close(fe);
+  unlink(outp);
+  unlink(errp);
+  fprintf(stderr, "$ %s\n  status %d\n  stdout: %s\n  stderr: %s\n", cmd,
+          WIFEXITED(st) ? WEXITSTATUS(st) : -1, out, err);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int main(int argc, char **argv) {
+  require_ptrs();
+  if (argc > 1 && strcmp(argv[1], "--child") == 0) {
+    char *volatile p = malloc(test_size(1000));
+    if (p == NULL)
+      return 1;
+    p[0] = 1;
+    free(p);
+    puts("child ok");
+    return 0;
+  }
+  struct stat st;
+  if (stat(SCRIPT, &st) != 0 || !(st.st_mode & S_IXUSR) ||
+      stat("Cargo.toml", &st) != 0) {
+    fprintf(stderr, "not run from a ptrs checkout (no ./%s)\n", SCRIPT);
+    return EXIT_UNSUPPORTED;
+  }
+  if (system("command -v bash >/dev/null 2>&1") != 0) {
+    fprintf(stderr, "no bash\n");
+    return EXIT_UNSUPPORTED;
+  }
+  /* The library this test runs against (the runner's PTRS_LIB_DIR). */
+  Dl_info info;
+  void *sym = ptrs_symbol("ptrs_owns");
+  if (sym != NULL && dladdr(sym, &info) != 0 && info.dli_fname != NULL &&
+      info.dli_fname[0] == '/')
+    snprintf(lib_opt, sizeof lib_opt, "--lib '%s' ", info.dli_fname);
+
+  char out[16384], err[16384];
+  char cmd[8192];
+
+  /* The command runs with libptrs mapped. */
+  snprintf(cmd, sizeof cmd,
+           SCRIPT " %ssh -c 'grep -c libptrs /proc/$$/maps'", lib_opt);
+  CHECK(run(cmd, out, sizeof out, err, sizeof err) == 0);
+  CHECK(atoi(out) > 0);
+
+  /* The same with the script's default library (target/release). */
+  if (stat("target/release/libptrs.so", &st) == 0) {
+    CHECK(run(SCRIPT " sh -c 'grep -c libptrs /proc/$$/maps'", out, sizeof out,
+              err, sizeof err) == 0);
+    CHECK(atoi(out) > 0);
+  }
+
+  /* Without it, the same command has no libptrs: the check means something. */
+  CHECK(run("sh -c 'grep -c libptrs /proc/$$/maps'", out, sizeof out, err,
+            sizeof err) != 0);
+  CHECK(atoi(out) == 0);
+
+  /* --stats: the table on stderr at exit, stdout untouched. The command is
+   * this program (its --child mode allocates and exits through exit()). */
+  char self[4096];
+  ssize_t self_n = readlink("/proc/self/exe", self, sizeof self - 1);
+  CHECK(self_n > 0);
+  self[self_n > 0 ? self_n : 0] = '\0';
+  snprintf(cmd, sizeof cmd, SCRIPT " --stats %s'%s' --child", lib_opt, self);
+  CHECK(run(cmd, out, sizeof out, err, sizeof err) == 0);
+  CHECK(strcmp(out, "child ok\n") == 0);
+  CHECK(strstr(err, "statistics") != NULL);
+  CHECK(strstr(err, "allocated") != NULL);
+
+  /* Known issue, not counted as a failure: the table is printed by an
+   * atexit hook registered at ptrs's (lazy) initialisation, so a command
+   * that never calls malloc (/bin/true), exits with _exit (dash), or closes
+   * stderr before its exit handlers finish (GNU coreutils' close_stdout)
+   * prints no table. Make this a CHECK once the library handles it. */
+  snprintf(cmd, sizeof cmd, SCRIPT " --stats %strue", lib_opt);
+  CHECK(run(cmd, out, sizeof out, err, sizeof err) == 0);
+  if (strstr(err, "allocated") == NULL)
+    fprintf(stderr, "NOTE (known issue): --stats true printed no table\n");
+
+  /* Arguments and the exit status pass through; options end at "--". */
+  snprintf(cmd, sizeof cmd,
+           SCRIPT " %s-- sh -c 'echo \"$0|$1\"; exit 3' 'a b' --stats",
+           lib_opt);
+  CHECK(run(cmd, out, sizeof out, err, sizeof err) == 3);
+  CHECK(strcmp(out, "a b|--stats\n") == 0);
+  CHECK(strstr(err, "allocated") == NULL);
+
+  /* --lib with a missing file: fails, says so, runs nothing. */
+  CHECK(run(SCRIPT " --lib /nonexistent/libptrs.so sh -c 'echo ran'", out,
+            sizeof out, err, sizeof err) != 0);
+  CHECK(strstr(out, "ran") == NULL);
+  CHECK(strstr(err, "ptrs-run:") != NULL);
+  CHECK(strstr(err, "not found") != NULL);
+
+  /* --lib with a file that is not a loadable library: fails with a message. */
+  CHECK(run(SCRIPT " --lib Cargo.toml sh -c 'echo ran'", out, sizeof out, err,
+            sizeof err) != 0);
+  CHECK(strstr(out, "ran") == NULL);
+  CHECK(strstr(err, "could not be preloaded") != NULL);
+
+  /* -o NAME=VAL: the command sees PTRS_NAME=VAL, and ptrs accepts it (an
+   * unknown option or a bad value would print a warning). */
+  snprintf(cmd, sizeof cmd,
+           SCRIPT " %s-o PURGE_DELAY=0 sh -c 'echo \"$PTRS_PURGE_DELAY\"'",
+           lib_opt);
+  CHECK(run(cmd, out, sizeof out, err, sizeof err) == 0);
+  CHECK(strcmp(out, "0\n") == 0);
+  snprintf(cmd, sizeof cmd, SCRIPT " %s-o PURGE_DELAY=0 true", lib_opt);
+  CHECK(run(cmd, out, sizeof out, err, sizeof err) == 0);
+  CHECK(err[0] == '\0');
+  snprintf(cmd, sizeof cmd, SCRIPT " %s-o PURGE_DELAY=0 '%s' --child", lib_opt,
+           self);
+  CHECK(run(cmd, out, sizeof out, err, sizeof err) == 0);
+  CHECK(strcmp(out, "child ok\n") == 0);
+  CHECK(strstr(err, "ptrs") == NULL); /* no warning */
+  /* ... whereas a bad value gets ptrs's one-line warning. */
+  snprintf(cmd, sizeof cmd, SCRIPT " %s-o PURGE_DELAY=bogus '%s' --child",
+           lib_opt, self);
+  CHECK(run(cmd, out, sizeof out, err, sizeof err) == 0);
+  CHECK(strcmp(out, "child ok\n") == 0);
+  CHECK(strstr(err, "PTRS_PURGE_DELAY") != NULL);
+
+  /* An unknown option is refused. */
+  CHECK(run(SCRIPT " --no-such-option true", out, sizeof out, err,
+            sizeof err) == 2);
+  CHECK(strstr(err, "unknown option") != NULL);
+
+  /* --help prints the usage and nothing else. */
+  CHECK(run(SCRIPT " --help", out, sizeof out, err, sizeof err) == 0);
+  CHECK(strncmp(out, "# Usage: ptrs-run", 17) == 0);
+  CHECK(strstr(out, "set -euo") == NULL);
+
+  return test_result();
+}
