@@ -89,6 +89,27 @@ int32_t ptrs_purge(void);
 void ptrs_stats_print(void (*write)(void *ctx, const char *line), void *ctx);
 
 /*
+ Sets an option by name, as its `PTRS_*` variable would at start-up:
+ `name` is the variable's name with or without the `PTRS_` prefix, in any
+ case (`"purge_delay"`, `"PTRS_LARGE_THRESHOLD"`); booleans are 0 or 1,
+ sizes in bytes, delays in milliseconds. Returns 0, or -1 for an unknown
+ name or a negative value.
+
+ # Safety
+ `name` must be NULL or a NUL-terminated string.
+ */
+int32_t ptrs_option_set(const char *name, int64_t value);
+
+/*
+ Reads an option by name (see `ptrs_option_set`). Returns -1 for an
+ unknown name.
+
+ # Safety
+ `name` must be NULL or a NUL-terminated string.
+ */
+int64_t ptrs_option_get(const char *name);
+
+/*
  A function ptrs calls (with the request size) when an allocation fails,
  before returning NULL with errno ENOMEM. It may free memory, log, or
  abort. NULL removes it. Returns the previous handler.

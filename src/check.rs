@@ -3,7 +3,8 @@
 //!
 //! Each function walks engine structures and returns `true` when every
 //! invariant holds. On the first violation it prints one line,
-//! `ptrs: check: <what>: ...`, with `diag::print` and returns `false`. Nothing
+//! `ptrs: check: <what>: ...`, with `diag::print` (unless [`set_report`]
+//! turned that off for the thread) and returns `false`. Nothing
 //! here allocates or locks (except [`check_parked_heaps`], which holds
 //! GLOBAL), so the walkers may run from any context, but they are slow:
 //! keep them out of hot paths.
@@ -46,9 +47,27 @@ const SEEN_WORDS: usize = MAX_BLOCKS / 64;
 /// Bound on queue and segment-list walks (a cycle fails the check).
 const MAX_LIST: usize = 1 << 22;
 
+std::thread_local! {
+    /// Whether failures are printed (per thread: tests that corrupt state
+    /// on purpose turn it off).
+    static REPORT: core::cell::Cell<bool> = const { core::cell::Cell::new(true) };
+}
+
+/// Turns the failure lines of the calling thread's checks on or off (on by
+/// default). Returns the previous setting.
+pub fn set_report(on: bool) -> bool {
+    REPORT.with(|r| r.replace(on))
+}
+
+fn report(args: core::fmt::Arguments<'_>) {
+    if REPORT.with(|r| r.get()) {
+        diag::print(format_args!("ptrs: check: {}\n", args));
+    }
+}
+
 macro_rules! fail {
     ($($arg:tt)*) => {{
-        diag::print(format_args!("ptrs: check: {}\n", format_args!($($arg)*)));
+        report(format_args!($($arg)*));
         return false;
     }};
 }
@@ -235,7 +254,7 @@ fn check_queue(heap: &Heap, q: &PageQueue, bin: Option<usize>) -> Option<usize> 
     let mut n = 0usize;
     while !cur.is_null() {
         if n >= MAX_LIST {
-            diag::print(format_args!("ptrs: check: queue {:?} of heap {:#x} too long (cycle?)\n", bin, heap_ptr as usize));
+            report(format_args!("queue {:?} of heap {:#x} too long (cycle?)", bin, heap_ptr as usize));
             return None;
         }
         // SAFETY: pages on a heap's queues are live pages of that heap.
@@ -286,8 +305,8 @@ fn check_queue(heap: &Heap, q: &PageQueue, bin: Option<usize>) -> Option<usize> 
         n += 1;
     }
     if q.last != prev {
-        diag::print(format_args!(
-            "ptrs: check: queue {:?} of heap {:#x}: last {:#x}, expected {:#x}\n",
+        report(format_args!(
+            "queue {:?} of heap {:#x}: last {:#x}, expected {:#x}",
             bin, heap_ptr as usize, q.last as usize, prev as usize
         ));
         return None;

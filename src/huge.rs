@@ -232,6 +232,9 @@ fn alloc_with(size: usize, align: usize, use_cache: bool) -> *mut u8 {
     let (base, total, fresh) = match cached {
         Some(e) => (e.base as *mut u8, e.total, false),
         None => {
+            if !segment::within_limit(total) {
+                return core::ptr::null_mut();
+            }
             let base = if align < SEGMENT_SIZE {
                 os::map_aligned(total, SEGMENT_SIZE)
             } else {
@@ -361,6 +364,9 @@ pub unsafe fn resize(seg: *mut Segment, new_size: usize) -> *mut u8 {
     }
     if new_total == total {
         return start as *mut u8;
+    }
+    if new_total > total && !segment::within_limit(new_total - total) {
+        return core::ptr::null_mut();
     }
     // The guard page is a separate mapping: resize the part after it.
     let rw = (base + GUARD_SIZE) as *mut u8;

@@ -12,6 +12,12 @@
 //! | `PTRS_RETAIN` (`MALLOC_TRIM_THRESHOLD_`) | 8 MiB | empty segments kept mapped (and purged) for reuse |
 //! | (`MALLOC_TOP_PAD_`) | 0 | added to the retained amount |
 //! | `PTRS_ABORT_ON_ERROR` | on | abort on a detected heap error; off = warn and leave the block alone |
+//! | `PTRS_HEAP_LIMIT` | 0 (none) | most bytes ptrs maps; beyond it allocations fail with ENOMEM |
+//!
+//! `GLIBC_TUNABLES` entries `glibc.malloc.mmap_threshold`, `trim_threshold`
+//! and `top_pad` are honoured like the `MALLOC_*_` variables. glibc's
+//! variables are applied first, so a `PTRS_*` variable of the same meaning
+//! wins whatever the order of the environment.
 
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
@@ -27,6 +33,7 @@ static ABORT_ON_ERROR: AtomicBool = AtomicBool::new(true);
 static LARGE_THRESHOLD: AtomicUsize = AtomicUsize::new(DEFAULT_LARGE_THRESHOLD);
 static PURGE_DELAY_MS: AtomicU64 = AtomicU64::new(DEFAULT_PURGE_DELAY_MS);
 static RETAIN: AtomicUsize = AtomicUsize::new(DEFAULT_RETAIN);
+static HEAP_LIMIT: AtomicUsize = AtomicUsize::new(0);
 static TOP_PAD: AtomicUsize = AtomicUsize::new(0);
 
 #[inline]
@@ -54,6 +61,15 @@ pub fn purge_delay_ms() -> u64 {
 #[inline]
 pub fn retain() -> usize {
     RETAIN.load(Ordering::Relaxed).saturating_add(TOP_PAD.load(Ordering::Relaxed))
+}
+
+/// Most bytes ptrs may map (0: no limit).
+#[inline]
+pub fn heap_limit() -> usize {
+    HEAP_LIMIT.load(Ordering::Relaxed)
+}
+pub fn set_heap_limit(v: usize) {
+    HEAP_LIMIT.store(v, Ordering::Relaxed);
 }
 
 pub fn set_large_threshold(v: usize) {
@@ -89,6 +105,32 @@ struct OptionSpec {
     name: &'static [u8],
     kind: Kind,
     apply: fn(u64),
+    get: fn() -> u64,
+}
+
+fn get_verbose() -> u64 {
+    verbose() as u64
+}
+fn get_show_stats() -> u64 {
+    show_stats() as u64
+}
+fn get_abort() -> u64 {
+    abort_on_error() as u64
+}
+fn get_large() -> u64 {
+    large_threshold() as u64
+}
+fn get_purge() -> u64 {
+    purge_delay_ms()
+}
+fn get_retain() -> u64 {
+    RETAIN.load(Ordering::Relaxed) as u64
+}
+fn get_top_pad() -> u64 {
+    TOP_PAD.load(Ordering::Relaxed) as u64
+}
+fn get_heap_limit() -> u64 {
+    heap_limit() as u64
 }
 
 fn apply_verbose(v: u64) {
@@ -112,21 +154,57 @@ fn apply_retain(v: u64) {
 fn apply_top_pad(v: u64) {
     set_top_pad(v as usize)
 }
+fn apply_heap_limit(v: u64) {
+    set_heap_limit(v as usize)
+}
 
 /// Every option ptrs reads. glibc's `MALLOC_*_` variables are honoured where
 /// they mean something here; a `PTRS_*` variable of the same meaning wins
 /// because it is listed later.
 static TABLE: &[OptionSpec] = &[
-    OptionSpec { name: b"MALLOC_MMAP_THRESHOLD_", kind: Kind::Size, apply: apply_large },
-    OptionSpec { name: b"MALLOC_TRIM_THRESHOLD_", kind: Kind::Size, apply: apply_retain },
-    OptionSpec { name: b"MALLOC_TOP_PAD_", kind: Kind::Size, apply: apply_top_pad },
-    OptionSpec { name: b"PTRS_VERBOSE", kind: Kind::Bool, apply: apply_verbose },
-    OptionSpec { name: b"PTRS_SHOW_STATS", kind: Kind::Bool, apply: apply_show_stats },
-    OptionSpec { name: b"PTRS_ABORT_ON_ERROR", kind: Kind::Bool, apply: apply_abort },
-    OptionSpec { name: b"PTRS_LARGE_THRESHOLD", kind: Kind::Size, apply: apply_large },
-    OptionSpec { name: b"PTRS_PURGE_DELAY", kind: Kind::Millis, apply: apply_purge },
-    OptionSpec { name: b"PTRS_RETAIN", kind: Kind::Size, apply: apply_retain },
+    OptionSpec { name: b"MALLOC_MMAP_THRESHOLD_", kind: Kind::Size, apply: apply_large, get: get_large },
+    OptionSpec { name: b"MALLOC_TRIM_THRESHOLD_", kind: Kind::Size, apply: apply_retain, get: get_retain },
+    OptionSpec { name: b"MALLOC_TOP_PAD_", kind: Kind::Size, apply: apply_top_pad, get: get_top_pad },
+    OptionSpec { name: b"PTRS_VERBOSE", kind: Kind::Bool, apply: apply_verbose, get: get_verbose },
+    OptionSpec { name: b"PTRS_SHOW_STATS", kind: Kind::Bool, apply: apply_show_stats, get: get_show_stats },
+    OptionSpec { name: b"PTRS_ABORT_ON_ERROR", kind: Kind::Bool, apply: apply_abort, get: get_abort },
+    OptionSpec { name: b"PTRS_LARGE_THRESHOLD", kind: Kind::Size, apply: apply_large, get: get_large },
+    OptionSpec { name: b"PTRS_PURGE_DELAY", kind: Kind::Millis, apply: apply_purge, get: get_purge },
+    OptionSpec { name: b"PTRS_RETAIN", kind: Kind::Size, apply: apply_retain, get: get_retain },
+    OptionSpec { name: b"PTRS_HEAP_LIMIT", kind: Kind::Size, apply: apply_heap_limit, get: get_heap_limit },
 ];
+
+/// `GLIBC_TUNABLES` names ptrs honours, and the option each maps to.
+static TUNABLES: &[(&[u8], &[u8])] = &[
+    (b"glibc.malloc.mmap_threshold", b"MALLOC_MMAP_THRESHOLD_"),
+    (b"glibc.malloc.trim_threshold", b"MALLOC_TRIM_THRESHOLD_"),
+    (b"glibc.malloc.top_pad", b"MALLOC_TOP_PAD_"),
+];
+
+/// The option called `name` (`purge_delay`, `PTRS_PURGE_DELAY`, any case).
+fn find_by_short_name(name: &[u8]) -> Option<&'static OptionSpec> {
+    let name = name.strip_prefix(b"PTRS_").or_else(|| name.strip_prefix(b"ptrs_")).unwrap_or(name);
+    TABLE.iter().find(|o| {
+        let Some(short) = o.name.strip_prefix(b"PTRS_") else { return false };
+        short.len() == name.len() && short.iter().zip(name).all(|(a, b)| a.eq_ignore_ascii_case(b))
+    })
+}
+
+/// Sets a ptrs option by name at run time. False for an unknown name.
+pub fn set_by_name(name: &[u8], value: u64) -> bool {
+    match find_by_short_name(name) {
+        Some(o) => {
+            (o.apply)(value);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Reads a ptrs option by name (booleans as 0/1, delays in ms).
+pub fn get_by_name(name: &[u8]) -> Option<u64> {
+    find_by_short_name(name).map(|o| (o.get)())
+}
 
 /// Parses a boolean: 1/0, yes/no, on/off, true/false (any case).
 pub fn parse_bool(v: &[u8]) -> Option<bool> {
@@ -147,6 +225,9 @@ pub fn parse_bool(v: &[u8]) -> Option<bool> {
 /// Parses a size: decimal digits with an optional K, M or G suffix (powers
 /// of 1024, optionally followed by `B` or `iB`).
 pub fn parse_size(v: &[u8]) -> Option<u64> {
+    if let Some(hex) = v.strip_prefix(b"0x").or_else(|| v.strip_prefix(b"0X")) {
+        return parse_hex(hex);
+    }
     let digits = v.iter().take_while(|c| c.is_ascii_digit()).count();
     if digits == 0 {
         return None;
@@ -165,6 +246,18 @@ pub fn parse_size(v: &[u8]) -> Option<u64> {
     n.checked_mul(1u64 << shift)
 }
 
+fn parse_hex(v: &[u8]) -> Option<u64> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &c in v {
+        let d = (c as char).to_digit(16)? as u64;
+        n = n.checked_mul(16)?.checked_add(d)?;
+    }
+    Some(n)
+}
+
 fn parse(kind: Kind, value: &[u8]) -> Option<u64> {
     match kind {
         Kind::Bool => parse_bool(value).map(u64::from),
@@ -172,9 +265,20 @@ fn parse(kind: Kind, value: &[u8]) -> Option<u64> {
     }
 }
 
-/// Reads every option from `environ`. Called once, early in process
+/// Reads every option from `environ`: glibc's variables first, then the
+/// `PTRS_*` ones, so that those win. Called once, early in process
 /// initialisation; allocates nothing.
 pub fn read_environment() {
+    for ptrs_pass in [false, true] {
+        for_each_env(|entry| {
+            if entry.starts_with(b"PTRS_") == ptrs_pass {
+                apply_entry(entry);
+            }
+        });
+    }
+}
+
+fn for_each_env(mut f: impl FnMut(&[u8])) {
     unsafe extern "C" {
         static environ: *const *const libc::c_char;
     }
@@ -191,8 +295,7 @@ pub fn read_environment() {
             break;
         }
         // SAFETY: each entry is a NUL-terminated C string.
-        let bytes = unsafe { core::ffi::CStr::from_ptr(s) }.to_bytes();
-        apply_entry(bytes);
+        f(unsafe { core::ffi::CStr::from_ptr(s) }.to_bytes());
         // SAFETY: not past the terminating NULL, checked above.
         entry = unsafe { entry.add(1) };
     }
@@ -201,14 +304,36 @@ pub fn read_environment() {
 fn apply_entry(entry: &[u8]) {
     let Some(eq) = entry.iter().position(|&c| c == b'=') else { return };
     let (name, value) = (&entry[..eq], &entry[eq + 1..]);
+    if name == b"GLIBC_TUNABLES" {
+        apply_tunables(value);
+        return;
+    }
     let spec = TABLE.iter().find(|o| o.name == name);
     match spec {
-        Some(o) => match parse(o.kind, value) {
-            Some(v) => (o.apply)(v),
-            None => warn_bad(name, value),
-        },
+        Some(o) => apply_value(o, name, value),
         None if name.starts_with(b"PTRS_") => warn_unknown(name),
         None => {}
+    }
+}
+
+fn apply_value(o: &OptionSpec, name: &[u8], value: &[u8]) {
+    match parse(o.kind, value) {
+        Some(v) => (o.apply)(v),
+        None => warn_bad(name, value),
+    }
+}
+
+/// `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=N:glibc.malloc.top_pad=M...`:
+/// the malloc tunables that mean something to ptrs; others are glibc's.
+fn apply_tunables(list: &[u8]) {
+    for item in list.split(|&c| c == b':') {
+        let Some(eq) = item.iter().position(|&c| c == b'=') else { continue };
+        let (name, value) = (&item[..eq], &item[eq + 1..]);
+        if let Some((_, option)) = TUNABLES.iter().find(|(t, _)| *t == name) {
+            if let Some(o) = TABLE.iter().find(|o| o.name == *option) {
+                apply_value(o, name, value);
+            }
+        }
     }
 }
 
@@ -243,6 +368,26 @@ mod tests {
         assert_eq!(parse_size(b"12Q"), None);
         assert_eq!(parse_size(b""), None);
         assert_eq!(parse_size(b"99999999999999999999999"), None);
+        assert_eq!(parse_size(b"0x1000"), Some(4096));
+        assert_eq!(parse_size(b"0x"), None);
+    }
+
+    #[test]
+    fn options_are_found_by_short_name_in_any_case() {
+        let old = get_by_name(b"purge_delay").unwrap();
+        assert!(set_by_name(b"PURGE_DELAY", 25));
+        assert_eq!(get_by_name(b"ptrs_purge_delay"), Some(25));
+        assert!(set_by_name(b"purge_delay", old));
+        assert_eq!(get_by_name(b"no_such_option"), None);
+        assert!(!set_by_name(b"no_such_option", 1));
+    }
+
+    #[test]
+    fn tunables_map_to_options() {
+        let old = get_by_name(b"large_threshold").unwrap();
+        apply_tunables(b"glibc.malloc.tcache_count=0:glibc.malloc.mmap_threshold=131072");
+        assert_eq!(large_threshold(), 131072);
+        set_large_threshold(old as usize);
     }
 
     #[test]

@@ -165,6 +165,23 @@ struct Registry {
     peak_mapped: usize,
 }
 
+/// Bytes mapped for small segments (mirrors `Registry::mapped` for readers
+/// that do not take GLOBAL).
+static SMALL_MAPPED: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// True if mapping `size` more bytes stays within the heap-limit option.
+pub fn within_limit(size: usize) -> bool {
+    let limit = crate::options::heap_limit();
+    if limit == 0 {
+        return true;
+    }
+    let (_, huge_mapped, _, _) = crate::huge::totals();
+    let mapped = SMALL_MAPPED.load(core::sync::atomic::Ordering::Relaxed)
+        + huge_mapped
+        + crate::huge::cached_bytes();
+    mapped.saturating_add(size) <= limit
+}
+
 static REGISTRY: GlobalCell<Registry> = GlobalCell::new(Registry {
     all: ptr::null_mut(),
     cache: ptr::null_mut(),
@@ -217,6 +234,7 @@ pub unsafe fn init_header(base: *mut u8, mapped_size: usize, kind: SegmentKind) 
     }
     reg.all = seg;
     reg.mapped += mapped_size;
+    SMALL_MAPPED.fetch_add(mapped_size, core::sync::atomic::Ordering::Relaxed);
     reg.peak_mapped = reg.peak_mapped.max(reg.mapped);
     segment_map::set_segment(base as usize, true);
     seg
@@ -236,6 +254,7 @@ pub unsafe fn destroy(seg: *mut Segment) {
         // SAFETY: registry links are consistent under GLOBAL.
         unsafe { unlink_registry(reg, seg) };
         reg.mapped -= size;
+        SMALL_MAPPED.fetch_sub(size, core::sync::atomic::Ordering::Relaxed);
         segment_map::set_segment(base, false);
         // SAFETY: the header is still mapped; clearing the cookie makes a
         // stale pointer fail validation should the address be reused.
@@ -278,6 +297,9 @@ pub fn acquire(heap: *mut Heap) -> *mut Segment {
         seg
     };
     let seg = if cached.is_null() {
+        if !within_limit(SEGMENT_SIZE) {
+            return ptr::null_mut();
+        }
         let base = os::map_aligned(SEGMENT_SIZE, SEGMENT_SIZE);
         if base.is_null() {
             return ptr::null_mut();

@@ -102,6 +102,39 @@ pub unsafe extern "C" fn ptrs_stats_print(
     });
 }
 
+/// Sets an option by name, as its `PTRS_*` variable would at start-up:
+/// `name` is the variable's name with or without the `PTRS_` prefix, in any
+/// case (`"purge_delay"`, `"PTRS_LARGE_THRESHOLD"`); booleans are 0 or 1,
+/// sizes in bytes, delays in milliseconds. Returns 0, or -1 for an unknown
+/// name or a negative value.
+///
+/// # Safety
+/// `name` must be NULL or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ptrs_option_set(name: *const c_char, value: i64) -> i32 {
+    if name.is_null() || value < 0 {
+        return -1;
+    }
+    // SAFETY: the caller guarantees a NUL-terminated string.
+    let name = unsafe { core::ffi::CStr::from_ptr(name) }.to_bytes();
+    if crate::options::set_by_name(name, value as u64) { 0 } else { -1 }
+}
+
+/// Reads an option by name (see `ptrs_option_set`). Returns -1 for an
+/// unknown name.
+///
+/// # Safety
+/// `name` must be NULL or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ptrs_option_get(name: *const c_char) -> i64 {
+    if name.is_null() {
+        return -1;
+    }
+    // SAFETY: the caller guarantees a NUL-terminated string.
+    let name = unsafe { core::ffi::CStr::from_ptr(name) }.to_bytes();
+    crate::options::get_by_name(name).map_or(-1, |v| v.min(i64::MAX as u64) as i64)
+}
+
 /// A function ptrs calls (with the request size) when an allocation fails,
 /// before returning NULL with errno ENOMEM. It may free memory, log, or
 /// abort. NULL removes it. Returns the previous handler.
