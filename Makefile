@@ -19,6 +19,7 @@ all: lib demo
 # if include/ptrs.h differs from it (run `make header` to update it).
 lib:
 	$(CARGO) build --release
+	ln -sf libptrs.so target/release/libptrs.so.0
 
 header:
 	PTRS_UPDATE_HEADER=1 $(CARGO) build --release

@@ -43,6 +43,8 @@ cd "$ROOT"
 
 LIB_DIR="${PTRS_LIB_DIR:-target/release}"
 LIB_DIR="$(cd "$LIB_DIR" 2>/dev/null && pwd || echo "$ROOT/$LIB_DIR")"
+# Programs linked with -lptrs ask for the soname, libptrs.so.0.
+[ ! -e "$LIB_DIR/libptrs.so" ] || [ -e "$LIB_DIR/libptrs.so.0" ] || ln -sf libptrs.so "$LIB_DIR/libptrs.so.0"
 MODES="${PTRS_TEST_MODES:-linked preload}"
 FACTOR="${PTRS_TEST_TIMEOUT:-1}"
 CC="${CC:-gcc}"

@@ -34,6 +34,10 @@ passed=$((passed + ${u_pass:-0}))
 failed=$((failed + ${u_fail:-0}))
 if [ -z "${u_pass:-}" ]; then failed=$((failed + 1)); fi
 
+# The unit tests build the crate without the C names; make sure the
+# library the C tests load is the full one.
+make -s lib >/dev/null
+
 echo "== C tests (c-tests/run.sh)"
 if bash c-tests/run.sh 2>&1 | tee build/c-tests.log; then :; else status=1; fi
 tally build/c-tests.log c-tests

@@ -71,15 +71,35 @@ fn init_slow() {
     // process's lifetime.
     unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
     if crate::options::show_stats() {
+        // A private copy of stderr: programs such as GNU coreutils close
+        // fd 2 in their own exit handlers, before this one runs.
+        // SAFETY: fcntl on fd 2 has no memory-safety preconditions.
+        let fd = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 10) };
+        STATS_FD.store(if fd >= 0 { fd } else { 2 }, Ordering::Relaxed);
         // SAFETY: `print_stats_at_exit` is a valid function for the process's lifetime.
         unsafe { libc::atexit(print_stats_at_exit) };
     }
     crate::diag::verbose(format_args!("ptrs {} initialised", crate::VERSION));
 }
 
+static STATS_FD: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new(2);
+
 extern "C" fn print_stats_at_exit() {
-    crate::stats::print(&mut |s: &[u8]| os::write_fd(2, s));
+    let fd = STATS_FD.load(Ordering::Relaxed);
+    crate::stats::print(&mut |s: &[u8]| os::write_fd(fd, s));
 }
+
+/// Runs when the library is loaded (after libc's own constructors), so
+/// options such as PTRS_SHOW_STATS take effect even in a program that never
+/// allocates. Allocation still works before it (the loader and earlier
+/// constructors may allocate): initialisation is also lazy.
+extern "C" fn init_at_load() {
+    ensure();
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static INIT_AT_LOAD: extern "C" fn() = init_at_load;
 
 /// Arranges for `heap` to be parked when the calling thread exits.
 pub fn register_thread(heap: *mut Heap) {

@@ -18,7 +18,10 @@ use crate::heap::{Heap, EMPTY_HEAP};
 core::arch::global_asm!(
     ".pushsection .tdata,\"awT\",@progbits",
     ".p2align 3",
-    ".local __ptrs_tls_heap",
+    // Global but hidden: code inlined into a dependent Rust crate refers to
+    // it by name, and it must not be exported from libptrs.so.
+    ".globl __ptrs_tls_heap",
+    ".hidden __ptrs_tls_heap",
     ".type __ptrs_tls_heap, @object",
     ".size __ptrs_tls_heap, 8",
     "__ptrs_tls_heap:",

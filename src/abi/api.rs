@@ -155,6 +155,7 @@ pub extern "C" fn ptrs_set_oom_handler(
 static OOM_HANDLER: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
 
 /// Sets errno to ENOMEM and calls the out-of-memory handler, if any.
+#[cfg_attr(not(feature = "override"), allow(dead_code))]
 #[cold]
 #[inline(never)]
 pub(crate) fn out_of_memory(size: usize) {

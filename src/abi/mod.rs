@@ -25,6 +25,7 @@ use crate::os;
 
 /// Runs `f` and restores errno afterwards (for `free`, which must preserve
 /// it, and posix_memalign, which must not set it).
+#[cfg_attr(not(feature = "override"), allow(dead_code))]
 #[inline]
 pub(crate) fn preserving_errno<T>(f: impl FnOnce() -> T) -> T {
     let saved = os::errno();
@@ -35,6 +36,7 @@ pub(crate) fn preserving_errno<T>(f: impl FnOnce() -> T) -> T {
 
 /// Returns `p`; when it is null, sets errno to ENOMEM and calls the
 /// program's out-of-memory handler, if it set one, with the request size.
+#[cfg_attr(not(feature = "override"), allow(dead_code))]
 #[inline(always)]
 pub(crate) fn or_enomem(p: *mut u8, size: usize) -> *mut libc::c_void {
     if p.is_null() {
