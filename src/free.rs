@@ -39,14 +39,37 @@ pub fn free(p: *mut u8) {
     // page table covers every slice of the segment.
     unsafe {
         let page = (*seg).page_of(addr);
-        if (*page).heap != heap || !(*page).is_block_start(addr) {
+        if !(*page).is_block_start(addr) {
             return free_slow(p, "free");
         }
         let block = p as *mut Block;
         if (*block).mark == (*page).mark {
             return free_slow(p, "free");
         }
+        if (*page).heap != heap {
+            return free_remote(page, block);
+        }
         free_local(&mut *heap, &mut *page, block);
+    }
+}
+
+/// A free from a thread that does not own the page: one compare-and-swap
+/// on the page's remote list (two when the owner must be told about a full
+/// page). Huge blocks and free slices (no heap) go to the slow path.
+///
+/// # Safety
+/// `block` must be a carved block start of `page` whose mark is clear.
+#[inline(never)]
+unsafe fn free_remote(page: *mut Page, block: *mut Block) {
+    // SAFETY: the caller checked the block against its live page.
+    unsafe {
+        let owner = (*page).heap;
+        if owner.is_null() {
+            return free_slow(block as *mut u8, "free");
+        }
+        if page::push_remote(&*page, block) {
+            heap::push_notify(owner, page);
+        }
     }
 }
 
