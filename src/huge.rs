@@ -230,6 +230,19 @@ fn alloc_with(size: usize, align: usize, use_cache: bool) -> *mut u8 {
     }
     let cached = if use_cache && offset == HEADER_END { cache_take(total) } else { None };
     let (base, total, fresh) = match cached {
+        Some(e) if e.total > total => {
+            // Larger than needed: give the tail back, so the block's usable
+            // size (and what free_sized checks) fits the request.
+            let rw = (e.base + GUARD_SIZE) as *mut u8;
+            // SAFETY: the cached mapping is ours alone; shrinking in place
+            // cannot fail for lack of room.
+            if unsafe { os::remap_in_place(rw, e.total - GUARD_SIZE, total - GUARD_SIZE) } {
+                HUGE_CACHED.fetch_sub(e.total - total, Ordering::Relaxed);
+                (e.base as *mut u8, total, false)
+            } else {
+                (e.base as *mut u8, e.total, false)
+            }
+        }
         Some(e) => (e.base as *mut u8, e.total, false),
         None => {
             if !segment::within_limit(total) {
@@ -261,6 +274,7 @@ fn alloc_with(size: usize, align: usize, use_cache: bool) -> *mut u8 {
     let start = base as usize + offset;
     // SAFETY: `seg` is initialised; pages[0] describes the block.
     unsafe {
+        (*seg).mapped_size = total;
         let page = &mut (*seg).pages[0];
         page.flags = FLAG_HUGE | if fresh { FLAG_ZERO } else { 0 };
         page.set_block_size(data);
@@ -390,19 +404,24 @@ pub unsafe fn resize(seg: *mut Segment, new_size: usize) -> *mut u8 {
     if target.is_null() {
         return target;
     }
+    // Forget the old granules before the old range can be unmapped: once it
+    // is, another thread may map a segment there and set the same bits.
+    segment_map::set_segment(base, false);
+    segment_map::set_huge_tail(base + SEGMENT_SIZE, base + total, false);
     // SAFETY: `target` is our fresh reservation of new_total bytes; the
     // source is the block's read-write mapping.
     let moved = unsafe {
         os::remap_to(rw, total - GUARD_SIZE, target.add(GUARD_SIZE), new_total - GUARD_SIZE)
     };
     if !moved {
+        segment_map::set_segment(base, true);
+        segment_map::set_huge_tail(base + SEGMENT_SIZE, base + total, true);
         // SAFETY: the reservation is ours and unused.
         unsafe { os::unmap(target, new_total) };
         return core::ptr::null_mut();
     }
     // SAFETY: the old guard page is ours and nothing refers to it now.
     unsafe { os::unmap(base as *mut u8, GUARD_SIZE) };
-    segment_map::set_segment(base, false);
     let new_seg = Segment::of_unchecked(target as usize);
     let new_start = target as usize + offset;
     // SAFETY: the header moved with the pages to `new_seg`.
@@ -414,7 +433,6 @@ pub unsafe fn resize(seg: *mut Segment, new_size: usize) -> *mut u8 {
         segment::revalidate(new_seg);
     }
     segment_map::set_segment(target as usize, true);
-    segment_map::set_huge_tail(base + SEGMENT_SIZE, base + total, false);
     segment_map::set_huge_tail(target as usize + SEGMENT_SIZE, target as usize + new_total, true);
     account(new_total as isize - total as isize, new_data as isize - data as isize);
     new_start as *mut u8

@@ -158,8 +158,10 @@ pub fn random_u64() -> u64 {
 pub fn write_fd(fd: i32, bytes: &[u8]) {
     let mut rest = bytes;
     while !rest.is_empty() {
+        // The raw system call: libc's write() is a cancellation point, and
+        // a diagnostic or malloc_stats() must not be cut short by one.
         // SAFETY: `rest` is a valid readable buffer of `rest.len()` bytes.
-        let n = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
+        let n = unsafe { libc::syscall(libc::SYS_write, fd, rest.as_ptr(), rest.len()) } as isize;
         if n <= 0 {
             if n < 0 && errno() == libc::EINTR {
                 continue;

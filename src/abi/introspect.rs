@@ -127,8 +127,9 @@ pub unsafe extern "C" fn mallopt(param: i32, value: i32) -> i32 {
             options::set_large_threshold(value as usize);
             1
         }
-        M_TRIM_THRESHOLD if value >= 0 => {
-            options::set_retain(value as usize);
+        M_TRIM_THRESHOLD => {
+            // -1 disables trimming: keep every empty segment.
+            options::set_retain(if value < 0 { usize::MAX } else { value as usize });
             1
         }
         M_TOP_PAD if value >= 0 => {
