@@ -10,7 +10,7 @@ LIB := target/release/libptrs.so
 STATICLIB := target/release/libptrs.a
 
 .PHONY: all lib demo header check-header test unit-test c-tests programs \
-        bench bench-callgrind clean install uninstall
+        bench bench-callgrind check-glibc fuzz memcheck clean install uninstall
 
 # The main job: build the library and run the bundled demo under it.
 all: lib demo
@@ -45,6 +45,19 @@ programs: lib
 
 bench: lib
 	bash scripts/bench.sh
+
+# glibc 2.36's own malloc tests, built against the system glibc and run
+# with ptrs preloaded.
+check-glibc: lib
+	bash scripts/check-glibc.sh
+
+# Randomized differential test (FUZZ_SECONDS, default 90).
+fuzz: lib
+	bash scripts/fuzz.sh
+
+# The C tests under valgrind's memcheck (needs c-tests built: make c-tests).
+memcheck: lib
+	bash scripts/memcheck.sh
 
 bench-callgrind: lib
 	bash scripts/bench-callgrind.sh
