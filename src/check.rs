@@ -109,8 +109,8 @@ pub fn check_page(page: &Page) -> bool {
     if page.head != page as *const Page as *mut Page {
         fail!("page {:#x}: head link {:#x} is not itself", addr, page.head as usize);
     }
-    if page.mark != page::free_mark() {
-        fail!("page {:#x}: free mark {:#x} is not the process's", addr, page.mark);
+    if page.key != Page::new_keyed(page).key {
+        fail!("page {:#x}: key {:#x} is not the one derived for it", addr, page.key);
     }
     if (page.div_inverse, page.div_shift) != div_params(page.block_size) {
         fail!("page {:#x}: block-start parameters do not match block size {}", addr, page.block_size);
@@ -146,7 +146,7 @@ pub fn check_page(page: &Page) -> bool {
         if !remote.is_null() {
             // SAFETY: a block on the remote list was published by the
             // Release CAS of push_remote and acquired above.
-            let next = unsafe { page::next_of(remote, page.list_key) };
+            let next = unsafe { page::next_of(remote, page.key) };
             if remote as usize != page.start as usize || !next.is_null() {
                 fail!("large page {:#x}: remote list {:#x} -> {:#x}", addr, remote as usize, next as usize);
             }
@@ -180,7 +180,7 @@ pub fn check_page(page: &Page) -> bool {
     }
 
     let mut seen = [0u64; SEEN_WORDS];
-    let mark = page.mark;
+    let mark = page.key;
     let start = page.start as usize;
 
     // The local free list.
@@ -201,7 +201,7 @@ pub fn check_page(page: &Page) -> bool {
         seen[i / 64] |= 1 << (i % 64);
         // SAFETY: `cur` is a carved block of this page (checked above), on
         // the local free list, so its first two words are readable.
-        let (m, next) = unsafe { ((*cur).mark, page::next_of(cur, page.list_key)) };
+        let (m, next) = unsafe { ((*cur).mark, page::next_of(cur, page.key)) };
         if m != mark && m != 0 {
             fail!("page {:#x}: free block {:#x} has mark {:#x}", addr, b, m);
         }
@@ -228,7 +228,7 @@ pub fn check_page(page: &Page) -> bool {
         seen[i / 64] |= 1 << (i % 64);
         // SAFETY: the block was published by the Release CAS of push_remote
         // and acquired by the load of `thread_free` above.
-        let (m, next) = unsafe { ((*cur).mark, page::next_of(cur, page.list_key)) };
+        let (m, next) = unsafe { ((*cur).mark, page::next_of(cur, page.key)) };
         if m != mark {
             fail!("page {:#x}: remotely freed block {:#x} has mark {:#x}", addr, b, m);
         }

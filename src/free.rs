@@ -43,7 +43,7 @@ pub fn free(p: *mut u8) {
             return free_slow(p, "free");
         }
         let block = p as *mut Block;
-        if (*block).mark == (*page).mark {
+        if (*block).mark == (*page).key {
             return free_slow(p, "free");
         }
         if (*page).heap != heap {
@@ -82,8 +82,8 @@ unsafe fn free_remote(page: *mut Page, block: *mut Block) {
 unsafe fn free_local(heap: &mut Heap, page: &mut Page, block: *mut Block) {
     // SAFETY: the caller guarantees the block is a live block of our page.
     unsafe {
-        page::set_next(block, page.free, page.list_key);
-        (*block).mark = page.mark;
+        page::set_next(block, page.free, page.key);
+        (*block).mark = page.key;
     }
     page.free = block;
     page.used = page.used.wrapping_sub(1);
@@ -126,7 +126,7 @@ fn free_slow_inner(p: *mut u8, func: &str) {
     // a live page, so the page and the block's first words are readable.
     unsafe {
         let local = (*page).heap == heap;
-        if (*block).mark == (*page).mark && page::list_contains(&*page, block, local) {
+        if (*block).mark == (*page).key && page::list_contains(&*page, block, local) {
             diag::heap_error(func, "double free detected", addr);
             return;
         }

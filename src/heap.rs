@@ -419,7 +419,7 @@ pub unsafe fn pop(page: &mut Page) -> *mut u8 {
     let block = page.free;
     // SAFETY: the free list holds free blocks of this page.
     unsafe {
-        let next = page::next_of(block, page.list_key);
+        let next = page::next_of(block, page.key);
         if !next.is_null() && !page::same_segment(next, page) {
             corrupted_list(block);
         }

@@ -57,7 +57,7 @@ fn init_slow() {
         }
     }
     crate::options::read_environment();
-    page::set_keys(os::random_u64() as usize, os::random_u64() as usize);
+    page::set_key(os::random_u64() as usize);
     let mut key: libc::pthread_key_t = 0;
     // SAFETY: `key` is a valid out-parameter; glibc's pthread_key_create
     // does not allocate.

@@ -22,11 +22,13 @@
 //! otherwise empty heap would otherwise take the slow path every time).
 //!
 //! Free-list links are encoded (like glibc's safe-linking): a link stored at
-//! address `slot` is `next ^ (slot >> 12) ^ LIST_KEY`, with a random key, so
-//! a stray write into a freed block yields a pointer that fails the
+//! address `slot` is `next ^ (slot >> 12) ^ key`, with a random per-page
+//! key, so a stray write into a freed block yields a pointer that fails the
 //! same-segment check instead of an attacker-chosen address. Freed blocks
-//! carry `FREE_MARK` in their second word; `free` finding it there is the
-//! cue to check for a double free.
+//! carry the key in their second word (the free mark); `free` finding it
+//! there is the cue to check for a double free. (A program that reads a
+//! freed block can learn its page's key, as with glibc's tcache key; the
+//! encoding is against blind overwrites, not a secret from the program.)
 
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -39,23 +41,16 @@ use crate::segment::{SEGMENT_MASK, SLICE_SHIFT};
 pub struct Block {
     /// The encoded link to the next free block.
     pub next: usize,
-    /// [`free_mark`] while the block is free.
+    /// The page's key while the block is free (the free mark).
     pub mark: usize,
 }
 
-static LIST_KEY: AtomicUsize = AtomicUsize::new(0);
-static FREE_MARK: AtomicUsize = AtomicUsize::new(0x7074_7273_6672_6565);
+static LIST_KEY: AtomicUsize = AtomicUsize::new(0x7074_7273_6672_6565);
 
-/// Sets the process's random keys; called once at initialisation, before
-/// any block exists.
-pub fn set_keys(list_key: usize, free_mark: usize) {
-    LIST_KEY.store(list_key, Ordering::Relaxed);
-    FREE_MARK.store(free_mark | 1, Ordering::Relaxed);
-}
-
-#[inline(always)]
-pub fn free_mark() -> usize {
-    FREE_MARK.load(Ordering::Relaxed)
+/// Sets the process's random key, from which each page's key is derived;
+/// called once at initialisation, before any page exists.
+pub fn set_key(key: usize) {
+    LIST_KEY.store(key, Ordering::Relaxed);
 }
 
 #[inline(always)]
@@ -64,7 +59,7 @@ fn link_key(slot: *const usize, key: usize) -> usize {
 }
 
 /// Stores `next` (possibly null) as the encoded link of `block`, a block
-/// of a page whose `list_key` is `key`.
+/// of a page whose key is `key`.
 ///
 /// # Safety
 /// `block` must be a block of ptrs that the caller may write.
@@ -77,8 +72,7 @@ pub unsafe fn set_next(block: *mut Block, next: *mut Block, key: usize) {
     }
 }
 
-/// Reads the decoded link of `block`, a block of a page whose `list_key`
-/// is `key`.
+/// Reads the decoded link of `block`, a block of a page whose key is `key`.
 ///
 /// # Safety
 /// `block` must be a free block of ptrs.
@@ -124,14 +118,29 @@ pub const NO_BIN: u8 = 255;
 /// from a slice index is a shift.
 #[repr(C, align(128))]
 pub struct Page {
+    // The first cache line holds everything the malloc and free fast paths
+    // touch; the second, what only slow paths need.
     /// Local free list (encoded links). Owner only.
     pub free: *mut Block,
     /// Blocks handed out and not yet back on `free`, plus [`IN_FULL`].
     pub used: u32,
     /// Blocks carved so far.
     pub capacity: u32,
-    /// Blocks that fit in the page.
-    pub reserved: u32,
+    /// The head descriptor of the span this slice belongs to (itself for a
+    /// head or a free slice), so `free` finds a page in one load.
+    pub head: *mut Page,
+    /// First block.
+    pub start: *mut u8,
+    /// `div_params(block_size).0`: see `size_class::div_params`.
+    pub div_inverse: u64,
+    /// The owning heap; null for free slices and huge blocks.
+    pub heap: *mut Heap,
+    /// This page's key: free-list links are encoded with it, and a freed
+    /// block carries it in its second word (the free mark). Random per page,
+    /// never 0 (a freshly carved block's second word is 0).
+    pub key: usize,
+    /// `div_params(block_size).1`.
+    pub div_shift: u8,
     /// Size class, or [`NO_BIN`].
     pub bin: u8,
     /// Slices in this page (head only); 0 for a free slice.
@@ -140,14 +149,10 @@ pub struct Page {
     pub head_offset: u8,
     /// `FLAG_*` bits.
     pub flags: u8,
+    /// Blocks that fit in the page.
+    pub reserved: u32,
     /// Bytes per block (for a large page, the whole span).
     pub block_size: usize,
-    /// `div_params(block_size).0`: see `size_class::div_params`.
-    pub div_inverse: u64,
-    /// First block.
-    pub start: *mut u8,
-    /// The owning heap; null for free slices and huge blocks.
-    pub heap: *mut Heap,
     /// Blocks freed by other threads, a pointer with `TF_*` flags in the
     /// low bits.
     pub thread_free: AtomicUsize,
@@ -157,18 +162,10 @@ pub struct Page {
     /// Link of the heap's notify list, written by the remote freer that set
     /// [`TF_NOTIFIED`].
     pub notify_next: *mut Page,
-    /// The process's free-list key and free mark, copied here so the fast
-    /// paths load them from the page they already hold.
-    pub list_key: usize,
-    pub mark: usize,
-    /// The head descriptor of the span this slice belongs to (itself for a
-    /// head or a free slice), so `free` finds a page in one load.
-    pub head: *mut Page,
-    /// `div_params(block_size).1`.
-    pub div_shift: u8,
 }
 
 const _: () = assert!(core::mem::size_of::<Page>() == 128);
+const _: () = assert!(core::mem::offset_of!(Page, flags) < 64);
 
 impl Page {
     pub const fn empty() -> Self {
@@ -176,32 +173,31 @@ impl Page {
             free: ptr::null_mut(),
             used: 0,
             capacity: 0,
-            reserved: 0,
+            head: ptr::null_mut(),
+            start: ptr::null_mut(),
+            div_inverse: 0,
+            heap: ptr::null_mut(),
+            key: 0,
+            div_shift: 0,
             bin: NO_BIN,
             slice_count: 0,
             head_offset: 0,
             flags: 0,
+            reserved: 0,
             block_size: 0,
-            div_inverse: 0,
-            start: ptr::null_mut(),
-            heap: ptr::null_mut(),
             thread_free: AtomicUsize::new(0),
             next: ptr::null_mut(),
             prev: ptr::null_mut(),
             notify_next: ptr::null_mut(),
-            list_key: 0,
-            mark: 0,
-            head: ptr::null_mut(),
-            div_shift: 0,
         }
     }
 
-    /// A fresh descriptor for a page being handed to a heap, carrying the
-    /// process's keys.
-    pub fn new_keyed() -> Self {
+    /// A fresh descriptor for a page being handed to a heap, with a key
+    /// derived from the process's random key and the descriptor's address.
+    pub fn new_keyed(at: *const Page) -> Self {
         let mut p = Self::empty();
-        p.list_key = LIST_KEY.load(Ordering::Relaxed);
-        p.mark = FREE_MARK.load(Ordering::Relaxed);
+        let mixed = (at as usize).wrapping_mul(0x9e37_79b9_7f4a_7c15_u64 as usize);
+        p.key = (LIST_KEY.load(Ordering::Relaxed) ^ mixed.rotate_left(29)) | 1;
         p
     }
 
@@ -262,11 +258,11 @@ pub unsafe fn extend(page: &mut Page) -> bool {
         let mut block = first;
         for _ in 1..n {
             let next = (block as *mut u8).add(size) as *mut Block;
-            set_next(block, next, page.list_key);
+            set_next(block, next, page.key);
             (*block).mark = 0;
             block = next;
         }
-        set_next(block, ptr::null_mut(), page.list_key);
+        set_next(block, ptr::null_mut(), page.key);
         (*block).mark = 0;
         page.free = first;
     }
@@ -282,7 +278,7 @@ pub unsafe fn extend(page: &mut Page) -> bool {
 /// # Safety
 /// `block` must be a block of `page`, handed out and not yet freed.
 pub unsafe fn push_remote(page: &Page, block: *mut Block) -> bool {
-    let mark = page.mark;
+    let mark = page.key;
     let mut old = page.thread_free.load(Ordering::Relaxed);
     loop {
         let flags = old & TF_FLAGS;
@@ -290,7 +286,7 @@ pub unsafe fn push_remote(page: &Page, block: *mut Block) -> bool {
         let new_flags = if notify { flags | TF_NOTIFIED } else { flags };
         // SAFETY: the block is ours to write until it is published below.
         unsafe {
-            set_next(block, (old & !TF_FLAGS) as *mut Block, page.list_key);
+            set_next(block, (old & !TF_FLAGS) as *mut Block, page.key);
             (*block).mark = mark;
         }
         match page.thread_free.compare_exchange_weak(
@@ -344,7 +340,7 @@ pub unsafe fn collect_remote(page: &mut Page, clear_flags: bool) -> u32 {
     // published by the Release CAS in `push_remote` and acquired above.
     unsafe {
         loop {
-            let next = next_of(tail, page.list_key);
+            let next = next_of(tail, page.key);
             if next.is_null() {
                 break;
             }
@@ -355,7 +351,7 @@ pub unsafe fn collect_remote(page: &mut Page, clear_flags: bool) -> u32 {
             tail = next;
             count += 1;
         }
-        set_next(tail, page.free, page.list_key);
+        set_next(tail, page.free, page.key);
     }
     page.free = head;
     page.used -= count;
@@ -387,7 +383,7 @@ pub unsafe fn list_contains(page: &Page, block: *mut Block, local: bool) -> bool
             }
             // SAFETY: `cur` is on a free list of this page (checked to be in
             // its segment), so it is a readable free block.
-            cur = unsafe { next_of(cur, page.list_key) };
+            cur = unsafe { next_of(cur, page.key) };
             steps += 1;
         }
     }

@@ -390,7 +390,7 @@ pub unsafe fn claim_span(seg: &mut Segment, index: usize, count: usize, heap: *m
         seg.pages[index + i].head = head;
     }
     let page = &mut seg.pages[index];
-    *page = Page::new_keyed();
+    *page = Page::new_keyed(page);
     page.head = head;
     page.slice_count = count as u8;
     page.start = start;
