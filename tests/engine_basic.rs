@@ -410,7 +410,7 @@ fn checker_detects_corruption() {
     let info = unsafe { block_info(a) }.unwrap();
     let pg: *mut Page = info.page;
     let heap = unsafe { (*pg).heap };
-    let key = unsafe { (*pg).list_key };
+    let key = unsafe { (*pg).key };
     let page_ok = move || check_page(unsafe { &*pg });
     let heap_ok = move || check_heap(unsafe { &*heap });
     assert!(page_ok());
