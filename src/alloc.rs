@@ -135,6 +135,14 @@ pub fn malloc_aligned(align: usize, size: usize) -> *mut u8 {
 /// in place when it can. Null when out of memory or `p` is invalid (the
 /// block is then untouched).
 pub fn realloc(p: *mut u8, size: usize) -> *mut u8 {
+    if free::small_block_fits(p, size) {
+        return p;
+    }
+    realloc_generic(p, size)
+}
+
+#[inline(never)]
+fn realloc_generic(p: *mut u8, size: usize) -> *mut u8 {
     // SAFETY: `p` is checked by block_info before anything is read.
     let Some(info) = (unsafe { free::block_info(p) }) else {
         free::report_invalid("realloc", p);

@@ -54,6 +54,32 @@ pub fn free(p: *mut u8) {
     }
 }
 
+/// If `p` is a live small block (validated as `free` does) whose size class
+/// still fits `size` bytes without wasting more than half of it, returns
+/// true: realloc can return `p` unchanged. False sends realloc to its full
+/// path, which also reports invalid pointers.
+#[inline(always)]
+pub fn small_block_fits(p: *mut u8, size: usize) -> bool {
+    let addr = p as usize;
+    // SAFETY: as in `free`: the map says a header is there before any read.
+    if addr & (segment_map::NON_USER_BITS | (MIN_ALIGN - 1)) != 0
+        || !unsafe { segment_map::has_segment_unchecked(addr) }
+    {
+        return false;
+    }
+    let seg = Segment::of_unchecked(addr);
+    // SAFETY: a live segment header is at `seg`; see `free`.
+    unsafe {
+        let page = &*(*seg).page_of(addr);
+        let block = p as *mut Block;
+        page.bin != page::NO_BIN
+            && page.is_block_start(addr)
+            && (*block).mark != page.key
+            && size <= page.block_size
+            && size >= page.block_size / 2
+    }
+}
+
 /// A free from a thread that does not own the page: one compare-and-swap
 /// on the page's remote list (two when the owner must be told about a full
 /// page). Huge blocks and free slices (no heap) go to the slow path.
