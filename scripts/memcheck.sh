@@ -5,6 +5,8 @@
 # code. --soname-synonyms=somalloc=nouserintercepts stops valgrind from
 # replacing ptrs's malloc with its own. Each test must report no error.
 # Tests listed in c-tests/memcheck-skip.txt (with the reason) are skipped.
+# Under valgrind ptrs does not move or resize mappings with mremap (see
+# os::running_on_valgrind): valgrind loses track of such pages.
 # Ends with "N passed, N failed, N skipped".
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -96,10 +96,15 @@ pub unsafe fn protect_none(addr: *mut u8, size: usize) -> bool {
 }
 
 /// Grows or shrinks the mapping at `addr` in place. False if it cannot.
+/// Always false under valgrind, whose emulation of in-place `mremap` can
+/// grow a mapping across a neighbouring one.
 ///
 /// # Safety
 /// `[addr, addr + old_size)` must be one whole mapping owned by ptrs.
 pub unsafe fn remap_in_place(addr: *mut u8, old_size: usize, new_size: usize) -> bool {
+    if running_on_valgrind() {
+        return false;
+    }
     // SAFETY: without MREMAP_MAYMOVE the mapping either changes size at the
     // same address or the call fails with no effect.
     let p = unsafe { libc::mremap(addr.cast(), old_size, new_size, 0) };
@@ -113,6 +118,11 @@ pub unsafe fn remap_in_place(addr: *mut u8, old_size: usize, new_size: usize) ->
 /// `[addr, addr + old_size)` must be one whole mapping owned by ptrs and
 /// `[target, target + new_size)` a reservation owned by ptrs.
 pub unsafe fn remap_to(addr: *mut u8, old_size: usize, target: *mut u8, new_size: usize) -> bool {
+    // Valgrind loses track of the moved pages' access rights; callers fall
+    // back to copying.
+    if running_on_valgrind() {
+        return false;
+    }
     // SAFETY: MREMAP_FIXED replaces the caller's reservation at `target`;
     // the page tables move, so the contents come along without copying.
     let p = unsafe {
@@ -125,6 +135,52 @@ pub unsafe fn remap_to(addr: *mut u8, old_size: usize, target: *mut u8, new_size
         )
     };
     p != libc::MAP_FAILED
+}
+
+/// True when the process runs under valgrind, asked once with valgrind's
+/// client-request instruction sequence (a no-op on real hardware, where the
+/// answer stays 0).
+pub fn running_on_valgrind() -> bool {
+    use core::sync::atomic::{AtomicU8, Ordering};
+    static ANSWER: AtomicU8 = AtomicU8::new(0); // 0 unknown, 1 no, 2 yes
+    match ANSWER.load(Ordering::Relaxed) {
+        1 => false,
+        2 => true,
+        _ => {
+            let yes = valgrind_request() != 0;
+            ANSWER.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
+            yes
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn valgrind_request() -> usize {
+    // VG_USERREQ__RUNNING_ON_VALGRIND (0x1001) with a default result of 0.
+    let args: [usize; 6] = [0x1001, 0, 0, 0, 0, 0];
+    let result: usize;
+    // SAFETY: the four rotations of %rdi add up to 128 bits (a no-op) and
+    // `xchg %rbx, %rbx` changes nothing; natively %rdx keeps its input, 0.
+    // Under valgrind the sequence is recognised and %rdx gets the answer.
+    unsafe {
+        core::arch::asm!(
+            "rol rdi, 3",
+            "rol rdi, 13",
+            "rol rdi, 61",
+            "rol rdi, 51",
+            "xchg rbx, rbx",
+            inout("rdx") 0usize => result,
+            in("rax") args.as_ptr(),
+            inout("rdi") 0usize => _,
+            options(nostack),
+        );
+    }
+    result
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn valgrind_request() -> usize {
+    0
 }
 
 /// Milliseconds from a coarse monotonic clock (vDSO, no system call).
