@@ -91,7 +91,8 @@ pub fn calloc(count: usize, size: usize) -> *mut u8 {
     // already: skip the memset, which would also make them resident. (The
     // flag is set when the span or mapping is claimed for this block.)
     // SAFETY: `p` was just returned by malloc, so it is a live block.
-    let fresh = unsafe { free::block_info(p) }.is_some_and(|b| b.large_or_huge && b.flags & FLAG_ZERO != 0);
+    let fresh = total > SMALL_MAX
+        && unsafe { free::block_info(p) }.is_some_and(|b| b.large_or_huge && b.flags & FLAG_ZERO != 0);
     if !fresh {
         // SAFETY: the block holds at least `total` writable bytes.
         unsafe { ptr::write_bytes(p, 0, total) };

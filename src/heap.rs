@@ -677,6 +677,18 @@ unsafe fn free_page(heap: &mut Heap, page: *mut Page) {
     let seg = Segment::of_unchecked(page as usize);
     // SAFETY: the page lives in the header of its segment, which `heap` owns.
     unsafe { segment::free_span(&mut *seg, page) };
+    // A segment left empty goes back at once (to the purged cache or the
+    // OS), unless it is the heap's only one: when a program frees most of
+    // its memory, its RSS falls while it keeps running, without waiting for
+    // a purge tick that a quiet program may never reach.
+    // SAFETY: as above; the heap's segment list is ours.
+    unsafe {
+        if (*seg).is_empty() && !((*seg).prev.is_null() && (*seg).next.is_null()) {
+            unlink_segment(heap, seg);
+            segment::release(seg);
+            return;
+        }
+    }
     let delay = options::purge_delay_ms();
     if delay == 0 {
         // SAFETY: as above.
@@ -746,6 +758,27 @@ unsafe fn process_notify(heap: &mut Heap) {
     }
 }
 
+/// Takes a segment off the heap's list.
+///
+/// # Safety
+/// `seg` must be on `heap.segments`.
+unsafe fn unlink_segment(heap: &mut Heap, seg: *mut Segment) {
+    // SAFETY: the caller guarantees `seg` is on the heap's list.
+    unsafe {
+        let (prev, next) = ((*seg).prev, (*seg).next);
+        if prev.is_null() {
+            heap.segments = next;
+        } else {
+            (*prev).next = next;
+        }
+        if !next.is_null() {
+            (*next).prev = prev;
+        }
+        (*seg).next = ptr::null_mut();
+        (*seg).prev = ptr::null_mut();
+    }
+}
+
 fn maybe_purge(heap: &mut Heap) {
     if heap.purge_deadline != 0 && os::now_ms() >= heap.purge_deadline {
         purge(heap, false);
@@ -772,15 +805,7 @@ pub fn purge(heap: &mut Heap, all: bool) {
                 segment::purge_aged_slices(s)
             } as u64;
             if s.is_empty() && s.dirty_slices == s.used_slices {
-                let prev = s.prev;
-                if prev.is_null() {
-                    heap.segments = next;
-                } else {
-                    (*prev).next = next;
-                }
-                if !next.is_null() {
-                    (*next).prev = prev;
-                }
+                unlink_segment(heap, seg);
                 segment::release(seg);
             } else if s.purge_candidates != 0 {
                 pending = true;

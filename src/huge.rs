@@ -28,7 +28,7 @@ use crate::sync::{GlobalCell, GlobalGuard};
 /// for mmap, munmap and page faults every time (glibc gets the same effect
 /// by raising its mmap threshold).
 const CACHE_SLOTS: usize = 4;
-const CACHE_MAX_BYTES: usize = 32 << 20;
+const CACHE_MAX_BYTES: usize = 16 << 20;
 
 #[derive(Clone, Copy)]
 struct Cached {
