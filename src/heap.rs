@@ -678,12 +678,14 @@ unsafe fn free_page(heap: &mut Heap, page: *mut Page) {
     // SAFETY: the page lives in the header of its segment, which `heap` owns.
     unsafe { segment::free_span(&mut *seg, page) };
     // A segment left empty goes back at once (to the purged cache or the
-    // OS), unless it is the heap's only one: when a program frees most of
-    // its memory, its RSS falls while it keeps running, without waiting for
-    // a purge tick that a quiet program may never reach.
+    // OS) if the heap already keeps another empty one: when a program frees
+    // most of its memory, its RSS falls while it keeps running, without
+    // waiting for a purge tick that a quiet program may never reach. One
+    // empty segment stays, so a program that repeatedly frees and allocates
+    // a large block does not fault its pages in every time.
     // SAFETY: as above; the heap's segment list is ours.
     unsafe {
-        if (*seg).is_empty() && !((*seg).prev.is_null() && (*seg).next.is_null()) {
+        if (*seg).is_empty() && has_other_empty_segment(heap, seg) {
             unlink_segment(heap, seg);
             segment::release(seg);
             return;
@@ -756,6 +758,21 @@ unsafe fn process_notify(heap: &mut Heap) {
             page = next;
         }
     }
+}
+
+/// True if a segment of the heap other than `seg` is empty.
+fn has_other_empty_segment(heap: &Heap, seg: *mut Segment) -> bool {
+    let mut cur = heap.segments;
+    while !cur.is_null() {
+        // SAFETY: the heap's segments are live and owned by it.
+        unsafe {
+            if cur != seg && (*cur).is_empty() {
+                return true;
+            }
+            cur = (*cur).next;
+        }
+    }
+    false
 }
 
 /// Takes a segment off the heap's list.

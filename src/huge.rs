@@ -28,7 +28,7 @@ use crate::sync::{GlobalCell, GlobalGuard};
 /// for mmap, munmap and page faults every time (glibc gets the same effect
 /// by raising its mmap threshold).
 const CACHE_SLOTS: usize = 4;
-const CACHE_MAX_BYTES: usize = 16 << 20;
+const CACHE_MAX_BYTES: usize = 32 << 20;
 
 #[derive(Clone, Copy)]
 struct Cached {
@@ -63,6 +63,11 @@ fn cache_take(total: usize) -> Option<Cached> {
     let mut best: Option<usize> = None;
     for i in 0..c.count {
         let e = c.slots[i].total;
+        // A mapping more than twice the size would waste too much (and
+        // break free_sized's size check).
+        if e > total.saturating_mul(2) {
+            continue;
+        }
         best = match best {
             None => Some(i),
             Some(b) => {
@@ -230,19 +235,6 @@ fn alloc_with(size: usize, align: usize, use_cache: bool) -> *mut u8 {
     }
     let cached = if use_cache && offset == HEADER_END { cache_take(total) } else { None };
     let (base, total, fresh) = match cached {
-        Some(e) if e.total > total => {
-            // Larger than needed: give the tail back, so the block's usable
-            // size (and what free_sized checks) fits the request.
-            let rw = (e.base + GUARD_SIZE) as *mut u8;
-            // SAFETY: the cached mapping is ours alone; shrinking in place
-            // cannot fail for lack of room.
-            if unsafe { os::remap_in_place(rw, e.total - GUARD_SIZE, total - GUARD_SIZE) } {
-                HUGE_CACHED.fetch_sub(e.total - total, Ordering::Relaxed);
-                (e.base as *mut u8, total, false)
-            } else {
-                (e.base as *mut u8, e.total, false)
-            }
-        }
         Some(e) => (e.base as *mut u8, e.total, false),
         None => {
             if !segment::within_limit(total) {
