@@ -23,7 +23,7 @@ use crate::page::{
     self, Page, FLAG_LARGE, FLAG_PINNED, IN_FULL, NO_BIN, TF_FLAGS, TF_NOTIFIED, TF_WANT_NOTIFY,
 };
 use crate::segment::{self, Segment};
-use crate::size_class::{bin_of, bin_size, bin_slices, BIN_COUNT, DIRECT_COUNT, MIN_ALIGN};
+use crate::size_class::{bin_size, bin_slices, BIN_COUNT, DIRECT_COUNT, MIN_ALIGN};
 use crate::sync::{GlobalCell, GlobalGuard};
 use crate::tls;
 
@@ -88,6 +88,7 @@ pub struct HeapCounters {
     pub notifications: u64,
     pub purged_bytes: u64,
     pub large_allocs: u64,
+    pub large_frees: u64,
 }
 
 #[repr(C)]
@@ -165,6 +166,7 @@ pub static EMPTY_HEAP: HeapCell = HeapCell(UnsafeCell::new(Heap {
         notifications: 0,
         purged_bytes: 0,
         large_allocs: 0,
+        large_frees: 0,
     },
 }));
 
@@ -380,11 +382,6 @@ pub fn for_each_heap(mut visit: impl FnMut(&Heap)) -> usize {
     reg.count
 }
 
-/// In the child of fork(): the heaps of the parent's other threads belong
-/// to threads that do not exist here. They stay as they are (marked owned,
-/// so nobody adopts state that may have been mid-update); their memory is
-/// lost to the child, which usually execs soon.
-pub fn after_fork_child() {}
 
 // ---------------------------------------------------------------------------
 // Slow paths of allocation.
@@ -673,7 +670,12 @@ unsafe fn retire(heap: &mut Heap, page: *mut Page, force: bool) {
 /// # Safety
 /// `page` must be a page of `heap` on no queue, with no block in use.
 unsafe fn free_page(heap: &mut Heap, page: *mut Page) {
-    heap.counters.pages_freed += 1;
+    // SAFETY: `page` is a live page of this heap (caller).
+    if unsafe { (*page).flags } & FLAG_LARGE != 0 {
+        heap.counters.large_frees += 1;
+    } else {
+        heap.counters.pages_freed += 1;
+    }
     let seg = Segment::of_unchecked(page as usize);
     // SAFETY: the page lives in the header of its segment, which `heap` owns.
     unsafe { segment::free_span(&mut *seg, page) };
@@ -879,9 +881,4 @@ pub unsafe fn collect(heap: &mut Heap, force: bool) {
     } else {
         maybe_purge(heap);
     }
-}
-
-/// The block size class a request maps to (for tests and statistics).
-pub fn class_block_size(size: usize) -> usize {
-    bin_size(bin_of(size))
 }

@@ -159,7 +159,10 @@ extern "C" fn fork_child() {
     // SAFETY: the child has one thread, this one; GLOBAL was held across fork.
     let saved = unsafe { *FORK_SIGMASK.get() };
     GLOBAL.reset();
-    heap::after_fork_child();
+    // The heaps of the parent's other threads belong to threads that do not
+    // exist here. They stay marked as owned, so that nobody adopts state
+    // that may have been mid-update at the fork; their memory is lost to
+    // the child, which usually execs soon.
     // SAFETY: `saved` was initialised in fork_prepare. Resetting the stdio
     // list lock is what glibc does itself in a multi-threaded parent's
     // child; in a single-threaded one it releases the hold taken in

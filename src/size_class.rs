@@ -92,16 +92,6 @@ pub const fn div_params(d: usize) -> (u64, u8) {
     (inv, shift as u8)
 }
 
-/// Precomputed multiplier for the block-start test: for an offset `off`
-/// into a page of blocks of size `d`, `(off * magic(d)) >> MAGIC_SHIFT`
-/// is `off / d`, exact for every `off < 2^19` (a page is at most 512 KiB)
-/// because `d * off < 2^MAGIC_SHIFT`.
-pub const MAGIC_SHIFT: u32 = 40;
-
-pub const fn div_magic(d: usize) -> u64 {
-    (((1u64 << MAGIC_SHIFT) + d as u64 - 1) / d as u64) as u64
-}
-
 const _: () = assert!(bin_of(SMALL_MAX) == BIN_COUNT - 1);
 const _: () = assert!(bin_size(BIN_COUNT - 1) == SMALL_MAX);
 const _: () = assert!(bin_of(DIRECT_MAX) < BIN_COUNT);
@@ -150,27 +140,6 @@ mod tests {
         for bin in 0..BIN_COUNT {
             let page = bin_slices(bin) << 16;
             assert!(page / bin_size(bin) >= 8, "bin {bin}");
-        }
-    }
-
-    #[test]
-    fn division_magic_is_exact_within_a_page() {
-        for bin in 0..BIN_COUNT {
-            let d = bin_size(bin);
-            let m = div_magic(d);
-            let page = bin_slices(bin) << 16;
-            let mut off = 0;
-            while off < page {
-                for delta in [0usize, 1, 8, 15, d - 1] {
-                    let o = off + delta;
-                    if o >= page {
-                        continue;
-                    }
-                    let q = ((o as u64 * m) >> MAGIC_SHIFT) as usize;
-                    assert_eq!(q, o / d, "d {d} off {o}");
-                }
-                off += d;
-            }
         }
     }
 

@@ -101,6 +101,7 @@ pub fn gather() -> Totals {
         t.counters.notifications += c.notifications;
         t.counters.purged_bytes += c.purged_bytes;
         t.counters.large_allocs += c.large_allocs;
+        t.counters.large_frees += c.large_frees;
     });
     t.huge_count = huge_count;
     t.huge_allocated = huge_usable;
@@ -152,11 +153,12 @@ pub fn print(out: &mut dyn FnMut(&[u8])) {
     emit!("segments: {}, heaps: {}\n", t.segments, t.heaps);
     let c = &t.counters;
     emit!(
-        "events: page refills {}, pages allocated {}, pages freed {}, large allocations {}\n",
+        "events: page refills {}, pages allocated {}, pages freed {}, large blocks allocated {}, freed {}\n",
         c.page_refills,
         c.pages_allocated,
         c.pages_freed,
-        c.large_allocs
+        c.large_allocs,
+        c.large_frees
     );
     emit!(
         "events: remote frees collected {}, notifications {}, purged {} bytes\n",
