@@ -96,7 +96,16 @@ static inline void *mt_watchdog_main(void *arg) {
   _exit(1);
 }
 
+/* TEST_TIMEOUT_FACTOR (scripts/memcheck.sh sets it for valgrind.s
+ * slowdown) scales the watchdog and child deadlines. */
+static inline double mt_timeout_factor(void) {
+  const char *f = getenv("TEST_TIMEOUT_FACTOR");
+  double v = f ? atof(f) : 1.0;
+  return v > 1.0 ? v : 1.0;
+}
+
 static inline void mt_start_watchdog(unsigned seconds) {
+  seconds = (unsigned)(seconds * mt_timeout_factor());
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);

@@ -140,7 +140,7 @@ int main(int argc, char **argv) {
       FAIL_EXIT("fork: %m");
     if (pid == 0)
       _exit(child_main((int)n));
-    uint64_t deadline = mt_now_ms() + CHILD_TIMEOUT_MS;
+    uint64_t deadline = mt_now_ms() + (uint64_t)(CHILD_TIMEOUT_MS * mt_timeout_factor());
     int status = 0;
     for (;;) {
       pid_t r = waitpid(pid, &status, WNOHANG);

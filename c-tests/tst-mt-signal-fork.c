@@ -224,7 +224,7 @@ int main(int argc, char **argv) {
   mt_thread_join(k);
   mt_thread_join(h);
 
-  uint64_t deadline = mt_now_ms() + CHILD_TIMEOUT_MS;
+  uint64_t deadline = mt_now_ms() + (uint64_t)(CHILD_TIMEOUT_MS * mt_timeout_factor());
   int running;
   while ((running = reap()) > 0 && mt_now_ms() < deadline)
     mt_sleep_us(1000);

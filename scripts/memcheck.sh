@@ -26,7 +26,9 @@ for t in "${tests[@]}"; do
   fi
   if [ ! -x "$bin" ]; then echo "SKIP: $t (not built; run c-tests/run.sh first)"; skipped=$((skipped + 1)); continue; fi
   log=build/memcheck/$t.log
-  timeout "${MEMCHECK_TIMEOUT:-600}" valgrind --tool=memcheck -q --error-exitcode=99 \
+  # Valgrind runs programs tens of times slower: stretch the tests' own
+  # deadlock watchdogs accordingly.
+  TEST_TIMEOUT_FACTOR=${TEST_TIMEOUT_FACTOR:-8} timeout "${MEMCHECK_TIMEOUT:-900}" valgrind --tool=memcheck -q --error-exitcode=99 \
     --soname-synonyms=somalloc=nouserintercepts "$bin" >"$log" 2>&1
   rc=$?
   if [ $rc -eq 0 ] || [ $rc -eq 77 ]; then
