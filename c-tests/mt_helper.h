@@ -96,7 +96,7 @@ static inline void *mt_watchdog_main(void *arg) {
   _exit(1);
 }
 
-/* TEST_TIMEOUT_FACTOR (scripts/memcheck.sh sets it for valgrind.s
+/* TEST_TIMEOUT_FACTOR (scripts/memcheck.sh sets it for valgrind's
  * slowdown) scales the watchdog and child deadlines. */
 static inline double mt_timeout_factor(void) {
   const char *f = getenv("TEST_TIMEOUT_FACTOR");

@@ -27,8 +27,8 @@ use crate::tls;
 pub fn free(p: *mut u8) {
     let addr = p as usize;
     // One test for "misaligned or not a user address", then the map.
-    // SAFETY: the first test guarantees `addr` is a user address.
     if addr & (segment_map::NON_USER_BITS | (MIN_ALIGN - 1)) != 0
+        // SAFETY: the first test guarantees `addr` is a user address.
         || !unsafe { segment_map::has_segment_unchecked(addr) }
     {
         return free_slow(p, "free");
@@ -61,8 +61,8 @@ pub fn free(p: *mut u8) {
 #[inline(always)]
 pub fn small_block_fits(p: *mut u8, size: usize) -> bool {
     let addr = p as usize;
-    // SAFETY: as in `free`: the map says a header is there before any read.
     if addr & (segment_map::NON_USER_BITS | (MIN_ALIGN - 1)) != 0
+        // SAFETY: the first test guarantees `addr` is a user address.
         || !unsafe { segment_map::has_segment_unchecked(addr) }
     {
         return false;
@@ -237,6 +237,9 @@ pub unsafe fn block_info(p: *mut u8) -> Option<BlockInfo> {
 
 /// The usable size of the block at `p`: 0 for null, and a reported error
 /// (then 0) for a pointer ptrs does not know.
+// The pointer is validated (segment map, cookie, block start) before any
+// read, so any value is accepted: the function is safe to call.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub fn usable_size(p: *mut u8) -> usize {
     if p.is_null() {
         return 0;
@@ -271,6 +274,7 @@ pub fn owns(p: *const u8) -> bool {
 /// never hands out a block more than that much larger, and realloc keeps a
 /// block in place only while it stays at least half used). Reports and
 /// returns false on a mismatch, and on a pointer ptrs does not know.
+#[allow(clippy::not_unsafe_ptr_arg_deref)] // validated first, as usable_size
 pub fn size_matches(p: *mut u8, size: usize, align: usize, func: &str) -> bool {
     // SAFETY: block_info validates the pointer before reading headers.
     let Some(info) = (unsafe { block_info(p) }) else {
