@@ -169,6 +169,11 @@ struct Registry {
 /// that do not take GLOBAL).
 static SMALL_MAPPED: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
 
+/// Bytes mapped for small segments (live and cached), without the lock.
+pub fn small_mapped() -> usize {
+    SMALL_MAPPED.load(core::sync::atomic::Ordering::Relaxed)
+}
+
 /// True if mapping `size` more bytes stays within the heap-limit option.
 pub fn within_limit(size: usize) -> bool {
     let limit = crate::options::heap_limit();
@@ -176,7 +181,7 @@ pub fn within_limit(size: usize) -> bool {
         return true;
     }
     let (_, huge_mapped, _, _) = crate::huge::totals();
-    let mapped = SMALL_MAPPED.load(core::sync::atomic::Ordering::Relaxed)
+    let mapped = small_mapped()
         + huge_mapped
         + crate::huge::cached_bytes();
     mapped.saturating_add(size) <= limit

@@ -117,6 +117,17 @@ pub fn gather() -> Totals {
     t
 }
 
+/// A cheap pair that grows or shrinks whenever memory goes back to the OS:
+/// bytes purged so far (all heaps) and bytes mapped now. `malloc_trim`
+/// compares it before and after, without walking every page as `gather`
+/// does or reading /proc.
+pub fn release_marker() -> (u64, usize) {
+    let mut purged = 0;
+    heap::for_each_heap(|h| purged += h.counters.purged_bytes);
+    let (_, huge_mapped, _, _) = huge::totals();
+    (purged, segment::small_mapped() + huge_mapped + huge::cached_bytes())
+}
+
 /// Writes the statistics table, one line per call of `out`.
 pub fn print(out: &mut dyn FnMut(&[u8])) {
     let t = gather();

@@ -171,7 +171,7 @@ pub(crate) fn out_of_memory(size: usize) {
 /// malloc_trim(0): collect this thread's heap and parked heaps, purge, and
 /// unmap cached segments. True if any memory was released.
 pub(crate) fn trim() -> bool {
-    let before = stats::gather();
+    let (purged_before, mapped_before) = stats::release_marker();
     let me = tls::current();
     if !heap::is_empty_heap(me) {
         // SAFETY: `me` is the calling thread's heap.
@@ -179,8 +179,6 @@ pub(crate) fn trim() -> bool {
     }
     heap::collect_parked();
     let flushed = segment::flush_cache() | crate::huge::trim_cache(true);
-    let after = stats::gather();
-    flushed
-        || after.counters.purged_bytes > before.counters.purged_bytes
-        || after.mapped < before.mapped
+    let (purged_after, mapped_after) = stats::release_marker();
+    flushed || purged_after > purged_before || mapped_after < mapped_before
 }
