@@ -22,18 +22,27 @@ use crate::segment_map;
 use crate::size_class::MIN_ALIGN;
 use crate::tls;
 
-/// Frees `p` (null is ignored).
+/// The header of the segment holding `addr`, for the fast paths: one test
+/// for "misaligned or not a user address", then the segment map. `None`
+/// sends the caller to its slow path (which also handles null).
 #[inline(always)]
-pub fn free(p: *mut u8) {
-    let addr = p as usize;
-    // One test for "misaligned or not a user address", then the map.
+fn mapped_segment(addr: usize) -> Option<*mut Segment> {
     if addr & (segment_map::NON_USER_BITS | (MIN_ALIGN - 1)) != 0
         // SAFETY: the first test guarantees `addr` is a user address.
         || !unsafe { segment_map::has_segment_unchecked(addr) }
     {
-        return free_slow(p, "free");
+        return None;
     }
-    let seg = Segment::of_unchecked(addr);
+    Some(Segment::of_unchecked(addr))
+}
+
+/// Frees `p` (null is ignored).
+#[inline(always)]
+pub fn free(p: *mut u8) {
+    let addr = p as usize;
+    let Some(seg) = mapped_segment(addr) else {
+        return free_slow(p, "free");
+    };
     let heap = tls::current();
     // SAFETY: the segment map says a live segment header is at `seg`; its
     // page table covers every slice of the segment.
@@ -61,13 +70,7 @@ pub fn free(p: *mut u8) {
 #[inline(always)]
 pub fn small_block_fits(p: *mut u8, size: usize) -> bool {
     let addr = p as usize;
-    if addr & (segment_map::NON_USER_BITS | (MIN_ALIGN - 1)) != 0
-        // SAFETY: the first test guarantees `addr` is a user address.
-        || !unsafe { segment_map::has_segment_unchecked(addr) }
-    {
-        return false;
-    }
-    let seg = Segment::of_unchecked(addr);
+    let Some(seg) = mapped_segment(addr) else { return false };
     // SAFETY: a live segment header is at `seg`; see `free`.
     unsafe {
         let page = &*(*seg).page_of(addr);
