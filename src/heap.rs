@@ -15,7 +15,7 @@
 
 use core::cell::UnsafeCell;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 use crate::options;
 use crate::os;
@@ -109,6 +109,11 @@ pub struct Heap {
     pub segments: *mut Segment,
     /// When to purge free slices (coarse ms), 0 if nothing is pending.
     pub purge_deadline: u64,
+    /// The slow-path lock: 0, or the token of the thread that holds it
+    /// (see [`SlowLock`]). The owner takes it in every slow path that
+    /// changes its queues or segments; other threads take it to purge the
+    /// heap's free memory (malloc_trim, the background purger).
+    pub slow_lock: AtomicUsize,
     /// Owned by a live thread (under GLOBAL).
     pub owned: bool,
     /// Every heap ever made (under GLOBAL).
@@ -155,6 +160,7 @@ pub static EMPTY_HEAP: HeapCell = HeapCell(UnsafeCell::new(Heap {
     notify: AtomicPtr::new(ptr::null_mut()),
     segments: ptr::null_mut(),
     purge_deadline: 0,
+    slow_lock: AtomicUsize::new(0),
     owned: false,
     registry_next: ptr::null_mut(),
     pool_next: ptr::null_mut(),
@@ -179,11 +185,97 @@ pub fn is_empty_heap(heap: *mut Heap) -> bool {
 struct HeapRegistry {
     all: *mut Heap,
     pool: *mut Heap,
+    /// Heaps ever made.
     count: usize,
+    /// Heaps owned by a live thread.
+    owned: usize,
 }
 
-static HEAPS: GlobalCell<HeapRegistry> =
-    GlobalCell::new(HeapRegistry { all: ptr::null_mut(), pool: ptr::null_mut(), count: 0 });
+static HEAPS: GlobalCell<HeapRegistry> = GlobalCell::new(HeapRegistry {
+    all: ptr::null_mut(),
+    pool: ptr::null_mut(),
+    count: 0,
+    owned: 0,
+});
+
+/// The calling thread's token for heap slow-path locks (never 0).
+#[inline]
+fn thread_token() -> usize {
+    // SAFETY: pthread_self has no preconditions and does not allocate.
+    unsafe { libc::pthread_self() as usize }
+}
+
+/// A held heap slow-path lock, released when dropped.
+///
+/// The owner of a heap takes it in its slow paths (refill, large
+/// allocation, a free that empties a page, thread exit), so another thread
+/// holding it may purge the heap's free slices and give back its empty
+/// segments (`malloc_trim` from any thread, the background purger) while
+/// the owner keeps allocating on its fast path, which never touches
+/// segments. The owner never waits for long: a foreign holder only purges.
+/// Re-entrant for the thread that holds it (a signal handler that
+/// allocates inside the owner's slow path must not deadlock; such a
+/// handler is outside POSIX anyway, as malloc is not async-signal-safe).
+pub struct SlowLock {
+    heap: *mut Heap,
+    release: bool,
+}
+
+impl SlowLock {
+    /// Takes `heap`'s lock, waiting while another thread holds it.
+    ///
+    /// # Safety
+    /// `heap` must be a real heap (heaps are never unmapped).
+    pub unsafe fn lock(heap: *mut Heap) -> Self {
+        let me = thread_token();
+        // SAFETY: the caller guarantees `heap` is valid.
+        let lock = unsafe { &(*heap).slow_lock };
+        let mut spins = 0u32;
+        loop {
+            match lock.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => return Self { heap, release: true },
+                Err(cur) if cur == me => return Self { heap, release: false },
+                Err(_) => {
+                    spins += 1;
+                    if spins < 64 {
+                        core::hint::spin_loop();
+                    } else {
+                        // SAFETY: sched_yield has no preconditions.
+                        unsafe { libc::sched_yield() };
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes `heap`'s lock if nobody holds it.
+    ///
+    /// # Safety
+    /// As `lock`.
+    pub unsafe fn try_lock(heap: *mut Heap) -> Option<Self> {
+        let me = thread_token();
+        // SAFETY: the caller guarantees `heap` is valid.
+        let lock = unsafe { &(*heap).slow_lock };
+        match lock.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed) {
+            Ok(_) => Some(Self { heap, release: true }),
+            Err(_) => None,
+        }
+    }
+}
+
+impl Drop for SlowLock {
+    fn drop(&mut self) {
+        if self.release {
+            // SAFETY: `heap` was valid when locked and heaps are never unmapped.
+            unsafe { (*self.heap).slow_lock.store(0, Ordering::Release) };
+        }
+    }
+}
+
+/// Set when a parked heap may have memory to give back (a remote free
+/// notified it, or it was parked holding live pages): the next thread that
+/// needs a new segment collects parked heaps first.
+static PARKED_PENDING: AtomicBool = AtomicBool::new(false);
 
 impl Heap {
     /// Makes the queue head of `bin` visible to the fast path and moves the
@@ -271,6 +363,7 @@ fn thread_heap_slow() -> *mut Heap {
                 (*heap).pool_next = ptr::null_mut();
                 (*heap).owned = true;
             }
+            reg.owned += 1;
         }
         heap
     };
@@ -302,22 +395,29 @@ fn new_heap() -> *mut Heap {
     unsafe { (*heap).registry_next = reg.all };
     reg.all = heap;
     reg.count += 1;
+    reg.owned += 1;
     heap
 }
 
 /// Parks the calling thread's heap at thread exit: collects what other
-/// threads freed, returns empty pages and segments, and puts the heap in
-/// the pool for the next new thread.
+/// threads freed, returns every empty page, hands its empty segments to the
+/// retention policy and purges its other free slices (nothing of it is
+/// about to be reused by this thread), and puts the heap in the pool, with
+/// the pages that still hold live blocks, for the next new thread.
 ///
 /// # Safety
 /// `heap` must be the calling thread's heap.
 pub unsafe fn abandon(heap: *mut Heap) {
-    // Not forced: the heap's pages and dirty slices stay for the next thread
-    // that adopts it (thread churn then costs no purge and no page faults);
-    // malloc_trim purges parked heaps.
-    // SAFETY: the caller guarantees `heap` is ours.
-    unsafe { collect(&mut *heap, false) };
+    {
+        // SAFETY: the caller guarantees `heap` is ours.
+        let _l = unsafe { SlowLock::lock(heap) };
+        // SAFETY: as above.
+        unsafe { collect(&mut *heap, true) };
+    }
+    crate::retain::on_thread_exit();
     tls::set_current(EMPTY_HEAP.get());
+    // SAFETY: `heap` is valid.
+    let holds_pages = unsafe { !(*heap).segments.is_null() };
     let _g = GlobalGuard::lock();
     // SAFETY: GLOBAL is held; `heap` is valid.
     let reg = unsafe { HEAPS.get() };
@@ -327,11 +427,21 @@ pub unsafe fn abandon(heap: *mut Heap) {
         (*heap).pool_next = reg.pool;
     }
     reg.pool = heap;
+    reg.owned -= 1;
+    if holds_pages {
+        PARKED_PENDING.store(true, Ordering::Relaxed);
+    }
 }
 
-/// Collects every parked heap (malloc_trim). Heaps are taken out of the
-/// pool while they are worked on, so no new thread adopts one meanwhile.
-pub fn collect_parked() {
+/// Collects every parked heap: takes back what other threads freed into
+/// them and hands their empty memory to the retention policy. Heaps are
+/// taken out of the pool while they are worked on, so no new thread adopts
+/// one meanwhile. Called by malloc_trim and statistics (`force` false: only
+/// take back remote frees and empty pages, so the figures are exact), and by
+/// a thread about to map a new segment when a parked heap may have memory
+/// to give.
+pub fn collect_parked(force: bool) {
+    PARKED_PENDING.store(false, Ordering::Relaxed);
     let mut list = {
         let _g = GlobalGuard::lock();
         // SAFETY: GLOBAL is held.
@@ -342,12 +452,17 @@ pub fn collect_parked() {
     };
     let mut kept: *mut Heap = ptr::null_mut();
     let mut kept_last: *mut Heap = ptr::null_mut();
+    let mut holds_pages = false;
     while !list.is_null() {
         // SAFETY: the heaps taken from the pool are valid and now
         // exclusively ours until they are put back.
         unsafe {
             let next = (*list).pool_next;
-            collect(&mut *list, true);
+            {
+                let _l = SlowLock::lock(list);
+                collect(&mut *list, force);
+            }
+            holds_pages |= !(*list).segments.is_null();
             (*list).pool_next = kept;
             if kept.is_null() {
                 kept_last = list;
@@ -364,6 +479,70 @@ pub fn collect_parked() {
         unsafe { (*kept_last).pool_next = reg.pool };
         reg.pool = kept;
     }
+    if holds_pages {
+        PARKED_PENDING.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Purges the free memory of every heap that another live thread owns:
+/// free slices and empty segments (not its pages, which only the owner may
+/// touch). A heap whose slow-path lock is busy is skipped: its owner is in
+/// a slow path, which purges by itself. `all`: everything free now;
+/// otherwise what has been free for one to two purge delays.
+pub fn purge_other_heaps(all: bool) {
+    let me = tls::current();
+    let first = {
+        let _g = GlobalGuard::lock();
+        // SAFETY: GLOBAL is held.
+        unsafe { HEAPS.get() }.all
+    };
+    // The registry only grows at its head and heaps are never unmapped, so
+    // the list from `first` on can be walked without GLOBAL.
+    let mut heap = first;
+    while !heap.is_null() {
+        // SAFETY: registered heaps are valid forever.
+        unsafe {
+            if heap != me && (*heap).owned {
+                if let Some(_l) = SlowLock::try_lock(heap) {
+                    if all {
+                        purge(&mut *heap, true);
+                    } else {
+                        maybe_purge(&mut *heap);
+                    }
+                }
+            }
+            heap = (*heap).registry_next;
+        }
+    }
+}
+
+/// In the child after `fork`: a thread of the parent may have held the
+/// forking thread's heap lock (to purge it); that thread does not exist
+/// here.
+pub fn after_fork_child() {
+    let heap = tls::current();
+    if !is_empty_heap(heap) {
+        // SAFETY: `heap` is the calling thread's real heap.
+        unsafe { (*heap).slow_lock.store(0, Ordering::Relaxed) };
+    }
+}
+
+/// `ptrs_thread_idle`: the calling thread is about to block for a while.
+/// Takes back what other threads freed into its heap, returns its empty
+/// pages and purges its free memory now, as at thread exit but keeping the
+/// heap.
+pub fn thread_idle() {
+    let heap = tls::current();
+    if is_empty_heap(heap) {
+        return;
+    }
+    {
+        // SAFETY: `heap` is the calling thread's real heap.
+        let _l = unsafe { SlowLock::lock(heap) };
+        // SAFETY: as above.
+        unsafe { collect(&mut *heap, true) };
+    }
+    crate::retain::on_thread_exit();
 }
 
 /// Visits every heap ever made (statistics) under GLOBAL.
@@ -447,6 +626,8 @@ pub fn corrupted_list(block: *mut page::Block) -> ! {
 #[cold]
 #[inline(never)]
 pub unsafe fn refill(heap: &mut Heap, bin: usize) -> *mut Page {
+    // SAFETY: `heap` is ours (caller).
+    let _l = unsafe { SlowLock::lock(heap) };
     heap.counters.page_refills += 1;
     // SAFETY: `heap` is ours (caller).
     unsafe {
@@ -559,6 +740,11 @@ pub fn alloc_span(heap: &mut Heap, count: usize) -> *mut Page {
             seg = (*seg).next;
         }
     }
+    if PARKED_PENDING.load(Ordering::Relaxed) {
+        // Memory other threads freed into the heaps of exited threads may
+        // have left whole segments empty: take those before mapping more.
+        collect_parked(true);
+    }
     let seg = segment::acquire(heap_ptr);
     if seg.is_null() {
         return ptr::null_mut();
@@ -581,6 +767,8 @@ pub fn alloc_span(heap: &mut Heap, count: usize) -> *mut Page {
 /// # Safety
 /// `heap` must be the calling thread's (real) heap.
 pub unsafe fn alloc_large(heap: &mut Heap, count: usize) -> *mut u8 {
+    // SAFETY: `heap` is ours.
+    let _l = unsafe { SlowLock::lock(heap) };
     // SAFETY: `heap` is ours.
     unsafe {
         if !heap.notify.load(Ordering::Relaxed).is_null() {
@@ -617,8 +805,11 @@ pub unsafe fn alloc_large(heap: &mut Heap, count: usize) -> *mut u8 {
 pub unsafe fn free_local_slow(heap: &mut Heap, page: *mut Page) {
     // free must preserve errno; purging could change it.
     let saved = os::errno();
-    // SAFETY: the caller guarantees the page is ours.
-    unsafe { free_local_slow_inner(heap, page) };
+    // SAFETY: the caller guarantees the page and heap are ours.
+    unsafe {
+        let _l = SlowLock::lock(heap);
+        free_local_slow_inner(heap, page);
+    }
     os::set_errno(saved);
 }
 
@@ -722,9 +913,14 @@ pub unsafe fn push_notify(heap: *mut Heap, page: *mut Page) {
         loop {
             (*page).notify_next = head;
             match list.compare_exchange_weak(head, page, Ordering::Release, Ordering::Relaxed) {
-                Ok(_) => return,
+                Ok(_) => break,
                 Err(cur) => head = cur,
             }
+        }
+        // A racy read is enough: a heap parked meanwhile sets the flag
+        // itself when it holds pages.
+        if !(*heap).owned {
+            PARKED_PENDING.store(true, Ordering::Relaxed);
         }
     }
 }
@@ -802,6 +998,7 @@ fn maybe_purge(heap: &mut Heap) {
     if heap.purge_deadline != 0 && os::now_ms() >= heap.purge_deadline {
         purge(heap, false);
     }
+    crate::retain::maybe_tick();
 }
 
 /// Returns the memory of free slices of the heap's segments to the OS
@@ -810,7 +1007,6 @@ fn maybe_purge(heap: &mut Heap) {
 /// while slices wait for their turn.
 pub fn purge(heap: &mut Heap, all: bool) {
     heap.purge_deadline = 0;
-    crate::huge::trim_cache(all);
     let mut pending = false;
     let mut seg = heap.segments;
     while !seg.is_null() {
@@ -877,8 +1073,33 @@ pub unsafe fn collect(heap: &mut Heap, force: bool) {
         }
     }
     if force {
-        purge(heap, true);
+        // SAFETY: the caller guarantees exclusive access to `heap`.
+        unsafe { release_free(heap) };
     } else {
         maybe_purge(heap);
+    }
+}
+
+/// Hands every empty segment of the heap to the retention policy (which
+/// keeps recently used ones resident for a while) and purges the free
+/// slices of the others now.
+///
+/// # Safety
+/// `heap` must be the calling thread's heap or exclusively held.
+unsafe fn release_free(heap: &mut Heap) {
+    heap.purge_deadline = 0;
+    let mut seg = heap.segments;
+    while !seg.is_null() {
+        // SAFETY: the heap's segments are live and owned by it.
+        unsafe {
+            let next = (*seg).next;
+            if (*seg).is_empty() {
+                unlink_segment(heap, seg);
+                segment::release(seg);
+            } else {
+                heap.counters.purged_bytes += segment::purge_free_slices(&mut *seg) as u64;
+            }
+            seg = next;
+        }
     }
 }

@@ -159,6 +159,7 @@ extern "C" fn fork_child() {
     // SAFETY: the child has one thread, this one; GLOBAL was held across fork.
     let saved = unsafe { *FORK_SIGMASK.get() };
     GLOBAL.reset();
+    heap::after_fork_child();
     // The heaps of the parent's other threads belong to threads that do not
     // exist here. They stay marked as owned, so that nobody adopts state
     // that may have been mid-update at the fork; their memory is lost to

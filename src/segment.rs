@@ -78,6 +78,8 @@ pub struct Segment {
     pub reg_prev: *mut Segment,
     /// Bytes mapped, from `base()`.
     pub mapped_size: usize,
+    /// When the segment became empty (coarse ms; `retain.rs`'s lists).
+    pub freed_at: u64,
     /// One descriptor per slice.
     pub pages: [Page; SLICE_COUNT],
 }
@@ -155,11 +157,8 @@ fn find_free_run(used: u64, count: usize) -> Option<usize> {
 
 /// Process-wide segment state, under GLOBAL.
 struct Registry {
-    /// Every live segment (small and huge), for statistics.
+    /// Every live small segment, for statistics.
     all: *mut Segment,
-    /// Fully free small segments kept for reuse, already purged.
-    cache: *mut Segment,
-    cache_count: usize,
     /// Bytes mapped for segments (small and huge).
     mapped: usize,
     peak_mapped: usize,
@@ -189,8 +188,6 @@ pub fn within_limit(size: usize) -> bool {
 
 static REGISTRY: GlobalCell<Registry> = GlobalCell::new(Registry {
     all: ptr::null_mut(),
-    cache: ptr::null_mut(),
-    cache_count: 0,
     mapped: 0,
     peak_mapped: 0,
 });
@@ -286,21 +283,10 @@ unsafe fn unlink_registry(reg: &mut Registry, seg: *mut Segment) {
     }
 }
 
-/// A fresh small segment for `heap`, from the cache or the OS. Null when
-/// out of memory.
+/// A small segment for `heap`: an empty one kept by the retention policy
+/// (resident ones first), else a new mapping. Null when out of memory.
 pub fn acquire(heap: *mut Heap) -> *mut Segment {
-    let cached = {
-        let _g = GlobalGuard::lock();
-        // SAFETY: GLOBAL is held.
-        let reg = unsafe { REGISTRY.get() };
-        let seg = reg.cache;
-        if !seg.is_null() {
-            // SAFETY: cached segments are valid and linked through `next`.
-            reg.cache = unsafe { (*seg).next };
-            reg.cache_count -= 1;
-        }
-        seg
-    };
+    let cached = crate::retain::take_empty();
     let seg = if cached.is_null() {
         if !within_limit(SEGMENT_SIZE) {
             return ptr::null_mut();
@@ -323,8 +309,7 @@ pub fn acquire(heap: *mut Heap) -> *mut Segment {
     seg
 }
 
-/// Gives an empty small segment back: purged into the cache while the
-/// cache holds less than the retain option allows, unmapped otherwise.
+/// Gives an empty small segment back to the retention policy.
 ///
 /// # Safety
 /// `seg` must be empty and no longer on any heap's list.
@@ -332,49 +317,8 @@ pub unsafe fn release(seg: *mut Segment) {
     // SAFETY: the caller guarantees the segment is empty and unlinked.
     unsafe {
         debug_assert!((*seg).is_empty());
-        purge_free_slices(&mut *seg);
-        (*seg).heap = ptr::null_mut();
+        crate::retain::put_empty(seg);
     }
-    let keep = {
-        let _g = GlobalGuard::lock();
-        // SAFETY: GLOBAL is held.
-        let reg = unsafe { REGISTRY.get() };
-        if (reg.cache_count + 1) * SEGMENT_SIZE <= crate::options::retain() {
-            // SAFETY: `seg` is valid and owned by nobody.
-            unsafe { (*seg).next = reg.cache };
-            reg.cache = seg;
-            reg.cache_count += 1;
-            true
-        } else {
-            false
-        }
-    };
-    if !keep {
-        // SAFETY: the segment is unreferenced.
-        unsafe { destroy(seg) };
-    }
-}
-
-/// Unmaps every cached segment (malloc_trim). Returns true if any was.
-pub fn flush_cache() -> bool {
-    let mut list = {
-        let _g = GlobalGuard::lock();
-        // SAFETY: GLOBAL is held.
-        let reg = unsafe { REGISTRY.get() };
-        let list = reg.cache;
-        reg.cache = ptr::null_mut();
-        reg.cache_count = 0;
-        list
-    };
-    let any = !list.is_null();
-    while !list.is_null() {
-        // SAFETY: cached segments are valid, unowned and linked by `next`.
-        let next = unsafe { (*list).next };
-        // SAFETY: as above; nothing references a cached segment.
-        unsafe { destroy(list) };
-        list = next;
-    }
-    any
 }
 
 /// Marks `count` slices starting at `index` as a page of `heap` and returns
@@ -484,7 +428,7 @@ pub fn for_each_segment(mut visit: impl FnMut(&Segment)) -> SegmentTotals {
         mapped: reg.mapped,
         peak_mapped: reg.peak_mapped,
         segments: 0,
-        cached: reg.cache_count,
+        cached: crate::retain::cached_segments(),
     };
     let mut seg = reg.all;
     while !seg.is_null() {

@@ -50,6 +50,9 @@ pub struct Totals {
 
 /// Takes a snapshot of ptrs's state.
 pub fn gather() -> Totals {
+    // Blocks other threads freed into the heaps of exited threads are not
+    // in use: take them back first, so the figures are exact.
+    heap::collect_parked(false);
     let mut t = Totals {
         allocated: 0,
         active: 0,

@@ -25,7 +25,7 @@ fn serial() -> MutexGuard<'static, ()> {
 
 /// Statistics settle: parked heaps collect what was freed into them.
 fn settled_allocated() -> usize {
-    collect_parked();
+    collect_parked(true);
     gather().allocated
 }
 
@@ -188,7 +188,7 @@ fn block_freed_after_its_owner_exited() {
     }
     assert!(check_thread_heap());
     assert!(check_parked_heaps().is_some());
-    collect_parked();
+    collect_parked(true);
     assert!(check_parked_heaps().is_some());
 }
 
@@ -228,10 +228,10 @@ fn thread_churn_does_not_grow_mapped_memory() {
         }
     };
     run(0, 200);
-    collect_parked();
+    collect_parked(true);
     let after_200 = gather();
     run(200, 2000);
-    collect_parked();
+    collect_parked(true);
     let after_2000 = gather();
     assert!(
         after_2000.mapped <= after_200.mapped + 8 * MIB,
@@ -296,7 +296,7 @@ fn concurrent_churn_with_cross_frees() {
         verify(s.p as *const u8, s.len, s.len, s.id, "final cross free");
         free(s.p as *mut u8);
     }
-    collect_parked();
+    collect_parked(true);
     assert!(check_parked_heaps().is_some());
     assert!(check_thread_heap());
 }
@@ -304,7 +304,7 @@ fn concurrent_churn_with_cross_frees() {
 #[test]
 fn allocated_statistics_count_exact_block_sizes() {
     let _s = serial();
-    collect_parked();
+    collect_parked(true);
     thread::spawn(|| {
         for size in [24usize, 700, 5000, 40_000, 300 * KIB, 5 * MIB] {
             let before = gather().allocated;

@@ -4,7 +4,7 @@
 use core::ffi::{c_char, c_void};
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-use crate::{free, heap, os, segment, stats, tls};
+use crate::{free, heap, os, stats, tls};
 
 /// The library version as a NUL-terminated string, e.g. "0.1.0".
 #[unsafe(no_mangle)]
@@ -175,10 +175,14 @@ pub(crate) fn trim() -> bool {
     let me = tls::current();
     if !heap::is_empty_heap(me) {
         // SAFETY: `me` is the calling thread's heap.
-        unsafe { heap::collect(&mut *me, true) };
+        unsafe {
+            let _l = heap::SlowLock::lock(me);
+            heap::collect(&mut *me, true);
+        }
     }
-    heap::collect_parked();
-    let flushed = segment::flush_cache() | crate::huge::trim_cache(true);
+    heap::collect_parked(true);
+    heap::purge_other_heaps(true);
+    let flushed = crate::retain::flush();
     let (purged_after, mapped_after) = stats::release_marker();
     flushed || purged_after > purged_before || mapped_after < mapped_before
 }

@@ -1,0 +1,297 @@
+//! The retention policy: what memory ptrs keeps mapped and resident for
+//! reuse, and when it goes back to the OS. Every decision of that kind is
+//! made here; the mechanisms (purging slices, unmapping segments and huge
+//! mappings) live in `segment.rs`, `huge.rs` and `os.rs`.
+//!
+//! The policy is time decay, in the spirit of mimalloc's purge delay and
+//! jemalloc's dirty decay, with one delay `D` (`PTRS_PURGE_DELAY`, 10 ms):
+//!
+//! - **Reuse before refault.** Memory freed a moment ago is the memory the
+//!   program is about to ask for again (a data structure torn down and
+//!   rebuilt, a buffer freed and reallocated, a thread replaced by the next
+//!   one). It stays resident for one to two delays: free slices inside a
+//!   heap's segments (aged by `segment::purge_aged_slices`), empty segments
+//!   (the dirty list below), freed huge mappings (`huge.rs`'s cache).
+//!   Allocation takes resident memory first: the heap's own free slices,
+//!   then the most recently emptied segment, then a purged one, and only
+//!   then a new mapping.
+//! - **Return what nobody reuses.** Memory that has stayed unused for one
+//!   to two delays is purged (`MADV_DONTNEED`): by the next slow path of any
+//!   thread (`maybe_tick`), by a thread that exits (its heap keeps nothing
+//!   empty: [`on_thread_exit`]), by `ptrs_thread_idle()`, by `malloc_trim`
+//!   / `ptrs_purge()` at once for every heap, and by the opt-in background
+//!   purger (`PTRS_BACKGROUND_PURGE=1`) when every thread is quiet.
+//! - **Bounded mapped memory.** Purged empty segments stay mapped (no page
+//!   of them resident) up to `PTRS_RETAIN` bytes (glibc's trim threshold),
+//!   so that address space is reused without `mmap`; beyond that they are
+//!   unmapped.
+//! - **Exiting threads** release their empty pages and segments at once;
+//!   dirty empty segments beyond `PTRS_RETAIN` are purged at that moment,
+//!   so a burst of threads that exit leaves no more than that resident.
+
+use core::ptr;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use crate::options;
+use crate::os;
+use crate::segment::{self, Segment, SEGMENT_SIZE};
+use crate::sync::{GlobalCell, GlobalGuard};
+
+/// Empty small segments owned by no heap, under GLOBAL.
+struct EmptySegments {
+    /// Not purged since they emptied, most recently emptied first.
+    dirty: *mut Segment,
+    dirty_count: usize,
+    /// Purged (mapped, nothing resident), most recent first.
+    clean: *mut Segment,
+    clean_count: usize,
+}
+
+static EMPTY: GlobalCell<EmptySegments> = GlobalCell::new(EmptySegments {
+    dirty: ptr::null_mut(),
+    dirty_count: 0,
+    clean: ptr::null_mut(),
+    clean_count: 0,
+});
+
+/// Number of segments on both lists (read without the lock as a hint).
+static EMPTY_COUNT: AtomicUsize = AtomicUsize::new(0);
+/// Bytes of dirty empty segments (statistics, hint).
+static DIRTY_BYTES: AtomicUsize = AtomicUsize::new(0);
+/// When the next decay tick is due (coarse ms), 0: nothing pending.
+static NEXT_TICK: AtomicU64 = AtomicU64::new(0);
+
+/// Bytes of empty segments kept resident (dirty) for reuse.
+pub fn dirty_bytes() -> usize {
+    DIRTY_BYTES.load(Ordering::Relaxed)
+}
+
+/// Bytes of empty segments kept mapped but purged.
+pub fn clean_bytes() -> usize {
+    let _g = GlobalGuard::lock();
+    // SAFETY: GLOBAL is held.
+    let e = unsafe { EMPTY.get() };
+    e.clean_count * SEGMENT_SIZE
+}
+
+/// Segments of the two lists (statistics).
+pub fn cached_segments() -> usize {
+    EMPTY_COUNT.load(Ordering::Relaxed)
+}
+
+/// Unlinks the first segment of a list.
+///
+/// # Safety
+/// GLOBAL must be held; `head` is one of the lists.
+unsafe fn pop(head: &mut *mut Segment, count: &mut usize) -> *mut Segment {
+    let seg = *head;
+    if !seg.is_null() {
+        // SAFETY: listed segments are valid, linked through `next`.
+        *head = unsafe { (*seg).next };
+        *count -= 1;
+        EMPTY_COUNT.fetch_sub(1, Ordering::Relaxed);
+    }
+    seg
+}
+
+/// Takes an empty segment for reuse: the most recently emptied resident
+/// one, else a purged one. Null when there is none.
+pub fn take_empty() -> *mut Segment {
+    if EMPTY_COUNT.load(Ordering::Relaxed) == 0 {
+        return ptr::null_mut();
+    }
+    let _g = GlobalGuard::lock();
+    // SAFETY: GLOBAL is held.
+    let e = unsafe { EMPTY.get() };
+    // SAFETY: GLOBAL is held; the lists are ours.
+    let seg = unsafe { pop(&mut e.dirty, &mut e.dirty_count) };
+    if !seg.is_null() {
+        DIRTY_BYTES.fetch_sub(SEGMENT_SIZE, Ordering::Relaxed);
+        return seg;
+    }
+    // SAFETY: as above.
+    unsafe { pop(&mut e.clean, &mut e.clean_count) }
+}
+
+/// Takes back an empty segment that no heap owns any more. It stays
+/// resident for one to two purge delays (none when the delay is 0).
+///
+/// # Safety
+/// `seg` must be an empty small segment on no heap's list and no list here.
+pub unsafe fn put_empty(seg: *mut Segment) {
+    let delay = options::purge_delay_ms();
+    // SAFETY: the caller hands us the segment.
+    let dirty = unsafe {
+        (*seg).heap = ptr::null_mut();
+        (*seg).dirty_slices & !1 != 0
+    };
+    if !dirty || delay == 0 {
+        // SAFETY: as above; nothing references the segment.
+        unsafe { put_clean(seg) };
+        return;
+    }
+    let now = os::now_ms();
+    {
+        let _g = GlobalGuard::lock();
+        // SAFETY: GLOBAL is held.
+        let e = unsafe { EMPTY.get() };
+        // SAFETY: the segment is ours; the list is under GLOBAL.
+        unsafe {
+            (*seg).freed_at = now;
+            (*seg).next = e.dirty;
+        }
+        e.dirty = seg;
+        e.dirty_count += 1;
+        EMPTY_COUNT.fetch_add(1, Ordering::Relaxed);
+        DIRTY_BYTES.fetch_add(SEGMENT_SIZE, Ordering::Relaxed);
+    }
+    arm(now + delay);
+}
+
+/// Purges a segment and keeps it mapped while the purged list holds less
+/// than `PTRS_RETAIN` bytes; unmaps it otherwise.
+///
+/// # Safety
+/// As `put_empty`.
+unsafe fn put_clean(seg: *mut Segment) {
+    // SAFETY: the caller hands us the segment; it is empty.
+    unsafe { segment::purge_free_slices(&mut *seg) };
+    let keep = {
+        let _g = GlobalGuard::lock();
+        // SAFETY: GLOBAL is held.
+        let e = unsafe { EMPTY.get() };
+        if (e.clean_count + 1) * SEGMENT_SIZE <= options::retain() {
+            // SAFETY: the segment is ours; the list is under GLOBAL.
+            unsafe { (*seg).next = e.clean };
+            e.clean = seg;
+            e.clean_count += 1;
+            EMPTY_COUNT.fetch_add(1, Ordering::Relaxed);
+            true
+        } else {
+            false
+        }
+    };
+    if !keep {
+        // SAFETY: the segment is unreferenced.
+        unsafe { segment::destroy(seg) };
+    }
+}
+
+fn arm(when: u64) {
+    let cur = NEXT_TICK.load(Ordering::Relaxed);
+    if cur == 0 || when < cur {
+        NEXT_TICK.store(when, Ordering::Relaxed);
+    }
+}
+
+/// Whether a decay tick is due: one load and, when something is pending,
+/// a coarse clock read. Called from slow paths only.
+#[inline]
+pub fn maybe_tick() {
+    let due = NEXT_TICK.load(Ordering::Relaxed);
+    if due != 0 && os::now_ms() >= due {
+        tick(false);
+    }
+}
+
+/// Purges the dirty empty segments that have waited at least one purge
+/// delay (`all`: every one), and the huge mappings that have. Returns the
+/// bytes purged or unmapped.
+pub fn tick(all: bool) -> usize {
+    NEXT_TICK.store(0, Ordering::Relaxed);
+    let now = os::now_ms();
+    let delay = if all { 0 } else { options::purge_delay_ms() };
+    let released = if crate::huge::trim_cache(all) { 1 } else { 0 };
+    released + purge_dirty(|seg| now >= seg.freed_at + delay, usize::MAX)
+}
+
+/// Called when a thread has released its heap's empty memory at exit:
+/// resident empty segments beyond `PTRS_RETAIN` bytes are purged now, the
+/// oldest first, so a burst of exiting threads leaves little behind.
+pub fn on_thread_exit() {
+    let keep = options::retain() / SEGMENT_SIZE;
+    let dirty = DIRTY_BYTES.load(Ordering::Relaxed) / SEGMENT_SIZE;
+    if dirty > keep {
+        purge_dirty(|_| true, dirty - keep);
+    }
+    maybe_tick();
+}
+
+/// Takes up to `max` dirty segments accepted by `pick` (oldest first) off
+/// the dirty list, purges them outside the lock and puts them back clean
+/// (or unmaps them). Re-arms the tick for those left. Returns bytes purged.
+fn purge_dirty(pick: impl Fn(&Segment) -> bool, max: usize) -> usize {
+    if DIRTY_BYTES.load(Ordering::Relaxed) == 0 {
+        return 0;
+    }
+    let mut taken: *mut Segment = ptr::null_mut();
+    let mut n = 0;
+    let mut oldest_left = u64::MAX;
+    {
+        let _g = GlobalGuard::lock();
+        // SAFETY: GLOBAL is held.
+        let e = unsafe { EMPTY.get() };
+        // The list is newest first: skip the `dirty_count - max` newest
+        // before taking any when a maximum applies.
+        let mut skip = e.dirty_count.saturating_sub(max);
+        let mut link: *mut *mut Segment = &raw mut e.dirty;
+        // SAFETY: the list is consistent under GLOBAL; `link` always points
+        // at the list head or a listed segment's `next`.
+        unsafe {
+            while !(*link).is_null() {
+                let seg = *link;
+                if skip == 0 && pick(&*seg) {
+                    *link = (*seg).next;
+                    (*seg).next = taken;
+                    taken = seg;
+                    n += 1;
+                    e.dirty_count -= 1;
+                    EMPTY_COUNT.fetch_sub(1, Ordering::Relaxed);
+                    DIRTY_BYTES.fetch_sub(SEGMENT_SIZE, Ordering::Relaxed);
+                } else {
+                    skip = skip.saturating_sub(1);
+                    oldest_left = oldest_left.min((*seg).freed_at);
+                    link = &raw mut (*seg).next;
+                }
+            }
+        }
+    }
+    if oldest_left != u64::MAX {
+        arm(oldest_left + options::purge_delay_ms().max(1));
+    }
+    while !taken.is_null() {
+        // SAFETY: the segments taken above are ours alone now.
+        unsafe {
+            let next = (*taken).next;
+            put_clean(taken);
+            taken = next;
+        }
+    }
+    n * SEGMENT_SIZE
+}
+
+/// malloc_trim: purges every empty segment and unmaps the purged ones.
+/// Returns true if anything was released.
+pub fn flush() -> bool {
+    let purged = tick(true);
+    let mut list = {
+        let _g = GlobalGuard::lock();
+        // SAFETY: GLOBAL is held.
+        let e = unsafe { EMPTY.get() };
+        let list = e.clean;
+        EMPTY_COUNT.fetch_sub(e.clean_count, Ordering::Relaxed);
+        e.clean = ptr::null_mut();
+        e.clean_count = 0;
+        list
+    };
+    let any = purged > 0 || !list.is_null();
+    while !list.is_null() {
+        // SAFETY: the segments are ours alone now; nothing references them.
+        unsafe {
+            let next = (*list).next;
+            segment::destroy(list);
+            list = next;
+        }
+    }
+    any
+}
