@@ -116,9 +116,10 @@ static int largeset(long steps)
     long faults = minflt() - f0;
     for (int i = 0; i < LIVE; i++)
         free(big[i]);
-    /* two purge delays and one malloc call later */
+    /* two purge delays and one malloc call later (one that is not served
+     * from a thread cache or free list: a fresh 256 KiB block) */
     usleep(25000);
-    free(xmalloc(64));
+    free(xmalloc(256 * 1024));
     printf("time=%.4f\nfaults=%ld\npeak_rss_kb=%ld\nrss_after_free_kb=%ld\n", t, faults, peak_kb,
            rss_kb());
     for (int i = 0; i < SMALL; i++)
@@ -176,7 +177,7 @@ static int reallocgrow(long reps)
     double t = now_s() - t0;
     printf("time=%.4f\nfaults=%ld\npeak_rss_kb=%ld\n", t, minflt() - f0, peak_kb);
     usleep(25000);
-    free(xmalloc(64));
+    free(xmalloc(256 * 1024));
     printf("rss_after_free_kb=%ld\n", rss_kb());
     return 0;
 }

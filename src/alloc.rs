@@ -169,6 +169,15 @@ fn realloc_generic(p: *mut u8, size: usize) -> *mut u8 {
         return p;
     } else if size <= usable && info.large_or_huge && usable - size < SLICE_SIZE {
         return p;
+    } else if size > usable && info.large_or_huge && size <= large_limit() {
+        let heap = tls::current();
+        // SAFETY: `info.page` is the live large page of `p`; a heap other
+        // than the calling thread's is refused inside.
+        if !heap::is_empty_heap(heap)
+            && unsafe { heap::grow_large_in_place(&mut *heap, info.page, size.div_ceil(SLICE_SIZE)) }
+        {
+            return p;
+        }
     }
     let q = malloc(size);
     if q.is_null() {

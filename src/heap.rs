@@ -793,6 +793,29 @@ pub unsafe fn alloc_large(heap: &mut Heap, count: usize) -> *mut u8 {
     p.start
 }
 
+/// Grows a large block of the calling thread's heap in place to `count`
+/// slices when the slices after it are free (realloc growth then copies
+/// nothing and faults only what it touches anew). False otherwise.
+///
+/// # Safety
+/// `page` must be a live large page; `heap` the calling thread's heap.
+pub unsafe fn grow_large_in_place(heap: &mut Heap, page: *mut Page, count: usize) -> bool {
+    // SAFETY: the caller guarantees `page` is a live large page.
+    unsafe {
+        if (*page).heap != heap as *mut Heap || count > segment::LARGE_MAX_SLICES {
+            return false;
+        }
+        let _l = SlowLock::lock(heap);
+        let seg = Segment::of_unchecked(page as usize);
+        if !segment::grow_span(&mut *seg, page, count) {
+            return false;
+        }
+        (*page).set_block_size(count << segment::SLICE_SHIFT);
+        (*page).flags &= !page::FLAG_ZERO;
+        true
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Slow paths of free.
 
@@ -1008,6 +1031,8 @@ fn maybe_purge(heap: &mut Heap) {
 pub fn purge(heap: &mut Heap, all: bool) {
     heap.purge_deadline = 0;
     let mut pending = false;
+    let now = os::now_ms();
+    let delay = options::purge_delay_ms();
     let mut seg = heap.segments;
     while !seg.is_null() {
         // SAFETY: the heap's segments are live and owned by it.
@@ -1017,7 +1042,7 @@ pub fn purge(heap: &mut Heap, all: bool) {
             heap.counters.purged_bytes += if all {
                 segment::purge_free_slices(s)
             } else {
-                segment::purge_aged_slices(s)
+                segment::purge_aged_slices(s, now, delay)
             } as u64;
             if s.is_empty() && s.dirty_slices == s.used_slices {
                 unlink_segment(heap, seg);

@@ -27,7 +27,7 @@ use crate::sync::{GlobalCell, GlobalGuard};
 /// program that repeatedly allocates and frees multi-MiB blocks does not pay
 /// for mmap, munmap and page faults every time (glibc gets the same effect
 /// by raising its mmap threshold).
-const CACHE_SLOTS: usize = 4;
+const CACHE_SLOTS: usize = 8;
 const CACHE_MAX_BYTES: usize = 32 << 20;
 
 #[derive(Clone, Copy)]
@@ -63,9 +63,10 @@ fn cache_take(total: usize) -> Option<Cached> {
     let mut best: Option<usize> = None;
     for i in 0..c.count {
         let e = c.slots[i].total;
-        // A mapping more than twice the size would waste too much (and
-        // break free_sized's size check).
-        if e > total.saturating_mul(2) {
+        // The block's usable size is what was asked for, not the mapping's,
+        // so a larger mapping wastes only address space and whatever of its
+        // tail is still resident; more than 4 times the request is too much.
+        if e > total.saturating_mul(4) {
             continue;
         }
         best = match best {
@@ -251,7 +252,9 @@ fn alloc_with(size: usize, align: usize, use_cache: bool) -> *mut u8 {
             (base, total, true)
         }
     };
-    let data = total - offset;
+    // The block may sit in a larger cached mapping: its usable size is the
+    // request (page-rounded); the rest of the mapping is room to grow.
+    let data = (total - offset).min(data);
     let seg = if fresh {
         // SAFETY: `base` is a fresh mapping of `total` bytes, 4 MiB aligned.
         unsafe { segment::init_header(base, total, SegmentKind::Huge) }
@@ -368,7 +371,14 @@ pub unsafe fn resize(seg: *mut Segment, new_size: usize) -> *mut u8 {
     if new_total > isize::MAX as usize {
         return core::ptr::null_mut();
     }
-    if new_total == total {
+    // Room left in the mapping (a cached mapping larger than the block, or
+    // a shrink that kept the pages): no system call.
+    // A shrink keeps the pages unless it would leave more than half of the
+    // mapping, and at least 4 MiB, unused.
+    if new_total <= total && (new_data >= data || new_total >= total / 2 || new_total + SEGMENT_SIZE > total) {
+        // SAFETY: the header is live; only the block's size changes.
+        unsafe { (*seg).pages[0].set_block_size(new_data) };
+        account(0, new_data as isize - data as isize);
         return start as *mut u8;
     }
     if new_total > total && !segment::within_limit(new_total - total) {

@@ -369,6 +369,38 @@ pub unsafe fn free_span(seg: &mut Segment, page: *mut Page) {
         }
     }
     seg.used_slices &= !(run_mask(count) << index);
+    seg.freed_at = os::now_ms();
+}
+
+/// Grows the span headed by `page` (a large block's) to `new_count`
+/// slices if the slices after it are free; true if it did. The new slices
+/// keep their contents (the caller copies nothing).
+///
+/// # Safety
+/// `page` must head a span of `seg`, which the calling thread's heap owns,
+/// with its slow-path lock held.
+pub unsafe fn grow_span(seg: &mut Segment, page: *mut Page, new_count: usize) -> bool {
+    // SAFETY: `page` points into `seg.pages`.
+    let index = unsafe { page.offset_from(seg.pages.as_ptr()) } as usize;
+    // SAFETY: as above.
+    let count = unsafe { (*page).slice_count } as usize;
+    if new_count <= count || index + new_count > SLICE_COUNT {
+        return false;
+    }
+    let extra = run_mask(new_count - count) << (index + count);
+    if seg.used_slices & extra != 0 {
+        return false;
+    }
+    seg.used_slices |= extra;
+    seg.dirty_slices |= extra;
+    seg.purge_candidates &= !extra;
+    for i in count..new_count {
+        seg.pages[index + i].head_offset = i as u8;
+        seg.pages[index + i].head = page;
+    }
+    // SAFETY: as above.
+    unsafe { (*page).slice_count = new_count as u8 };
+    true
 }
 
 /// Finds `count` free slices in `seg`. Owner only.
@@ -384,9 +416,14 @@ pub fn purge_free_slices(seg: &mut Segment) -> usize {
 }
 
 /// One purge tick: releases the slices that were free at the last tick and
-/// still are, and remembers the ones free now. Returns the bytes purged.
-pub fn purge_aged_slices(seg: &mut Segment) -> usize {
+/// still are (all free slices if none was freed during the last `delay`
+/// ms), and remembers the ones free now. Returns the bytes purged.
+pub fn purge_aged_slices(seg: &mut Segment, now: u64, delay: u64) -> usize {
     let free_dirty = seg.dirty_slices & !seg.used_slices;
+    if now >= seg.freed_at.saturating_add(delay) {
+        seg.purge_candidates = 0;
+        return purge_slices(seg, free_dirty);
+    }
     let purged = purge_slices(seg, seg.purge_candidates & free_dirty);
     seg.purge_candidates = seg.dirty_slices & !seg.used_slices;
     purged
