@@ -8,7 +8,7 @@
 use core::ptr;
 
 use crate::free;
-use crate::heap::{self, thread_heap};
+use crate::heap::{self, with_thread_heap};
 use crate::huge;
 use crate::options;
 use crate::page::FLAG_ZERO;
@@ -52,25 +52,23 @@ pub fn try_malloc_fast(size: usize) -> *mut u8 {
 /// Everything the fast path does not cover.
 #[inline(never)]
 pub fn malloc_generic(size: usize) -> *mut u8 {
-    let heap = thread_heap();
-    if heap.is_null() {
-        return ptr::null_mut();
+    if size > SMALL_MAX && size > large_limit() {
+        if size > MAX_REQUEST {
+            return ptr::null_mut();
+        }
+        crate::init::ensure();
+        return huge::alloc(size, MIN_ALIGN);
     }
-    // SAFETY: `heap` is the calling thread's real heap.
-    let heap = unsafe { &mut *heap };
-    if size <= SMALL_MAX {
-        // SAFETY: as above.
-        return unsafe { heap::alloc_bin(heap, bin_of(size)) };
-    }
-    if size > MAX_REQUEST {
-        return ptr::null_mut();
-    }
-    if size <= large_limit() {
-        let slices = size.div_ceil(SLICE_SIZE);
-        // SAFETY: as above.
-        return unsafe { heap::alloc_large(heap, slices) };
-    }
-    huge::alloc(size, MIN_ALIGN)
+    with_thread_heap(ptr::null_mut(), |heap| {
+        if size <= SMALL_MAX {
+            // SAFETY: `heap` is the calling thread's heap (or the shared
+            // heap under its lock).
+            unsafe { heap::alloc_bin(heap, bin_of(size)) }
+        } else {
+            // SAFETY: as above.
+            unsafe { heap::alloc_large(heap, size.div_ceil(SLICE_SIZE)) }
+        }
+    })
 }
 
 /// The largest request served from a span inside a segment.
@@ -112,21 +110,16 @@ pub fn malloc_aligned(align: usize, size: usize) -> *mut u8 {
     }
     if align <= SLICE_SIZE {
         if let Some(bin) = bin_for_aligned(size, align) {
-            let heap = thread_heap();
-            if heap.is_null() {
-                return ptr::null_mut();
-            }
-            // SAFETY: `heap` is the calling thread's real heap.
-            return unsafe { heap::alloc_bin(&mut *heap, bin) };
+            // SAFETY: `heap` is the calling thread's heap (or the shared
+            // heap under its lock).
+            return with_thread_heap(ptr::null_mut(), |heap| unsafe { heap::alloc_bin(heap, bin) });
         }
         if size <= large_limit() {
-            let heap = thread_heap();
-            if heap.is_null() {
-                return ptr::null_mut();
-            }
             // Spans start on slice boundaries, which satisfies `align`.
             // SAFETY: as above.
-            return unsafe { heap::alloc_large(&mut *heap, size.div_ceil(SLICE_SIZE)) };
+            return with_thread_heap(ptr::null_mut(), |heap| unsafe {
+                heap::alloc_large(heap, size.div_ceil(SLICE_SIZE))
+            });
         }
     }
     huge::alloc(size, align)
@@ -173,7 +166,7 @@ fn realloc_generic(p: *mut u8, size: usize) -> *mut u8 {
         let heap = tls::current();
         // SAFETY: `info.page` is the live large page of `p`; a heap other
         // than the calling thread's is refused inside.
-        if !heap::is_empty_heap(heap)
+        if heap::is_real(heap)
             && unsafe { heap::grow_large_in_place(&mut *heap, info.page, size.div_ceil(SLICE_SIZE)) }
         {
             return p;

@@ -404,7 +404,7 @@ fn check_segment(seg: &Segment, heap: *mut Heap) -> Option<usize> {
 /// the calling thread's heap or a quiet one.
 pub fn check_heap(heap: &Heap) -> bool {
     let heap_ptr = heap as *const Heap as *mut Heap;
-    if heap::is_empty_heap(heap_ptr) {
+    if !heap::is_real(heap_ptr) {
         return true;
     }
     let empty = empty_page();

@@ -150,31 +150,64 @@ const fn empty_page() -> *mut Page {
     (&raw const EMPTY_PAGE) as *mut Page
 }
 
+/// A heap with no pages and no segments: the fast path always misses on it.
+const fn heap_without_pages() -> Heap {
+    Heap {
+        pages_direct: [empty_page(); DIRECT_COUNT],
+        bins: [PageQueue::EMPTY; BIN_COUNT],
+        pinned: [ptr::null_mut(); BIN_COUNT],
+        full: PageQueue::EMPTY,
+        notify: AtomicPtr::new(ptr::null_mut()),
+        segments: ptr::null_mut(),
+        purge_deadline: 0,
+        slow_lock: AtomicUsize::new(0),
+        owned: false,
+        registry_next: ptr::null_mut(),
+        pool_next: ptr::null_mut(),
+        counters: HeapCounters {
+            page_refills: 0,
+            pages_allocated: 0,
+            pages_freed: 0,
+            remote_collected: 0,
+            notifications: 0,
+            purged_bytes: 0,
+            large_allocs: 0,
+            large_frees: 0,
+        },
+    }
+}
+
 /// The heap every thread starts with: no pages, so the first allocation
 /// takes the slow path, which gives the thread a real heap.
-pub static EMPTY_HEAP: HeapCell = HeapCell(UnsafeCell::new(Heap {
-    pages_direct: [empty_page(); DIRECT_COUNT],
-    bins: [PageQueue::EMPTY; BIN_COUNT],
-    pinned: [ptr::null_mut(); BIN_COUNT],
-    full: PageQueue::EMPTY,
-    notify: AtomicPtr::new(ptr::null_mut()),
-    segments: ptr::null_mut(),
-    purge_deadline: 0,
-    slow_lock: AtomicUsize::new(0),
-    owned: false,
-    registry_next: ptr::null_mut(),
-    pool_next: ptr::null_mut(),
-    counters: HeapCounters {
-        page_refills: 0,
-        pages_allocated: 0,
-        pages_freed: 0,
-        remote_collected: 0,
-        notifications: 0,
-        purged_bytes: 0,
-        large_allocs: 0,
-        large_frees: 0,
-    },
-}));
+pub static EMPTY_HEAP: HeapCell = HeapCell(UnsafeCell::new(heap_without_pages()));
+
+/// What a thread's heap slot holds when the thread allocates from the
+/// shared heap: after its own heap was parked at thread exit (allocations
+/// in later thread-exit destructors), or when the arena limit is reached.
+/// Like `EMPTY_HEAP` it has no pages, so the fast paths miss and every
+/// allocation takes the slow path, which locks the shared heap; every free
+/// of such a thread is a remote free (one compare-and-swap).
+pub static SHARED_MARK: HeapCell = HeapCell(UnsafeCell::new(heap_without_pages()));
+
+/// The shared heap, made on first use; owned by no thread, used under its
+/// slow-path lock.
+static SHARED_HEAP: AtomicPtr<Heap> = AtomicPtr::new(ptr::null_mut());
+
+/// The most heaps threads may own (`M_ARENA_MAX`, `MALLOC_ARENA_MAX`,
+/// `PTRS_ARENA_MAX`); 0: no limit. With a limit `n`, the first `n - 1`
+/// threads (at least one) that need a heap own one and every later thread
+/// shares the shared heap, as ptmalloc's `reused_arena` shares arenas.
+static ARENA_MAX: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets the arena limit (0: none). Threads that already own a heap keep it.
+pub fn set_arena_max(n: usize) {
+    ARENA_MAX.store(n, Ordering::Relaxed);
+}
+
+/// The arena limit (0: none).
+pub fn arena_max() -> usize {
+    ARENA_MAX.load(Ordering::Relaxed)
+}
 
 #[inline(always)]
 pub fn is_empty_heap(heap: *mut Heap) -> bool {
@@ -347,28 +380,100 @@ pub fn thread_heap() -> *mut Heap {
     if is_empty_heap(heap) { thread_heap_slow() } else { heap }
 }
 
+/// Runs `f` on the calling thread's heap (its own, or the shared heap
+/// under its lock); `fail` when there is none (out of memory).
+#[inline]
+pub fn with_thread_heap<R>(fail: R, f: impl FnOnce(&mut Heap) -> R) -> R {
+    let heap = thread_heap();
+    if heap.is_null() {
+        return fail;
+    }
+    if heap == SHARED_MARK.get() {
+        return with_shared_heap(fail, f);
+    }
+    // SAFETY: `heap` is the calling thread's real heap.
+    f(unsafe { &mut *heap })
+}
+
+#[cold]
+#[inline(never)]
+fn with_shared_heap<R>(fail: R, f: impl FnOnce(&mut Heap) -> R) -> R {
+    let heap = shared_heap();
+    if heap.is_null() {
+        return fail;
+    }
+    // SAFETY: the shared heap is a real heap, never unmapped.
+    let _l = unsafe { SlowLock::lock(heap) };
+    // SAFETY: its lock is held: no other thread uses it now.
+    f(unsafe { &mut *heap })
+}
+
+/// The shared heap, made on first use. Null when out of memory.
+fn shared_heap() -> *mut Heap {
+    let heap = SHARED_HEAP.load(Ordering::Acquire);
+    if !heap.is_null() {
+        return heap;
+    }
+    let heap = new_heap();
+    if heap.is_null() {
+        return heap;
+    }
+    match SHARED_HEAP.compare_exchange(ptr::null_mut(), heap, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => heap,
+        // Another thread made it first; ours stays registered, empty and
+        // unowned (a few KiB, once).
+        Err(winner) => {
+            // SAFETY: `heap` is ours and on no list but the registry.
+            unsafe { (*heap).owned = false };
+            winner
+        }
+    }
+}
+
+/// True if `heap` is a heap with memory (not one of the two static marks).
+#[inline]
+pub fn is_real(heap: *mut Heap) -> bool {
+    !is_empty_heap(heap) && heap != SHARED_MARK.get()
+}
+
 #[cold]
 #[inline(never)]
 fn thread_heap_slow() -> *mut Heap {
     crate::init::ensure();
-    let adopted = {
+    let limit = match arena_max() {
+        0 => usize::MAX,
+        n => (n - 1).max(1),
+    };
+    let (adopted, capped) = {
         let _g = GlobalGuard::lock();
         // SAFETY: GLOBAL is held.
         let reg = unsafe { HEAPS.get() };
-        let heap = reg.pool;
-        if !heap.is_null() {
-            // SAFETY: pooled heaps are valid; pool links are under GLOBAL.
-            unsafe {
-                reg.pool = (*heap).pool_next;
-                (*heap).pool_next = ptr::null_mut();
-                (*heap).owned = true;
+        if reg.owned >= limit {
+            (ptr::null_mut(), true)
+        } else {
+            let heap = reg.pool;
+            if !heap.is_null() {
+                // SAFETY: pooled heaps are valid; pool links are under GLOBAL.
+                unsafe {
+                    reg.pool = (*heap).pool_next;
+                    (*heap).pool_next = ptr::null_mut();
+                    (*heap).owned = true;
+                }
             }
+            // Counted now, so that threads starting together respect the limit.
             reg.owned += 1;
+            (heap, false)
         }
-        heap
     };
+    if capped {
+        tls::set_current(SHARED_MARK.get());
+        return SHARED_MARK.get();
+    }
     let heap = if adopted.is_null() { new_heap() } else { adopted };
     if heap.is_null() {
+        let _g = GlobalGuard::lock();
+        // SAFETY: GLOBAL is held.
+        unsafe { HEAPS.get() }.owned -= 1;
         return heap;
     }
     tls::set_current(heap);
@@ -395,7 +500,6 @@ fn new_heap() -> *mut Heap {
     unsafe { (*heap).registry_next = reg.all };
     reg.all = heap;
     reg.count += 1;
-    reg.owned += 1;
     heap
 }
 
@@ -415,7 +519,10 @@ pub unsafe fn abandon(heap: *mut Heap) {
         unsafe { collect(&mut *heap, true) };
     }
     crate::retain::on_thread_exit();
-    tls::set_current(EMPTY_HEAP.get());
+    // Thread-exit destructors that run after this one (or in a later round)
+    // and allocate use the shared heap: a heap of their own would never be
+    // parked, as destructor rounds are limited.
+    tls::set_current(SHARED_MARK.get());
     // SAFETY: `heap` is valid.
     let holds_pages = unsafe { !(*heap).segments.is_null() };
     let _g = GlobalGuard::lock();
@@ -516,12 +623,38 @@ pub fn purge_other_heaps(all: bool) {
     }
 }
 
+/// Before `fork`: takes the shared heap's lock, so that the child finds the
+/// shared heap consistent (another thread may be using it).
+pub fn fork_prepare() {
+    let shared = SHARED_HEAP.load(Ordering::Acquire);
+    if !shared.is_null() {
+        // SAFETY: the shared heap is never unmapped; released by
+        // `fork_parent` or reset by `after_fork_child`.
+        core::mem::forget(unsafe { SlowLock::lock(shared) });
+    }
+}
+
+/// In the parent after `fork`: releases what `fork_prepare` took.
+pub fn fork_parent() {
+    let shared = SHARED_HEAP.load(Ordering::Acquire);
+    if !shared.is_null() {
+        // SAFETY: as in `fork_prepare`; this thread holds the lock.
+        unsafe { (*shared).slow_lock.store(0, Ordering::Release) };
+    }
+}
+
 /// In the child after `fork`: a thread of the parent may have held the
 /// forking thread's heap lock (to purge it); that thread does not exist
 /// here.
 pub fn after_fork_child() {
+    let shared = SHARED_HEAP.load(Ordering::Relaxed);
+    if !shared.is_null() {
+        // SAFETY: the shared heap is never unmapped. Its lock was taken by
+        // `fork_prepare` (or is held by a thread gone in the child).
+        unsafe { (*shared).slow_lock.store(0, Ordering::Relaxed) };
+    }
     let heap = tls::current();
-    if !is_empty_heap(heap) {
+    if is_real(heap) {
         // SAFETY: `heap` is the calling thread's real heap.
         unsafe { (*heap).slow_lock.store(0, Ordering::Relaxed) };
     }
@@ -533,7 +666,7 @@ pub fn after_fork_child() {
 /// heap.
 pub fn thread_idle() {
     let heap = tls::current();
-    if is_empty_heap(heap) {
+    if !is_real(heap) {
         return;
     }
     {

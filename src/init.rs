@@ -116,7 +116,7 @@ pub fn register_thread(heap: *mut Heap) {
 /// The thread-exit destructor: parks the thread's heap.
 extern "C" fn thread_exit(value: *mut libc::c_void) {
     let heap = value as *mut Heap;
-    if heap.is_null() || heap != crate::tls::current() {
+    if heap.is_null() || heap != crate::tls::current() || !heap::is_real(heap) {
         return;
     }
     // SAFETY: `heap` is the calling thread's heap (checked above).
@@ -138,6 +138,7 @@ extern "C" fn fork_prepare() {
         libc::sigfillset(all.as_mut_ptr());
         libc::pthread_sigmask(libc::SIG_BLOCK, all.as_ptr(), saved.as_mut_ptr());
     }
+    heap::fork_prepare();
     GLOBAL.lock();
     // SAFETY: GLOBAL is held.
     unsafe { *FORK_SIGMASK.get() = saved };
@@ -147,6 +148,7 @@ extern "C" fn fork_parent() {
     // SAFETY: GLOBAL is still held from fork_prepare; the mask was saved there.
     let saved = unsafe { *FORK_SIGMASK.get() };
     GLOBAL.unlock();
+    heap::fork_parent();
     // SAFETY: `saved` was initialised in fork_prepare; the stdio lock was
     // taken there by this thread.
     unsafe {

@@ -205,11 +205,15 @@ pub fn tick(all: bool) -> usize {
     released + purge_dirty(|seg| now >= seg.freed_at + delay, usize::MAX)
 }
 
-/// Called when a thread has released its heap's empty memory at exit:
-/// resident empty segments beyond `PTRS_RETAIN` bytes are purged now, the
+/// Segments kept resident when a thread exits: enough for the next thread
+/// of a pool that replaces its threads to start without page faults.
+const EXIT_KEEP_SEGMENTS: usize = 1;
+
+/// Called when a thread has released its heap's empty memory at exit (or
+/// gone idle): resident empty segments beyond one are purged now, the
 /// oldest first, so a burst of exiting threads leaves little behind.
 pub fn on_thread_exit() {
-    let keep = options::retain() / SEGMENT_SIZE;
+    let keep = EXIT_KEEP_SEGMENTS.min(options::retain() / SEGMENT_SIZE);
     let dirty = DIRTY_BYTES.load(Ordering::Relaxed) / SEGMENT_SIZE;
     if dirty > keep {
         purge_dirty(|_| true, dirty - keep);

@@ -173,7 +173,7 @@ pub(crate) fn out_of_memory(size: usize) {
 pub(crate) fn trim() -> bool {
     let (purged_before, mapped_before) = stats::release_marker();
     let me = tls::current();
-    if !heap::is_empty_heap(me) {
+    if heap::is_real(me) {
         // SAFETY: `me` is the calling thread's heap.
         unsafe {
             let _l = heap::SlowLock::lock(me);
