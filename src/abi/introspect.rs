@@ -179,7 +179,11 @@ unsafe extern "C" {
     fn fwrite(ptr: *const c_void, size: usize, n: usize, stream: *mut c_void) -> usize;
 }
 
-/// Writes glibc-shaped XML statistics to `stream`. `options` must be 0.
+/// Writes glibc-shaped XML statistics to `stream`. `options` must be 0
+/// (else EINVAL is returned). Writes with stdio's `fwrite` on the caller's
+/// stream, as glibc's writes with `fprintf`: like glibc's, it may be a
+/// cancellation point and the stream may allocate its buffer (which works
+/// re-entrantly: no ptrs lock is held while writing).
 ///
 /// # Safety
 /// `stream` must be a valid `FILE *`.
