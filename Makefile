@@ -9,7 +9,7 @@ DESTDIR ?=
 LIB := target/release/libptrs.so
 STATICLIB := target/release/libptrs.a
 
-.PHONY: all lib demo header check-header test unit-test c-tests programs \
+.PHONY: all lib demo header check-header test unit-test c-tests c-tests-build programs \
         bench bench-callgrind check-glibc fuzz memcheck clean install uninstall
 
 # The main job: build the library and run the bundled demo under it.
@@ -40,6 +40,10 @@ unit-test:
 c-tests: lib
 	bash c-tests/run.sh
 
+# Builds the C tests (both link modes) without running them.
+c-tests-build: lib
+	bash c-tests/run.sh --build-only
+
 programs: lib
 	bash scripts/test-programs.sh
 
@@ -55,8 +59,9 @@ check-glibc: lib
 fuzz: lib
 	bash scripts/fuzz.sh
 
-# The C tests under valgrind's memcheck (needs c-tests built: make c-tests).
-memcheck: lib
+# The C tests under valgrind's memcheck (builds them first, runs them only
+# under valgrind).
+memcheck: c-tests-build
 	bash scripts/memcheck.sh
 
 bench-callgrind: lib

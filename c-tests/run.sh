@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Build and run the C test suite of ptrs.
 #
-# usage: c-tests/run.sh [-h] [TEST...]
+# usage: c-tests/run.sh [-h] [--build-only] [TEST...]
 #
+#   --build-only  build the tests (every mode) and run none; ends with
+#           "N built, N failed" and exits 1 if any did not compile (for
+#           scripts/memcheck.sh, which runs the -linked builds)
 #   TEST    names or shell globs of tests to run (tst-foo, foo, 'tst-malloc*',
 #           tst-foo.c); default: every c-tests/tst-*.c and c-tests/tst-*.cc
 #
@@ -33,8 +36,12 @@ usage() {
   sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"
 }
 
+BUILD_ONLY=0
 case "${1:-}" in
   -h|--help) usage; exit 0 ;;
+  --build-only) BUILD_ONLY=1; shift ;;
+esac
+case "${1:-}" in
   -*) usage >&2; exit 2 ;;
 esac
 
@@ -157,6 +164,10 @@ for src in "${selected[@]}"; do
       failed=$((failed + 1))
       continue
     fi
+    if [ "$BUILD_ONLY" = 1 ]; then
+      passed=$((passed + 1))
+      continue
+    fi
 
     status=0
     # The braces catch bash's own "Aborted"/"Segmentation fault" notices.
@@ -189,5 +200,9 @@ for src in "${selected[@]}"; do
   done
 done
 
-echo "$passed passed, $failed failed, $skipped skipped"
+if [ "$BUILD_ONLY" = 1 ]; then
+  echo "$passed built, $failed failed"
+else
+  echo "$passed passed, $failed failed, $skipped skipped"
+fi
 [ "$failed" -eq 0 ]

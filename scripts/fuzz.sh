@@ -15,6 +15,12 @@
 # (-s SECONDS, -S SEED, -t THREADS, -n OPS-PER-WORKER). --baseline runs it
 # without the preload, against glibc's malloc (a check of the model).
 #
+# The program checks first that the allocator serving its malloc is the one
+# wanted (FUZZ_EXPECT=ptrs: ptrs_owns is true for a fresh malloc block;
+# with --baseline, FUZZ_EXPECT=glibc) and fails otherwise: a library that
+# did not load (PTRS_LIB=Cargo.toml) or an old libptrs that ptrs does not
+# own the malloc of is a failure, not a pass.
+#
 # Prints the program's report, ending with "fuzz: N operations in S s,
 # 0 failures", then "1 passed, 0 failed" or "0 passed, 1 failed" (exit 1).
 # Exit 2 on a usage or setup error.
@@ -51,9 +57,10 @@ if ((!BASELINE)); then
   LIB=${PTRS_LIB:-target/release/libptrs.so}
   [[ -f $LIB ]] || { echo "fuzz: $LIB not found (run 'make lib' first)" >&2; exit 2; }
   LIB=$(cd "$(dirname "$LIB")" && pwd)/$(basename "$LIB")
-  PRELOAD=(env LD_PRELOAD="$LIB")
+  PRELOAD=(env LD_PRELOAD="$LIB" FUZZ_EXPECT=ptrs)
   echo "fuzz: under ptrs ($LIB)"
 else
+  PRELOAD=(env -u LD_PRELOAD FUZZ_EXPECT=glibc)
   echo "fuzz: under glibc's malloc (no preload)"
 fi
 
@@ -72,6 +79,7 @@ fi
 case $rc in
   124 | 137) echo "fuzz: timed out after ${LIMIT}s (hang?)" ;;
   2) echo "fuzz: bad arguments"; exit 2 ;;
+  3) echo "fuzz: the allocator under test does not serve malloc (see above)" ;;
   1) ;;
   *) ((rc > 128)) && echo "fuzz: killed by signal $((rc - 128)) (an allocator abort or crash; see above)" \
        || echo "fuzz: exit status $rc" ;;

@@ -11,15 +11,19 @@
 # (the baseline, served by glibc's malloc) and once with
 # LD_PRELOAD="libptrs.so probe.so". Its stdout, its stderr (less the
 # "libptrs mapped:" lines the workloads print) and its exit status must be
-# the same, and the baseline must succeed; for gcc the object files must be
-# identical as well. The probe (tests/programs/probe.c) logs for every
+# the same, and the baseline must succeed; for gcc the object file and the
+# linked executable built under ptrs (compile, assemble and link all run
+# preloaded) must be byte for byte those built without it. The probe (tests/programs/probe.c) logs for every
 # process of the preloaded run whether ptrs serves its malloc; a run fails
 # unless every process says yes and the expected executables (cc1, as, ld,
 # sort, awk, ...) are among them, so a preload that silently did not happen
 # cannot pass.
 #
+# A program that is not installed is skipped (SKIP: NAME (why)) and counted.
+#
 # Prints one line per program (PASS: NAME / FAIL: NAME (why) with a diff
-# excerpt / SKIP: NAME (why)) and ends with "N passed, N failed". Exits 1 if
+# excerpt / SKIP: NAME (why)) and ends with "N passed, N failed, N skipped".
+# Exits 1 if
 # any program failed, 2 on a usage or setup error. Work files go to
 # build/test-programs/. TEST_PROGRAMS_TIMEOUT sets the timeout of one run
 # in seconds (default 90).
@@ -71,6 +75,21 @@ gcc -shared -fPIC -O1 -Wall -o "$PROBE" "$PROG/probe.c" -ldl
 
 passed=0
 failed=0
+skipped=0
+
+# skip_unless NAME COMMAND...: true if every COMMAND is installed; else
+# prints and counts a SKIP for NAME.
+skip_unless() {
+  local name=$1 c
+  shift
+  for c in "$@"; do
+    if ! command -v "$c" >/dev/null 2>&1; then
+      echo "SKIP: $name ($c not installed)"
+      skipped=$((skipped + 1))
+      return 1
+    fi
+  done
+}
 
 pass() {
   echo "PASS: $1"
@@ -173,10 +192,16 @@ check() {
   pass "$name"
 }
 
-# gcc: the object files and executables must be identical.
+# gcc: the object file and the linked executable must be identical (gcc,
+# cc1, as, collect2 and ld are deterministic for the same input and
+# directory; the executable's build-id is a hash of its contents).
 cmp_gcc_outputs() {
   local b=$1 p=$2 f
-  for f in compile_me.o; do
+  for f in compile_me.o compile_me; do
+    if [[ ! -s $b/$f || ! -s $p/$f ]]; then
+      echo "$f missing"
+      return 1
+    fi
     if ! cmp "$b/$f" "$p/$f"; then
       echo "$f differs"
       return 1
@@ -184,11 +209,13 @@ cmp_gcc_outputs() {
   done
 }
 
-PYTHON=$(python3 -c 'import sys; print(sys.executable)')
-
 for name in "${SELECTED[@]}"; do
   EXTRA_CHECK=
   case $name in
+    python3 | python3-pymalloc)
+      skip_unless "$name" python3 || continue
+      PYTHON=$(python3 -c 'import sys; print(sys.executable)')
+      ;;&
     python3)
       # PYTHONMALLOC=malloc: every Python object comes from malloc.
       check python3 "PYTHONMALLOC=malloc '$PYTHON' '$PROG/workload.py'" 'python[0-9.]*'
@@ -197,6 +224,7 @@ for name in "${SELECTED[@]}"; do
       check python3-pymalloc "'$PYTHON' '$PROG/workload.py'" 'python[0-9.]*'
       ;;
     cxx)
+      skip_unless cxx g++ || continue
       mkdir -p "$WORK/cxx"
       if ! g++ -O2 -pthread -Wall -Wextra -o "$WORK/cxx_workload" \
         "$PROG/cxx_workload.cc" 2>"$WORK/cxx/build.log"; then
@@ -206,6 +234,7 @@ for name in "${SELECTED[@]}"; do
       check cxx "'$WORK/cxx_workload'" 'cxx_workload'
       ;;
     gcc)
+      skip_unless gcc gcc || continue
       EXTRA_CHECK=cmp_gcc_outputs
       check gcc "gcc -O2 -g -Wall -Wextra -c '$PROG/compile_me.c' -o \"\$OUT/compile_me.o\" &&
         gcc -O2 -Wall -Wextra -o \"\$OUT/compile_me\" '$PROG/compile_me.c' &&
@@ -216,17 +245,15 @@ for name in "${SELECTED[@]}"; do
       check bash "bash '$PROG/pipeline.sh'" '/bash' '/sort' '/(g|m)?awk' '/sed' '/md5sum'
       ;;
     perl)
+      skip_unless perl perl || continue
       check perl "perl '$PROG/workload.pl'" '/perl[0-9.]*'
       ;;
     sqlite3)
-      if ! command -v sqlite3 >/dev/null; then
-        echo "SKIP: sqlite3 (not installed)"
-        continue
-      fi
+      skip_unless sqlite3 sqlite3 || continue
       check sqlite3 "sqlite3 :memory: < '$PROG/workload.sql'" '/sqlite3'
       ;;
   esac
 done
 
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped"
 ((failed == 0))

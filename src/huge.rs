@@ -173,12 +173,19 @@ static HUGE_COUNT: AtomicUsize = AtomicUsize::new(0);
 static HUGE_MAPPED: AtomicUsize = AtomicUsize::new(0);
 static HUGE_USABLE: AtomicUsize = AtomicUsize::new(0);
 static HUGE_PEAK_MAPPED: AtomicUsize = AtomicUsize::new(0);
+/// Peak of HUGE_COUNT (glibc's `max_n_mmaps`, for malloc_stats).
+static HUGE_PEAK_COUNT: AtomicUsize = AtomicUsize::new(0);
 /// Bytes of freed huge mappings kept in the cache.
 static HUGE_CACHED: AtomicUsize = AtomicUsize::new(0);
 
 /// Bytes of freed huge mappings kept for reuse.
 pub fn cached_bytes() -> usize {
     HUGE_CACHED.load(Ordering::Relaxed)
+}
+
+/// Most huge blocks live at once so far.
+pub fn peak_count() -> usize {
+    HUGE_PEAK_COUNT.load(Ordering::Relaxed)
 }
 
 /// Live huge blocks, bytes mapped for them, their usable bytes, peak mapped.
@@ -282,7 +289,8 @@ fn alloc_with(size: usize, align: usize, use_cache: bool) -> *mut u8 {
         segment_map::set_segment_below(start, true);
     }
     segment_map::set_huge_tail(base as usize + SEGMENT_SIZE, base as usize + total, true);
-    HUGE_COUNT.fetch_add(1, Ordering::Relaxed);
+    let live = HUGE_COUNT.fetch_add(1, Ordering::Relaxed) + 1;
+    HUGE_PEAK_COUNT.fetch_max(live, Ordering::Relaxed);
     if !fresh {
         HUGE_CACHED.fetch_sub(total, Ordering::Relaxed);
     }

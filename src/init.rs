@@ -73,8 +73,7 @@ fn init_slow() {
     if crate::options::show_stats() {
         // A private copy of stderr: programs such as GNU coreutils close
         // fd 2 in their own exit handlers, before this one runs.
-        // SAFETY: fcntl on fd 2 has no memory-safety preconditions.
-        let fd = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 10) };
+        let fd = os::dup_cloexec(2, 10);
         STATS_FD.store(if fd >= 0 { fd } else { 2 }, Ordering::Relaxed);
         // SAFETY: `print_stats_at_exit` is a valid function for the process's lifetime.
         unsafe { libc::atexit(print_stats_at_exit) };
@@ -84,7 +83,20 @@ fn init_slow() {
 
 static STATS_FD: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new(2);
 
+static STATS_PRINTED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
 extern "C" fn print_stats_at_exit() {
+    print_exit_stats();
+}
+
+/// Prints the statistics table on the private copy of stderr, once per
+/// process, if `PTRS_SHOW_STATS` is on. Called by the atexit hook and by
+/// ptrs's `_exit` (programs such as dash leave through `_exit`, which runs
+/// no exit handlers).
+pub fn print_exit_stats() {
+    if !crate::options::show_stats() || STATS_PRINTED.swap(true, Ordering::AcqRel) {
+        return;
+    }
     let fd = STATS_FD.load(Ordering::Relaxed);
     crate::stats::print(&mut |s: &[u8]| os::write_fd(fd, s));
 }

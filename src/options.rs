@@ -5,7 +5,7 @@
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
-//! | `PTRS_VERBOSE` | off | print start-up and warning messages to stderr |
+//! | `PTRS_VERBOSE` | off | print start-up messages and warnings (unknown `PTRS_*` names, bad values) to stderr |
 //! | `PTRS_SHOW_STATS` | off | print the statistics table at exit |
 //! | `PTRS_LARGE_THRESHOLD` (`MALLOC_MMAP_THRESHOLD_`) | 2 MiB | blocks above it are mapped directly |
 //! | `PTRS_PURGE_DELAY` | 10 (ms) | free pages are returned to the OS after this delay; 0 = at once |
@@ -35,6 +35,7 @@ static PURGE_DELAY_MS: AtomicU64 = AtomicU64::new(DEFAULT_PURGE_DELAY_MS);
 static RETAIN: AtomicUsize = AtomicUsize::new(DEFAULT_RETAIN);
 static HEAP_LIMIT: AtomicUsize = AtomicUsize::new(0);
 static TOP_PAD: AtomicUsize = AtomicUsize::new(0);
+static ARENA_MAX: AtomicUsize = AtomicUsize::new(0);
 
 #[inline]
 pub fn verbose() -> bool {
@@ -70,6 +71,17 @@ pub fn heap_limit() -> usize {
 }
 pub fn set_heap_limit(v: usize) {
     HEAP_LIMIT.store(v, Ordering::Relaxed);
+}
+
+/// The arena limit a program asked for with `mallopt(M_ARENA_MAX, n)`
+/// (0: none asked, unlimited). Stored for the engine; ptrs's heaps are per
+/// thread and do not use it yet.
+#[inline]
+pub fn arena_max() -> usize {
+    ARENA_MAX.load(Ordering::Relaxed)
+}
+pub fn set_arena_max(v: usize) {
+    ARENA_MAX.store(v, Ordering::Relaxed);
 }
 
 pub fn set_large_threshold(v: usize) {
@@ -268,13 +280,24 @@ fn parse(kind: Kind, value: &[u8]) -> Option<u64> {
 /// Reads every option from `environ`: glibc's variables first, then the
 /// `PTRS_*` ones, so that those win. Called once, early in process
 /// initialisation; allocates nothing.
+///
+/// An unknown `PTRS_*` name or a bad value is ignored (the default stays)
+/// and reported on stderr only when `PTRS_VERBOSE` is on: the variables are
+/// inherited by every child process, and a line on stderr in a program that
+/// did not ask for it changes what that program prints (a test suite that
+/// compares its own stderr fails). `scripts/ptrs-run` checks the names
+/// before it starts the program.
 pub fn read_environment() {
     for ptrs_pass in [false, true] {
         for_each_env(|entry| {
             if entry.starts_with(b"PTRS_") == ptrs_pass {
-                apply_entry(entry);
+                apply_entry(entry, false);
             }
         });
+    }
+    if verbose() {
+        // A second look, now that PTRS_VERBOSE is known wherever it stood.
+        for_each_env(|entry| apply_entry(entry, true));
     }
 }
 
@@ -301,37 +324,41 @@ fn for_each_env(mut f: impl FnMut(&[u8])) {
     }
 }
 
-fn apply_entry(entry: &[u8]) {
+/// Applies one `NAME=value` entry of the environment, or with `check`
+/// only reports what is wrong with it (unknown `PTRS_*` name, bad value).
+fn apply_entry(entry: &[u8], check: bool) {
     let Some(eq) = entry.iter().position(|&c| c == b'=') else { return };
     let (name, value) = (&entry[..eq], &entry[eq + 1..]);
     if name == b"GLIBC_TUNABLES" {
-        apply_tunables(value);
+        apply_tunables(value, check);
         return;
     }
     let spec = TABLE.iter().find(|o| o.name == name);
     match spec {
-        Some(o) => apply_value(o, name, value),
-        None if name.starts_with(b"PTRS_") => warn_unknown(name),
+        Some(o) => apply_value(o, name, value, check),
+        None if check && name.starts_with(b"PTRS_") => warn_unknown(name),
         None => {}
     }
 }
 
-fn apply_value(o: &OptionSpec, name: &[u8], value: &[u8]) {
+fn apply_value(o: &OptionSpec, name: &[u8], value: &[u8], check: bool) {
     match parse(o.kind, value) {
-        Some(v) => (o.apply)(v),
-        None => warn_bad(name, value),
+        Some(v) if !check => (o.apply)(v),
+        Some(_) => {}
+        None if check => warn_bad(name, value),
+        None => {}
     }
 }
 
 /// `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=N:glibc.malloc.top_pad=M...`:
 /// the malloc tunables that mean something to ptrs; others are glibc's.
-fn apply_tunables(list: &[u8]) {
+fn apply_tunables(list: &[u8], check: bool) {
     for item in list.split(|&c| c == b':') {
         let Some(eq) = item.iter().position(|&c| c == b'=') else { continue };
         let (name, value) = (&item[..eq], &item[eq + 1..]);
         if let Some((_, option)) = TUNABLES.iter().find(|(t, _)| *t == name) {
             if let Some(o) = TABLE.iter().find(|o| o.name == *option) {
-                apply_value(o, name, value);
+                apply_value(o, name, value, check);
             }
         }
     }
@@ -385,7 +412,7 @@ mod tests {
     #[test]
     fn tunables_map_to_options() {
         let old = get_by_name(b"large_threshold").unwrap();
-        apply_tunables(b"glibc.malloc.tcache_count=0:glibc.malloc.mmap_threshold=131072");
+        apply_tunables(b"glibc.malloc.tcache_count=0:glibc.malloc.mmap_threshold=131072", false);
         assert_eq!(large_threshold(), 131072);
         set_large_threshold(old as usize);
     }

@@ -4,6 +4,17 @@
 //! Contract for every function here: addresses and sizes are multiples of
 //! [`OS_PAGE_SIZE`], sizes are non-zero, and failure is reported as a null
 //! pointer or `false`, never by unwinding. Nothing here allocates.
+//!
+//! No function here is a cancellation point. Every call ptrs makes that
+//! could be one in libc (`open`, `read`, `write`, `close`, `getrandom`,
+//! `fcntl`) goes through [`syscall`] instead (glibc's `syscall()` is a plain
+//! trap, not a cancellation point), so that `malloc_stats` or `mallinfo2`
+//! in a thread with a pending cancellation does its work and the thread is
+//! cancelled at the program's next cancellation point, as with glibc; a
+//! forced unwind through ptrs's frames (built with `panic = "abort"`) would
+//! abort the process. The libc calls left (`mmap`, `munmap`, `madvise`,
+//! `mprotect`, `mremap`, `clock_gettime`, `sched_yield`,
+//! `pthread_sigmask`) are neither cancellation points nor allocate.
 
 use core::ptr;
 
@@ -195,8 +206,9 @@ pub fn now_ms() -> u64 {
 /// the kernel has none to give (early boot, seccomp).
 pub fn random_u64() -> u64 {
     let mut v: u64 = 0;
+    // The raw system call: libc's getrandom() is a cancellation point.
     // SAFETY: `v` is a valid 8-byte buffer.
-    let n = unsafe { libc::getrandom((&raw mut v).cast(), 8, libc::GRND_NONBLOCK) };
+    let n = unsafe { libc::syscall(libc::SYS_getrandom, (&raw mut v).cast::<u8>(), 8usize, libc::GRND_NONBLOCK) };
     if n != 8 {
         let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
         // SAFETY: `ts` is a valid out-parameter.
@@ -240,18 +252,40 @@ pub fn set_errno(value: i32) {
     unsafe { *libc::__errno_location() = value };
 }
 
-/// The process's resident set size in bytes, from /proc/self/statm.
+/// Duplicates `fd` onto the lowest free descriptor at or above `min`, with
+/// close-on-exec set (`fcntl(F_DUPFD_CLOEXEC)` as a raw system call). The
+/// new descriptor, or -1 with errno set.
+pub fn dup_cloexec(fd: i32, min: i32) -> i32 {
+    // SAFETY: F_DUPFD_CLOEXEC has no memory-safety preconditions.
+    unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_DUPFD_CLOEXEC, min) as i32 }
+}
+
+/// The process's resident set size in bytes, from /proc/self/statm; 0 if
+/// it cannot be read. Raw system calls, not libc's `open`/`read`/`close`,
+/// which are cancellation points. Preserves errno.
 pub fn resident_bytes() -> usize {
+    let saved = errno();
     let mut buf = [0u8; 128];
-    // SAFETY: the path is a NUL-terminated literal.
-    let fd = unsafe { libc::open(c"/proc/self/statm".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    // SAFETY: the path is a NUL-terminated literal; openat with AT_FDCWD
+    // and an absolute path touches no other memory.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            c"/proc/self/statm".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
     if fd < 0 {
+        set_errno(saved);
         return 0;
     }
-    // SAFETY: `buf` is a valid writable buffer; `fd` is open.
-    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-    // SAFETY: `fd` was opened above.
-    unsafe { libc::close(fd) };
+    // SAFETY: `buf` is a valid writable buffer of `buf.len()` bytes; `fd`
+    // is open.
+    let n = unsafe { libc::syscall(libc::SYS_read, fd, buf.as_mut_ptr(), buf.len()) };
+    // SAFETY: `fd` was opened above and is not used afterwards.
+    unsafe { libc::syscall(libc::SYS_close, fd) };
+    set_errno(saved);
     if n <= 0 {
         return 0;
     }

@@ -42,6 +42,10 @@ pub struct Totals {
     pub huge_count: usize,
     pub huge_allocated: usize,
     pub huge_mapped: usize,
+    /// Peaks of `huge_count` and `huge_mapped` (glibc's "max mmap regions"
+    /// and "max mmap bytes").
+    pub huge_peak_count: usize,
+    pub huge_peak_mapped: usize,
     pub segments: usize,
     pub heaps: usize,
     pub counters: HeapCounters,
@@ -66,6 +70,8 @@ pub fn gather() -> Totals {
         huge_count: 0,
         huge_allocated: 0,
         huge_mapped: 0,
+        huge_peak_count: 0,
+        huge_peak_mapped: 0,
         segments: 0,
         heaps: 0,
         counters: HeapCounters::default(),
@@ -109,6 +115,8 @@ pub fn gather() -> Totals {
     t.huge_count = huge_count;
     t.huge_allocated = huge_usable;
     t.huge_mapped = huge_mapped;
+    t.huge_peak_count = huge::peak_count();
+    t.huge_peak_mapped = huge_peak;
     t.segments = seg_totals.segments;
     let huge_cached = huge::cached_bytes();
     t.retained = seg_totals.cached * SEGMENT_SIZE + huge_cached;
@@ -180,4 +188,14 @@ pub fn print(out: &mut dyn FnMut(&[u8])) {
         c.notifications,
         c.purged_bytes
     );
+    // glibc's own summary, in glibc's words and layout, for scripts and
+    // tests that read malloc_stats's output (glibc's
+    // tst-malloc-stats-cancellation looks for "max mmap bytes"). ptrs has
+    // no arenas, so only glibc's "Total" part: system bytes = mapped,
+    // in use bytes = allocated, mmap regions = huge blocks.
+    emit!("Total (incl. mmap):\n");
+    emit!("system bytes     = {:>10}\n", t.mapped);
+    emit!("in use bytes     = {:>10}\n", t.allocated);
+    emit!("max mmap regions = {:>10}\n", t.huge_peak_count);
+    emit!("max mmap bytes   = {:>10}\n", t.huge_peak_mapped);
 }

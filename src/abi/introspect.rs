@@ -109,41 +109,69 @@ pub unsafe extern "C" fn malloc_trim(_pad: usize) -> i32 {
     super::preserving_errno(|| crate::abi::api::trim()) as i32
 }
 
+const M_MXFAST: i32 = 1;
 const M_TRIM_THRESHOLD: i32 = -1;
 const M_TOP_PAD: i32 = -2;
 const M_MMAP_THRESHOLD: i32 = -3;
-const M_CHECK_ACTION: i32 = -5;
-/// glibc's upper bound for M_MMAP_THRESHOLD on 64-bit systems.
-const MMAP_THRESHOLD_MAX: usize = 32 << 20;
+const M_ARENA_MAX: i32 = -8;
+/// glibc's `MAX_FAST_SIZE` on 64-bit systems (`80 * sizeof(size_t) / 4`):
+/// the largest value `M_MXFAST` accepts.
+const MAX_FAST_SIZE: usize = 80 * core::mem::size_of::<usize>() / 4;
 
-/// glibc's mallopt: 1 where the parameter is honoured, 0 otherwise.
+/// glibc's `mallopt`: sets a tuning parameter. Returns what glibc 2.36
+/// returns (its `__libc_mallopt` in malloc/malloc.c), so that programs
+/// which check the result behave as they do on glibc:
+///
+/// - 0 (the only error) for `M_MXFAST` with a value above glibc's
+///   `MAX_FAST_SIZE` (160 bytes; negative values count as huge);
+/// - 1 for everything else, unknown parameters included.
+///
+/// What each parameter does in ptrs (values in bytes; negative values are
+/// taken as `size_t`, as glibc does):
+///
+/// - `M_MMAP_THRESHOLD`: blocks above it get their own mapping (ptrs caps
+///   the threshold it applies at 2 MiB, see `alloc.rs`);
+/// - `M_TRIM_THRESHOLD`: bytes of empty segments kept for reuse (-1: all);
+/// - `M_TOP_PAD`: added to that amount;
+/// - `M_ARENA_MAX`: a value above 0 is stored (`options::arena_max`), 0 or
+///   less leaves it unchanged, as in glibc;
+/// - `M_CHECK_ACTION`: accepted and ignored. glibc 2.36 ignores it too and
+///   still aborts on a detected heap error; in ptrs only
+///   `PTRS_ABORT_ON_ERROR=0` turns aborting off.
+/// - `M_MXFAST`, `M_MMAP_MAX`, `M_PERTURB`, `M_ARENA_TEST` and unknown
+///   parameters: accepted, no effect (ptrs has no fastbins, no limit on the
+///   number of mappings, no perturb byte, no arena test).
+///
+/// Does not touch errno. Thread-safe: each parameter is one atomic store.
 ///
 /// # Safety
 /// C ABI: any values.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mallopt(param: i32, value: i32) -> i32 {
+    // glibc passes the int to helpers taking size_t: -1 becomes SIZE_MAX.
+    let as_size = value as isize as usize;
     match param {
-        M_MMAP_THRESHOLD if value >= 0 && value as usize <= MMAP_THRESHOLD_MAX => {
-            options::set_large_threshold(value as usize);
+        M_MXFAST => (as_size <= MAX_FAST_SIZE) as i32,
+        M_MMAP_THRESHOLD => {
+            options::set_large_threshold(as_size);
             1
         }
         M_TRIM_THRESHOLD => {
-            // -1 disables trimming: keep every empty segment.
-            options::set_retain(if value < 0 { usize::MAX } else { value as usize });
+            // -1 (SIZE_MAX) disables trimming: keep every empty segment.
+            options::set_retain(as_size);
             1
         }
-        M_TOP_PAD if value >= 0 => {
-            options::set_top_pad(value as usize);
+        M_TOP_PAD => {
+            options::set_top_pad(as_size);
             1
         }
-        M_CHECK_ACTION => {
-            // glibc: bit 1 asks for abort on a detected error.
-            options::set_abort_on_error(value & 2 != 0);
+        M_ARENA_MAX => {
+            if value > 0 {
+                options::set_arena_max(value as usize);
+            }
             1
         }
-        // M_ARENA_MAX and the rest have no meaning for ptrs, whose heaps
-        // are per thread: not honoured.
-        _ => 0,
+        _ => 1,
     }
 }
 
@@ -151,7 +179,11 @@ unsafe extern "C" {
     fn fwrite(ptr: *const c_void, size: usize, n: usize, stream: *mut c_void) -> usize;
 }
 
-/// Writes glibc-shaped XML statistics to `stream`. `options` must be 0.
+/// Writes glibc-shaped XML statistics to `stream`. `options` must be 0
+/// (else EINVAL is returned). Writes with stdio's `fwrite` on the caller's
+/// stream, as glibc's writes with `fprintf`: like glibc's, it may be a
+/// cancellation point and the stream may allocate its buffer (which works
+/// re-entrantly: no ptrs lock is held while writing).
 ///
 /// # Safety
 /// `stream` must be a valid `FILE *`.

@@ -44,6 +44,7 @@
  * It runs the same without LD_PRELOAD (against glibc), which checks the
  * model itself.  Written for ptrs.  */
 #define _GNU_SOURCE 1
+#include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <malloc.h>
@@ -889,6 +890,31 @@ main (int argc, char **argv)
       fprintf (stderr, "fuzz: bad thread count or duration\n");
       return 2;
     }
+  /* FUZZ_EXPECT=ptrs (scripts/fuzz.sh) or glibc (--baseline): refuse to
+     run, exit 3, unless that allocator serves this process's malloc, so
+     that a preload that did not happen cannot pass as a run under ptrs.  */
+  const char *expect = getenv ("FUZZ_EXPECT");
+  int (*owns) (const void *) = (int (*) (const void *)) dlsym (RTLD_DEFAULT,
+                                                               "ptrs_owns");
+  void *probe = malloc (78);
+  int served_by_ptrs = owns != NULL && probe != NULL && owns (probe);
+  free (probe);
+  if (expect != NULL && *expect != '\0')
+    {
+      int want_ptrs = strcmp (expect, "ptrs") == 0;
+      if (!want_ptrs && strcmp (expect, "glibc") != 0)
+        {
+          fprintf (stderr, "fuzz: FUZZ_EXPECT must be ptrs or glibc\n");
+          return 2;
+        }
+      if (served_by_ptrs != want_ptrs)
+        {
+          fprintf (stderr, "fuzz: malloc is %sserved by ptrs in this process, "
+                   "but FUZZ_EXPECT=%s\n", served_by_ptrs ? "" : "not ",
+                   expect);
+          return 3;
+        }
+    }
   page_size = (size_t) sysconf (_SC_PAGESIZE);
   init_edge_sizes ();
   for (int i = 0; i < NHANDOFF; i++)
@@ -896,7 +922,8 @@ main (int argc, char **argv)
 
   printf ("fuzz: seed %" PRIu64 ", %d threads, %g s%s, allocator: %s\n", seed,
           threads, seconds, max_ops ? " (or the operation limit)" : "",
-          free_sized ? "with free_sized (ptrs?)" : "without free_sized (glibc?)");
+          served_by_ptrs ? "ptrs (it owns a fresh malloc block)"
+                         : "not ptrs");
   fflush (stdout);
 
   /* The model lives outside the allocator under test.  */
