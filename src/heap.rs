@@ -193,21 +193,6 @@ pub static SHARED_MARK: HeapCell = HeapCell(UnsafeCell::new(heap_without_pages()
 /// slow-path lock.
 static SHARED_HEAP: AtomicPtr<Heap> = AtomicPtr::new(ptr::null_mut());
 
-/// The most heaps threads may own (`M_ARENA_MAX`, `MALLOC_ARENA_MAX`,
-/// `PTRS_ARENA_MAX`); 0: no limit. With a limit `n`, the first `n - 1`
-/// threads (at least one) that need a heap own one and every later thread
-/// shares the shared heap, as ptmalloc's `reused_arena` shares arenas.
-static ARENA_MAX: AtomicUsize = AtomicUsize::new(0);
-
-/// Sets the arena limit (0: none). Threads that already own a heap keep it.
-pub fn set_arena_max(n: usize) {
-    ARENA_MAX.store(n, Ordering::Relaxed);
-}
-
-/// The arena limit (0: none).
-pub fn arena_max() -> usize {
-    ARENA_MAX.load(Ordering::Relaxed)
-}
 
 #[inline(always)]
 pub fn is_empty_heap(heap: *mut Heap) -> bool {
@@ -440,7 +425,11 @@ pub fn is_real(heap: *mut Heap) -> bool {
 #[inline(never)]
 fn thread_heap_slow() -> *mut Heap {
     crate::init::ensure();
-    let limit = match arena_max() {
+    // The arena limit (`options::arena_max`): with a limit `n`, the first
+    // `n - 1` threads (at least one) that need a heap own one and every
+    // later thread shares the shared heap, as ptmalloc's `reused_arena`
+    // shares arenas beyond its limit.
+    let limit = match options::arena_max() {
         0 => usize::MAX,
         n => (n - 1).max(1),
     };

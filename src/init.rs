@@ -75,6 +75,8 @@ fn init_slow() {
         // fd 2 in their own exit handlers, before this one runs.
         let fd = os::dup_cloexec(2, 10);
         STATS_FD.store(if fd >= 0 { fd } else { 2 }, Ordering::Relaxed);
+        // SAFETY: getpid has no preconditions.
+        STATS_PID.store(unsafe { libc::syscall(libc::SYS_getpid) } as i32, Ordering::Relaxed);
         // SAFETY: `print_stats_at_exit` is a valid function for the process's lifetime.
         unsafe { libc::atexit(print_stats_at_exit) };
     }
@@ -97,6 +99,25 @@ pub fn print_exit_stats() {
     if !crate::options::show_stats() || STATS_PRINTED.swap(true, Ordering::AcqRel) {
         return;
     }
+    print_stats_now();
+}
+
+/// The process that read the options (`_exit` in a forked or vforked child
+/// must not print: a vforked child shares the parent's memory, so gathering
+/// statistics there would change the parent's heaps and flag).
+static STATS_PID: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new(0);
+
+/// `_exit`'s variant of [`print_exit_stats`]: only in the process that
+/// started with the options, never in a child.
+pub fn print_exit_stats_from_exit() {
+    // SAFETY: getpid has no preconditions; the raw call caches nothing.
+    let pid = unsafe { libc::syscall(libc::SYS_getpid) } as i32;
+    if pid == STATS_PID.load(Ordering::Relaxed) {
+        print_exit_stats();
+    }
+}
+
+fn print_stats_now() {
     let fd = STATS_FD.load(Ordering::Relaxed);
     crate::stats::print(&mut |s: &[u8]| os::write_fd(fd, s));
 }

@@ -13,6 +13,7 @@
 //! | (`MALLOC_TOP_PAD_`) | 0 | added to the retained amount |
 //! | `PTRS_ABORT_ON_ERROR` | on | abort on a detected heap error; off = warn and leave the block alone |
 //! | `PTRS_HEAP_LIMIT` | 0 (none) | most bytes ptrs maps; beyond it allocations fail with ENOMEM |
+//! | `PTRS_ARENA_MAX` (`MALLOC_ARENA_MAX`) | 0 (none) | most heaps owned by threads; later threads share one |
 //!
 //! `GLIBC_TUNABLES` entries `glibc.malloc.mmap_threshold`, `trim_threshold`
 //! and `top_pad` are honoured like the `MALLOC_*_` variables. glibc's
@@ -73,9 +74,9 @@ pub fn set_heap_limit(v: usize) {
     HEAP_LIMIT.store(v, Ordering::Relaxed);
 }
 
-/// The arena limit a program asked for with `mallopt(M_ARENA_MAX, n)`
-/// (0: none asked, unlimited). Stored for the engine; ptrs's heaps are per
-/// thread and do not use it yet.
+/// The most heaps threads may own (`mallopt(M_ARENA_MAX, n)`,
+/// `MALLOC_ARENA_MAX`, `glibc.malloc.arena_max`, `PTRS_ARENA_MAX`); 0: no
+/// limit. Threads beyond it share one heap (see `heap::thread_heap_slow`).
 #[inline]
 pub fn arena_max() -> usize {
     ARENA_MAX.load(Ordering::Relaxed)
@@ -111,6 +112,8 @@ enum Kind {
     Bool,
     Size,
     Millis,
+    /// A plain count (heaps).
+    Count,
 }
 
 struct OptionSpec {
@@ -169,6 +172,12 @@ fn apply_top_pad(v: u64) {
 fn apply_heap_limit(v: u64) {
     set_heap_limit(v as usize)
 }
+fn apply_arena_max(v: u64) {
+    set_arena_max(v as usize)
+}
+fn get_arena_max() -> u64 {
+    arena_max() as u64
+}
 
 /// Every option ptrs reads. glibc's `MALLOC_*_` variables are honoured where
 /// they mean something here; a `PTRS_*` variable of the same meaning wins
@@ -177,6 +186,7 @@ static TABLE: &[OptionSpec] = &[
     OptionSpec { name: b"MALLOC_MMAP_THRESHOLD_", kind: Kind::Size, apply: apply_large, get: get_large },
     OptionSpec { name: b"MALLOC_TRIM_THRESHOLD_", kind: Kind::Size, apply: apply_retain, get: get_retain },
     OptionSpec { name: b"MALLOC_TOP_PAD_", kind: Kind::Size, apply: apply_top_pad, get: get_top_pad },
+    OptionSpec { name: b"MALLOC_ARENA_MAX", kind: Kind::Count, apply: apply_arena_max, get: get_arena_max },
     OptionSpec { name: b"PTRS_VERBOSE", kind: Kind::Bool, apply: apply_verbose, get: get_verbose },
     OptionSpec { name: b"PTRS_SHOW_STATS", kind: Kind::Bool, apply: apply_show_stats, get: get_show_stats },
     OptionSpec { name: b"PTRS_ABORT_ON_ERROR", kind: Kind::Bool, apply: apply_abort, get: get_abort },
@@ -184,6 +194,7 @@ static TABLE: &[OptionSpec] = &[
     OptionSpec { name: b"PTRS_PURGE_DELAY", kind: Kind::Millis, apply: apply_purge, get: get_purge },
     OptionSpec { name: b"PTRS_RETAIN", kind: Kind::Size, apply: apply_retain, get: get_retain },
     OptionSpec { name: b"PTRS_HEAP_LIMIT", kind: Kind::Size, apply: apply_heap_limit, get: get_heap_limit },
+    OptionSpec { name: b"PTRS_ARENA_MAX", kind: Kind::Count, apply: apply_arena_max, get: get_arena_max },
 ];
 
 /// `GLIBC_TUNABLES` names ptrs honours, and the option each maps to.
@@ -191,6 +202,7 @@ static TUNABLES: &[(&[u8], &[u8])] = &[
     (b"glibc.malloc.mmap_threshold", b"MALLOC_MMAP_THRESHOLD_"),
     (b"glibc.malloc.trim_threshold", b"MALLOC_TRIM_THRESHOLD_"),
     (b"glibc.malloc.top_pad", b"MALLOC_TOP_PAD_"),
+    (b"glibc.malloc.arena_max", b"MALLOC_ARENA_MAX"),
 ];
 
 /// The option called `name` (`purge_delay`, `PTRS_PURGE_DELAY`, any case).
@@ -273,7 +285,7 @@ fn parse_hex(v: &[u8]) -> Option<u64> {
 fn parse(kind: Kind, value: &[u8]) -> Option<u64> {
     match kind {
         Kind::Bool => parse_bool(value).map(u64::from),
-        Kind::Size | Kind::Millis => parse_size(value),
+        Kind::Size | Kind::Millis | Kind::Count => parse_size(value),
     }
 }
 

@@ -40,7 +40,9 @@ pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void
 
 /// POSIX posix_memalign: EINVAL unless `align` is a power of two multiple
 /// of `sizeof(void *)`, ENOMEM when out of memory; `*out` is written only
-/// on success and errno is never changed.
+/// on success. As glibc's, a failure for lack of memory also leaves
+/// `errno = ENOMEM` (glibc's tst-malloc-thread-fail relies on it); errno is
+/// unchanged otherwise.
 ///
 /// # Safety
 /// `out` must be valid for a pointer write.
@@ -51,6 +53,7 @@ pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, siz
     }
     let p = preserving_errno(|| alloc::malloc_aligned(align, size));
     if p.is_null() {
+        or_enomem(p, size);
         return libc::ENOMEM;
     }
     // SAFETY: the caller guarantees `out` is writable.

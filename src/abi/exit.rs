@@ -21,7 +21,7 @@ use crate::init;
 /// C ABI: any status.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn _exit(status: i32) -> ! {
-    init::print_exit_stats();
+    init::print_exit_stats_from_exit();
     loop {
         // SAFETY: exit_group takes an int and does not return; the loop
         // (glibc's too) only guards against a kernel that returned anyway.
