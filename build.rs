@@ -13,7 +13,7 @@ use std::path::PathBuf;
 fn main() {
     let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap());
-    if env::var_os("CARGO_FEATURE_OVERRIDE").is_some() {
+    if env::var_os("CARGO_FEATURE_CXX").is_some() {
         build_cxx_operators();
     }
     println!("cargo:rerun-if-changed=src/abi/api.rs");

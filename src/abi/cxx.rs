@@ -9,8 +9,8 @@
 //!
 //! The C++ file declares these names with hidden visibility, so the linker
 //! makes them local to `libptrs.so`: the operators call them directly (no
-//! PLT), and they are not part of the library's interface. Same feature gate
-//! as the C names (`override`).
+//! PLT), and they are not part of the library's interface. Feature `cxx`
+//! (default; it implies `override`, the C names' gate).
 
 use core::ffi::c_void;
 

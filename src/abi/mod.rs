@@ -8,16 +8,17 @@
 //! cfree`, glibc's aliases `__libc_malloc __libc_free __libc_calloc
 //! __libc_realloc __libc_memalign __libc_valloc __libc_pvalloc
 //! __posix_memalign`, and `mallinfo mallinfo2 malloc_stats malloc_trim
-//! mallopt malloc_info`, and the 20 C++ `operator new` / `operator delete`
-//! variants (`cxx.rs`, `src/cxx/new_delete.cc`). Always exported: the `ptrs_*` API declared in
-//! `include/ptrs.h`.
+//! mallopt malloc_info`; with feature `cxx` (on by default, implies
+//! `override`) also the 20 C++ `operator new` / `operator delete` variants
+//! (`cxx.rs`, `src/cxx/new_delete.cc`). Always exported: the `ptrs_*` API
+//! declared in `include/ptrs.h`.
 //!
 //! No function here unwinds (`panic = "abort"`) or allocates.
 
 #[cfg(feature = "override")]
 mod aligned;
 pub mod api;
-#[cfg(feature = "override")]
+#[cfg(feature = "cxx")]
 mod cxx;
 #[cfg(feature = "override")]
 mod introspect;
