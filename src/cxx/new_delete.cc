@@ -72,8 +72,8 @@ namespace {
 using get_handler_fn = std::new_handler (*)() noexcept;
 using throw_fn = void (*)();
 
-// The runtime's functions when the weak references are null: looked up
-// once in an already loaded libstdc++ (RTLD_NOLOAD: never loads one).
+// The runtime's functions when the weak references are null: looked up in
+// an already loaded libstdc++ (RTLD_NOLOAD: never loads one), once found.
 get_handler_fn late_get_handler;
 throw_fn late_throw;
 bool late_done;
@@ -91,8 +91,9 @@ void resolve_late() {
                      __ATOMIC_RELAXED);
     // The handle stays open: libstdc++ is loaded anyway (NOLOAD), and the
     // pointers must stay valid.
+    __atomic_store_n(&late_done, true, __ATOMIC_RELEASE);
   }
-  __atomic_store_n(&late_done, true, __ATOMIC_RELEASE);
+  // Not loaded yet: asked again at the next failure (it may be by then).
 }
 
 std::new_handler current_handler() noexcept {
