@@ -68,6 +68,9 @@ fn build_cxx_operators() {
         .std("c++17")
         .flag("-fexceptions")
         .flag("-fvisibility=hidden")
+        // The operators are leaf wrappers on the hot path; unwinding uses
+        // the .eh_frame tables, not frame pointers.
+        .flag("-fomit-frame-pointer")
         .flag_if_supported("-fno-semantic-interposition")
         .warnings(true)
         .extra_warnings(true)

@@ -73,9 +73,9 @@ pub fn free(p: *mut u8) {
 ///
 /// The fast path is `free`'s, plus two compares against the block size of
 /// the page it loads anyway: it accepts a subset of what `size_matches`
-/// accepts (huge blocks, whose tolerance is larger, always take the slow
-/// path), and everything else goes to the slow path, which decides with
-/// `size_matches` itself. Idea: jemalloc's `sdallocx` and mimalloc's
+/// accepts, and everything else goes to the slow path, which decides with
+/// `size_matches` itself. With `align` a constant 0 (inlined into the
+/// sized-only callers) the alignment test disappears. Idea: jemalloc's `sdallocx` and mimalloc's
 /// `mi_free_size` use the size to skip work; here it is checked instead.
 #[inline(always)]
 pub fn free_checked(p: *mut u8, size: usize, align: usize, func: &str) {
@@ -92,11 +92,17 @@ pub fn free_checked(p: *mut u8, size: usize, align: usize, func: &str) {
         if !(*page).is_block_start(addr) || (*block).mark == (*page).key {
             return free_checked_slow(p, size, align, func);
         }
+        // What `size_matches` accepts for a small or large block; a huge
+        // block, which it gives more slack, may be sent to the slow path
+        // by this tighter test, never accepted wrongly. `bs - size` cannot
+        // wrap once `size <= bs`, nor `size + 32` then.
         let bs = (*page).block_size;
-        let fits = size <= bs
-            && (align != 0 || bs <= size.saturating_mul(2).saturating_add(2 * MIN_ALIGN))
-            && (align == 0 || addr & (align - 1) == 0);
-        if !fits || (*page).flags & page::FLAG_HUGE != 0 {
+        let fits = if align == 0 {
+            size <= bs && bs - size <= size + 2 * MIN_ALIGN
+        } else {
+            size <= bs && addr & (align - 1) == 0
+        };
+        if !fits {
             return free_checked_slow(p, size, align, func);
         }
         if (*page).heap != heap {

@@ -56,21 +56,50 @@ pub unsafe extern "C" fn ptrs_cxx_free(p: *mut c_void) {
     free::free(p.cast())
 }
 
-/// Sized and/or aligned `operator delete`: frees `p` after checking `size`
-/// (bytes; 0 when the variant has no size) and `align` (bytes, a power of
-/// two; 0 when it has none) against the block as `free_sized` does. A
-/// mismatch prints `ptrs: operator delete(): size or alignment does not
-/// match the block: 0x...` (`operator delete[]` when `array` is non-zero)
-/// and aborts. An aligned delete without a size checks the alignment only.
+/// Sized `operator delete(p, size)`: frees `p` after checking `size`
+/// (bytes) against the block as `free_sized` does. A mismatch prints
+/// `ptrs: operator delete(): size or alignment does not match the block:
+/// 0x...` and aborts. (One entry point per operator name, so that the name
+/// is a constant and the fast path has no branch on it.)
 ///
 /// # Safety
 /// `p` must be null or a live block from this allocator.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ptrs_cxx_free_checked(p: *mut c_void, size: usize, align: usize, array: i32) {
-    let func = if array != 0 { "operator delete[]" } else { "operator delete" };
-    // With an alignment, size 0 passes the size test of any block: the
-    // alignment is then all that is checked.
-    free::free_checked(p.cast(), size, align, func)
+pub unsafe extern "C" fn ptrs_cxx_free_sized(p: *mut c_void, size: usize) {
+    free::free_checked(p.cast(), size, 0, "operator delete")
+}
+
+/// Sized `operator delete[](p, size)`: as [`ptrs_cxx_free_sized`], named
+/// `operator delete[]` in the diagnostic.
+///
+/// # Safety
+/// `p` must be null or a live block from this allocator.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ptrs_cxx_free_sized_array(p: *mut c_void, size: usize) {
+    free::free_checked(p.cast(), size, 0, "operator delete[]")
+}
+
+/// Aligned `operator delete`, with or without a size: frees `p` after
+/// checking `align` (bytes, a power of two) and `size` (bytes; 0 for the
+/// forms without one, which then checks the alignment only: size 0 fits any
+/// block once an alignment is given) against the block as
+/// `free_aligned_sized` does. Mismatch: as [`ptrs_cxx_free_sized`].
+///
+/// # Safety
+/// `p` must be null or a live block from this allocator.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ptrs_cxx_free_aligned(p: *mut c_void, size: usize, align: usize) {
+    free::free_checked(p.cast(), size, align, "operator delete")
+}
+
+/// Aligned `operator delete[]`: as [`ptrs_cxx_free_aligned`], named
+/// `operator delete[]` in the diagnostic.
+///
+/// # Safety
+/// `p` must be null or a live block from this allocator.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ptrs_cxx_free_aligned_array(p: *mut c_void, size: usize, align: usize) {
+    free::free_checked(p.cast(), size, align, "operator delete[]")
 }
 
 /// Out of memory in a process where neither `std::get_new_handler` nor

@@ -48,8 +48,11 @@ extern "C" {
 PTRS_HIDDEN void *ptrs_cxx_alloc(std::size_t size) noexcept;
 PTRS_HIDDEN void *ptrs_cxx_alloc_aligned(std::size_t size, std::size_t align) noexcept;
 PTRS_HIDDEN void ptrs_cxx_free(void *p) noexcept;
-PTRS_HIDDEN void ptrs_cxx_free_checked(void *p, std::size_t size, std::size_t align,
-                                       int array) noexcept;
+PTRS_HIDDEN void ptrs_cxx_free_sized(void *p, std::size_t size) noexcept;
+PTRS_HIDDEN void ptrs_cxx_free_sized_array(void *p, std::size_t size) noexcept;
+PTRS_HIDDEN void ptrs_cxx_free_aligned(void *p, std::size_t size, std::size_t align) noexcept;
+PTRS_HIDDEN void ptrs_cxx_free_aligned_array(void *p, std::size_t size,
+                                             std::size_t align) noexcept;
 [[noreturn]] PTRS_HIDDEN void ptrs_cxx_no_runtime(std::size_t size) noexcept;
 
 // The C++ runtime, weak (see above). std::get_new_handler and
@@ -230,32 +233,32 @@ PTRS_EXPORT void operator delete[](void *p, const std::nothrow_t &) noexcept {
 }
 
 PTRS_EXPORT void operator delete(void *p, std::size_t size) noexcept {
-  ptrs_cxx_free_checked(p, size, 0, 0);
+  ptrs_cxx_free_sized(p, size);
 }
 PTRS_EXPORT void operator delete[](void *p, std::size_t size) noexcept {
-  ptrs_cxx_free_checked(p, size, 0, 1);
+  ptrs_cxx_free_sized_array(p, size);
 }
 
 PTRS_EXPORT void operator delete(void *p, std::align_val_t al) noexcept {
-  ptrs_cxx_free_checked(p, 0, static_cast<std::size_t>(al), 0);
+  ptrs_cxx_free_aligned(p, 0, static_cast<std::size_t>(al));
 }
 PTRS_EXPORT void operator delete[](void *p, std::align_val_t al) noexcept {
-  ptrs_cxx_free_checked(p, 0, static_cast<std::size_t>(al), 1);
+  ptrs_cxx_free_aligned_array(p, 0, static_cast<std::size_t>(al));
 }
 
 PTRS_EXPORT void operator delete(void *p, std::size_t size, std::align_val_t al) noexcept {
-  ptrs_cxx_free_checked(p, size, static_cast<std::size_t>(al), 0);
+  ptrs_cxx_free_aligned(p, size, static_cast<std::size_t>(al));
 }
 PTRS_EXPORT void operator delete[](void *p, std::size_t size,
                                    std::align_val_t al) noexcept {
-  ptrs_cxx_free_checked(p, size, static_cast<std::size_t>(al), 1);
+  ptrs_cxx_free_aligned_array(p, size, static_cast<std::size_t>(al));
 }
 
 PTRS_EXPORT void operator delete(void *p, std::align_val_t al,
                                  const std::nothrow_t &) noexcept {
-  ptrs_cxx_free_checked(p, 0, static_cast<std::size_t>(al), 0);
+  ptrs_cxx_free_aligned(p, 0, static_cast<std::size_t>(al));
 }
 PTRS_EXPORT void operator delete[](void *p, std::align_val_t al,
                                    const std::nothrow_t &) noexcept {
-  ptrs_cxx_free_checked(p, 0, static_cast<std::size_t>(al), 1);
+  ptrs_cxx_free_aligned_array(p, 0, static_cast<std::size_t>(al));
 }
