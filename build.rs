@@ -13,6 +13,9 @@ use std::path::PathBuf;
 fn main() {
     let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap());
+    if env::var_os("CARGO_FEATURE_CXX").is_some() {
+        build_cxx_operators();
+    }
     println!("cargo:rerun-if-changed=src/abi/api.rs");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-changed=include/ptrs.h");
@@ -48,4 +51,36 @@ fn main() {
          from the source ({}). Run `make header` and commit the result.",
         generated.display()
     );
+}
+
+/// Compiles the C++ operators (`src/cxx/new_delete.cc`) into a static
+/// library linked whole into every crate type (nothing in Rust refers to
+/// the operators, so without `+whole-archive` the linker would drop them).
+/// No C++ standard library is linked: the shim refers to the C++ runtime
+/// only through weak symbols (see the file), so C programs gain no
+/// libstdc++ dependency.
+fn build_cxx_operators() {
+    println!("cargo:rerun-if-changed=src/cxx/new_delete.cc");
+    cc::Build::new()
+        .cpp(true)
+        .cpp_link_stdlib(None)
+        .file("src/cxx/new_delete.cc")
+        .std("c++17")
+        .flag("-fexceptions")
+        .flag("-fvisibility=hidden")
+        // The operators are leaf wrappers on the hot path; unwinding uses
+        // the .eh_frame tables, not frame pointers.
+        .flag("-fomit-frame-pointer")
+        .flag_if_supported("-fno-semantic-interposition")
+        .warnings(true)
+        .extra_warnings(true)
+        .warnings_into_errors(true)
+        .link_lib_modifier("+whole-archive")
+        .compile("ptrs_cxx");
+    // rustc's version script for the cdylib exports only Rust's own
+    // symbols; this second one adds the operators (their mangled names all
+    // start with _Znw, _Zna, _Zdl or _Zda).
+    let script = PathBuf::from(env::var("OUT_DIR").unwrap()).join("cxx-operators.ver");
+    fs::write(&script, "{\n  global:\n    _Znw*; _Zna*; _Zdl*; _Zda*;\n};\n").unwrap();
+    println!("cargo:rustc-cdylib-link-arg=-Wl,--version-script={}", script.display());
 }

@@ -12,7 +12,7 @@
 #   BENCH_QUICK=1         smoke run: scale x0.05 and 1 repetition (unless BENCH_REPS set)
 #   BENCH_ALLOCATORS="glibc jemalloc mimalloc tcmalloc ptrs"
 #   BENCH_WORKLOADS="churn larson larson4 prodcons falsesharing realloc mixedlarge
-#                    frag threadchurn redis sqlite python"
+#                    frag threadchurn redis sqlite python cxx"
 #   BENCH_PTRS_LIB=path   the ptrs library (default target/release/libptrs.so)
 #   BENCH_EXTRA_<name>=path  an extra allocator <name> (e.g. BENCH_EXTRA_ptrs2=...);
 #                         added to the default allocator list, or name it in
@@ -48,7 +48,7 @@ fi
 export BENCH_SCALE=$SCALE
 TIMEOUT=${BENCH_TIMEOUT:-600}
 C_WORKLOADS="churn larson prodcons falsesharing realloc mixedlarge frag threadchurn"
-ALL_WORKLOADS="churn larson larson4 prodcons falsesharing realloc mixedlarge frag threadchurn redis sqlite python"
+ALL_WORKLOADS="churn larson larson4 prodcons falsesharing realloc mixedlarge frag threadchurn redis sqlite python cxx"
 SCALING_WORKLOADS="larson prodcons falsesharing"
 
 log() { printf '[bench] %s\n' "$*" >&2; }
@@ -101,6 +101,7 @@ install_deps() {
         esac
     done
     command -v gcc >/dev/null || pkgs="$pkgs gcc libc6-dev"
+    command -v g++ >/dev/null || pkgs="$pkgs g++"
     pkgs=$(echo $pkgs | tr ' ' '\n' | sort -u | tr '\n' ' ')
     [ -n "${pkgs// /}" ] || return 0
     [ -z "${BENCH_NO_INSTALL:-}" ] || die "missing packages: $pkgs (BENCH_NO_INSTALL is set)"
@@ -131,6 +132,10 @@ build_workloads() {
             gcc -O2 -pthread -Wall -o "$BUILD/$w" "$SRC/$w.c" -lm -ldl || die "cannot build $w"
         fi
     done
+    # The C++ workload (bench/cxx.cc).
+    if [ ! -x "$BUILD/cxx" ] || [ "$SRC/cxx.cc" -nt "$BUILD/cxx" ]; then
+        g++ -O2 -std=c++17 -pthread -Wall -o "$BUILD/cxx" "$SRC/cxx.cc" || die "cannot build cxx"
+    fi
     if [ ! -e "$BUILD/libglibcshim.so" ] || [ "$SRC/glibc_shim.c" -nt "$BUILD/libglibcshim.so" ]; then
         gcc -O2 -shared -fPIC -Wall -o "$BUILD/libglibcshim.so" "$SRC/glibc_shim.c" -ldl || die "cannot build glibc shim"
     fi
@@ -234,7 +239,7 @@ run_one() { # alloc workload threads -> key=value lines
     case $wl in
         larson4) "${run[@]}" -- "$BUILD/larson" 4 ;;
         churn | realloc | mixedlarge | frag) "${run[@]}" -- "$BUILD/$wl" ;;
-        larson | prodcons | falsesharing) "${run[@]}" -- "$BUILD/$wl" "$thr" ;;
+        larson | prodcons | falsesharing | cxx) "${run[@]}" -- "$BUILD/$wl" "$thr" ;;
         threadchurn) "${run[@]}" -- "$BUILD/threadchurn" ;;
         sqlite)
             local sql

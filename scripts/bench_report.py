@@ -39,6 +39,7 @@ DESCR = {
     "redis": "redis-server (allocator preloaded into the server only) on 127.0.0.1, redis-benchmark -n 30000 -r 100000 -t set,get,lpush,lpop -d 100 (50 clients); time = sum of n / (requests/s)",
     "sqlite": "sqlite3 CLI, 200k INSERTs in transactions, indexes, group-by (:memory:)",
     "python": "python3 allocation-heavy script (PYTHONMALLOC=malloc)",
+    "cxx": "C++, 2 threads: std::map, std::string, std::unordered_map, std::vector growth, shared_ptrs released on other threads (operator new / sized delete)",
 }
 
 PALETTE = ["#7f7f7f", "#1f77b4", "#2ca02c", "#9467bd", "#d62728",

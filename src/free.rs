@@ -63,6 +63,63 @@ pub fn free(p: *mut u8) {
     }
 }
 
+/// Frees `p` (null is ignored) after checking the size and alignment the
+/// caller says it was allocated with, for C23 `free_sized` /
+/// `free_aligned_sized` and C++'s sized and aligned `operator delete`.
+/// `size` is in bytes; `align` is 0 for "no alignment given", else the
+/// alignment in bytes. A mismatch is reported as [`size_matches`] does, as
+/// `func`, and the block is left alone (after the abort, unless
+/// `PTRS_ABORT_ON_ERROR=0`).
+///
+/// The fast path is `free`'s, plus two compares against the block size of
+/// the page it loads anyway: it accepts a subset of what `size_matches`
+/// accepts, and everything else goes to the slow path, which decides with
+/// `size_matches` itself. With `align` a constant 0 (inlined into the
+/// sized-only callers) the alignment test disappears. Idea: jemalloc's `sdallocx` and mimalloc's
+/// `mi_free_size` use the size to skip work; here it is checked instead.
+#[inline(always)]
+pub fn free_checked(p: *mut u8, size: usize, align: usize, func: &str) {
+    let addr = p as usize;
+    let Some(seg) = mapped_segment(addr) else {
+        return free_checked_slow(p, size, align, func);
+    };
+    let heap = tls::current();
+    // SAFETY: as in `free`: a live segment header is at `seg`.
+    unsafe {
+        let page = (*seg).page_of(addr);
+        let block = p as *mut Block;
+        #[cfg(not(feature = "unchecked-free"))]
+        if !(*page).is_block_start(addr) || (*block).mark == (*page).key {
+            return free_checked_slow(p, size, align, func);
+        }
+        // What `size_matches` accepts for a small or large block; a huge
+        // block, which it gives more slack, may be sent to the slow path
+        // by this tighter test, never accepted wrongly. `bs - size` cannot
+        // wrap once `size <= bs`, nor `size + 32` then.
+        let bs = (*page).block_size;
+        let fits = if align == 0 {
+            size <= bs && bs - size <= size + 2 * MIN_ALIGN
+        } else {
+            size <= bs && addr & (align - 1) == 0
+        };
+        if !fits {
+            return free_checked_slow(p, size, align, func);
+        }
+        if (*page).heap != heap {
+            return free_remote(page, block);
+        }
+        free_local(&mut *heap, &mut *page, block);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn free_checked_slow(p: *mut u8, size: usize, align: usize, func: &str) {
+    if !p.is_null() && size_matches(p, size, align, func) {
+        free_slow(p, func);
+    }
+}
+
 /// If `p` is a live small block (validated as `free` does) whose size class
 /// still fits `size` bytes without wasting more than half of it, returns
 /// true: realloc can return `p` unchanged. False sends realloc to its full

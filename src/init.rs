@@ -24,6 +24,11 @@ const UNINIT: u8 = 0;
 const RUNNING: u8 = 1;
 const DONE: u8 = 2;
 
+// Hand-written rather than `spin::Once` (or `once_cell`): the thread that
+// initialises must mark the state DONE half-way, before the steps that may
+// call malloc re-entrantly on the same thread (pthread_atfork, atexit);
+// a Once would only publish completion when its closure returns, and the
+// re-entrant malloc would then wait forever on its own initialisation.
 static STATE: AtomicU8 = AtomicU8::new(UNINIT);
 static THREAD_KEY: AtomicU32 = AtomicU32::new(0);
 

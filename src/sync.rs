@@ -16,51 +16,53 @@
 
 use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
-use core::sync::atomic::{AtomicBool, Ordering};
 
-/// A test-and-test-and-set spin lock that yields the CPU when contended.
+use spin::mutex::SpinMutex;
+use spin::relax::Yield;
+
+/// The global lock: the `spin` crate's test-and-test-and-set [`SpinMutex`]
+/// with its [`Yield`] relax strategy (each failed look at a held lock calls
+/// `std::thread::yield_now`, which is `sched_yield(2)` on Linux and never
+/// allocates), so a waiter gives the core to the holder, which matters on
+/// machines with fewer cores than threads.
+///
+/// Only the lock/unlock/reset operations are used, never the guard: the
+/// fork handlers take the lock in one function (`fork_prepare`) and release
+/// it in another (`fork_parent`), and [`GlobalGuard`] must restore the
+/// signal mask after the lock is released, so the guard is forgotten and
+/// the lock released with `force_unlock`.
 pub struct RawLock {
-    locked: AtomicBool,
+    inner: SpinMutex<(), Yield>,
 }
 
 impl RawLock {
     pub const fn new() -> Self {
-        Self { locked: AtomicBool::new(false) }
+        Self { inner: SpinMutex::new(()) }
     }
 
+    /// Takes the lock, yielding the CPU while another thread holds it.
     pub fn lock(&self) {
-        let mut spins = 0u32;
-        loop {
-            if !self.locked.load(Ordering::Relaxed)
-                && self
-                    .locked
-                    .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-            {
-                return;
-            }
-            spins += 1;
-            if spins < 64 {
-                core::hint::spin_loop();
-            } else {
-                // SAFETY: sched_yield has no preconditions.
-                unsafe { libc::sched_yield() };
-            }
-        }
+        core::mem::forget(self.inner.lock());
     }
 
+    /// Takes the lock if it is free; true if taken.
     pub fn try_lock(&self) -> bool {
-        self.locked.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok()
+        self.inner.try_lock().map(core::mem::forget).is_some()
     }
 
+    /// Releases the lock, which the calling thread holds.
     pub fn unlock(&self) {
-        self.locked.store(false, Ordering::Release);
+        // SAFETY: callers only unlock a lock they took with `lock` or
+        // `try_lock` (whose guard was forgotten there).
+        unsafe { self.inner.force_unlock() };
     }
 
     /// Makes the lock free again, whoever held it. Only for the child of
     /// `fork()`, where the holder no longer exists.
     pub fn reset(&self) {
-        self.locked.store(false, Ordering::Release);
+        // SAFETY: in the fork child only this thread exists; the holder the
+        // lock records (the forking thread, in fork_prepare) is this one.
+        unsafe { self.inner.force_unlock() };
     }
 }
 

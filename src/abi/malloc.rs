@@ -78,10 +78,7 @@ pub unsafe extern "C" fn cfree(p: *mut c_void) {
 /// `p` must be null or a live block from malloc, calloc or realloc.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn free_sized(p: *mut c_void, size: usize) {
-    if !p.is_null() && !free::size_matches(p.cast(), size, 0, "free_sized") {
-        return;
-    }
-    free::free(p.cast())
+    free::free_checked(p.cast(), size, 0, "free_sized")
 }
 
 /// C23 `free_aligned_sized`: `align` and `size` must be those the block
@@ -91,10 +88,7 @@ pub unsafe extern "C" fn free_sized(p: *mut c_void, size: usize) {
 /// `p` must be null or a live block from aligned_alloc.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn free_aligned_sized(p: *mut c_void, align: usize, size: usize) {
-    if !p.is_null() && !free::size_matches(p.cast(), size, align, "free_aligned_sized") {
-        return;
-    }
-    free::free(p.cast())
+    free::free_checked(p.cast(), size, align, "free_aligned_sized")
 }
 
 /// # Safety

@@ -9,7 +9,9 @@
 //! __libc_realloc __libc_memalign __libc_valloc __libc_pvalloc
 //! __posix_memalign`, and `mallinfo mallinfo2 malloc_stats malloc_trim
 //! mallopt malloc_info`, and `_exit _Exit` (for `PTRS_SHOW_STATS`, see
-//! `exit.rs`). Always exported: the `ptrs_*` API declared in
+//! `exit.rs`); with feature `cxx` (on by default, implies `override`) also
+//! the 20 C++ `operator new` / `operator delete` variants (`cxx.rs`,
+//! `src/cxx/new_delete.cc`). Always exported: the `ptrs_*` API declared in
 //! `include/ptrs.h`.
 //!
 //! No function here unwinds (`panic = "abort"`) or allocates.
@@ -17,6 +19,8 @@
 #[cfg(feature = "override")]
 mod aligned;
 pub mod api;
+#[cfg(feature = "cxx")]
+mod cxx;
 #[cfg(feature = "override")]
 mod exit;
 #[cfg(feature = "override")]
