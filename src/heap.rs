@@ -369,6 +369,10 @@ pub fn thread_heap() -> *mut Heap {
 /// under its lock); `fail` when there is none (out of memory).
 #[inline]
 pub fn with_thread_heap<R>(fail: R, f: impl FnOnce(&mut Heap) -> R) -> R {
+    if crate::purger::wanted() {
+        // No ptrs lock is held here, so the purger thread may be created.
+        crate::purger::start_if_wanted();
+    }
     let heap = thread_heap();
     if heap.is_null() {
         return fail;
@@ -577,6 +581,14 @@ pub fn collect_parked(force: bool) {
     }
     if holds_pages {
         PARKED_PENDING.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Collects parked heaps if a remote free or a thread exit left them
+/// memory to give back (the background purger's sweep).
+pub fn collect_parked_if_pending() {
+    if PARKED_PENDING.load(Ordering::Relaxed) {
+        collect_parked(true);
     }
 }
 

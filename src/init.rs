@@ -75,6 +75,7 @@ fn init_slow() {
     // SAFETY: the handlers are valid `extern "C"` functions for the
     // process's lifetime.
     unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
+    crate::purger::start_if_wanted();
     if crate::options::show_stats() {
         // A private copy of stderr: programs such as GNU coreutils close
         // fd 2 in their own exit handlers, before this one runs.
@@ -200,6 +201,7 @@ extern "C" fn fork_child() {
     let saved = unsafe { *FORK_SIGMASK.get() };
     GLOBAL.reset();
     heap::after_fork_child();
+    crate::purger::after_fork_child();
     // The heaps of the parent's other threads belong to threads that do not
     // exist here. They stay marked as owned, so that nobody adopts state
     // that may have been mid-update at the fork; their memory is lost to

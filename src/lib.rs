@@ -32,6 +32,7 @@ pub mod init;
 pub mod options;
 pub mod os;
 pub mod page;
+pub mod purger;
 pub mod retain;
 pub mod segment;
 pub mod segment_map;

@@ -14,6 +14,7 @@
 //! | `PTRS_ABORT_ON_ERROR` | on | abort on a detected heap error; off = warn and leave the block alone |
 //! | `PTRS_HEAP_LIMIT` | 0 (none) | most bytes ptrs maps; beyond it allocations fail with ENOMEM |
 //! | `PTRS_ARENA_MAX` (`MALLOC_ARENA_MAX`) | 0 (none) | most heaps owned by threads; later threads share one |
+//! | `PTRS_BACKGROUND_PURGE` | off | a thread that purges every heap's idle memory each purge delay |
 //!
 //! `GLIBC_TUNABLES` entries `glibc.malloc.mmap_threshold`, `trim_threshold`
 //! and `top_pad` are honoured like the `MALLOC_*_` variables. glibc's
@@ -29,6 +30,7 @@ pub const DEFAULT_PURGE_DELAY_MS: u64 = 10;
 pub const DEFAULT_RETAIN: usize = 8 << 20;
 
 static VERBOSE: AtomicBool = AtomicBool::new(false);
+static BACKGROUND_PURGE: AtomicBool = AtomicBool::new(false);
 static SHOW_STATS: AtomicBool = AtomicBool::new(false);
 static ABORT_ON_ERROR: AtomicBool = AtomicBool::new(true);
 static LARGE_THRESHOLD: AtomicUsize = AtomicUsize::new(DEFAULT_LARGE_THRESHOLD);
@@ -99,6 +101,17 @@ pub fn set_top_pad(v: usize) {
 }
 pub fn set_verbose(v: bool) {
     VERBOSE.store(v, Ordering::Relaxed);
+}
+/// Whether the background purger runs (`PTRS_BACKGROUND_PURGE`).
+#[inline]
+pub fn background_purge() -> bool {
+    BACKGROUND_PURGE.load(Ordering::Relaxed)
+}
+fn apply_background_purge(v: u64) {
+    BACKGROUND_PURGE.store(v != 0, Ordering::Relaxed)
+}
+fn get_background_purge() -> u64 {
+    background_purge() as u64
 }
 pub fn set_show_stats(v: bool) {
     SHOW_STATS.store(v, Ordering::Relaxed);
@@ -195,6 +208,7 @@ static TABLE: &[OptionSpec] = &[
     OptionSpec { name: b"PTRS_RETAIN", kind: Kind::Size, apply: apply_retain, get: get_retain },
     OptionSpec { name: b"PTRS_HEAP_LIMIT", kind: Kind::Size, apply: apply_heap_limit, get: get_heap_limit },
     OptionSpec { name: b"PTRS_ARENA_MAX", kind: Kind::Count, apply: apply_arena_max, get: get_arena_max },
+    OptionSpec { name: b"PTRS_BACKGROUND_PURGE", kind: Kind::Bool, apply: apply_background_purge, get: get_background_purge },
 ];
 
 /// `GLIBC_TUNABLES` names ptrs honours, and the option each maps to.

@@ -71,11 +71,28 @@ pub unsafe extern "C" fn ptrs_stats_get(out: *mut ptrs_stats) -> i32 {
     0
 }
 
-/// Returns unused memory to the OS now (as malloc_trim(0)). Returns 1 if
-/// any memory was released.
+/// Returns unused memory to the OS now (as malloc_trim(0)): every heap's
+/// free pages, those of other live threads included, and the memory kept
+/// for reuse. Returns 1 if any memory was released, 0 otherwise. Any
+/// thread; errno is preserved.
 #[unsafe(no_mangle)]
 pub extern "C" fn ptrs_purge() -> i32 {
-    trim() as i32
+    super::preserving_errno(trim) as i32
+}
+
+/// Tells ptrs that the calling thread is about to block for a while (wait
+/// for work, sleep): its heap takes back the blocks other threads freed
+/// into it, returns its empty pages and gives back its free memory now, as
+/// at thread exit, but keeps the heap. The idea is jemalloc's
+/// `thread.idle` and tcmalloc's `MarkThreadIdle`. Costs a few system calls
+/// when there is memory to give back; nothing else changes (the next
+/// allocations refill the heap). Any thread; errno is preserved.
+#[unsafe(no_mangle)]
+pub extern "C" fn ptrs_thread_idle() {
+    super::preserving_errno(|| {
+        heap::thread_idle();
+        0
+    });
 }
 
 /// Writes the statistics table, one line per call of `write` (each line is
