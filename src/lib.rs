@@ -38,6 +38,7 @@ pub mod size_class;
 pub mod stats;
 pub mod sync;
 pub mod tls;
+pub mod valgrind;
 
 pub use global_alloc::Ptrs;
 

@@ -27,6 +27,9 @@ pub extern "C" fn ptrs_owns(p: *const c_void) -> i32 {
 /// `p` must be NULL or a live block from ptrs.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ptrs_usable_size(p: *const c_void) -> usize {
+    if crate::valgrind::active() {
+        return crate::valgrind::usable_size(p as *mut u8);
+    }
     free::usable_size(p as *mut u8)
 }
 
@@ -75,6 +78,7 @@ pub unsafe extern "C" fn ptrs_stats_get(out: *mut ptrs_stats) -> i32 {
 /// any memory was released.
 #[unsafe(no_mangle)]
 pub extern "C" fn ptrs_purge() -> i32 {
+    let _q = crate::valgrind::Quiet::new(); // memcheck mode: engine code
     trim() as i32
 }
 
