@@ -224,7 +224,8 @@ pub fn realloc(p: *mut u8, size: usize) -> *mut u8 {
     };
     let old = load_size(p, info.usable);
     if let Some(total) = size.checked_add(REDZONE) {
-        if total <= info.usable && size >= info.usable / 2 && old < info.usable {
+        // In place when it fits, growing or shrinking by less than half.
+        if total <= info.usable && old < info.usable && (size >= old || total >= info.usable / 2) {
             request(RESIZEINPLACE_BLOCK, p as usize, old, size, 0, 0);
             store_size(p, info.usable, size);
             noaccess(p as usize + size, info.usable - size);
