@@ -336,7 +336,7 @@ fn freed_blocks_are_reused_and_heap_stays_valid() {
 
 /// Set in the environment of the child process that
 /// `double_free_is_detected_without_corruption` starts.
-const MISUSE_CHILD: &str = "PTRS_TEST_MISUSE_CHILD";
+const MISUSE_CHILD: &str = "ENGINE_TEST_MISUSE_CHILD";
 
 #[test]
 fn double_free_is_detected_without_corruption() {
@@ -355,8 +355,9 @@ fn double_free_is_detected_without_corruption() {
     // reported with the right message, in order, and nothing else reported.
     let addr = |name: &str| -> String {
         let tag = format!("misuse {name} ");
-        let line = stdout.lines().find(|l| l.starts_with(&tag)).unwrap_or_else(|| panic!("no {name}: {stdout}"));
-        line[tag.len()..].trim().to_string()
+        // (The harness prints "test misuse_child ... " before the first.)
+        let line = stdout.lines().find(|l| l.contains(&tag)).unwrap_or_else(|| panic!("no {name}: {stdout}"));
+        line[line.find(&tag).unwrap() + tag.len()..].trim().to_string()
     };
     let want = [
         format!("ptrs: free(): double free detected: {}", addr("small")),
