@@ -180,6 +180,15 @@ static void check_exact_growth(size_t size, size_t n) {
   char what[64];
   snprintf(what, sizeof what, "%zu x %zu bytes", n, size);
   check_consistent(what, &after);
+  if (under_memcheck()) {
+    /* Each block also holds a redzone of 16 bytes or more, which the
+     * usable size (the requested size there) does not count. */
+    CHECK(after.allocated - before.allocated >= usable + 16 * n);
+    for (size_t i = 0; i < n; i++)
+      free(b[i]);
+    free(b);
+    return;
+  }
   if (after.allocated - before.allocated != usable) {
     fprintf(stderr, "%s: allocated grew by %zu, the blocks hold %zu\n", what,
             after.allocated - before.allocated, usable);
@@ -224,15 +233,16 @@ static void test_stats(void) {
   CHECK(s2.peak_mapped >= s1.peak_mapped); /* a high-water mark */
 
   /* ptrs_purge returns 1 when it released something: here the freed pages
-   * (PTRS_PURGE_DELAY is 10 ms, so most are still mapped and resident). */
+   * (PTRS_PURGE_DELAY is 10 ms, so most are still mapped and resident),
+   * and 0 when called again at once, with nothing left to give back. */
   int r = api.purge();
-  CHECK(r == 0 || r == 1);
+  CHECK(r == 1);
   struct ptrs_stats s3 = snap("purged");
   CHECK(s3.mapped <= s2.mapped);
   CHECK(s3.allocated <= s2.allocated);
   CHECK(s3.peak_mapped == s2.peak_mapped);
   int r2 = api.purge();
-  CHECK(r2 == 0 || r2 == 1);
+  CHECK(r2 == 0);
   snap("purged again");
 
   /* allocated counts exactly the blocks handed out, also when they fill

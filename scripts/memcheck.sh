@@ -60,7 +60,7 @@ for t in "${tests[@]}"; do
   log=build/memcheck/$t.log
   # Valgrind runs programs tens of times slower: stretch the tests' own
   # deadlock watchdogs accordingly.
-  TEST_TIMEOUT_FACTOR=${TEST_TIMEOUT_FACTOR:-8} timeout "${MEMCHECK_TIMEOUT:-900}" valgrind --tool=memcheck -q --error-exitcode=99 \
+  TEST_UNDER_MEMCHECK=1 TEST_TIMEOUT_FACTOR=${TEST_TIMEOUT_FACTOR:-8} timeout "${MEMCHECK_TIMEOUT:-900}" valgrind --tool=memcheck -q --error-exitcode=99 \
     --soname-synonyms=somalloc=nouserintercepts "$bin" >"$log" 2>&1
   rc=$?
   if [ $rc -eq 0 ]; then
