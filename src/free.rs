@@ -66,7 +66,8 @@ pub fn free(p: *mut u8) {
 }
 
 /// If `p` is a live small block (validated as `free` does) whose size class
-/// still fits `size` bytes without wasting more than half of it, returns
+/// still fits `size` bytes without wasting more than half of it (or is the
+/// smallest class), returns
 /// true: realloc can return `p` unchanged. False sends realloc to its full
 /// path, which also reports invalid pointers.
 #[inline(always)]
@@ -81,7 +82,8 @@ pub fn small_block_fits(p: *mut u8, size: usize) -> bool {
             && page.is_block_start(addr)
             && (*block).mark != page.key
             && size <= page.block_size
-            && size >= page.block_size / 2
+            // Shrinking below half moves to a smaller class, if there is one.
+            && (size >= page.block_size / 2 || page.block_size == MIN_ALIGN)
     }
 }
 
