@@ -58,10 +58,17 @@ for t in "${tests[@]}"; do
   fi
   if [ ! -x "$bin" ]; then echo "FAIL: $t (not built; run c-tests/run.sh first)"; failed=$((failed + 1)); continue; fi
   log=build/memcheck/$t.log
+  # The test's own /* ENV: ... */ and /* ARGS: ... */ directives, as c-tests/run.sh reads them.
+  src=$(ls c-tests/$t.c c-tests/$t.cc 2>/dev/null | head -n 1)
+  env_extra=$(sed -n 's|^.*/\* *ENV: *\(.*[^ ]\) *\*/.*$|\1|p' "$src" | head -n 1)
+  args_extra=$(sed -n 's|^.*/\* *ARGS: *\(.*[^ ]\) *\*/.*$|\1|p' "$src" | head -n 1)
+  read -r -a env_arr <<< "$env_extra" || true
+  read -r -a args_arr <<< "$args_extra" || true
   # Valgrind runs programs tens of times slower: stretch the tests' own
   # deadlock watchdogs accordingly.
-  TEST_UNDER_MEMCHECK=1 TEST_TIMEOUT_FACTOR=${TEST_TIMEOUT_FACTOR:-8} timeout "${MEMCHECK_TIMEOUT:-900}" valgrind --tool=memcheck -q --error-exitcode=99 \
-    --soname-synonyms=somalloc=nouserintercepts "$bin" >"$log" 2>&1
+  env "${env_arr[@]}" TEST_UNDER_MEMCHECK=1 TEST_TIMEOUT_FACTOR=${TEST_TIMEOUT_FACTOR:-8} \
+    timeout "${MEMCHECK_TIMEOUT:-900}" valgrind --tool=memcheck -q --error-exitcode=99 \
+    --soname-synonyms=somalloc=nouserintercepts "$bin" "${args_arr[@]}" >"$log" 2>&1
   rc=$?
   if [ $rc -eq 0 ]; then
     echo "PASS: $t"; passed=$((passed + 1))
