@@ -91,8 +91,17 @@ fn request(_req: usize, _a1: usize, _a2: usize, _a3: usize, _a4: usize, default:
 /// 0: not decided yet, 1: native (or a tool other than memcheck), 2: memcheck.
 static STATE: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
 
-/// True when the process runs under valgrind's memcheck. Natively: one
-/// load of a static and one branch (after the first call).
+/// False once the process is known to run natively (or under a tool other
+/// than memcheck): the C entry points' fast paths test this, one compare
+/// of a static byte with a constant, and call their out-of-line memcheck
+/// variant (which decides, the first time) otherwise.
+#[inline(always)]
+pub fn maybe_active() -> bool {
+    STATE.load(core::sync::atomic::Ordering::Relaxed) != 1
+}
+
+/// True when the process runs under valgrind's memcheck (decided on the
+/// first call).
 #[inline(always)]
 pub fn active() -> bool {
     match STATE.load(core::sync::atomic::Ordering::Relaxed) {

@@ -9,14 +9,26 @@ use crate::{alloc, free, os, valgrind};
 /// C ABI: any size.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
-    if valgrind::active() {
-        return or_enomem(valgrind::alloc(size, 0, false), size);
+    if valgrind::maybe_active() {
+        return malloc_memcheck(size);
     }
     let p = alloc::try_malloc_fast(size);
     if !p.is_null() {
         return p.cast();
     }
     malloc_slow(size)
+}
+
+/// malloc before the first call has decided whether memcheck runs, and in
+/// memcheck mode (see `valgrind`); out of line, as `malloc_slow`.
+#[cold]
+#[inline(never)]
+fn malloc_memcheck(size: usize) -> *mut c_void {
+    if valgrind::active() {
+        return or_enomem(valgrind::alloc(size, 0, false), size);
+    }
+    // SAFETY: natively, the plain path (the answer is now cached).
+    unsafe { malloc(size) }
 }
 
 /// The rest of malloc, out of line so the fast path needs no stack frame.
@@ -29,6 +41,17 @@ fn malloc_slow(size: usize) -> *mut c_void {
 /// `p` must be null or a live block from this allocator.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn free(p: *mut c_void) {
+    if valgrind::maybe_active() {
+        return free_memcheck(p);
+    }
+    free::free(p.cast())
+}
+
+/// free before the first call has decided whether memcheck runs, and in
+/// memcheck mode; out of line so that free's fast path keeps no frame.
+#[cold]
+#[inline(never)]
+fn free_memcheck(p: *mut c_void) {
     if valgrind::active() {
         return valgrind::free(p.cast(), "free");
     }
