@@ -212,7 +212,7 @@ fn was_freed(addr: usize) -> bool {
         return true;
     }
     let slice = crate::segment::SLICE_SIZE;
-    if addr % slice != 0 || !segment_map::in_range(addr) {
+    if !addr.is_multiple_of(slice) || !segment_map::in_range(addr) {
         return false;
     }
     let Some(seg) = Segment::of(addr) else { return false };

@@ -12,7 +12,8 @@
 //! ```
 //!
 //! Leaves usable from anywhere: `size_class`, `options`, `diag`, `sync`,
-//! `segment_map`, `tls`, `stats`, `init`.
+//! `segment_map`, `tls`, `stats`, `init`, `valgrind` (memcheck client
+//! requests, used by `abi/` and `init` only).
 //!
 //! Nothing here allocates through Rust's `alloc` (no `Vec`, `Box`,
 //! `String`, `format!`): under `LD_PRELOAD` that would call back into us.

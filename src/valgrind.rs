@@ -226,6 +226,9 @@ pub fn free(p: *mut u8, func: &str) {
 }
 
 /// realloc in memcheck mode, for non-null `p` and non-zero `size`.
+// `p` is validated as a ptrs block before it is read (and memcheck checks
+// the read), as in `free::usable_size`: the function is safe to call.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub fn realloc(p: *mut u8, size: usize) -> *mut u8 {
     let Some(info) = engine_info(p) else {
         let _q = Quiet::new();
