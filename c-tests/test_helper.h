@@ -52,6 +52,14 @@ static inline void *ptrs_symbol(const char *name) {
   return dlsym(RTLD_DEFAULT, name);
 }
 
+/* True when scripts/memcheck.sh runs the test under valgrind's memcheck.
+ * There ptrs gives every block a redzone and malloc_usable_size answers the
+ * requested size (src/valgrind.rs), so figures that count whole blocks
+ * differ from the usable sizes. */
+static inline int under_memcheck(void) {
+  return getenv("TEST_UNDER_MEMCHECK") != NULL;
+}
+
 /* Exit 1 unless ptrs serves this process's malloc. */
 static inline void require_ptrs(void) {
   int (*owns)(const void *) = (int (*)(const void *))ptrs_symbol("ptrs_owns");

@@ -80,8 +80,15 @@ int main(void) {
   CHECK(e1 == ENOMEM);
   CHECK(e2 == ENOMEM);
   CHECK(e3 == ENOMEM);
-  CHECK(n1 >= 16); /* most of the headroom was usable */
+  /* The headroom was usable: at most an eighth of it lost to headers,
+   * alignment and the segments of the small blocks (here: 62 of 64 4 MiB
+   * blocks, then 98 % of the headroom in all). */
+  CHECK(n1 >= HEADROOM / (4 << 20) * 7 / 8);
   CHECK(n1 <= HEADROOM / (4 << 20));
+  size_t used = n1 * ((size_t)4 << 20) + n2 * ((size_t)64 << 10) + n3 * 200;
+  fprintf(stderr, "%zu MiB of %zu MiB headroom in blocks\n", used >> 20,
+          HEADROOM >> 20);
+  CHECK(used >= HEADROOM * 7 / 8);
 
   /* Other functions fail cleanly while the limit is exhausted. */
   errno = 0;
@@ -115,7 +122,10 @@ int main(void) {
   size_t again = fill(&list, 4 << 20, n1, &e1);
   fprintf(stderr, "after freeing: %zu 4 MiB blocks (before: %zu)\n", again,
           n1);
-  CHECK(again >= n1 * 9 / 10);
+  /* All of it is usable again (one block of slack for what the heap keeps
+   * of the small blocks' segments): a leak of 5 % of the freed memory
+   * would cost three blocks. */
+  CHECK(again + 1 >= n1);
   free_list(&list);
 
   char *big = malloc(64 << 20);

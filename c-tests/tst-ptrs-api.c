@@ -180,6 +180,15 @@ static void check_exact_growth(size_t size, size_t n) {
   char what[64];
   snprintf(what, sizeof what, "%zu x %zu bytes", n, size);
   check_consistent(what, &after);
+  if (under_memcheck()) {
+    /* Each block also holds a redzone of 16 bytes or more, which the
+     * usable size (the requested size there) does not count. */
+    CHECK(after.allocated - before.allocated >= usable + 16 * n);
+    for (size_t i = 0; i < n; i++)
+      free(b[i]);
+    free(b);
+    return;
+  }
   if (after.allocated - before.allocated != usable) {
     fprintf(stderr, "%s: allocated grew by %zu, the blocks hold %zu\n", what,
             after.allocated - before.allocated, usable);
@@ -199,7 +208,7 @@ static void test_stats(void) {
   /* 64 MiB in blocks of every range: allocated and mapped follow. */
   enum { N = 256 };
   void *blocks[N];
-  size_t live = 0;
+  size_t live = 0, written = 0;
   for (int i = 0; i < N; i++) {
     size_t n = (i % 4 == 0) ? 600000 : (i % 4 == 1) ? 40000 : 1000;
     if (i == N - 1)
@@ -207,32 +216,50 @@ static void test_stats(void) {
     blocks[i] = malloc(test_size(n));
     CHECK(blocks[i] != NULL);
     memset(blocks[i], i, n);
+    written += n;
     live += api.usable_size(blocks[i]);
   }
   struct ptrs_stats s1 = snap("blocks live");
-  CHECK(s1.allocated >= s0.allocated + live);
-  CHECK(s1.active >= live);
-  CHECK(s1.mapped >= live);
+  dump("start", &s0);
+  dump("blocks live", &s1);
+  fprintf(stderr, "live %zu bytes, written %zu\n", live, written);
+  /* Bounds from the live set: allocated counts exactly the blocks' usable
+   * bytes (under memcheck also a redzone of at least 16 bytes each); the
+   * pages holding them and the mappings exceed them by at most 1/32 plus
+   * a partly used page per size (2 MiB in all; 4 MiB more for mappings,
+   * made a segment at a time): any block the figures miss fails. */
+  if (under_memcheck())
+    CHECK(s1.allocated >= s0.allocated + live + 16 * N);
+  else
+    CHECK(s1.allocated == s0.allocated + live);
+  CHECK(s1.active >= s0.active + live);
+  CHECK(s1.active <= s0.active + live + live / 32 + (2 << 20));
+  CHECK(s1.mapped >= s0.mapped + live);
+  CHECK(s1.mapped <= s0.mapped + live + live / 32 + (6 << 20));
   CHECK(s1.peak_mapped >= s1.mapped);
   CHECK(s1.peak_mapped >= s0.peak_mapped);
-  CHECK(s1.resident >= live / 2); /* every byte was written */
+  /* Every byte asked for was written, so resident; the rest of each block
+   * (at most one page of it) need not be. */
+  CHECK(s1.resident + (size_t)N * 4096 >= s0.resident + written);
 
   for (int i = 0; i < N; i++)
     free(blocks[i]);
   struct ptrs_stats s2 = snap("freed");
-  CHECK(s2.allocated + live <= s1.allocated);
+  dump("freed", &s2);
+  CHECK(s2.allocated == s0.allocated);
   CHECK(s2.peak_mapped >= s1.peak_mapped); /* a high-water mark */
 
   /* ptrs_purge returns 1 when it released something: here the freed pages
-   * (PTRS_PURGE_DELAY is 10 ms, so most are still mapped and resident). */
+   * (PTRS_PURGE_DELAY is 10 ms, so most are still mapped and resident),
+   * and 0 when called again at once, with nothing left to give back. */
   int r = api.purge();
-  CHECK(r == 0 || r == 1);
+  CHECK(r == 1);
   struct ptrs_stats s3 = snap("purged");
   CHECK(s3.mapped <= s2.mapped);
   CHECK(s3.allocated <= s2.allocated);
   CHECK(s3.peak_mapped == s2.peak_mapped);
   int r2 = api.purge();
-  CHECK(r2 == 0 || r2 == 1);
+  CHECK(r2 == 0);
   snap("purged again");
 
   /* allocated counts exactly the blocks handed out, also when they fill

@@ -12,6 +12,8 @@
 //! a handed-out block, and (via the free mark in the block's second word,
 //! confirmed by walking the page's lists) is not already free.
 
+use core::sync::atomic::{AtomicUsize, Ordering};
+
 use crate::diag;
 use crate::os;
 use crate::heap::{self, Heap};
@@ -121,7 +123,8 @@ fn free_checked_slow(p: *mut u8, size: usize, align: usize, func: &str) {
 }
 
 /// If `p` is a live small block (validated as `free` does) whose size class
-/// still fits `size` bytes without wasting more than half of it, returns
+/// still fits `size` bytes without wasting more than half of it (or is the
+/// smallest class), returns
 /// true: realloc can return `p` unchanged. False sends realloc to its full
 /// path, which also reports invalid pointers.
 #[inline(always)]
@@ -136,7 +139,8 @@ pub fn small_block_fits(p: *mut u8, size: usize) -> bool {
             && page.is_block_start(addr)
             && (*block).mark != page.key
             && size <= page.block_size
-            && size >= page.block_size / 2
+            // Shrinking below half moves to a smaller class, if there is one.
+            && (size >= page.block_size / 2 || page.block_size == MIN_ALIGN)
     }
 }
 
@@ -198,10 +202,15 @@ fn free_slow_inner(p: *mut u8, func: &str) {
     let addr = p as usize;
     // SAFETY: block_info validates the pointer before reading any header.
     let Some(info) = (unsafe { block_info(p) }) else {
-        report_invalid(func, p);
+        if was_freed(addr) {
+            diag::heap_error(func, "double free detected", addr);
+        } else {
+            report_invalid(func, p);
+        }
         return;
     };
     if info.huge {
+        remember_huge_free(addr);
         // SAFETY: `info.segment` is the live huge segment of `p`.
         unsafe { huge::free(info.segment) };
         return;
@@ -213,7 +222,20 @@ fn free_slow_inner(p: *mut u8, func: &str) {
     // a live page, so the page and the block's first words are readable.
     unsafe {
         let local = (*page).heap == heap;
-        if (*block).mark == (*page).key && page::list_contains(&*page, block, local) {
+        // The owner confirms a mark by finding the block on the page's
+        // lists. Another thread cannot walk the owner's local list, where
+        // a small block the owner freed sits: for it the mark alone decides
+        // (`pop` hands out every small block with 0 there, so a block in
+        // use has the key only if the program stored this page's secret
+        // random key in it), rather than pushing a block that is already
+        // free onto the remote list, after which it would be handed out
+        // twice. A large block is not cleared when handed out (it may hold
+        // a stale mark) and never sits on a local list: its remote list
+        // decides.
+        let small = (*page).flags & FLAG_LARGE == 0;
+        if (*block).mark == (*page).key
+            && ((!local && small) || page::list_contains(&*page, block, local))
+        {
             diag::heap_error(func, "double free detected", addr);
             return;
         }
@@ -222,6 +244,43 @@ fn free_slow_inner(p: *mut u8, func: &str) {
         } else if page::push_remote(&*page, block) {
             heap::push_notify((*page).heap, page);
         }
+    }
+}
+
+/// Start addresses of the last huge blocks freed, so that a second free
+/// of one (its mapping now cached, reused or unmapped) is reported as a
+/// double free. A ring, written with relaxed atomics: a diagnostic aid,
+/// never used to decide what memory to touch.
+static FREED_HUGE: [AtomicUsize; 16] = [const { AtomicUsize::new(0) }; 16];
+static FREED_HUGE_NEXT: AtomicUsize = AtomicUsize::new(0);
+
+fn remember_huge_free(addr: usize) {
+    let i = FREED_HUGE_NEXT.fetch_add(1, Ordering::Relaxed) % FREED_HUGE.len();
+    FREED_HUGE[i].store(addr, Ordering::Relaxed);
+}
+
+/// For a pointer that is not a live block: true if it is the start of a
+/// block already freed, as far as ptrs can tell without reading memory
+/// that may be unmapped: one of the last huge blocks freed, or the start
+/// of a free span of slices in a live segment (a large block, or the first
+/// block of a small page, whose span went back to its segment).
+fn was_freed(addr: usize) -> bool {
+    if FREED_HUGE.iter().any(|a| a.load(Ordering::Relaxed) == addr) {
+        return true;
+    }
+    let slice = crate::segment::SLICE_SIZE;
+    if !addr.is_multiple_of(slice) || !segment_map::in_range(addr) {
+        return false;
+    }
+    let Some(seg) = Segment::of(addr) else { return false };
+    // SAFETY: the segment map says a header is mapped at `seg`; a racy read
+    // of its slice bitmap only changes the wording of a report.
+    unsafe {
+        if !(*seg).is_valid() || (*seg).kind == SegmentKind::Huge {
+            return false;
+        }
+        let index = (addr - (*seg).base()) / slice;
+        index != 0 && index < 64 && (*seg).used_slices & (1u64 << index) == 0
     }
 }
 

@@ -158,6 +158,7 @@ extern "C" fn thread_exit(value: *mut libc::c_void) {
     if heap.is_null() || heap != crate::tls::current() || !heap::is_real(heap) {
         return;
     }
+    let _q = crate::valgrind::Quiet::new(); // memcheck mode: engine code
     // SAFETY: `heap` is the calling thread's heap (checked above).
     unsafe { heap::abandon(heap) };
 }

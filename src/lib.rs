@@ -12,7 +12,8 @@
 //! ```
 //!
 //! Leaves usable from anywhere: `size_class`, `options`, `diag`, `sync`,
-//! `segment_map`, `tls`, `stats`, `init`.
+//! `segment_map`, `tls`, `stats`, `init`, `valgrind` (memcheck client
+//! requests, used by `abi/` and `init` only).
 //!
 //! Nothing here allocates through Rust's `alloc` (no `Vec`, `Box`,
 //! `String`, `format!`): under `LD_PRELOAD` that would call back into us.
@@ -40,6 +41,7 @@ pub mod size_class;
 pub mod stats;
 pub mod sync;
 pub mod tls;
+pub mod valgrind;
 
 pub use global_alloc::Ptrs;
 

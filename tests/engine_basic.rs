@@ -334,8 +334,49 @@ fn freed_blocks_are_reused_and_heap_stays_valid() {
     assert!(check_thread_heap());
 }
 
+/// Set in the environment of the child process that
+/// `double_free_is_detected_without_corruption` starts.
+const MISUSE_CHILD: &str = "ENGINE_TEST_MISUSE_CHILD";
+
 #[test]
 fn double_free_is_detected_without_corruption() {
+    // The misuse runs in a child process (this test binary again, running
+    // only `misuse_child`): turning abort-on-error off is process-wide,
+    // and other tests of this binary run at the same time in other threads.
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "misuse_child", "--nocapture", "--test-threads=1"])
+        .env(MISUSE_CHILD, "1")
+        .output()
+        .expect("run the misuse child");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "misuse child failed: {:?}\n{stdout}\n{stderr}", out.status);
+    // The child prints the addresses it misused; each misuse must have been
+    // reported with the right message, in order, and nothing else reported.
+    let addr = |name: &str| -> String {
+        let tag = format!("misuse {name} ");
+        // (The harness prints "test misuse_child ... " before the first.)
+        let line = stdout.lines().find(|l| l.contains(&tag)).unwrap_or_else(|| panic!("no {name}: {stdout}"));
+        line[line.find(&tag).unwrap() + tag.len()..].trim().to_string()
+    };
+    let want = [
+        format!("ptrs: free(): double free detected: {}", addr("small")),
+        format!("ptrs: free(): double free detected: {}", addr("large")),
+        format!("ptrs: free(): invalid pointer: {}", addr("interior")),
+        format!("ptrs: free(): invalid pointer: {}", addr("local")),
+        format!("ptrs: realloc(): invalid pointer: {}", addr("local")),
+    ];
+    let got: Vec<&str> = stderr.lines().filter(|l| l.starts_with("ptrs: ")).collect();
+    assert_eq!(got, want, "reports of the misuse child (stderr:\n{stderr})");
+}
+
+/// The body of `double_free_is_detected_without_corruption`, in a child
+/// process; does nothing in a normal test run.
+#[test]
+fn misuse_child() {
+    if std::env::var_os(MISUSE_CHILD).is_none() {
+        return;
+    }
     // With abort-on-error off, the engine reports the error and leaves the
     // block alone; the heap must stay consistent.
     ptrs::init::ensure();
@@ -343,6 +384,7 @@ fn double_free_is_detected_without_corruption() {
     let keep = malloc(64);
     let p = malloc(64);
     free(p);
+    println!("misuse small {p:?}");
     free(p); // reported: double free
     let x = malloc(64);
     let y = malloc(64);
@@ -350,17 +392,20 @@ fn double_free_is_detected_without_corruption() {
     // A large block, freed twice.
     let l = malloc(200 * KIB);
     free(l);
+    println!("misuse large {l:?}");
     free(l);
     // Interior and foreign pointers are reported and ignored.
-    free(unsafe { keep.add(16) });
+    let interior = unsafe { keep.add(16) };
+    println!("misuse interior {interior:?}");
+    free(interior);
     let mut local = [0u8; 32];
+    println!("misuse local {:?}", local.as_mut_ptr());
     free(local.as_mut_ptr());
     assert!(realloc(local.as_mut_ptr(), 100).is_null());
     assert!(check_thread_heap());
     free(x);
     free(y);
     free(keep);
-    ptrs::options::set_abort_on_error(true);
     assert!(check_thread_heap());
 }
 

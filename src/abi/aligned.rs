@@ -4,7 +4,15 @@ use core::ffi::c_void;
 
 use super::{or_enomem, preserving_errno};
 use crate::os::{self, OS_PAGE_SIZE};
-use crate::alloc;
+use crate::{alloc, valgrind};
+
+/// The engine's aligned allocation, or memcheck mode's (see `valgrind`).
+fn aligned(align: usize, size: usize) -> *mut u8 {
+    if valgrind::active() {
+        return valgrind::alloc(size, align, false);
+    }
+    alloc::malloc_aligned(align, size)
+}
 
 /// glibc's memalign: alignments that are not a power of two are rounded up
 /// to one; alignments above SIZE_MAX/2 + 1 are EINVAL.
@@ -14,7 +22,7 @@ fn memalign_impl(align: usize, size: usize) -> *mut c_void {
         return core::ptr::null_mut();
     }
     let align = align.max(1).next_power_of_two();
-    or_enomem(alloc::malloc_aligned(align, size), size)
+    or_enomem(aligned(align, size), size)
 }
 
 /// # Safety
@@ -35,7 +43,7 @@ pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void
         os::set_errno(libc::EINVAL);
         return core::ptr::null_mut();
     }
-    or_enomem(alloc::malloc_aligned(align, size), size)
+    or_enomem(aligned(align, size), size)
 }
 
 /// POSIX posix_memalign: EINVAL unless `align` is a power of two multiple
@@ -51,7 +59,7 @@ pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, siz
     if !align.is_power_of_two() || align % core::mem::size_of::<*mut c_void>() != 0 {
         return libc::EINVAL;
     }
-    let p = preserving_errno(|| alloc::malloc_aligned(align, size));
+    let p = preserving_errno(|| aligned(align, size));
     if p.is_null() {
         or_enomem(p, size);
         return libc::ENOMEM;
@@ -65,7 +73,7 @@ pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, siz
 /// C ABI: any size.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn valloc(size: usize) -> *mut c_void {
-    or_enomem(alloc::malloc_aligned(OS_PAGE_SIZE, size), size)
+    or_enomem(aligned(OS_PAGE_SIZE, size), size)
 }
 
 /// Page-aligned, with the size rounded up to whole pages (one page for 0).
@@ -78,7 +86,7 @@ pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
         os::set_errno(libc::ENOMEM);
         return core::ptr::null_mut();
     };
-    or_enomem(alloc::malloc_aligned(OS_PAGE_SIZE, rounded & !(OS_PAGE_SIZE - 1)), size)
+    or_enomem(aligned(OS_PAGE_SIZE, rounded & !(OS_PAGE_SIZE - 1)), size)
 }
 
 /// # Safety

@@ -27,6 +27,9 @@ pub extern "C" fn ptrs_owns(p: *const c_void) -> i32 {
 /// `p` must be NULL or a live block from ptrs.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ptrs_usable_size(p: *const c_void) -> usize {
+    if crate::valgrind::active() {
+        return crate::valgrind::usable_size(p as *mut u8);
+    }
     free::usable_size(p as *mut u8)
 }
 
@@ -77,6 +80,7 @@ pub unsafe extern "C" fn ptrs_stats_get(out: *mut ptrs_stats) -> i32 {
 /// thread; errno is preserved.
 #[unsafe(no_mangle)]
 pub extern "C" fn ptrs_purge() -> i32 {
+    let _q = crate::valgrind::Quiet::new(); // memcheck mode: engine code
     super::preserving_errno(trim) as i32
 }
 
@@ -89,6 +93,7 @@ pub extern "C" fn ptrs_purge() -> i32 {
 /// allocations refill the heap). Any thread; errno is preserved.
 #[unsafe(no_mangle)]
 pub extern "C" fn ptrs_thread_idle() {
+    let _q = crate::valgrind::Quiet::new(); // memcheck mode: engine code
     super::preserving_errno(|| {
         heap::thread_idle();
         0

@@ -24,6 +24,9 @@ use crate::{alloc, diag, free};
 /// Any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn ptrs_cxx_alloc(size: usize) -> *mut c_void {
+    if crate::valgrind::maybe_active() {
+        return cxx_alloc_slow(size);
+    }
     let p = alloc::try_malloc_fast(size);
     if !p.is_null() {
         return p.cast();
@@ -33,6 +36,9 @@ pub extern "C" fn ptrs_cxx_alloc(size: usize) -> *mut c_void {
 
 #[inline(never)]
 fn cxx_alloc_slow(size: usize) -> *mut c_void {
+    if crate::valgrind::active() {
+        return or_enomem(crate::valgrind::alloc(size, 0, false), size);
+    }
     or_enomem(alloc::malloc_generic(size), size)
 }
 
@@ -43,6 +49,9 @@ fn cxx_alloc_slow(size: usize) -> *mut c_void {
 #[unsafe(no_mangle)]
 pub extern "C" fn ptrs_cxx_alloc_aligned(size: usize, align: usize) -> *mut c_void {
     let align = align.max(1).checked_next_power_of_two().unwrap_or(usize::MAX / 2 + 1);
+    if crate::valgrind::active() {
+        return or_enomem(crate::valgrind::alloc(size, align, false), size);
+    }
     or_enomem(alloc::malloc_aligned(align, size), size)
 }
 
@@ -53,7 +62,21 @@ pub extern "C" fn ptrs_cxx_alloc_aligned(size: usize, align: usize) -> *mut c_vo
 /// `p` must be null or a live block from this allocator.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ptrs_cxx_free(p: *mut c_void) {
+    if crate::valgrind::maybe_active() && crate::valgrind::active() {
+        return crate::valgrind::free(p.cast(), "operator delete");
+    }
     free::free(p.cast())
+}
+
+/// The sized and aligned deletes in memcheck mode: the size is checked
+/// against what the program asked for, then the block goes as `free`'s.
+#[cold]
+fn cxx_free_memcheck(p: *mut c_void, size: usize, func: &str) {
+    if !p.is_null() && size > crate::valgrind::usable_size(p.cast()) {
+        crate::diag::heap_error(func, "size or alignment does not match the block", p as usize);
+        return;
+    }
+    crate::valgrind::free(p.cast(), func)
 }
 
 /// Sized `operator delete(p, size)`: frees `p` after checking `size`
@@ -66,6 +89,9 @@ pub unsafe extern "C" fn ptrs_cxx_free(p: *mut c_void) {
 /// `p` must be null or a live block from this allocator.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ptrs_cxx_free_sized(p: *mut c_void, size: usize) {
+    if crate::valgrind::maybe_active() && crate::valgrind::active() {
+        return cxx_free_memcheck(p, size, "operator delete");
+    }
     free::free_checked(p.cast(), size, 0, "operator delete")
 }
 
@@ -76,6 +102,9 @@ pub unsafe extern "C" fn ptrs_cxx_free_sized(p: *mut c_void, size: usize) {
 /// `p` must be null or a live block from this allocator.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ptrs_cxx_free_sized_array(p: *mut c_void, size: usize) {
+    if crate::valgrind::maybe_active() && crate::valgrind::active() {
+        return cxx_free_memcheck(p, size, "operator delete[]");
+    }
     free::free_checked(p.cast(), size, 0, "operator delete[]")
 }
 
@@ -89,6 +118,9 @@ pub unsafe extern "C" fn ptrs_cxx_free_sized_array(p: *mut c_void, size: usize) 
 /// `p` must be null or a live block from this allocator.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ptrs_cxx_free_aligned(p: *mut c_void, size: usize, align: usize) {
+    if crate::valgrind::maybe_active() && crate::valgrind::active() {
+        return cxx_free_memcheck(p, size, "operator delete");
+    }
     free::free_checked(p.cast(), size, align, "operator delete")
 }
 
@@ -99,6 +131,9 @@ pub unsafe extern "C" fn ptrs_cxx_free_aligned(p: *mut c_void, size: usize, alig
 /// `p` must be null or a live block from this allocator.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ptrs_cxx_free_aligned_array(p: *mut c_void, size: usize, align: usize) {
+    if crate::valgrind::maybe_active() && crate::valgrind::active() {
+        return cxx_free_memcheck(p, size, "operator delete[]");
+    }
     free::free_checked(p.cast(), size, align, "operator delete[]")
 }
 

@@ -11,6 +11,9 @@ use crate::{free, options, os, stats};
 /// `p` must be null or a live block from this allocator.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
+    if crate::valgrind::active() {
+        return crate::valgrind::usable_size(p.cast());
+    }
     free::usable_size(p.cast())
 }
 
@@ -96,6 +99,7 @@ pub unsafe extern "C" fn mallinfo() -> Mallinfo {
 /// C ABI: no arguments.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn malloc_stats() {
+    let _q = crate::valgrind::Quiet::new(); // memcheck mode: engine code
     stats::print(&mut |s: &[u8]| os::write_fd(2, s));
 }
 
@@ -106,6 +110,7 @@ pub unsafe extern "C" fn malloc_stats() {
 /// C ABI: any pad (ignored: ptrs keeps no top chunk to pad).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn malloc_trim(_pad: usize) -> i32 {
+    let _q = crate::valgrind::Quiet::new(); // memcheck mode: engine code
     super::preserving_errno(|| crate::abi::api::trim()) as i32
 }
 

@@ -3,17 +3,32 @@
 use core::ffi::c_void;
 
 use super::or_enomem;
-use crate::{alloc, free, os};
+use crate::{alloc, free, os, valgrind};
 
 /// # Safety
 /// C ABI: any size.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
+    if valgrind::maybe_active() {
+        return malloc_memcheck(size);
+    }
     let p = alloc::try_malloc_fast(size);
     if !p.is_null() {
         return p.cast();
     }
     malloc_slow(size)
+}
+
+/// malloc before the first call has decided whether memcheck runs, and in
+/// memcheck mode (see `valgrind`); out of line, as `malloc_slow`.
+#[cold]
+#[inline(never)]
+fn malloc_memcheck(size: usize) -> *mut c_void {
+    if valgrind::active() {
+        return or_enomem(valgrind::alloc(size, 0, false), size);
+    }
+    // SAFETY: natively, the plain path (the answer is now cached).
+    unsafe { malloc(size) }
 }
 
 /// The rest of malloc, out of line so the fast path needs no stack frame.
@@ -26,6 +41,20 @@ fn malloc_slow(size: usize) -> *mut c_void {
 /// `p` must be null or a live block from this allocator.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn free(p: *mut c_void) {
+    if valgrind::maybe_active() {
+        return free_memcheck(p);
+    }
+    free::free(p.cast())
+}
+
+/// free before the first call has decided whether memcheck runs, and in
+/// memcheck mode; out of line so that free's fast path keeps no frame.
+#[cold]
+#[inline(never)]
+fn free_memcheck(p: *mut c_void) {
+    if valgrind::active() {
+        return valgrind::free(p.cast(), "free");
+    }
     free::free(p.cast())
 }
 
@@ -33,6 +62,10 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
 /// C ABI: any counts.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn calloc(count: usize, size: usize) -> *mut c_void {
+    if valgrind::active() {
+        let p = count.checked_mul(size).map_or(core::ptr::null_mut(), |n| valgrind::alloc(n, 0, true));
+        return or_enomem(p, count.saturating_mul(size));
+    }
     or_enomem(alloc::calloc(count, size), count.saturating_mul(size))
 }
 
@@ -41,12 +74,17 @@ pub unsafe extern "C" fn calloc(count: usize, size: usize) -> *mut c_void {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
     if p.is_null() {
-        return or_enomem(alloc::malloc(size), size);
+        // SAFETY: same contract.
+        return unsafe { malloc(size) };
     }
     if size == 0 {
         // glibc frees the block and returns NULL.
-        free::free(p.cast());
+        // SAFETY: same contract.
+        unsafe { free(p) };
         return core::ptr::null_mut();
+    }
+    if valgrind::active() {
+        return or_enomem(valgrind::realloc(p.cast(), size), size);
     }
     or_enomem(alloc::realloc(p.cast(), size), size)
 }
@@ -69,7 +107,8 @@ pub unsafe extern "C" fn reallocarray(p: *mut c_void, count: usize, size: usize)
 /// `p` must be null or a live block from this allocator.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cfree(p: *mut c_void) {
-    free::free(p.cast())
+    // SAFETY: same contract.
+    unsafe { free(p) }
 }
 
 /// C23 `free_sized`: `size` must be the size the block was requested with.
@@ -78,6 +117,13 @@ pub unsafe extern "C" fn cfree(p: *mut c_void) {
 /// `p` must be null or a live block from malloc, calloc or realloc.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn free_sized(p: *mut c_void, size: usize) {
+    if valgrind::active() {
+        if !p.is_null() && !sized_free_ok(p, size, 0, "free_sized") {
+            return;
+        }
+        // SAFETY: same contract.
+        return unsafe { free(p) };
+    }
     free::free_checked(p.cast(), size, 0, "free_sized")
 }
 
@@ -88,7 +134,30 @@ pub unsafe extern "C" fn free_sized(p: *mut c_void, size: usize) {
 /// `p` must be null or a live block from aligned_alloc.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn free_aligned_sized(p: *mut c_void, align: usize, size: usize) {
+    if valgrind::active() {
+        if !p.is_null() && !sized_free_ok(p, size, align, "free_aligned_sized") {
+            return;
+        }
+        // SAFETY: same contract.
+        return unsafe { free(p) };
+    }
     free::free_checked(p.cast(), size, align, "free_aligned_sized")
+}
+
+/// The size check of free_sized and free_aligned_sized (see
+/// `free::size_matches`); in memcheck mode against the requested size.
+fn sized_free_ok(p: *mut c_void, size: usize, align: usize, func: &str) -> bool {
+    if valgrind::active() {
+        // The engine block also holds the redzone: a size above the one
+        // the program asked for is a mismatch the engine would not see.
+        if size > valgrind::usable_size(p.cast()) {
+            crate::diag::heap_error(func, "size or alignment does not match the block", p as usize);
+            return false;
+        }
+        let _q = valgrind::Quiet::new();
+        return free::size_matches(p.cast(), size, align, func);
+    }
+    free::size_matches(p.cast(), size, align, func)
 }
 
 /// # Safety
