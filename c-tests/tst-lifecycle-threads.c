@@ -5,7 +5,7 @@
  *
  * burst     64 threads each build ~1.5 MiB of 16..16384-byte blocks, wait
  *           until all have (the peak), free them and exit. After the
- *           joins, RSS growth over the start must be at most 25 % of
+ *           joins, RSS growth over the start must be at most 10 % (the issue asks 25 %) of
  *           (peak - start) + 3 MiB: exiting threads release what they
  *           emptied. After malloc_trim(0), within 2 MiB of the start.
  * exited    a thread allocates ~80 MiB of 64..192-byte blocks and exits;
@@ -85,7 +85,9 @@ static void part_burst(void) {
   long after_join = mt_rss_kib();
   int trimmed = malloc_trim(0);
   long after_trim = mt_rss_kib();
-  long bound_join = (peak - start) / 4 + 3 * 1024;
+  /* The issue asks for 25 %; ptrs gives ~2 %, so 10 % + 3 MiB still fails
+     when exiting threads leave their memory resident (24 MiB seen).  */
+  long bound_join = (peak - start) / 10 + 3 * 1024;
   printf("burst: start_kb=%ld peak_kb=%ld after_join_kb=%ld (growth %ld, "
          "bound %ld) after_trim_kb=%ld (growth %ld, bound 2048) trim=%d\n",
          start, peak, after_join, after_join - start, bound_join, after_trim,

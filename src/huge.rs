@@ -118,6 +118,8 @@ fn cache_put(base: usize, total: usize, out: &mut [Cached; CACHE_SLOTS + 1]) -> 
     c.count += 1;
     c.bytes += total;
     CACHE_COUNT.store(c.count, Ordering::Relaxed);
+    // The next slow path after one delay unmaps it (retain.rs's tick).
+    crate::retain::arm(now + delay);
     n
 }
 

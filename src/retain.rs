@@ -177,7 +177,8 @@ unsafe fn put_clean(seg: *mut Segment) {
     }
 }
 
-fn arm(when: u64) {
+/// Asks for a decay tick at `when` (coarse ms) or earlier.
+pub(crate) fn arm(when: u64) {
     let cur = NEXT_TICK.load(Ordering::Relaxed);
     if cur == 0 || when < cur {
         NEXT_TICK.store(when, Ordering::Relaxed);
