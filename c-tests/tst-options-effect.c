@@ -80,7 +80,8 @@ static void test_threshold(void) {
 }
 
 /* Allocates 48 MiB in 1 MiB blocks (segments of their own heap's spans),
- * frees them, and returns how much address space stayed mapped. */
+ * frees them, and returns how much address space stayed mapped two purge
+ * delays later. */
 static size_t kept_after_free(void) {
   enum { N = 48 };
   void *b[N];
@@ -94,6 +95,12 @@ static size_t kept_after_free(void) {
   size_t peak = vm_size();
   for (int i = 0; i < N; i++)
     free(b[i]);
+  /* Freed memory stays resident (and mapped) for one to two purge delays
+   * (reuse before refault); what PTRS_RETAIN bounds is what stays mapped
+   * after that. Wait 2.25 delays, then make one slow-path call (a 300 KiB
+   * block), where the decay tick runs. */
+  usleep(450 * 1000);
+  free(malloc(300 << 10));
   size_t after = vm_size();
   fprintf(stderr, "VmSize %zu MiB, with 48 MiB live %zu MiB, after free %zu MiB\n",
           before / MIB, peak / MIB, after / MIB);

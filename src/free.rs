@@ -171,18 +171,22 @@ unsafe fn free_remote(page: *mut Page, block: *mut Block) {
 /// one of its blocks in use.
 #[inline(always)]
 unsafe fn free_local(heap: &mut Heap, page: &mut Page, block: *mut Block) {
+    let used = page.used;
+    // One (the page is about to empty) or negative (IN_FULL set): the slow
+    // path pushes the block under the heap's slow-path lock, so that pages
+    // on the full list change only under that lock (another thread may be
+    // taking back the fully freed ones of a dormant heap).
+    if (used as i32) <= 1 {
+        // SAFETY: as below.
+        return unsafe { heap::free_local_slow(heap, page, block) };
+    }
     // SAFETY: the caller guarantees the block is a live block of our page.
     unsafe {
         page::set_next(block, page.free, page.key);
         (*block).mark = page.key;
     }
     page.free = block;
-    page.used = page.used.wrapping_sub(1);
-    // Zero (page now empty) or negative (IN_FULL set): one test for both.
-    if (page.used as i32) <= 0 {
-        // SAFETY: as above.
-        unsafe { heap::free_local_slow(heap, page) };
-    }
+    page.used = used - 1;
 }
 
 /// Everything that is not a local free of a block whose mark is clear.

@@ -114,6 +114,9 @@ pub struct Heap {
     /// changes its queues or segments; other threads take it to purge the
     /// heap's free memory (malloc_trim, the background purger).
     pub slow_lock: AtomicUsize,
+    /// When the owner was last in a slow path (coarse ms): a heap with
+    /// notifications and no recent slow path has a dormant owner.
+    pub last_active: core::sync::atomic::AtomicU64,
     /// Owned by a live thread (under GLOBAL).
     pub owned: bool,
     /// Every heap ever made (under GLOBAL).
@@ -161,6 +164,7 @@ const fn heap_without_pages() -> Heap {
         segments: ptr::null_mut(),
         purge_deadline: 0,
         slow_lock: AtomicUsize::new(0),
+        last_active: core::sync::atomic::AtomicU64::new(0),
         owned: false,
         registry_next: ptr::null_mut(),
         pool_next: ptr::null_mut(),
@@ -612,6 +616,7 @@ pub fn purge_other_heaps(all: bool) {
         unsafe {
             if heap != me && (*heap).owned {
                 if let Some(_l) = SlowLock::try_lock(heap) {
+                    collect_freed_pages(&mut *heap);
                     if all {
                         purge(&mut *heap, true);
                     } else {
@@ -763,6 +768,7 @@ pub unsafe fn refill(heap: &mut Heap, bin: usize) -> *mut Page {
     // SAFETY: `heap` is ours (caller).
     let _l = unsafe { SlowLock::lock(heap) };
     heap.counters.page_refills += 1;
+    heap.last_active.store(os::now_ms(), Ordering::Relaxed);
     // SAFETY: `heap` is ours (caller).
     unsafe {
         if !heap.notify.load(Ordering::Relaxed).is_null() {
@@ -879,6 +885,9 @@ pub fn alloc_span(heap: &mut Heap, count: usize) -> *mut Page {
         // have left whole segments empty: take those before mapping more.
         collect_parked(true);
     }
+    // Likewise the pages other threads freed entirely in the heaps of
+    // dormant threads (blocked for a while: they would not take them back).
+    collect_other_heaps(true);
     let seg = segment::acquire(heap_ptr);
     if seg.is_null() {
         return ptr::null_mut();
@@ -915,6 +924,7 @@ pub unsafe fn alloc_large(heap: &mut Heap, count: usize) -> *mut u8 {
         return ptr::null_mut();
     }
     heap.counters.large_allocs += 1;
+    heap.last_active.store(os::now_ms(), Ordering::Relaxed);
     // SAFETY: `page` is a claimed page of ours.
     let p = unsafe { &mut *page };
     p.bin = NO_BIN;
@@ -953,21 +963,151 @@ pub unsafe fn grow_large_in_place(heap: &mut Heap, page: *mut Page, count: usize
 // ---------------------------------------------------------------------------
 // Slow paths of free.
 
-/// A local free left the page empty, or the page was on the full list.
+/// A local free of `block` that empties its page, or into a page on the
+/// full list: pushes the block under the slow-path lock, then retires or
+/// requeues the page.
 ///
 /// # Safety
-/// `page` must be a live page of `heap`, the calling thread's heap.
+/// `page` must be a live page of `heap`, the calling thread's heap, and
+/// `block` one of its blocks in use.
 #[cold]
 #[inline(never)]
-pub unsafe fn free_local_slow(heap: &mut Heap, page: *mut Page) {
+pub unsafe fn free_local_slow(heap: &mut Heap, page: *mut Page, block: *mut page::Block) {
     // free must preserve errno; purging could change it.
     let saved = os::errno();
-    // SAFETY: the caller guarantees the page and heap are ours.
+    // SAFETY: the caller guarantees the page, block and heap are ours.
     unsafe {
         let _l = SlowLock::lock(heap);
+        let p = &mut *page;
+        page::set_next(block, p.free, p.key);
+        (*block).mark = p.key;
+        p.free = block;
+        p.used = p.used.wrapping_sub(1);
         free_local_slow_inner(heap, page);
     }
     os::set_errno(saved);
+}
+
+/// Set by remote freers when they notify a heap: the next thread about to
+/// map a segment looks for dormant heaps whose pages were freed entirely.
+static NOTIFY_PENDING: AtomicBool = AtomicBool::new(false);
+/// When that look last happened (coarse ms): at most once per purge delay.
+static LAST_DORMANT_SCAN: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// The number of blocks on a page's remote list, counted from a snapshot of
+/// its head. Blocks below the head do not change until a holder of the
+/// owner's slow-path lock takes the list.
+///
+/// # Safety
+/// The caller holds the slow-path lock of the page's heap.
+unsafe fn remote_count(page: &Page) -> u32 {
+    let mut cur = (page.thread_free.load(Ordering::Acquire) & !TF_FLAGS) as *mut page::Block;
+    let limit = page.reserved + 1;
+    let mut n = 0;
+    while !cur.is_null() && n < limit {
+        if !page::same_segment(cur, page) {
+            break;
+        }
+        n += 1;
+        // SAFETY: `cur` is a free block of this page on its remote list.
+        cur = unsafe { page::next_of(cur, page.key) };
+    }
+    n
+}
+
+/// Takes back, in a heap whose owner is another (perhaps dormant) thread,
+/// the pages on its notify list whose every block in use was freed by
+/// other threads: their spans go back to the heap's segments (and empty
+/// segments to the retention policy), so other threads can reuse them. A
+/// page with a live block is left for its owner (put back on the list).
+/// Safe against the owner's fast paths: those never touch a page on the
+/// full list (a local free into one takes the slow path and this lock),
+/// and a page with no live block cannot be freed into by its owner.
+///
+/// # Safety
+/// The caller holds `heap`'s slow-path lock and `heap` is not its own.
+unsafe fn collect_freed_pages(heap: &mut Heap) {
+    let mut page = heap.notify.swap(ptr::null_mut(), Ordering::Acquire);
+    let mut kept: *mut Page = ptr::null_mut();
+    while !page.is_null() {
+        // SAFETY: pages on the notify list are live pages of this heap; the
+        // lock excludes the owner's slow paths.
+        unsafe {
+            let next = (*page).notify_next;
+            let p = &mut *page;
+            let large = p.flags & FLAG_LARGE != 0;
+            let used = p.used_count();
+            if (large || p.is_in_full()) && used != 0 && remote_count(p) == used {
+                heap.counters.notifications += 1;
+                heap.counters.remote_collected += page::collect_remote(p, true) as u64;
+                if !large {
+                    heap.full.remove(page);
+                    p.used &= !IN_FULL;
+                }
+                free_page(heap, page);
+            } else {
+                (*page).notify_next = kept;
+                kept = page;
+            }
+            page = next;
+        }
+    }
+    while !kept.is_null() {
+        // SAFETY: the kept pages stay notified (TF_NOTIFIED set) for the owner.
+        unsafe {
+            let next = (*kept).notify_next;
+            push_notify(heap, kept);
+            kept = next;
+        }
+    }
+}
+
+/// Takes back the fully freed pages of other live heaps (see
+/// [`collect_freed_pages`]): of every heap when `dormant_only` is false
+/// (statistics, malloc_trim), else of heaps whose owner has not been in a
+/// slow path for a purge delay, at most once per delay (a thread about to
+/// map a new segment). Heaps whose lock is busy are skipped.
+pub fn collect_other_heaps(dormant_only: bool) {
+    let now = os::now_ms();
+    let delay = options::purge_delay_ms();
+    if dormant_only {
+        if !NOTIFY_PENDING.load(Ordering::Relaxed) {
+            return;
+        }
+        let last = LAST_DORMANT_SCAN.load(Ordering::Relaxed);
+        if now < last + delay.max(1)
+            || LAST_DORMANT_SCAN.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
+        {
+            return;
+        }
+    }
+    NOTIFY_PENDING.store(false, Ordering::Relaxed);
+    let me = tls::current();
+    let first = {
+        let _g = GlobalGuard::lock();
+        // SAFETY: GLOBAL is held.
+        unsafe { HEAPS.get() }.all
+    };
+    let mut heap = first;
+    while !heap.is_null() {
+        // SAFETY: registered heaps are valid forever; the registry only
+        // grows at its head.
+        unsafe {
+            let h = &*heap;
+            if heap != me
+                && h.owned
+                && !h.notify.load(Ordering::Relaxed).is_null()
+                && (!dormant_only || h.last_active.load(Ordering::Relaxed) + delay <= now)
+            {
+                if let Some(_l) = SlowLock::try_lock(heap) {
+                    collect_freed_pages(&mut *heap);
+                } else {
+                    NOTIFY_PENDING.store(true, Ordering::Relaxed);
+                }
+            }
+            heap = (*heap).registry_next;
+        }
+    }
 }
 
 /// # Safety
@@ -1078,6 +1218,8 @@ pub unsafe fn push_notify(heap: *mut Heap, page: *mut Page) {
         // itself when it holds pages.
         if !(*heap).owned {
             PARKED_PENDING.store(true, Ordering::Relaxed);
+        } else if !NOTIFY_PENDING.load(Ordering::Relaxed) {
+            NOTIFY_PENDING.store(true, Ordering::Relaxed);
         }
     }
 }

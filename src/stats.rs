@@ -57,6 +57,7 @@ pub fn gather() -> Totals {
     // Blocks other threads freed into the heaps of exited threads are not
     // in use: take them back first, so the figures are exact.
     heap::collect_parked(false);
+    heap::collect_other_heaps(false);
     let mut t = Totals {
         allocated: 0,
         active: 0,
