@@ -55,11 +55,17 @@ pub fn free(p: *mut u8) {
         // already free. Feature `unchecked-free` drops them, only to
         // measure what they cost.
         #[cfg(not(feature = "unchecked-free"))]
-        if !(*page).is_block_start(addr) || (*block).mark == (*page).key {
+        if !(*page).is_block_start(addr) {
             return free_slow(p, "free");
         }
+        // Another thread's block (and, under memcheck, every block): the
+        // remote path makes the double-free test itself.
         if (*page).heap != heap {
             return free_remote(page, block);
+        }
+        #[cfg(not(feature = "unchecked-free"))]
+        if (*block).mark == (*page).key {
+            return free_slow(p, "free");
         }
         free_local(&mut *heap, &mut *page, block);
     }
@@ -149,13 +155,18 @@ pub fn small_block_fits(p: *mut u8, size: usize) -> bool {
 /// page). Huge blocks and free slices (no heap) go to the slow path.
 ///
 /// # Safety
-/// `block` must be a carved block start of `page` whose mark is clear.
+/// `block` must be a carved block start of `page`.
 #[inline(never)]
 unsafe fn free_remote(page: *mut Page, block: *mut Block) {
+    // Under memcheck no thread owns a heap, so every free arrives here:
+    // memcheck mode takes it (see `abi::malloc::malloc_slow`).
+    if crate::valgrind::active() {
+        return crate::valgrind::free(block as *mut u8, "free");
+    }
     // SAFETY: the caller checked the block against its live page.
     unsafe {
         let owner = (*page).heap;
-        if owner.is_null() {
+        if owner.is_null() || (*block).mark == (*page).key {
             return free_slow(block as *mut u8, "free");
         }
         if page::push_remote(&*page, block) {
@@ -193,6 +204,21 @@ unsafe fn free_local(heap: &mut Heap, page: &mut Page, block: *mut Block) {
 #[cold]
 #[inline(never)]
 pub fn free_slow(p: *mut u8, func: &str) {
+    if p.is_null() {
+        return;
+    }
+    // Memcheck mode: every free the fast path does not finish arrives
+    // here or in `free_remote` (see `abi::malloc::malloc_slow`).
+    if crate::valgrind::active() {
+        return crate::valgrind::free(p, func);
+    }
+    free_slow_engine(p, func);
+}
+
+/// The engine part of [`free_slow`] (memcheck mode calls it directly).
+#[cold]
+#[inline(never)]
+pub fn free_slow_engine(p: *mut u8, func: &str) {
     if p.is_null() {
         return;
     }

@@ -433,6 +433,13 @@ pub fn is_real(heap: *mut Heap) -> bool {
 #[inline(never)]
 fn thread_heap_slow() -> *mut Heap {
     crate::init::ensure();
+    // Under valgrind's memcheck no thread owns a heap: every allocation
+    // misses the fast path and every free is a remote free, which is where
+    // memcheck mode (`valgrind.rs`) hooks in.
+    if crate::valgrind::active() {
+        tls::set_current(SHARED_MARK.get());
+        return SHARED_MARK.get();
+    }
     // The arena limit (`options::arena_max`): with a limit `n`, the first
     // `n - 1` threads (at least one) that need a heap own one and every
     // later thread shares the shared heap, as ptmalloc's `reused_arena`
@@ -616,7 +623,11 @@ pub fn purge_other_heaps(all: bool) {
         unsafe {
             if heap != me && (*heap).owned {
                 if let Some(_l) = SlowLock::try_lock(heap) {
-                    collect_freed_pages(&mut *heap);
+                    if heap == SHARED_HEAP.load(Ordering::Relaxed) {
+                        collect(&mut *heap, all);
+                    } else {
+                        collect_freed_pages(&mut *heap);
+                    }
                     if all {
                         purge(&mut *heap, true);
                     } else {
@@ -1104,6 +1115,12 @@ pub fn collect_other_heaps(dormant_only: bool) {
                 } else {
                     NOTIFY_PENDING.store(true, Ordering::Relaxed);
                 }
+            }
+            if !dormant_only && heap == SHARED_HEAP.load(Ordering::Relaxed) {
+                // The shared heap has no owner: whoever holds its lock may
+                // take back every remote free (its users free only remotely).
+                let _l = SlowLock::lock(heap);
+                collect(&mut *heap, false);
             }
             heap = (*heap).registry_next;
         }

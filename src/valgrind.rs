@@ -222,7 +222,7 @@ pub fn free(p: *mut u8, func: &str) {
         request(FREELIKE_BLOCK, p as usize, 0, 0, 0, 0);
     }
     let _q = Quiet::new();
-    free::free_slow(p, func);
+    free::free_slow_engine(p, func);
 }
 
 /// realloc in memcheck mode, for non-null `p` and non-zero `size`.

@@ -24,9 +24,8 @@ use crate::{alloc, diag, free};
 /// Any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn ptrs_cxx_alloc(size: usize) -> *mut c_void {
-    if crate::valgrind::maybe_active() {
-        return cxx_alloc_slow(size);
-    }
+    // Memcheck mode is decided and handled in the slow path (see
+    // `abi::malloc::malloc_slow`).
     let p = alloc::try_malloc_fast(size);
     if !p.is_null() {
         return p.cast();
@@ -62,18 +61,15 @@ pub extern "C" fn ptrs_cxx_alloc_aligned(size: usize, align: usize) -> *mut c_vo
 /// `p` must be null or a live block from this allocator.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ptrs_cxx_free(p: *mut c_void) {
-    if crate::valgrind::maybe_active() && crate::valgrind::active() {
-        return crate::valgrind::free(p.cast(), "operator delete");
-    }
+    // Memcheck mode: free's remote path routes it (see `free::free_remote`).
     free::free(p.cast())
 }
 
 /// The sized and aligned deletes in memcheck mode: the size is checked
 /// against what the program asked for, then the block goes as `free`'s.
 #[cold]
-fn cxx_free_memcheck(p: *mut c_void, size: usize, func: &str) {
-    if !p.is_null() && size > crate::valgrind::usable_size(p.cast()) {
-        crate::diag::heap_error(func, "size or alignment does not match the block", p as usize);
+fn cxx_free_memcheck(p: *mut c_void, size: usize, align: usize, func: &str) {
+    if !p.is_null() && !super::malloc::sized_free_ok(p, size, align, func) {
         return;
     }
     crate::valgrind::free(p.cast(), func)
@@ -90,7 +86,7 @@ fn cxx_free_memcheck(p: *mut c_void, size: usize, func: &str) {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ptrs_cxx_free_sized(p: *mut c_void, size: usize) {
     if crate::valgrind::maybe_active() && crate::valgrind::active() {
-        return cxx_free_memcheck(p, size, "operator delete");
+        return cxx_free_memcheck(p, size, 0, "operator delete");
     }
     free::free_checked(p.cast(), size, 0, "operator delete")
 }
@@ -103,7 +99,7 @@ pub unsafe extern "C" fn ptrs_cxx_free_sized(p: *mut c_void, size: usize) {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ptrs_cxx_free_sized_array(p: *mut c_void, size: usize) {
     if crate::valgrind::maybe_active() && crate::valgrind::active() {
-        return cxx_free_memcheck(p, size, "operator delete[]");
+        return cxx_free_memcheck(p, size, 0, "operator delete[]");
     }
     free::free_checked(p.cast(), size, 0, "operator delete[]")
 }
@@ -119,7 +115,7 @@ pub unsafe extern "C" fn ptrs_cxx_free_sized_array(p: *mut c_void, size: usize) 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ptrs_cxx_free_aligned(p: *mut c_void, size: usize, align: usize) {
     if crate::valgrind::maybe_active() && crate::valgrind::active() {
-        return cxx_free_memcheck(p, size, "operator delete");
+        return cxx_free_memcheck(p, size, align, "operator delete");
     }
     free::free_checked(p.cast(), size, align, "operator delete")
 }
@@ -132,7 +128,7 @@ pub unsafe extern "C" fn ptrs_cxx_free_aligned(p: *mut c_void, size: usize, alig
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ptrs_cxx_free_aligned_array(p: *mut c_void, size: usize, align: usize) {
     if crate::valgrind::maybe_active() && crate::valgrind::active() {
-        return cxx_free_memcheck(p, size, "operator delete[]");
+        return cxx_free_memcheck(p, size, align, "operator delete[]");
     }
     free::free_checked(p.cast(), size, align, "operator delete[]")
 }

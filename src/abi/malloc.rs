@@ -9,9 +9,6 @@ use crate::{alloc, free, os, valgrind};
 /// C ABI: any size.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
-    if valgrind::maybe_active() {
-        return malloc_memcheck(size);
-    }
     let p = alloc::try_malloc_fast(size);
     if !p.is_null() {
         return p.cast();
@@ -19,21 +16,17 @@ pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
     malloc_slow(size)
 }
 
-/// malloc before the first call has decided whether memcheck runs, and in
-/// memcheck mode (see `valgrind`); out of line, as `malloc_slow`.
-#[cold]
+/// The rest of malloc, out of line so the fast path needs no stack frame.
+/// Memcheck mode (see `valgrind`) is decided here: under memcheck no
+/// thread ever gets a heap of its own (`heap::thread_heap_slow`), so
+/// every malloc misses the fast path and arrives here, and every free is
+/// a remote free (`free::free_remote` routes it); natively the fast paths
+/// pay nothing for memcheck mode.
 #[inline(never)]
-fn malloc_memcheck(size: usize) -> *mut c_void {
+fn malloc_slow(size: usize) -> *mut c_void {
     if valgrind::active() {
         return or_enomem(valgrind::alloc(size, 0, false), size);
     }
-    // SAFETY: natively, the plain path (the answer is now cached).
-    unsafe { malloc(size) }
-}
-
-/// The rest of malloc, out of line so the fast path needs no stack frame.
-#[inline(never)]
-fn malloc_slow(size: usize) -> *mut c_void {
     or_enomem(alloc::malloc_generic(size), size)
 }
 
@@ -41,20 +34,7 @@ fn malloc_slow(size: usize) -> *mut c_void {
 /// `p` must be null or a live block from this allocator.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn free(p: *mut c_void) {
-    if valgrind::maybe_active() {
-        return free_memcheck(p);
-    }
-    free::free(p.cast())
-}
-
-/// free before the first call has decided whether memcheck runs, and in
-/// memcheck mode; out of line so that free's fast path keeps no frame.
-#[cold]
-#[inline(never)]
-fn free_memcheck(p: *mut c_void) {
-    if valgrind::active() {
-        return valgrind::free(p.cast(), "free");
-    }
+    // Memcheck mode: see `malloc_slow`.
     free::free(p.cast())
 }
 
@@ -146,8 +126,17 @@ pub unsafe extern "C" fn free_aligned_sized(p: *mut c_void, align: usize, size: 
 
 /// The size check of free_sized and free_aligned_sized (see
 /// `free::size_matches`); in memcheck mode against the requested size.
-fn sized_free_ok(p: *mut c_void, size: usize, align: usize, func: &str) -> bool {
+pub(crate) fn sized_free_ok(p: *mut c_void, size: usize, align: usize, func: &str) -> bool {
     if valgrind::active() {
+        let known = {
+            let _q = valgrind::Quiet::new();
+            // SAFETY: block_info validates `p` before reading any header.
+            unsafe { free::block_info(p.cast()) }.is_some()
+        };
+        if !known {
+            free::report_invalid(func, p.cast());
+            return false;
+        }
         // The engine block also holds the redzone: a size above the one
         // the program asked for is a mismatch the engine would not see.
         if size > valgrind::usable_size(p.cast()) {
