@@ -405,7 +405,7 @@ if [ "$MODE" = run ]; then
     "$PY" "$ROOT/scripts/bench_report.py" results --raw "$CSV" --md "$OUT/results.md" \
         --svg "$OUT/results.svg" --reps "$REPS" --scale "$SCALE" --elapsed $(($(date +%s) - START)) \
         --commit "$BENCH_REV" --trace-dir "$TRACE" $(trace_args) $(alloc_args)
-    log "wrote $OUT/results.md, $OUT/results.svg, $OUT/raw.csv$(trace_args | sed 's/--trace [a-z0-9]*=/, /g') ($(($(date +%s) - START)) s)"
+    log "wrote $OUT/results.md, $OUT/results.svg, $OUT/raw.csv$(trace_args | sed 's/--trace [a-z0-9]*=/, /g; s/ *$//; s/ ,/,/g') ($(($(date +%s) - START)) s)"
 else
     THREADS=${BENCH_THREADS:-"1 2 4 8 16"}
     CSV=$OUT/scaling.csv
