@@ -339,8 +339,8 @@ def lifecycle_section(workloads, allocs, cell):
 
 
 TRACE_TITLE = {
-    "burst": "64 threads build ~1.5 MiB, free it, exit; 500 ms idle; malloc_trim",
-    "rounds16k": "4 rounds of building 16 KiB blocks (20000 at scale 1), freeing all",
+    "burst": "64 threads build, free ~1.5 MiB, exit; idle; trim",
+    "rounds16k": "build 16 KiB blocks, free all; 4 rounds",
 }
 
 
