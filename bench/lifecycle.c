@@ -24,9 +24,18 @@
  *                                       and blocks; main trims: RSS
  *
  * Output: key=value lines (see common.h).  Times in seconds, RSS in KiB.
+ *
+ * RSS trace: with LIFECYCLE_RSS_TRACE=PATH in the environment a sampler
+ * thread writes "ms rss_kb" lines to PATH every 2 ms (ms since the sampler
+ * started, RSS from /proc/self/statm) until the mode returns, then one last
+ * sample.  The sampler allocates nothing: /proc/self/statm is opened once and
+ * read with pread(2), lines are formatted by hand into a static buffer and
+ * written with write(2).  Its thread (stack from mmap) exists under every
+ * allocator alike; scripts/bench.sh runs traced runs apart from the timed ones.
  */
 #include "common.h"
 
+#include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <sys/resource.h>
@@ -51,6 +60,116 @@ static void touch(char *p, size_t n)
     for (size_t o = 0; o < n; o += 4096)
         p[o] = 1;
     p[n - 1] = 1;
+}
+
+/* ---- RSS trace sampler ---------------------------------------------- */
+static int trace_fd = -1, statm_fd = -1;
+static int trace_stop;
+static pthread_t trace_thread;
+static char trace_buf[1 << 16];
+static size_t trace_len;
+
+static void trace_flush(void)
+{
+    size_t o = 0;
+    while (o < trace_len) {
+        ssize_t w = write(trace_fd, trace_buf + o, trace_len - o);
+        if (w <= 0)
+            break;
+        o += (size_t)w;
+    }
+    trace_len = 0;
+}
+
+static void trace_put_u64(unsigned long v)
+{
+    char d[24];
+    int n = 0;
+    do {
+        d[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        trace_buf[trace_len++] = d[--n];
+}
+
+static void trace_sample(const struct timespec *t0, long page_kb)
+{
+    char b[128];
+    ssize_t n = pread(statm_fd, b, sizeof b - 1, 0);
+    if (n <= 0)
+        return;
+    b[n] = 0;
+    /* second field: resident pages */
+    char *q = b;
+    while (*q && *q != ' ')
+        q++;
+    unsigned long res = strtoul(q, NULL, 10);
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    long us = (t.tv_sec - t0->tv_sec) * 1000000L + (t.tv_nsec - t0->tv_nsec) / 1000;
+    if (us < 0)
+        us = 0;
+    if (trace_len > sizeof trace_buf - 64)
+        trace_flush();
+    trace_put_u64((unsigned long)us / 1000);
+    trace_buf[trace_len++] = '.';
+    trace_put_u64((unsigned long)(us % 1000) / 100);
+    trace_buf[trace_len++] = ' ';
+    trace_put_u64(res * (unsigned long)page_kb);
+    trace_buf[trace_len++] = '\n';
+}
+
+static void *trace_main(void *arg)
+{
+    (void)arg;
+    long page_kb = sysconf(_SC_PAGESIZE) / 1024;
+    struct timespec t0, next;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    next = t0;
+    for (;;) {
+        int stop = __atomic_load_n(&trace_stop, __ATOMIC_ACQUIRE);
+        trace_sample(&t0, page_kb);
+        if (stop)
+            break;
+        next.tv_nsec += 2000000;
+        if (next.tv_nsec >= 1000000000) {
+            next.tv_nsec -= 1000000000;
+            next.tv_sec++;
+        }
+        /* late (the sampler was not scheduled): no catch-up burst */
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec > next.tv_sec || (now.tv_sec == next.tv_sec && now.tv_nsec > next.tv_nsec))
+            next = now;
+        clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+    }
+    trace_flush();
+    return NULL;
+}
+
+static void trace_start(void)
+{
+    const char *path = getenv("LIFECYCLE_RSS_TRACE");
+    if (!path || !*path)
+        return;
+    trace_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (trace_fd < 0 || statm_fd < 0)
+        die("LIFECYCLE_RSS_TRACE: cannot open the trace file or /proc/self/statm");
+    if (pthread_create(&trace_thread, NULL, trace_main, NULL))
+        die("LIFECYCLE_RSS_TRACE: cannot start the sampler thread");
+}
+
+static void trace_end(void)
+{
+    if (trace_fd < 0)
+        return;
+    __atomic_store_n(&trace_stop, 1, __ATOMIC_RELEASE);
+    pthread_join(trace_thread, NULL);
+    close(trace_fd);
+    close(statm_fd);
+    trace_fd = -1;
 }
 
 /* ---- rounds ---------------------------------------------------------- */
@@ -389,7 +508,7 @@ static int idletrim(void)
     return 0;
 }
 
-int main(int argc, char **argv)
+static int run_mode(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "";
     if (!strcmp(mode, "rounds"))
@@ -411,4 +530,13 @@ int main(int argc, char **argv)
         return idletrim();
     fprintf(stderr, "usage: lifecycle rounds|largeset|reallocgrow|burst|exited|dormant|latedtor|idletrim\n");
     return 2;
+}
+
+int main(int argc, char **argv)
+{
+    trace_start();
+    int rc = run_mode(argc, argv);
+    fflush(stdout);
+    trace_end();
+    return rc;
 }

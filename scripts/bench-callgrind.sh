@@ -12,10 +12,15 @@
 # of each profile with their object file as evidence.
 #
 # Environment: BENCH_ALLOCATORS, BENCH_PTRS_LIB, BENCH_EXTRA_<name> as in
-# bench.sh; BENCH_CALLGRIND_N (default 1000000); BENCH_OUT (default bench).
+# bench.sh; BENCH_CALLGRIND_N (default 1000000); BENCH_OUT (default bench);
+# BENCH_ALLOW_DIRTY=1 to run from a tree with uncommitted changes (refused
+# otherwise). callgrind.md names the commit (git rev-parse --short HEAD[-dirty]).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+# shellcheck source=scripts/bench-rev.sh
+. "$ROOT/scripts/bench-rev.sh"
+BENCH_REV=$(bench_rev "$ROOT") || exit 1
 OUT=$ROOT/${BENCH_OUT:-bench}
 BUILD=$ROOT/build/bench
 CG=$BUILD/callgrind
@@ -50,6 +55,7 @@ MD=$OUT/callgrind.md
 {
     echo "# ptrs benchmark: instructions per malloc+free (callgrind)"
     echo
+    echo "- commit: $BENCH_REV"
     echo "- date: $(date '+%Y-%m-%d %H:%M'); $(valgrind --version); N = $N"
     echo "- pair: N x { p = malloc(s); free(p); }, s cycling 16/32/64/128"
     echo "- batch: N/100 x { 100 x malloc(s); 100 x free }, same sizes (a non-trivial free list)"

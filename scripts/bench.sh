@@ -12,7 +12,9 @@
 #   BENCH_QUICK=1         smoke run: scale x0.05 and 1 repetition (unless BENCH_REPS set)
 #   BENCH_ALLOCATORS="glibc jemalloc mimalloc tcmalloc ptrs"
 #   BENCH_WORKLOADS="churn larson larson4 prodcons falsesharing realloc mixedlarge
-#                    frag threadchurn redis sqlite python cxx"
+#                    frag threadchurn redis sqlite python cxx
+#                    rounds16k rounds1k rounds256k largeset reallocgrow burst
+#                    exited dormant latedtor idletrim"  (the last ten: bench/lifecycle.c)
 #   BENCH_PTRS_LIB=path   the ptrs library (default target/release/libptrs.so)
 #   BENCH_EXTRA_<name>=path  an extra allocator <name> (e.g. BENCH_EXTRA_ptrs2=...);
 #                         added to the default allocator list, or name it in
@@ -24,6 +26,14 @@
 #   BENCH_PYTHONMALLOC=malloc  PYTHONMALLOC of the python workload ("" = pymalloc)
 #   BENCH_REDIS_KEYSPACE=100000  redis-benchmark -r (random keys); 0 = single key
 #   BENCH_OUT=bench       where results go (relative to the repo root)
+#   BENCH_ALLOW_DIRTY=1   run from a git tree with uncommitted changes (refused
+#                         otherwise); results are then marked <commit>-dirty
+#
+# Every results file names the commit (git rev-parse --short HEAD): results.md
+# and scaling.md in their header, raw.csv / scaling.csv in a "commit" column,
+# the SVGs in their title.  When burst or rounds16k run, each allocator runs
+# them once more with LIFECYCLE_RSS_TRACE (RSS sampled every 2 ms; untimed,
+# traces in build/bench/trace/) for rss-burst.svg and rss-rounds.svg.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -50,6 +60,11 @@ TIMEOUT=${BENCH_TIMEOUT:-600}
 C_WORKLOADS="churn larson prodcons falsesharing realloc mixedlarge frag threadchurn"
 ALL_WORKLOADS="churn larson larson4 prodcons falsesharing realloc mixedlarge frag threadchurn redis sqlite python cxx"
 SCALING_WORKLOADS="larson prodcons falsesharing"
+# memory-lifecycle workloads: modes of bench/lifecycle.c (see lifecycle_args)
+LIFECYCLE_WORKLOADS="rounds16k rounds1k rounds256k largeset reallocgrow burst exited dormant latedtor idletrim"
+ALL_WORKLOADS="$ALL_WORKLOADS $LIFECYCLE_WORKLOADS"
+# workloads traced for the RSS-over-time charts: workload=chart name
+TRACED_WORKLOADS="burst=rss-burst rounds16k=rss-rounds"
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
@@ -127,7 +142,7 @@ ensure_ptrs() {
 build_workloads() {
     mkdir -p "$BUILD"
     local w
-    for w in $C_WORKLOADS fastpath benchrun; do
+    for w in $C_WORKLOADS lifecycle fastpath benchrun; do
         if [ ! -x "$BUILD/$w" ] || [ "$SRC/$w.c" -nt "$BUILD/$w" ] || [ "$SRC/common.h" -nt "$BUILD/$w" ]; then
             gcc -O2 -pthread -Wall -o "$BUILD/$w" "$SRC/$w.c" -lm -ldl || die "cannot build $w"
         fi
@@ -164,7 +179,7 @@ record() { # rep alloc workload threads <key=value lines on stdin>
     local rep=$1 alloc=$2 wl=$3 thr=$4 line
     while IFS= read -r line; do
         if [[ $line =~ ^([a-z0-9_]+)=(-?[0-9][0-9.eE+-]*)$ ]]; then
-            echo "$rep,$alloc,$wl,$thr,${BASH_REMATCH[1]},${BASH_REMATCH[2]}" >>"$CSV"
+            echo "$rep,$alloc,$wl,$thr,${BASH_REMATCH[1]},${BASH_REMATCH[2]},$BENCH_REV" >>"$CSV"
         fi
     done
 }
@@ -232,6 +247,21 @@ run_redis() { # lib -> key=value lines
         }'
 }
 
+# n scaled by SCALE, at least min
+scaled_n() { awk -v s="$SCALE" -v n="$1" -v m="$2" 'BEGIN { r = int(n * s); if (r < m) r = m; print r }'; }
+
+# arguments of bench/lifecycle.c for a lifecycle workload (sizes of the issue
+# at scale 1; largeset and reallocgrow scale themselves with BENCH_SCALE)
+lifecycle_args() {
+    case $1 in
+        rounds16k) echo "rounds 16384 $(scaled_n 20000 200) 4" ;;
+        rounds1k) echo "rounds 1024 $(scaled_n 100000 1000) 4" ;;
+        rounds256k) echo "rounds 262144 $(scaled_n 1000 20) 4" ;;
+        latedtor) echo "latedtor $(scaled_n 3000 100)" ;;
+        *) echo "$1" ;;
+    esac
+}
+
 run_one() { # alloc workload threads -> key=value lines
     local alloc=$1 wl=$2 thr=$3 lib
     lib=$(lib_for "$alloc")
@@ -241,6 +271,10 @@ run_one() { # alloc workload threads -> key=value lines
         churn | realloc | mixedlarge | frag) "${run[@]}" -- "$BUILD/$wl" ;;
         larson | prodcons | falsesharing | cxx) "${run[@]}" -- "$BUILD/$wl" "$thr" ;;
         threadchurn) "${run[@]}" -- "$BUILD/threadchurn" ;;
+        rounds16k | rounds1k | rounds256k | largeset | reallocgrow | burst | exited | dormant | latedtor | idletrim)
+            # shellcheck disable=SC2046
+            "${run[@]}" -- "$BUILD/lifecycle" $(lifecycle_args "$wl")
+            ;;
         sqlite)
             local sql
             sql=$(sqlite_script)
@@ -283,6 +317,34 @@ run_matrix() { # reps workloads threads-list
     done
 }
 
+# One more, untimed, run of each traced workload per allocator with the RSS
+# sampler on: build/bench/trace/<workload>.<allocator>.txt ("ms rss_kb" lines).
+run_traces() {
+    local tw wl a lib
+    rm -rf "$TRACE"
+    mkdir -p "$TRACE"
+    for tw in $TRACED_WORKLOADS; do
+        wl=${tw%%=*}
+        case " $WORKLOADS " in *" $wl "*) ;; *) continue ;; esac
+        for a in $ALLOCATORS; do
+            lib=$(lib_for "$a")
+            # shellcheck disable=SC2046
+            LIFECYCLE_RSS_TRACE=$TRACE/$wl.$a.txt "$BUILD/benchrun" -t "$TIMEOUT" -p "$lib" -- \
+                "$BUILD/lifecycle" $(lifecycle_args "$wl") >/dev/null 2>>"$BUILD/stderr.log" ||
+                log "trace run failed: $a $wl"
+            log "traced $wl $a: $(wc -l <"$TRACE/$wl.$a.txt" 2>/dev/null || echo 0) samples"
+        done
+    done
+}
+
+trace_args() {
+    local tw
+    for tw in $TRACED_WORKLOADS; do
+        case " $WORKLOADS " in *" ${tw%%=*} "*) ;; *) continue ;; esac
+        printf -- '--trace %s=%s ' "${tw%%=*}" "$OUT/${tw#*=}.svg"
+    done
+}
+
 check_allocators() {
     local a lib
     for a in $ALLOCATORS; do
@@ -318,6 +380,10 @@ WORKLOADS=$(echo $WORKLOADS)
 for wl in $WORKLOADS; do
     case " $ALL_WORKLOADS " in *" $wl "*) ;; *) die "unknown workload '$wl'" ;; esac
 done
+# shellcheck source=scripts/bench-rev.sh
+. "$ROOT/scripts/bench-rev.sh"
+BENCH_REV=$(bench_rev "$ROOT") || exit 1
+TRACE=$BUILD/trace
 
 install_deps
 build_workloads
@@ -328,22 +394,26 @@ mkdir -p "$OUT"
 START=$(date +%s)
 if [ "$MODE" = run ]; then
     CSV=$OUT/raw.csv
-    echo "rep,allocator,workload,threads,metric,value" >"$CSV"
+    echo "rep,allocator,workload,threads,metric,value,commit" >"$CSV"
     log "allocators: $ALLOCATORS"
     log "workloads: $WORKLOADS"
     log "reps $REPS, scale $SCALE${QUICK:+ (quick)}"
+    log "commit $BENCH_REV"
     run_matrix "$REPS" "$WORKLOADS" 2
+    run_traces
+    # shellcheck disable=SC2046
     "$PY" "$ROOT/scripts/bench_report.py" results --raw "$CSV" --md "$OUT/results.md" \
         --svg "$OUT/results.svg" --reps "$REPS" --scale "$SCALE" --elapsed $(($(date +%s) - START)) \
-        $(alloc_args)
-    log "wrote $OUT/results.md, $OUT/results.svg, $OUT/raw.csv ($(($(date +%s) - START)) s)"
+        --commit "$BENCH_REV" --trace-dir "$TRACE" $(trace_args) $(alloc_args)
+    log "wrote $OUT/results.md, $OUT/results.svg, $OUT/raw.csv$(trace_args | sed 's/--trace [a-z0-9]*=/, /g; s/ *$//; s/ ,/,/g') ($(($(date +%s) - START)) s)"
 else
     THREADS=${BENCH_THREADS:-"1 2 4 8 16"}
     CSV=$OUT/scaling.csv
-    echo "rep,allocator,workload,threads,metric,value" >"$CSV"
+    echo "rep,allocator,workload,threads,metric,value,commit" >"$CSV"
     log "scaling: threads $THREADS, workloads $WORKLOADS, allocators $ALLOCATORS, reps $REPS"
     run_matrix "$REPS" "$WORKLOADS" "$THREADS"
     "$PY" "$ROOT/scripts/bench_report.py" scaling --raw "$CSV" --md "$OUT/scaling.md" \
-        --reps "$REPS" --scale "$SCALE" --elapsed $(($(date +%s) - START)) $(alloc_args)
+        --reps "$REPS" --scale "$SCALE" --elapsed $(($(date +%s) - START)) \
+        --commit "$BENCH_REV" $(alloc_args)
     log "wrote $OUT/scaling.md, $OUT/scaling.csv ($(($(date +%s) - START)) s)"
 fi

@@ -5,8 +5,12 @@
       --reps 5 --scale 1 --alloc glibc= --alloc ptrs=target/release/libptrs.so ...
   bench_report.py scaling --raw bench/scaling.csv --md bench/scaling.md --alloc ...
 
-raw CSV columns: rep,allocator,workload,threads,metric,value (one line per
-metric per run).  Medians over the repetitions are reported.  Only the
+Options: --commit REV (named in every file written), --trace-dir DIR and
+--trace WORKLOAD=OUT.svg (RSS-over-time chart of DIR/WORKLOAD.<allocator>.txt,
+"ms rss_kb" lines from bench/lifecycle.c's LIFECYCLE_RSS_TRACE sampler).
+
+raw CSV columns: rep,allocator,workload,threads,metric,value[,commit] (one line
+per metric per run).  Medians over the repetitions are reported.  Only the
 standard library is used (the chart is written as SVG text directly).
 """
 import argparse
@@ -40,7 +44,21 @@ DESCR = {
     "sqlite": "sqlite3 CLI, 200k INSERTs in transactions, indexes, group-by (:memory:)",
     "python": "python3 allocation-heavy script (PYTHONMALLOC=malloc)",
     "cxx": "C++, 2 threads: std::map, std::string, std::unordered_map, std::vector growth, shared_ptrs released on other threads (operator new / sized delete)",
+    # bench/lifecycle.c
+    "rounds16k": "lifecycle rounds 16384 20000 4: build 20000 blocks of 16 KiB (one byte written per 4 KiB), free all, 4 rounds; faults and time per block from round 2 on",
+    "rounds1k": "lifecycle rounds 1024 100000 4: the same with 100000 blocks of 1 KiB",
+    "rounds256k": "lifecycle rounds 262144 1000 4: the same with 1000 blocks of 256 KiB",
+    "largeset": "24 live blocks of 64 KiB..4 MiB (log-uniform) replaced at random, 16 small replacements between; RSS after freeing them (25 ms later, after one more malloc)",
+    "reallocgrow": "exact-size string builders, vectors doubling to 4 MiB, buffers grown by 64 KiB to 8 MiB; RSS after freeing (25 ms later, after one more malloc)",
+    "burst": "64 threads build and free ~1.5 MiB each and exit; RSS after the joins, after 500 ms idle, after malloc_trim(0)",
+    "exited": "a thread allocates 600k blocks of 64..191 B (~66 MiB) and exits; main frees them and builds the same set: RSS peak of the rebuild",
+    "dormant": "thread A allocates the set and sleeps; B frees it; C builds the same set: RSS peak of the rebuild",
+    "latedtor": "3000 threads whose pthread key destructor allocates 4 KiB in every destructor round: RSS growth",
+    "idletrim": "a worker allocates 2M blocks of 64..160 B, frees all but 1 in 40000 and blocks; main calls malloc_trim(0): RSS",
 }
+
+LIFECYCLE = ["rounds16k", "rounds1k", "rounds256k", "largeset", "reallocgrow", "burst",
+             "exited", "dormant", "latedtor", "idletrim"]
 
 PALETTE = ["#7f7f7f", "#1f77b4", "#2ca02c", "#9467bd", "#d62728",
            "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
@@ -112,6 +130,7 @@ def meta_lines(args, allocs):
         pass
     libs = dict(a.split("=", 1) for a in args.alloc)
     out = [
+        f"- commit: {args.commit or 'not recorded'}",
         f"- date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
         f"- machine: {os.cpu_count()} CPUs (nproc {sh('nproc')}), {cpu}, "
         f"{round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB RAM, "
@@ -129,7 +148,7 @@ def meta_lines(args, allocs):
         else:
             what = f"LD_PRELOAD={lib}"
             if a == "ptrs" or os.path.realpath(lib).startswith(root):
-                rev = sh(f"git -C {root} describe --always --dirty 2>/dev/null") or "uncommitted"
+                rev = args.commit or sh(f"git -C {root} describe --always --dirty 2>/dev/null") or "uncommitted"
                 try:
                     mt = datetime.datetime.fromtimestamp(os.path.getmtime(lib)).strftime("%Y-%m-%d %H:%M")
                 except OSError:
@@ -266,6 +285,7 @@ def results(args):
         rows.append(["server VmRSS before shutdown (MiB)"] +
                     [fmt(mib(med(cell("redis", a).get("vmrss_kb"))), 1) for a in allocs])
         out += ["## redis (higher requests/s is better)", ""] + md_table(["", *allocs], rows) + [""]
+    out += lifecycle_section(workloads, allocs, cell)
     out += ["## Workloads", ""]
     for w in workloads:
         out.append(f"- **{w}**: {DESCR.get(w, '')}")
@@ -275,10 +295,144 @@ def results(args):
     with open(args.md, "w") as f:
         f.write("\n".join(out) + "\n")
     if args.svg:
-        write_svg(args.svg, workloads, allocs, T, P)
+        write_svg(args.svg, workloads, allocs, T, P, args.commit)
+    for spec in args.trace:
+        wl, path = spec.split("=", 1)
+        write_trace_svg(path, wl, allocs, args.trace_dir, args.commit)
 
 
-def write_svg(path, workloads, allocs, T, P):
+def lifecycle_section(workloads, allocs, cell):
+    """Rows "workload: figure" x allocators for the lifecycle workloads run."""
+    def m(wl, a, key, div=1.0, nd=3):
+        v = med(cell(wl, a).get(key))
+        return fmt(None if v is None else v / div, nd)
+
+    rows = []
+    for wl in ("rounds16k", "rounds1k", "rounds256k"):
+        if wl in workloads:
+            rows.append([f"{wl}: page faults per block per round"] + [m(wl, a, "faults_per_block") for a in allocs])
+            rows.append([f"{wl}: us per malloc (+ touch)"] + [m(wl, a, "us_per_malloc") for a in allocs])
+    for wl in ("largeset", "reallocgrow"):
+        if wl in workloads:
+            rows.append([f"{wl}: RSS after free (MiB)"] + [m(wl, a, "rss_after_free_kb", 1024, 1) for a in allocs])
+    if "burst" in workloads:
+        for key, label in (("after_join_kb", "after the joins"), ("after_idle_kb", "after 500 ms idle"),
+                           ("after_trim_kb", "after malloc_trim(0)")):
+            rows.append([f"burst: RSS {label} (MiB)"] + [m("burst", a, key, 1024, 1) for a in allocs])
+    for wl in ("exited", "dormant"):
+        if wl in workloads:
+            rows.append([f"{wl}: RSS peak of the rebuild (MiB)"] + [m(wl, a, "rebuilt_rss_kb", 1024, 1) for a in allocs])
+            rows.append([f"{wl}: mallinfo2 uordblks after free (KiB)"] +
+                        [m(wl, a, "uordblks_after_free", 1024, 1) for a in allocs])
+    if "latedtor" in workloads:
+        rows.append(["latedtor: RSS growth (MiB)"] + [m("latedtor", a, "growth_kb", 1024, 1) for a in allocs])
+    if "idletrim" in workloads:
+        rows.append(["idletrim: RSS after malloc_trim(0) (MiB)"] + [m("idletrim", a, "after_trim_kb", 1024, 1) for a in allocs])
+    if not rows:
+        return []
+    notes = []
+    if "exited" in workloads or "dormant" in workloads:
+        notes = ["uordblks: bytes in use as `mallinfo2()` reports them; an allocator that does not "
+                 "export mallinfo2 leaves glibc's own (unused) arena to answer, about 0.", ""]
+    return (["## lifecycle (bench/lifecycle.c; medians; lower is better)", ""] +
+            md_table(["figure"] + allocs, rows) + [""] + notes)
+
+
+TRACE_TITLE = {
+    "burst": "64 threads build, free ~1.5 MiB, exit; idle; trim",
+    "rounds16k": "build 16 KiB blocks, free all; 4 rounds",
+}
+
+
+def load_trace(path):
+    pts = []
+    try:
+        with open(path) as f:
+            for line in f:
+                p = line.split()
+                if len(p) == 2:
+                    try:
+                        pts.append((float(p[0]), float(p[1]) / 1024.0))
+                    except ValueError:
+                        pass
+    except OSError:
+        pass
+    return pts
+
+
+def nice_step(span, n=6):
+    raw = span / n if span > 0 else 1
+    mag = 10 ** math.floor(math.log10(raw))
+    for k in (1, 2, 2.5, 5, 10):
+        if raw <= k * mag:
+            return k * mag
+    return 10 * mag
+
+
+def write_trace_svg(path, wl, allocs, trace_dir, commit):
+    """One polyline per allocator: RSS (MiB) against time (ms)."""
+    series = [(a, load_trace(os.path.join(trace_dir or ".", f"{wl}.{a}.txt"))) for a in allocs]
+    series = [(a, p) for a, p in series if p]
+    W, H, left, right, top, bottom = 760, 380, 64, 130, 44, 48
+    pw, ph = W - left - right, H - top - bottom
+    xmax = max([p[-1][0] for _, p in series] + [1.0])
+    ymax = max([y for _, p in series for _, y in p] + [1.0]) * 1.05
+    xs, ys = nice_step(xmax), nice_step(ymax, 5)
+    xmax = math.ceil(xmax / xs) * xs
+    ymax = math.ceil(ymax / ys) * ys
+    colors = {a: PALETTE[i % len(PALETTE)] for i, a in enumerate(allocs)}
+    if "ptrs" in colors:
+        colors["ptrs"] = "#e4572e"
+    title = f"RSS over time, {wl}" + (f": {TRACE_TITLE[wl]}" if wl in TRACE_TITLE else "")
+    s = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
+         f'font-family="sans-serif" font-size="11">',
+         f'<rect width="{W}" height="{H}" fill="white"/>',
+         f'<text x="{left}" y="18" font-size="14" font-weight="bold">{escape(title)}</text>',
+         f'<text x="{left}" y="34" font-size="10" fill="#555">RSS from /proc/self/statm every 2 ms; '
+         f'commit {escape(commit or "?")}</text>']
+
+    def X(ms):
+        return left + ms / xmax * pw
+
+    def Y(mb):
+        return top + ph - mb / ymax * ph
+
+    v = 0.0
+    while v <= xmax + 1e-9:
+        s.append(f'<line x1="{X(v):.1f}" x2="{X(v):.1f}" y1="{top}" y2="{top + ph}" stroke="#eee"/>')
+        s.append(f'<text x="{X(v):.1f}" y="{top + ph + 15}" text-anchor="middle">{v:g}</text>')
+        v += xs
+    v = 0.0
+    while v <= ymax + 1e-9:
+        s.append(f'<line x1="{left}" x2="{left + pw}" y1="{Y(v):.1f}" y2="{Y(v):.1f}" stroke="#eee"/>')
+        s.append(f'<text x="{left - 6}" y="{Y(v) + 4:.1f}" text-anchor="end">{v:g}</text>')
+        v += ys
+    s.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#333"/>')
+    s.append(f'<text x="{left + pw / 2}" y="{H - 10}" text-anchor="middle">time (ms)</text>')
+    s.append(f'<text x="16" y="{top + ph / 2}" text-anchor="middle" '
+             f'transform="rotate(-90 16 {top + ph / 2})">RSS (MiB)</text>')
+    for i, (a, pts) in enumerate(series):
+        step = max(1, len(pts) // 1500)  # keep the file small
+        kept = pts[::step] + ([pts[-1]] if (len(pts) - 1) % step else [])
+        coords = " ".join(f"{X(x):.1f},{Y(y):.1f}" for x, y in kept)
+        s.append(f'<polyline fill="none" stroke="{colors[a]}" stroke-width="1.5" points="{coords}">'
+                 f'<title>{escape(a)}: peak {max(y for _, y in pts):.1f} MiB, end {pts[-1][1]:.1f} MiB</title></polyline>')
+        ly = top + 8 + i * 18
+        s.append(f'<line x1="{left + pw + 12}" x2="{left + pw + 30}" y1="{ly}" y2="{ly}" '
+                 f'stroke="{colors[a]}" stroke-width="3"/>')
+        s.append(f'<text x="{left + pw + 35}" y="{ly + 4}">{escape(a)}</text>')
+    if not series:
+        s.append(f'<text x="{left + 10}" y="{top + 20}">no trace data</text>')
+    s.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(s) + "\n")
+
+
+def escape(t):
+    return str(t).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def write_svg(path, workloads, allocs, T, P, commit=None):
     if "glibc" not in allocs:
         return
     groups = workloads + ["geomean"]
@@ -296,7 +450,8 @@ def write_svg(path, workloads, allocs, T, P):
     s = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
          f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
          f'<rect width="{width}" height="{height}" fill="white"/>',
-         f'<text x="{left}" y="22" font-size="15" font-weight="bold">ptrs benchmark: each allocator relative to glibc, per workload (median of runs)</text>']
+         f'<text x="{left}" y="22" font-size="15" font-weight="bold">ptrs benchmark: each allocator relative to glibc, per workload (median of runs)</text>',
+         f'<text x="{left}" y="36" font-size="10" fill="#555">commit {escape(commit or "?")}</text>']
 
     def y_of(r, y0):
         lr = max(lo, min(hi, math.log2(r)))
@@ -394,6 +549,9 @@ def main():
     ap.add_argument("--scale", default="1")
     ap.add_argument("--elapsed", type=int, default=0)
     ap.add_argument("--alloc", action="append", default=[], help="name=library path")
+    ap.add_argument("--commit", default="", help="commit the results come from (git rev-parse --short HEAD[-dirty])")
+    ap.add_argument("--trace-dir", default="", help="directory of the RSS traces (WORKLOAD.ALLOCATOR.txt)")
+    ap.add_argument("--trace", action="append", default=[], help="WORKLOAD=OUT.svg: RSS-over-time chart")
     args = ap.parse_args()
     (results if args.mode == "results" else scaling)(args)
 
