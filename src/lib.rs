@@ -33,6 +33,7 @@ pub mod init;
 pub mod options;
 pub mod os;
 pub mod page;
+pub mod pool;
 pub mod purger;
 pub mod retain;
 pub mod segment;
