@@ -80,8 +80,8 @@ pub const NAME_LEN: usize = 40;
 /// their memory back to the OS.
 const CACHE_MAX: usize = 8;
 /// A kept segment with more dirty slices than this is purged first, so the
-/// cache holds at most `CACHE_MAX` MiB resident.
-const KEEP_DIRTY_SLICES: u32 = 16;
+/// cache holds at most `CACHE_MAX` x 2.5 MiB resident.
+const KEEP_DIRTY_SLICES: u32 = 40;
 
 /// A cleanup registered with `ptrs_pool_cleanup_add` (a block of the
 /// process heap, freed when it has run).
