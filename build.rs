@@ -17,6 +17,7 @@ fn main() {
         build_cxx_operators();
     }
     println!("cargo:rerun-if-changed=src/abi/api.rs");
+    println!("cargo:rerun-if-changed=src/abi/pool.rs");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-changed=include/ptrs.h");
     println!("cargo:rerun-if-env-changed=PTRS_UPDATE_HEADER");
@@ -26,10 +27,11 @@ fn main() {
     let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
         .expect("cbindgen.toml is readable");
     let generated = out_dir.join("ptrs.h");
-    // Only the ptrs_* API module is parsed: the engine's constants and the
+    // Only the ptrs_* API modules (api.rs, pool.rs) are parsed: the engine's constants and the
     // standard C names (declared by <stdlib.h> and <malloc.h>) stay out.
     cbindgen::Builder::new()
         .with_src(crate_dir.join("src").join("abi").join("api.rs"))
+        .with_src(crate_dir.join("src").join("abi").join("pool.rs"))
         .with_config(config)
         .generate()
         .expect("cbindgen generates the header")

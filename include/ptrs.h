@@ -11,6 +11,26 @@
 #include <stdint.h>
 
 /*
+ Flag of `ptrs_pool_options.flags`: several threads may allocate from the
+ pool at the same time (every allocation then takes the pool's lock).
+ */
+#define PTRS_POOL_SHARED 1
+
+/*
+ Flag of `ptrs_pool_options.flags`: bump allocation. Requests up to 16
+ KiB are carved one after the other from the pool's chunks (each block
+ after a 16-byte header); free() of such a block only marks it and
+ updates the statistics, its memory returns on reset or destroy.
+ Larger blocks are ordinary blocks, returned when freed.
+ */
+#define PTRS_POOL_BUMP 2
+
+/*
+ A memory pool (opaque).
+ */
+typedef struct ptrs_pool ptrs_pool;
+
+/*
  Allocator-wide figures, in bytes.
  */
 typedef struct ptrs_stats {
@@ -39,6 +59,53 @@ typedef struct ptrs_stats {
    */
   size_t peak_mapped;
 } ptrs_stats;
+
+/*
+ Options of `ptrs_pool_create`.
+ */
+typedef struct ptrs_pool_options {
+  /*
+   Shown in statistics (`PTRS_SHOW_STATS`, `malloc_stats`); may be
+   NULL; copied (up to 39 bytes).
+   */
+  const char *name;
+  /*
+   Most bytes of blocks (usable sizes) the pool may hold; 0: no limit.
+   An allocation beyond it returns NULL with errno ENOMEM.
+   */
+  size_t limit;
+  /*
+   `PTRS_POOL_*` flags; any other bit is EINVAL.
+   */
+  unsigned int flags;
+  /*
+   The pool is destroyed (and reset) with its parent, before the
+   parent's cleanups; NULL: none.
+   */
+  struct ptrs_pool *parent;
+} ptrs_pool_options;
+
+/*
+ A pool's figures, in bytes (and blocks).
+ */
+typedef struct ptrs_pool_stats {
+  /*
+   Bytes of live blocks (usable sizes).
+   */
+  size_t allocated;
+  /*
+   The highest `allocated` since the pool was created or reset.
+   */
+  size_t peak_allocated;
+  /*
+   Live blocks.
+   */
+  size_t blocks;
+  /*
+   Bytes of pages (and huge blocks) the pool holds.
+   */
+  size_t active;
+} ptrs_pool_stats;
 
 #ifdef __cplusplus
 extern "C" {
@@ -128,6 +195,140 @@ int64_t ptrs_option_get(const char *name);
  abort. NULL removes it. Returns the previous handler.
  */
 void (*ptrs_set_oom_handler(void (*handler)(size_t size)))(size_t size);
+
+/*
+ Creates a pool. `opts` may be NULL (no name, no limit, no flags, no
+ parent). Returns NULL with errno EINVAL for unknown flags or a parent
+ that is not a live pool, ENOMEM when out of memory. Any thread; time is
+ constant (destroyed pools are kept for reuse).
+
+ # Safety
+ `opts` must be NULL or point to a valid `ptrs_pool_options` whose `name`
+ is NULL or NUL-terminated.
+ */
+struct ptrs_pool *ptrs_pool_create(const struct ptrs_pool_options *opts);
+
+/*
+ Destroys a pool: its child pools (newest first), then its cleanups
+ (last added first), then every block it holds, in time proportional to
+ its pages. Afterwards `free` of one of its blocks is reported as an
+ invalid pointer (until its memory is reused by another allocation).
+ NULL sets errno EINVAL; otherwise errno is preserved.
+
+ # Safety
+ `pool` must be NULL or a live pool that no other thread uses now.
+ */
+void ptrs_pool_destroy(struct ptrs_pool *pool);
+
+/*
+ Empties a pool as `ptrs_pool_destroy` does (children, cleanups, every
+ block) but keeps it usable, and keeps one of its segments for the next
+ allocations. Statistics start again from zero. NULL sets errno EINVAL.
+
+ # Safety
+ As `ptrs_pool_destroy`.
+ */
+void ptrs_pool_reset(struct ptrs_pool *pool);
+
+/*
+ Allocates `size` bytes (16-byte aligned) from the pool; `size` 0 gives
+ a unique block, as malloc(0). NULL with errno ENOMEM when out of memory
+ or beyond the pool's limit, EINVAL for a NULL pool. Costs what malloc
+ costs (the same fast path, on the pool's heap).
+
+ # Safety
+ `pool` must be NULL or a live pool, from which no other thread
+ allocates at the same time unless it was made with PTRS_POOL_SHARED.
+ */
+void *ptrs_pool_malloc(struct ptrs_pool *pool, size_t size);
+
+/*
+ Allocates `count * size` zeroed bytes from the pool. NULL with errno
+ ENOMEM on overflow, out of memory or beyond the limit; EINVAL for a
+ NULL pool.
+
+ # Safety
+ As `ptrs_pool_malloc`.
+ */
+void *ptrs_pool_calloc(struct ptrs_pool *pool, size_t count, size_t size);
+
+/*
+ Resizes `p`, a block of this pool, to `size` bytes; the result is a
+ block of the same pool (contents kept up to the smaller size). `p` NULL
+ is `ptrs_pool_malloc`; `size` 0 frees `p` and returns NULL (as glibc's
+ realloc). NULL with errno ENOMEM when out of memory or beyond the limit
+ (`p` is then untouched); EINVAL for a NULL pool or a `p` that is not a
+ live block of this pool (`p` untouched).
+
+ # Safety
+ `pool` as in `ptrs_pool_malloc`; `p` NULL or a live block.
+ */
+void *ptrs_pool_realloc(struct ptrs_pool *pool, void *p, size_t size);
+
+/*
+ Allocates `size` bytes aligned to `alignment` (a power of two) from the
+ pool. NULL with errno EINVAL for an alignment that is not a power of
+ two or a NULL pool, ENOMEM when out of memory or beyond the limit.
+
+ # Safety
+ As `ptrs_pool_malloc`.
+ */
+void *ptrs_pool_aligned_alloc(struct ptrs_pool *pool, size_t alignment, size_t size);
+
+/*
+ Copies the NUL-terminated string `s` into a block of the pool. NULL
+ with errno EINVAL for a NULL pool or string, ENOMEM when out of memory
+ or beyond the limit.
+
+ # Safety
+ As `ptrs_pool_malloc`; `s` NULL or NUL-terminated.
+ */
+char *ptrs_pool_strdup(struct ptrs_pool *pool, const char *s);
+
+/*
+ Registers `fn(arg)` to run when the pool is destroyed or reset, after
+ its child pools are destroyed and before its blocks are released;
+ cleanups run last added first. Returns 0, EINVAL (also in errno) for a
+ NULL pool or function, or ENOMEM.
+
+ # Safety
+ As `ptrs_pool_malloc`; `fn` must be safe to call with `arg`.
+ */
+int ptrs_pool_cleanup_add(struct ptrs_pool *pool, void (*fn)(void *arg), void *arg);
+
+/*
+ The pool that allocated `p`; NULL for NULL, blocks of the process heap,
+ blocks of destroyed pools and pointers ptrs does not know. Any thread;
+ errno is preserved.
+ */
+struct ptrs_pool *ptrs_pool_of(const void *p);
+
+/*
+ Fills `*out` with the pool's figures (exact when no other thread
+ allocates from or frees into the pool meanwhile). Returns 0, or EINVAL
+ (also in errno) for a NULL pool or `out`. Time: proportional to the
+ pool's segments.
+
+ # Safety
+ `pool` NULL or live; `out` NULL or writable.
+ */
+int ptrs_pool_stats_get(const struct ptrs_pool *pool, struct ptrs_pool_stats *out);
+
+/*
+ Calls `visit(block, usable, arg)` for every live block of the pool
+ (`usable` in bytes, as malloc_usable_size), in no particular order,
+ and stops at the first non-zero return value, which it returns; 0 when
+ every block was visited. -1 with errno EINVAL for a NULL pool or
+ `visit`. The visitor may free the block it is given; it must not
+ allocate from the pool, reset or destroy it. Time: proportional to the
+ pool's blocks.
+
+ # Safety
+ `pool` NULL or live, and no other thread allocates from it meanwhile.
+ */
+int ptrs_pool_visit(struct ptrs_pool *pool,
+                    int (*visit)(void *block, size_t usable, void *arg),
+                    void *arg);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -5,6 +5,9 @@
 #   bash scripts/bench.sh scaling    multi-threaded workloads at BENCH_THREADS
 #                                    -> bench/scaling.md, bench/scaling.csv
 #   bash scripts/bench.sh build      only build the workloads (build/bench/)
+#   bash scripts/bench.sh pools      the pool benchmark (bench/pools.c): ptrs
+#                                    pools (default, bump) against APR pools,
+#                                    mimalloc heaps, jemalloc arenas -> stdout
 #
 # Environment:
 #   BENCH_REPS=5          repetitions (median is reported)
@@ -45,6 +48,38 @@ OUT=$ROOT/${BENCH_OUT:-bench}
 LIBDIR=/usr/lib/x86_64-linux-gnu
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)
+
+if [ "$MODE" = pools ]; then
+  # APR, mimalloc and jemalloc from Debian, installed if missing.
+  if [ -z "${BENCH_NO_INSTALL:-}" ] && { [ ! -e /usr/include/apr-1.0/apr_pools.h ] ||
+       [ ! -e /usr/include/mimalloc.h ] || [ ! -e /usr/include/jemalloc/jemalloc.h ]; }; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libapr1-dev libmimalloc-dev libjemalloc-dev >/dev/null 2>&1 || true
+  fi
+  [ -n "${BENCH_NO_BUILD:-}" ] || cargo build --release >/dev/null
+  mkdir -p "$BUILD"
+  lib=$ROOT/target/release
+  gcc -O2 -I include -o "$BUILD/pools" bench/pools.c -L "$lib" "-Wl,-rpath,$lib" -lptrs
+  systems="ptrs ptrs-bump"
+  if [ -e /usr/include/apr-1.0/apr_pools.h ]; then
+    gcc -O2 -DHAVE_APR -I include -I /usr/include/apr-1.0 -o "$BUILD/pools-apr" bench/pools.c \
+      -L "$lib" "-Wl,-rpath,$lib" -lptrs -lapr-1 && systems="$systems apr"
+  fi
+  if [ -e /usr/include/mimalloc.h ]; then
+    gcc -O2 -DHAVE_MIMALLOC -I include -o "$BUILD/pools-mimalloc" bench/pools.c \
+      -L "$lib" "-Wl,-rpath,$lib" -lptrs -lmimalloc && systems="$systems mimalloc"
+  fi
+  if [ -e /usr/include/jemalloc/jemalloc.h ]; then
+    gcc -O2 -DHAVE_JEMALLOC -I include -o "$BUILD/pools-jemalloc" bench/pools.c \
+      -L "$lib" "-Wl,-rpath,$lib" -lptrs -ljemalloc && systems="$systems jemalloc"
+  fi
+  echo "system cycle_us destroy_1M_ms rss_10k_pools_MiB rss_after_destroy_MiB"
+  for s in $systems; do
+    bin=$BUILD/pools
+    case $s in apr|mimalloc|jemalloc) bin=$BUILD/pools-$s ;; esac
+    timeout "${BENCH_TIMEOUT:-600}" "$bin" "$s" || echo "$s failed"
+  done
+  exit 0
+fi
 
 QUICK=${BENCH_QUICK:-0}
 [ "$QUICK" = 0 ] && QUICK=""

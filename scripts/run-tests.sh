@@ -26,11 +26,11 @@ tally() {
   fi
 }
 
-echo "== Rust unit tests (cargo test --no-default-features --no-fail-fast)"
+echo "== Rust unit tests (cargo test --no-default-features --features pool-allocator-api2 --no-fail-fast)"
 # --no-fail-fast: a test binary that fails or aborts (SIGABRT is how ptrs
 # reports a heap error) does not stop the binaries after it.
 cargo_rc=0
-cargo test --release --no-default-features --no-fail-fast 2>&1 | tee build/unit-tests.log || cargo_rc=$?
+cargo test --release --no-default-features --features pool-allocator-api2 --no-fail-fast 2>&1 | tee build/unit-tests.log || cargo_rc=$?
 # Every test binary cargo starts prints "Running <binary>" (or
 # "Doc-tests <crate>") and, if it ends normally, one "test result:" line.
 read -r u_pass u_fail u_ign u_started u_results < <(awk '

@@ -145,6 +145,13 @@ fn realloc_generic(p: *mut u8, size: usize) -> *mut u8 {
     if size > MAX_REQUEST {
         return ptr::null_mut();
     }
+    // A pool's block stays in its pool (pool.rs).
+    // SAFETY: `info` describes the live block `p`.
+    let pool = unsafe { crate::pool::owner_of(&info) };
+    if !pool.is_null() {
+        // SAFETY: as above; `pool` is the live pool that holds `p`.
+        return unsafe { crate::pool::realloc_block(pool, p, size, &info) };
+    }
     let usable = info.usable;
     if info.huge {
         if size > large_limit() {

@@ -169,6 +169,9 @@ unsafe fn free_remote(page: *mut Page, block: *mut Block) {
         if owner.is_null() || (*block).mark == (*page).key {
             return free_slow(block as *mut u8, "free");
         }
+        if !(*owner).pool.is_null() {
+            return crate::pool::free_block(page, block, "free");
+        }
         if page::push_remote(&*page, block) {
             heap::push_notify(owner, page);
         }
@@ -240,6 +243,11 @@ fn free_slow_inner(p: *mut u8, func: &str) {
         return;
     };
     if info.huge {
+        // SAFETY: `info.segment` is the live huge segment of `p`.
+        if unsafe { !(*info.segment).heap.is_null() } {
+            // SAFETY: as above; a pool's huge block (pool.rs).
+            unsafe { crate::pool::forget_huge(info.segment) };
+        }
         remember_huge_free(addr);
         // SAFETY: `info.segment` is the live huge segment of `p`.
         unsafe { huge::free(info.segment) };
@@ -271,6 +279,8 @@ fn free_slow_inner(p: *mut u8, func: &str) {
         }
         if local {
             free_local(&mut *heap, &mut *page, block);
+        } else if !(*(*page).heap).pool.is_null() {
+            crate::pool::free_block(page, block, func);
         } else if page::push_remote(&*page, block) {
             heap::push_notify((*page).heap, page);
         }
@@ -373,10 +383,15 @@ pub unsafe fn block_info(p: *mut u8) -> Option<BlockInfo> {
         if (*page).block_size == 0 || (*page).heap.is_null() || !(*page).is_block_start(addr) {
             return None;
         }
+        let usable = if (*page).flags & page::FLAG_BUMP != 0 {
+            crate::pool::bump_usable(&*page, addr)?
+        } else {
+            (*page).block_size
+        };
         Some(BlockInfo {
             segment: seg,
             page,
-            usable: (*page).block_size,
+            usable,
             huge: false,
             large_or_huge: (*page).flags & FLAG_LARGE != 0,
             flags: (*page).flags,

@@ -124,6 +124,9 @@ pub struct Heap {
     /// The pool of parked heaps (under GLOBAL).
     pub pool_next: *mut Heap,
     pub counters: HeapCounters,
+    /// The memory pool this heap serves (`pool.rs`), null for thread heaps
+    /// and the shared heap. Set once when the pool is made.
+    pub pool: *mut crate::pool::Pool,
 }
 
 /// A heap in a static.
@@ -178,6 +181,7 @@ const fn heap_without_pages() -> Heap {
             large_allocs: 0,
             large_frees: 0,
         },
+        pool: ptr::null_mut(),
     }
 }
 

@@ -203,6 +203,7 @@ extern "C" fn fork_child() {
     GLOBAL.reset();
     heap::after_fork_child();
     crate::purger::after_fork_child();
+    crate::pool::after_fork_child();
     // The heaps of the parent's other threads belong to threads that do not
     // exist here. They stay marked as owned, so that nobody adopts state
     // that may have been mid-update at the fork; their memory is lost to

@@ -33,6 +33,8 @@ pub mod init;
 pub mod options;
 pub mod os;
 pub mod page;
+pub mod pool;
+mod pool_handle;
 pub mod purger;
 pub mod retain;
 pub mod segment;
@@ -44,6 +46,7 @@ pub mod tls;
 pub mod valgrind;
 
 pub use global_alloc::Ptrs;
+pub use pool_handle::Pool;
 
 /// The library version, from Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

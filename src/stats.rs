@@ -191,6 +191,23 @@ pub fn print(out: &mut dyn FnMut(&[u8])) {
         c.notifications,
         c.purged_bytes
     );
+    // Live memory pools (pool.rs), by name. Printed under the pool
+    // registry lock: nothing here allocates.
+    let mut header = false;
+    crate::pool::for_each_live(|name, s| {
+        if !header {
+            header = true;
+            out(b"pools:\n");
+        }
+        line.clear();
+        let _ = write!(line, "  {:<24} ", core::str::from_utf8(name).unwrap_or("?"));
+        let _ = write!(
+            line,
+            "allocated {} (peak {}), blocks {}, active {}\n",
+            s.allocated, s.peak_allocated, s.blocks, s.active
+        );
+        out(line.as_bytes());
+    });
     // glibc's own summary, in glibc's words and layout, for scripts and
     // tests that read malloc_stats's output (glibc's
     // tst-malloc-stats-cancellation looks for "max mmap bytes"). ptrs has

@@ -192,10 +192,18 @@ fn load_size(p: *mut u8, usable: usize) -> usize {
 /// malloc, aligned allocation (`align` above 16) and calloc (`zero`) in
 /// memcheck mode. Null when out of memory (errno is the caller's).
 pub fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
+    alloc_from(size, zero, |total| {
+        if align <= MIN_ALIGN { alloc::malloc(total) } else { alloc::malloc_aligned(align, total) }
+    })
+}
+
+/// As `alloc`, with the block (of `total` bytes, the request and the
+/// redzone) from `get`: a pool's allocation (`abi/pool.rs`).
+pub fn alloc_from(size: usize, zero: bool, get: impl FnOnce(usize) -> *mut u8) -> *mut u8 {
     let Some(total) = size.checked_add(REDZONE) else { return ptr::null_mut() };
     let p = {
         let _q = Quiet::new();
-        if align <= MIN_ALIGN { alloc::malloc(total) } else { alloc::malloc_aligned(align, total) }
+        get(total)
     };
     if p.is_null() {
         return p;
@@ -244,7 +252,16 @@ pub fn realloc(p: *mut u8, size: usize) -> *mut u8 {
             return p;
         }
     }
-    let q = alloc(size, 0, false);
+    // A pool's block stays in its pool.
+    // SAFETY: `info` describes the live block `p`.
+    let pool = unsafe { crate::pool::owner_of(&info) };
+    let q = if pool.is_null() {
+        alloc(size, 0, false)
+    } else {
+        // SAFETY: `pool` is the live pool holding `p`; realloc of a pool
+        // block follows the pool's thread rules.
+        alloc_from(size, false, |total| unsafe { crate::pool::alloc_slow(pool, total, MIN_ALIGN) })
+    };
     if q.is_null() {
         return q;
     }
@@ -268,4 +285,25 @@ pub fn usable_size(p: *mut u8) -> usize {
             free::usable_size(p) // reports the invalid pointer
         }
     }
+}
+
+/// Before a pool is destroyed or reset in memcheck mode: tells memcheck
+/// that every live block of it is freed, so a later access is reported as
+/// a use after free. Proportional to the pool's blocks, under valgrind
+/// only. Nothing natively.
+///
+/// # Safety
+/// `pool` must be live and used by the calling thread alone.
+pub unsafe fn pool_release(pool: *mut crate::pool::Pool) {
+    if !active() {
+        return;
+    }
+    let _q = Quiet::new();
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        crate::pool::visit(pool, &mut |b, _| {
+            request(FREELIKE_BLOCK, b as usize, 0, 0, 0, 0);
+            0
+        })
+    };
 }

@@ -204,7 +204,8 @@ pub(crate) fn trim() -> bool {
     }
     heap::collect_parked(true);
     heap::purge_other_heaps(true);
-    let flushed = crate::retain::flush();
+    let pools = crate::pool::trim_cache();
+    let flushed = crate::retain::flush() | pools;
     let (purged_after, mapped_after) = stats::release_marker();
     flushed || purged_after > purged_before || mapped_after < mapped_before
 }

@@ -19,6 +19,7 @@
 #[cfg(feature = "override")]
 mod aligned;
 pub mod api;
+pub mod pool;
 #[cfg(feature = "cxx")]
 mod cxx;
 #[cfg(feature = "override")]

@@ -1,0 +1,500 @@
+/* Memory pools (include/ptrs.h, ptrs_pool_*): every function and its error
+ * cases; contents kept across realloc (plain and ptrs_pool_realloc, both
+ * modes); cleanups run last added first, after the children, nested pools
+ * destroyed newest first with their parent (and by reset); limits (ENOMEM,
+ * and room again after a free); statistics exact; ptrs_pool_visit
+ * enumerates exactly the live blocks; a free after destroy is reported as
+ * an invalid pointer; a pool handed between threads, its blocks freed by
+ * other threads, a shared pool with 4 threads allocating at once, contents
+ * verified.
+ *
+ * The functions are resolved with dlsym through a table typed from the
+ * header, so the test works linked with -lptrs and under LD_PRELOAD. */
+#include "mt_helper.h"
+#include "ptrs.h"
+
+static struct {
+  __typeof__(ptrs_pool_create) *create;
+  __typeof__(ptrs_pool_destroy) *destroy;
+  __typeof__(ptrs_pool_reset) *reset;
+  __typeof__(ptrs_pool_malloc) *malloc;
+  __typeof__(ptrs_pool_calloc) *calloc;
+  __typeof__(ptrs_pool_realloc) *realloc;
+  __typeof__(ptrs_pool_aligned_alloc) *aligned_alloc;
+  __typeof__(ptrs_pool_strdup) *strdup;
+  __typeof__(ptrs_pool_cleanup_add) *cleanup_add;
+  __typeof__(ptrs_pool_of) *of;
+  __typeof__(ptrs_pool_stats_get) *stats_get;
+  __typeof__(ptrs_pool_visit) *visit;
+} api;
+
+#define RESOLVE(name)                                                        \
+  do {                                                                       \
+    api.name = (__typeof__(api.name))ptrs_symbol("ptrs_pool_" #name);        \
+    if (api.name == NULL)                                                    \
+      FAIL_EXIT("symbol ptrs_pool_%s not found", #name);                     \
+  } while (0)
+
+static const unsigned modes[] = {0, PTRS_POOL_BUMP, PTRS_POOL_SHARED};
+static const char *mode_name(unsigned f) {
+  return f == 0 ? "default" : f == PTRS_POOL_BUMP ? "bump" : "shared";
+}
+
+static ptrs_pool *make(unsigned flags, size_t limit, ptrs_pool *parent) {
+  ptrs_pool_options o = {"test", limit, flags, parent};
+  ptrs_pool *p = api.create(&o);
+  if (p == NULL)
+    FAIL_EXIT("ptrs_pool_create: %s", strerror(errno));
+  return p;
+}
+
+static size_t live_bytes(ptrs_pool *p) {
+  ptrs_pool_stats s;
+  CHECK(api.stats_get(p, &s) == 0);
+  return s.allocated;
+}
+
+/* ---- error cases ---- */
+
+static void noop(void *arg) { (void)arg; }
+static int visit_count(void *b, size_t u, void *arg) {
+  (void)b; (void)u;
+  ++*(size_t *)arg;
+  return 0;
+}
+
+static void test_errors(void) {
+  ptrs_pool_options bad = {NULL, 0, 4, NULL};
+  errno = 0;
+  CHECK(api.create(&bad) == NULL && errno == EINVAL);
+  errno = 0;
+  CHECK(api.malloc(NULL, 10) == NULL && errno == EINVAL);
+  errno = 0;
+  CHECK(api.calloc(NULL, 1, 10) == NULL && errno == EINVAL);
+  errno = 0;
+  CHECK(api.realloc(NULL, NULL, 10) == NULL && errno == EINVAL);
+  errno = 0;
+  CHECK(api.aligned_alloc(NULL, 64, 10) == NULL && errno == EINVAL);
+  errno = 0;
+  CHECK(api.strdup(NULL, "x") == NULL && errno == EINVAL);
+  errno = 0;
+  CHECK(api.cleanup_add(NULL, noop, NULL) == EINVAL && errno == EINVAL);
+  errno = 0;
+  CHECK(api.stats_get(NULL, NULL) == EINVAL && errno == EINVAL);
+  errno = 0;
+  size_t n = 0;
+  CHECK(api.visit(NULL, visit_count, &n) == -1 && errno == EINVAL);
+  errno = 0;
+  api.destroy(NULL);
+  CHECK(errno == EINVAL);
+  errno = 0;
+  api.reset(NULL);
+  CHECK(errno == EINVAL);
+  CHECK(api.of(NULL) == NULL);
+  int local;
+  CHECK(api.of(&local) == NULL);
+  void *m = malloc(40);
+  CHECK(api.of(m) == NULL);
+
+  /* NULL options: a plain pool. */
+  ptrs_pool *p = api.create(NULL);
+  CHECK(p != NULL);
+  errno = 0;
+  CHECK(api.aligned_alloc(p, 48, 10) == NULL && errno == EINVAL);
+  errno = 0;
+  CHECK(api.strdup(p, NULL) == NULL && errno == EINVAL);
+  errno = 0;
+  CHECK(api.cleanup_add(p, NULL, NULL) == EINVAL && errno == EINVAL);
+  ptrs_pool_stats s;
+  errno = 0;
+  CHECK(api.stats_get(p, NULL) == EINVAL && errno == EINVAL);
+  CHECK(api.visit(p, NULL, NULL) == -1);
+  errno = 0;
+  CHECK(api.calloc(p, SIZE_MAX / 2, 3) == NULL && errno == ENOMEM);
+  errno = 0;
+  CHECK(api.malloc(p, test_size(SIZE_MAX - 100)) == NULL && errno == ENOMEM);
+  /* realloc of a block that is not this pool's: EINVAL, block untouched. */
+  errno = 0;
+  CHECK(api.realloc(p, m, 100) == NULL && errno == EINVAL);
+  ptrs_pool *q = api.create(NULL);
+  void *qb = api.malloc(q, 10);
+  errno = 0;
+  CHECK(api.realloc(p, qb, 100) == NULL && errno == EINVAL);
+  CHECK(api.of(qb) == q);
+  /* A parent that is destroyed is EINVAL. */
+  api.destroy(q);
+  ptrs_pool_options orphan = {NULL, 0, 0, q};
+  (void)orphan; /* q's memory may be reused: not passed (undefined). */
+  CHECK(api.stats_get(p, &s) == 0 && s.allocated == 0 && s.blocks == 0);
+  /* malloc(0) gives a unique block; realloc to 0 frees. */
+  void *z = api.malloc(p, 0);
+  CHECK(z != NULL && api.of(z) == p);
+  CHECK(api.realloc(p, z, 0) == NULL);
+  CHECK(api.stats_get(p, &s) == 0 && s.blocks == 0);
+  errno = 1234;
+  api.destroy(p);
+  CHECK(errno == 1234); /* destroy preserves errno */
+  free(m);
+}
+
+/* ---- allocation, contents, realloc, usable size, free, stats ---- */
+
+static void test_basic(unsigned flags) {
+  ptrs_pool *p = make(flags, 0, NULL);
+  enum { N = 300 };
+  static void *blk[N];
+  static size_t sz[N];
+  uint64_t rng = 42 + flags;
+  size_t total = 0;
+  for (int i = 0; i < N; i++) {
+    size_t r = splitmix64(&rng);
+    sz[i] = i % 50 == 49 ? 100000 + r % 300000 : (i % 97 == 3 ? 5u << 20 : r % 3000);
+    blk[i] = (i % 3 == 0) ? api.calloc(p, 1, sz[i]) : api.malloc(p, sz[i]);
+    CHECK(blk[i] != NULL);
+    if (i % 3 == 0)
+      for (size_t k = 0; k < sz[i]; k++)
+        if (((unsigned char *)blk[i])[k] != 0) {
+          CHECK(!"calloc block not zero");
+          break;
+        }
+    CHECK(is_aligned(blk[i], 16));
+    CHECK(api.of(blk[i]) == p);
+    CHECK(test_owns(blk[i]));
+    size_t u = malloc_usable_size(blk[i]);
+    CHECK(u >= sz[i]);
+    total += u;
+    fill_pattern(blk[i], sz[i], (uint32_t)i);
+  }
+  ptrs_pool_stats s;
+  CHECK(api.stats_get(p, &s) == 0);
+  CHECK(s.allocated == total);
+  CHECK(s.blocks == N);
+  CHECK(s.peak_allocated == total);
+  CHECK(s.active >= total);
+  size_t n = 0;
+  CHECK(api.visit(p, visit_count, &n) == 0 && n == N);
+  /* realloc (plain and pool), growing and shrinking: contents kept, the
+   * block stays in the pool. */
+  for (int i = 0; i < N; i++) {
+    size_t ns = (i % 2) ? sz[i] * 2 + 100 : sz[i] / 3;
+    void *q = (i % 4 < 2) ? realloc(blk[i], ns) : api.realloc(p, blk[i], ns);
+    CHECK(q != NULL);
+    size_t keep = ns < sz[i] ? ns : sz[i];
+    CHECK(check_pattern(q, keep, (uint32_t)i) == PATTERN_OK);
+    CHECK(api.of(q) == p);
+    blk[i] = q;
+    sz[i] = ns;
+    fill_pattern(blk[i], sz[i], (uint32_t)i + 7);
+  }
+  CHECK(api.visit(p, visit_count, &(size_t){0}) == 0);
+  n = 0;
+  api.visit(p, visit_count, &n);
+  CHECK(n == N);
+  /* free half (some with free_sized); the others keep their contents. */
+  total = 0;
+  for (int i = 0; i < N; i++) {
+    if (i % 2) {
+      free(blk[i]);
+      blk[i] = NULL;
+    } else {
+      CHECK(check_pattern(blk[i], sz[i], (uint32_t)i + 7) == PATTERN_OK);
+      total += malloc_usable_size(blk[i]);
+    }
+  }
+  CHECK(api.stats_get(p, &s) == 0);
+  CHECK(s.allocated == total);
+  CHECK(s.blocks == N / 2);
+  n = 0;
+  CHECK(api.visit(p, visit_count, &n) == 0);
+  CHECK(n == N / 2);
+  /* strdup and aligned_alloc */
+  char *d = api.strdup(p, "hello, pool");
+  CHECK(d != NULL && strcmp(d, "hello, pool") == 0 && api.of(d) == p);
+  static const size_t aligns[] = {16, 32, 64, 256, 4096, 65536, 1 << 20};
+  for (size_t k = 0; k < sizeof aligns / sizeof aligns[0]; k++) {
+    void *a = api.aligned_alloc(p, aligns[k], 100 + k * 1000);
+    CHECK(a != NULL && is_aligned(a, aligns[k]) && api.of(a) == p);
+    fill_pattern(a, 100 + k * 1000, 9);
+    if (k % 2)
+      free(a);
+  }
+  /* reset: everything goes, the pool stays usable */
+  api.reset(p);
+  CHECK(api.stats_get(p, &s) == 0 && s.allocated == 0 && s.blocks == 0);
+  n = 0;
+  CHECK(api.visit(p, visit_count, &n) == 0 && n == 0);
+  void *after = api.malloc(p, 64);
+  CHECK(after != NULL && api.of(after) == p);
+  CHECK(live_bytes(p) == malloc_usable_size(after));
+  api.destroy(p);
+  CHECK(api.of(after) == NULL);
+}
+
+/* ---- visit: exactly the live blocks, stop value ---- */
+
+struct seen {
+  void **blocks;
+  size_t n, found, bad;
+};
+static int visit_find(void *b, size_t u, void *arg) {
+  struct seen *s = arg;
+  for (size_t i = 0; i < s->n; i++)
+    if (s->blocks[i] == b) {
+      s->found++;
+      if (u != malloc_usable_size(b))
+        s->bad++;
+      return 0;
+    }
+  s->bad++;
+  return 0;
+}
+static int visit_stop(void *b, size_t u, void *arg) {
+  (void)b; (void)u;
+  return ++*(int *)arg == 5 ? 77 : 0;
+}
+
+static void test_visit(unsigned flags) {
+  ptrs_pool *p = make(flags, 0, NULL);
+  enum { N = 1000 };
+  static void *all[N], *live[N];
+  size_t nl = 0;
+  for (int i = 0; i < N; i++)
+    all[i] = api.malloc(p, (size_t)(i * 37) % 2000 + (i % 200 == 0 ? 300000 : 0));
+  for (int i = 0; i < N; i++) {
+    if (i % 3 == 1)
+      free(all[i]);
+    else
+      live[nl++] = all[i];
+  }
+  struct seen s = {live, nl, 0, 0};
+  CHECK(api.visit(p, visit_find, &s) == 0);
+  CHECK(s.found == nl);
+  CHECK(s.bad == 0);
+  int calls = 0;
+  CHECK(api.visit(p, visit_stop, &calls) == 77 && calls == 5);
+  api.destroy(p);
+}
+
+/* ---- cleanups and nesting ---- */
+
+static char order[64];
+static size_t order_len;
+static void note(void *arg) { order[order_len++] = *(const char *)arg; }
+
+static void test_nesting(void) {
+  order_len = 0;
+  ptrs_pool *root = make(0, 0, NULL);
+  ptrs_pool *a = make(0, 0, root);
+  ptrs_pool *b = make(PTRS_POOL_BUMP, 0, root);
+  ptrs_pool *b1 = make(0, 0, b);
+  CHECK(api.cleanup_add(root, note, "1") == 0);
+  CHECK(api.cleanup_add(root, note, "2") == 0);
+  CHECK(api.cleanup_add(a, note, "a") == 0);
+  CHECK(api.cleanup_add(b, note, "b") == 0);
+  CHECK(api.cleanup_add(b1, note, "c") == 0);
+  void *ab = api.malloc(a, 100), *bb = api.malloc(b, 100), *cb = api.malloc(b1, 100);
+  CHECK(api.of(ab) == a && api.of(bb) == b && api.of(cb) == b1);
+  /* reset of root: children (newest first: b with its child, then a),
+   * then root's cleanups, last first. */
+  api.reset(root);
+  order[order_len] = 0;
+  CHECK(strcmp(order, "cba21") == 0);
+  if (strcmp(order, "cba21") != 0)
+    fprintf(stderr, "cleanup order after reset: %s\n", order);
+  CHECK(api.of(ab) == NULL && api.of(bb) == NULL && api.of(cb) == NULL);
+  /* the root stays usable; a new child and cleanup run on destroy */
+  order_len = 0;
+  ptrs_pool *c = make(0, 0, root);
+  CHECK(api.cleanup_add(c, note, "x") == 0);
+  CHECK(api.cleanup_add(root, note, "r") == 0);
+  api.destroy(root);
+  order[order_len] = 0;
+  CHECK(strcmp(order, "xr") == 0);
+  /* destroying a child alone unlinks it from its parent */
+  ptrs_pool *r2 = make(0, 0, NULL);
+  ptrs_pool *k1 = make(0, 0, r2);
+  ptrs_pool *k2 = make(0, 0, r2);
+  CHECK(api.cleanup_add(k2, note, "k") == 0);
+  order_len = 0;
+  api.destroy(k1);
+  api.destroy(r2);
+  order[order_len] = 0;
+  CHECK(strcmp(order, "k") == 0);
+}
+
+/* ---- limits ---- */
+
+static void test_limit(unsigned flags) {
+  ptrs_pool *p = make(flags, 10000, NULL);
+  void *blocks[200];
+  int n = 0;
+  errno = 0;
+  while (n < 200 && (blocks[n] = api.malloc(p, 100)) != NULL)
+    n++;
+  CHECK(n > 0 && n < 200);
+  CHECK(errno == ENOMEM);
+  CHECK(live_bytes(p) <= 10000);
+  CHECK(live_bytes(p) + 112 > 10000 - 112);
+  errno = 0;
+  CHECK(api.malloc(p, 20000) == NULL && errno == ENOMEM);
+  CHECK(api.calloc(p, 1, 20000) == NULL);
+  CHECK(api.realloc(p, blocks[0], 20000) == NULL && errno == ENOMEM);
+  free(blocks[1]);
+  free(blocks[2]);
+  CHECK(api.malloc(p, 100) != NULL); /* room again after a free */
+  api.destroy(p);
+}
+
+/* ---- a free after destroy is reported ---- */
+
+static void free_it(void *p) { free(p); }
+
+static void test_stale_free(unsigned flags) {
+  ptrs_pool *p = make(flags, 0, NULL);
+  void *a = api.malloc(p, 64);
+  void *b = api.malloc(p, 64);
+  (void)a;
+  api.destroy(p);
+  CHECK(api.of(b) == NULL);
+  char what[64];
+  snprintf(what, sizeof what, "free after destroy (%s)", mode_name(flags));
+  expect_abort(what, free_it, b, "free", "invalid pointer", b);
+  /* a double free of a live pool's block */
+  ptrs_pool *q = make(flags, 0, NULL);
+  void *c = api.malloc(q, 64);
+  free(c);
+  snprintf(what, sizeof what, "double free in a pool (%s)", mode_name(flags));
+  expect_abort(what, free_it, c, "free", "double free detected", c);
+  api.destroy(q);
+}
+
+/* ---- threads ---- */
+
+struct handoff {
+  ptrs_pool *pool;
+  void **blocks;
+  int from, to;
+};
+
+static void *alloc_part(void *arg) {
+  struct handoff *h = arg;
+  for (int i = h->from; i < h->to; i++) {
+    h->blocks[i] = api.malloc(h->pool, (size_t)(i % 500) + 1);
+    if (h->blocks[i] != NULL)
+      fill_pattern(h->blocks[i], (size_t)(i % 500) + 1, (uint32_t)i);
+  }
+  return NULL;
+}
+
+static void *free_part(void *arg) {
+  struct handoff *h = arg;
+  for (int i = h->from; i < h->to; i++)
+    if (i % 2 == 0) {
+      free(h->blocks[i]);
+      h->blocks[i] = NULL;
+    }
+  return NULL;
+}
+
+static void test_threads(void) {
+  enum { N = 40000 };
+  static void *blocks[N];
+  /* A pool handed from thread to thread (joined in between: the join is
+   * the synchronisation); its blocks freed by other threads. */
+  ptrs_pool *p = make(0, 0, NULL);
+  for (int t = 0; t < 4; t++) {
+    struct handoff h = {p, blocks, t * N / 4, (t + 1) * N / 4};
+    pthread_t th;
+    pthread_create(&th, NULL, alloc_part, &h);
+    pthread_join(th, NULL);
+  }
+  pthread_t fr[4];
+  struct handoff hf[4];
+  for (int t = 0; t < 4; t++) {
+    hf[t] = (struct handoff){p, blocks, t * N / 4, (t + 1) * N / 4};
+    pthread_create(&fr[t], NULL, free_part, &hf[t]);
+  }
+  for (int t = 0; t < 4; t++)
+    pthread_join(fr[t], NULL);
+  /* the pool, back here, reuses what others freed and keeps the rest */
+  for (int i = 0; i < N; i += 2)
+    blocks[i] = api.malloc(p, 32);
+  int bad = 0;
+  size_t total = 0;
+  for (int i = 0; i < N; i++) {
+    if (i % 2 && check_pattern(blocks[i], (size_t)(i % 500) + 1, (uint32_t)i) != PATTERN_OK)
+      bad++;
+    total += malloc_usable_size(blocks[i]);
+  }
+  CHECK(bad == 0);
+  CHECK(live_bytes(p) == total);
+  api.destroy(p);
+
+  /* A shared pool: 4 threads allocate at once. */
+  ptrs_pool *s = make(PTRS_POOL_SHARED, 0, NULL);
+  pthread_t th[4];
+  struct handoff hs[4];
+  for (int t = 0; t < 4; t++) {
+    hs[t] = (struct handoff){s, blocks, t * N / 4, (t + 1) * N / 4};
+    pthread_create(&th[t], NULL, alloc_part, &hs[t]);
+  }
+  for (int t = 0; t < 4; t++)
+    pthread_join(th[t], NULL);
+  bad = 0;
+  total = 0;
+  for (int i = 0; i < N; i++) {
+    if (blocks[i] == NULL || api.of(blocks[i]) != s ||
+        check_pattern(blocks[i], (size_t)(i % 500) + 1, (uint32_t)i) != PATTERN_OK)
+      bad++;
+    else
+      total += malloc_usable_size(blocks[i]);
+  }
+  CHECK(bad == 0);
+  ptrs_pool_stats st;
+  CHECK(api.stats_get(s, &st) == 0 && st.blocks == N && st.allocated == total);
+  api.destroy(s);
+}
+
+/* ---- many pools; RSS back after destroying them ---- */
+
+static void test_many(unsigned flags) {
+  enum { N = 2000 };
+  static ptrs_pool *pools[N];
+  for (int i = 0; i < N; i++) {
+    pools[i] = make(flags, 0, NULL);
+    void *b = api.malloc(pools[i], 64);
+    CHECK(b != NULL);
+    memset(b, 1, 64);
+  }
+  for (int i = 0; i < N; i++)
+    api.destroy(pools[i]);
+}
+
+int main(void) {
+  require_ptrs();
+  RESOLVE(create);
+  RESOLVE(destroy);
+  RESOLVE(reset);
+  RESOLVE(malloc);
+  RESOLVE(calloc);
+  RESOLVE(realloc);
+  RESOLVE(aligned_alloc);
+  RESOLVE(strdup);
+  RESOLVE(cleanup_add);
+  RESOLVE(of);
+  RESOLVE(stats_get);
+  RESOLVE(visit);
+  test_errors();
+  for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+    test_basic(modes[m]);
+    test_visit(modes[m]);
+    test_limit(modes[m]);
+    if (!under_memcheck())
+      test_stale_free(modes[m]);
+  }
+  test_nesting();
+  test_threads();
+  test_many(0);
+  test_many(PTRS_POOL_BUMP);
+  return test_result();
+}

@@ -1,0 +1,1058 @@
+//! Memory pools: a heap per connection or request, freed in one call.
+//!
+//! The idea is APR's pools and nginx's `ngx_pool_t` (everything a request
+//! allocates is released when the request ends) and mimalloc's first-class
+//! heaps (`mi_heap_new` / `mi_heap_destroy`); the mechanism is ptrs's own.
+//!
+//! A pool is a [`Heap`] owned by no thread, with a back pointer
+//! (`Heap::pool`) so that any block can name its pool from its page:
+//!
+//! - **Allocation** pops from the pool heap's `pages_direct` table exactly
+//!   as `malloc` pops from a thread heap (`heap::pop`), and refills through
+//!   the same slow paths (`heap::alloc_bin`, `heap::alloc_large`). Without
+//!   [`SHARED`] the caller guarantees one allocating thread at a time (the
+//!   pool may move between threads); with it, every allocation takes the
+//!   pool heap's slow-path lock.
+//! - **Free** of a pool block from any thread is a remote free (the pool
+//!   heap is never a thread's heap): one compare-and-swap on the page's
+//!   remote list (`free::free_remote` calls [`free_block`]), collected by
+//!   the pool at its next refill. `realloc` keeps a block in its pool
+//!   (`alloc::realloc_generic` calls [`realloc_block`]).
+//! - **Destroy / reset** walk the pool's segments, not its blocks: every
+//!   page descriptor in use is cleared (so a later `free` of a block finds
+//!   no page there and is reported as an invalid pointer) and the segments
+//!   go to the retention policy (`segment::release`), except one that a
+//!   reset pool, or a destroyed one kept in a small cache for the next
+//!   `create`, keeps for reuse. Time is proportional to pages.
+//! - **Bump mode** ([`BUMP`]): requests up to [`BUMP_MAX`] bytes are carved
+//!   sequentially from chunks (spans flagged [`FLAG_BUMP`]), each block
+//!   after a 16-byte header (usable size, a check word). `free` of such a
+//!   block only marks it (header bit and free mark) and updates the
+//!   statistics; its memory returns on reset or destroy.
+//!
+//! Stale pointers: after destroy a block's page descriptor is cleared, so
+//! `free` reports it as an invalid pointer, until the segment is reused
+//! (by this pool again after a reset, or by another heap): a stale pointer
+//! that then lands on the start of a new live block cannot be told apart
+//! from it, as with any use after free in any allocator. Memcheck mode
+//! (`valgrind.rs`) reports every use after destroy.
+//!
+//! Locks: the pool registry lock (live pools, parent/child links, the cache
+//! of destroyed pools) is a spin lock taken without blocking signals; the
+//! huge-block list of a pool has its own spin lock; nothing is allocated
+//! while either is held.
+
+use core::ffi::c_void;
+use core::ptr;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use crate::free::{self, BlockInfo};
+use crate::heap::{self, Heap, PageQueue, SlowLock, EMPTY_HEAP};
+use crate::huge;
+use crate::options;
+use crate::os;
+use crate::page::{self, Block, Page, FLAG_BUMP, FLAG_LARGE, NO_BIN, TF_FLAGS};
+use crate::segment::{self, Segment, LARGE_MAX, SLICE_SHIFT, SLICE_SIZE};
+use crate::size_class::{bin_for_aligned, bin_of, bin_size, BIN_COUNT, DIRECT_MAX, MIN_ALIGN, SMALL_MAX};
+use crate::sync::RawLock;
+
+/// Several threads may allocate from the pool at the same time.
+pub const SHARED: u32 = 1;
+/// Bump allocation: `free` of a bump block only marks it.
+pub const BUMP: u32 = 2;
+const KNOWN_FLAGS: u32 = SHARED | BUMP;
+
+/// The largest request a bump pool carves from its chunks (bytes); larger
+/// ones are ordinary blocks of the pool heap, returned when freed.
+pub const BUMP_MAX: usize = 16 << 10;
+/// Bytes of the header before each bump block.
+const HDR: usize = 16;
+/// Header word 0: set when the block was freed.
+const HDR_FREED: usize = 1 << 63;
+const BUMP_MAGIC: usize = 0x7074_7273_6275_6d70;
+/// Bump chunks grow from one slice to this many.
+const BUMP_CHUNK_MAX_SLICES: usize = 8;
+const POOL_MAGIC: usize = 0x7074_7273_706f_6f6c;
+/// Bytes of a pool's name kept (with the NUL).
+pub const NAME_LEN: usize = 40;
+/// Destroyed pools kept (each with at most one empty segment) for the next
+/// `create`; beyond that, their segments go to the retention policy and
+/// their memory back to the OS.
+const CACHE_MAX: usize = 8;
+/// A kept segment with more dirty slices than this is purged first, so the
+/// cache holds at most `CACHE_MAX` x 2.5 MiB resident.
+const KEEP_DIRTY_SLICES: u32 = 40;
+
+/// A cleanup registered with `ptrs_pool_cleanup_add` (a block of the
+/// process heap, freed when it has run).
+struct Cleanup {
+    func: extern "C" fn(*mut c_void),
+    arg: *mut c_void,
+    next: *mut Cleanup,
+}
+
+/// A pool. Lives in its own mapping; `heap` first.
+#[repr(C)]
+pub struct Pool {
+    /// The pool's heap: its pages, segments and size-class queues.
+    pub heap: Heap,
+    /// `self ^ POOL_MAGIC` while live, 0 once destroyed.
+    magic: usize,
+    flags: u32,
+    /// `flags`, plus 256 when a limit is set: 0 lets `alloc` take the
+    /// malloc fast path.
+    mode: u32,
+    /// Most bytes of blocks (usable sizes) the pool may hold; 0: no limit.
+    limit: usize,
+    /// NUL-terminated.
+    name: [u8; NAME_LEN],
+    parent: *mut Pool,
+    /// Child pools, newest first, linked through `sib_next`/`sib_prev`.
+    children: *mut Pool,
+    sib_next: *mut Pool,
+    sib_prev: *mut Pool,
+    /// Most recent first.
+    cleanups: *mut Cleanup,
+    /// The registry's list of live pools, or of cached destroyed ones.
+    reg_next: *mut Pool,
+    reg_prev: *mut Pool,
+    /// Written by the allocating thread (or under the heap lock, SHARED).
+    alloc_bytes: usize,
+    alloc_blocks: usize,
+    peak: usize,
+    /// Written by any thread that frees a block of the pool.
+    freed_bytes: AtomicUsize,
+    freed_blocks: AtomicUsize,
+    /// Huge blocks, linked through their segments' `next`/`prev`.
+    huge: *mut Segment,
+    huge_lock: AtomicBool,
+    /// Bump chunks, newest first, linked through their pages' `next`.
+    bump_chunks: *mut Page,
+    bump_cur: usize,
+    bump_end: usize,
+    bump_count: usize,
+    /// Bytes of the mapping holding this struct.
+    map_size: usize,
+}
+
+/// Live pools and the cache of destroyed ones, under `REG_LOCK`.
+struct Registry {
+    live: *mut Pool,
+    live_count: usize,
+    cache: *mut Pool,
+    cache_count: usize,
+}
+
+struct RegCell(core::cell::UnsafeCell<Registry>);
+// SAFETY: only accessed with REG_LOCK held (see `Reg`).
+unsafe impl Sync for RegCell {}
+
+static REG_LOCK: RawLock = RawLock::new();
+static REG: RegCell = RegCell(core::cell::UnsafeCell::new(Registry {
+    live: ptr::null_mut(),
+    live_count: 0,
+    cache: ptr::null_mut(),
+    cache_count: 0,
+}));
+
+/// The registry lock held; released when dropped.
+struct Reg;
+
+impl Reg {
+    fn lock() -> Self {
+        REG_LOCK.lock();
+        Reg
+    }
+    #[allow(clippy::mut_from_ref)]
+    fn get(&self) -> &mut Registry {
+        // SAFETY: `self` proves REG_LOCK is held.
+        unsafe { &mut *REG.0.get() }
+    }
+}
+
+impl Drop for Reg {
+    fn drop(&mut self) {
+        REG_LOCK.unlock();
+    }
+}
+
+/// In the child after `fork`: the registry lock may have been held by a
+/// thread that does not exist there.
+pub fn after_fork_child() {
+    REG_LOCK.reset();
+}
+
+/// Options of [`create`].
+pub struct Options<'a> {
+    pub name: &'a [u8],
+    pub limit: usize,
+    pub flags: u32,
+    pub parent: *mut Pool,
+}
+
+/// Why [`create`] failed.
+pub enum CreateError {
+    /// Unknown flags or a parent that is not a live pool (EINVAL).
+    Invalid,
+    /// Out of memory (ENOMEM).
+    NoMemory,
+}
+
+/// True if `pool` is a live pool.
+///
+/// # Safety
+/// `pool` must be null or point to readable memory of at least a `Pool`
+/// (a pool handed out by `create`, live or destroyed while cached).
+pub unsafe fn is_live(pool: *const Pool) -> bool {
+    // SAFETY: the caller guarantees the memory is readable.
+    !pool.is_null() && unsafe { (*pool).magic } == pool as usize ^ POOL_MAGIC
+}
+
+fn empty_page() -> *mut Page {
+    // SAFETY: EMPTY_HEAP is never written; its direct table points at the
+    // static empty page.
+    unsafe { (*EMPTY_HEAP.get()).pages_direct[0] }
+}
+
+/// Resets a heap's queues and tables to "no pages" (keeping its lock,
+/// counters and `pool`), with `segments` as its only segments.
+fn clear_heap(heap: &mut Heap, segments: *mut Segment) {
+    heap.pages_direct = [empty_page(); crate::size_class::DIRECT_COUNT];
+    heap.bins = [PageQueue { first: ptr::null_mut(), last: ptr::null_mut() }; BIN_COUNT];
+    heap.pinned = [ptr::null_mut(); BIN_COUNT];
+    heap.full = PageQueue { first: ptr::null_mut(), last: ptr::null_mut() };
+    heap.notify.store(ptr::null_mut(), Ordering::Relaxed);
+    heap.segments = segments;
+    heap.purge_deadline = 0;
+}
+
+/// Makes a pool. Time: constant (a cached pool, or one mapping).
+pub fn create(opts: &Options<'_>) -> Result<*mut Pool, CreateError> {
+    if opts.flags & !KNOWN_FLAGS != 0 {
+        return Err(CreateError::Invalid);
+    }
+    crate::init::ensure();
+    let cached = {
+        let r = Reg::lock();
+        let reg = r.get();
+        // SAFETY: under the registry lock; `parent` is checked before use.
+        if !opts.parent.is_null() && !unsafe { is_live(opts.parent) } {
+            return Err(CreateError::Invalid);
+        }
+        let pool = reg.cache;
+        if !pool.is_null() {
+            // SAFETY: cached pools are valid, linked under the lock.
+            reg.cache = unsafe { (*pool).reg_next };
+            reg.cache_count -= 1;
+        }
+        pool
+    };
+    let pool = if cached.is_null() {
+        let size = (core::mem::size_of::<Pool>() + os::OS_PAGE_SIZE - 1) & !(os::OS_PAGE_SIZE - 1);
+        let pool = os::map(size) as *mut Pool;
+        if pool.is_null() {
+            return Err(CreateError::NoMemory);
+        }
+        // SAFETY: a fresh zeroed mapping large enough for a Pool; zero is
+        // a valid value for every field but the heap's, copied from the
+        // template.
+        unsafe {
+            ptr::copy_nonoverlapping(EMPTY_HEAP.get(), &raw mut (*pool).heap, 1);
+            (*pool).heap.owned = true;
+            (*pool).heap.pool = pool;
+            (*pool).map_size = size;
+        }
+        pool
+    } else {
+        cached
+    };
+    // SAFETY: `pool` is ours alone until published below.
+    unsafe {
+        let p = &mut *pool;
+        p.flags = opts.flags;
+        p.limit = opts.limit;
+        p.mode = opts.flags | if opts.limit != 0 { 256 } else { 0 };
+        let n = opts.name.len().min(NAME_LEN - 1);
+        p.name = [0; NAME_LEN];
+        p.name[..n].copy_from_slice(&opts.name[..n]);
+        p.children = ptr::null_mut();
+        p.cleanups = ptr::null_mut();
+        p.sib_next = ptr::null_mut();
+        p.sib_prev = ptr::null_mut();
+        p.alloc_bytes = 0;
+        p.alloc_blocks = 0;
+        p.peak = 0;
+        p.freed_bytes.store(0, Ordering::Relaxed);
+        p.freed_blocks.store(0, Ordering::Relaxed);
+        p.huge = ptr::null_mut();
+        p.bump_chunks = ptr::null_mut();
+        p.bump_cur = 0;
+        p.bump_end = 0;
+        p.bump_count = 0;
+        p.magic = pool as usize ^ POOL_MAGIC;
+    }
+    let r = Reg::lock();
+    let reg = r.get();
+    // SAFETY: under the registry lock; the parent was live above and a
+    // parent is only destroyed under this lock... but it may have been
+    // destroyed in between: check again.
+    unsafe {
+        let parent = opts.parent;
+        if !parent.is_null() && !is_live(parent) {
+            (*pool).magic = 0;
+            (*pool).reg_next = reg.cache;
+            reg.cache = pool;
+            reg.cache_count += 1;
+            return Err(CreateError::Invalid);
+        }
+        (*pool).parent = parent;
+        if !parent.is_null() {
+            (*pool).sib_next = (*parent).children;
+            if !(*parent).children.is_null() {
+                (*(*parent).children).sib_prev = pool;
+            }
+            (*parent).children = pool;
+        }
+        (*pool).reg_prev = ptr::null_mut();
+        (*pool).reg_next = reg.live;
+        if !reg.live.is_null() {
+            (*reg.live).reg_prev = pool;
+        }
+        reg.live = pool;
+        reg.live_count += 1;
+    }
+    Ok(pool)
+}
+
+/// Destroys a live pool: its children (newest first), then its cleanups
+/// (last added first), then every block at once.
+///
+/// # Safety
+/// `pool` must be live; no other thread may use it or free its blocks
+/// during the call, nor use them afterwards.
+pub unsafe fn destroy(pool: *mut Pool) {
+    // SAFETY: the caller guarantees `pool` is live and ours.
+    unsafe {
+        run_children_and_cleanups(pool);
+        {
+            let r = Reg::lock();
+            let reg = r.get();
+            let p = &mut *pool;
+            p.magic = 0;
+            if !p.parent.is_null() {
+                unlink_child(p.parent, pool);
+                p.parent = ptr::null_mut();
+            }
+            if p.reg_prev.is_null() {
+                reg.live = p.reg_next;
+            } else {
+                (*p.reg_prev).reg_next = p.reg_next;
+            }
+            if !p.reg_next.is_null() {
+                (*p.reg_next).reg_prev = p.reg_prev;
+            }
+            reg.live_count -= 1;
+        }
+        let keep = {
+            let r = Reg::lock();
+            r.get().cache_count < CACHE_MAX
+        };
+        release_pages(pool, keep);
+        let r = Reg::lock();
+        let reg = r.get();
+        if reg.cache_count < CACHE_MAX {
+            (*pool).reg_next = reg.cache;
+            reg.cache = pool;
+            reg.cache_count += 1;
+            return;
+        }
+        drop(r);
+        if !(*pool).heap.segments.is_null() {
+            release_pages(pool, false);
+        }
+        os::unmap(pool as *mut u8, (*pool).map_size);
+    }
+}
+
+/// Empties a live pool as `destroy` does, keeping the pool (and one of its
+/// segments).
+///
+/// # Safety
+/// As `destroy`, except that the pool stays usable.
+pub unsafe fn reset(pool: *mut Pool) {
+    // SAFETY: the caller guarantees `pool` is live and ours.
+    unsafe {
+        run_children_and_cleanups(pool);
+        release_pages(pool, true);
+        let p = &mut *pool;
+        p.alloc_bytes = 0;
+        p.alloc_blocks = 0;
+        p.peak = 0;
+        p.freed_bytes.store(0, Ordering::Relaxed);
+        p.freed_blocks.store(0, Ordering::Relaxed);
+    }
+}
+
+/// # Safety
+/// `parent` must hold `child` on its children list; registry lock held.
+unsafe fn unlink_child(parent: *mut Pool, child: *mut Pool) {
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        let c = &mut *child;
+        if c.sib_prev.is_null() {
+            (*parent).children = c.sib_next;
+        } else {
+            (*c.sib_prev).sib_next = c.sib_next;
+        }
+        if !c.sib_next.is_null() {
+            (*c.sib_next).sib_prev = c.sib_prev;
+        }
+        c.sib_next = ptr::null_mut();
+        c.sib_prev = ptr::null_mut();
+    }
+}
+
+/// # Safety
+/// `pool` must be live and ours.
+unsafe fn run_children_and_cleanups(pool: *mut Pool) {
+    // SAFETY: as the caller guarantees; children are live pools.
+    unsafe {
+        loop {
+            let child = {
+                let _r = Reg::lock();
+                (*pool).children
+            };
+            if child.is_null() {
+                break;
+            }
+            destroy(child);
+        }
+        loop {
+            let c = (*pool).cleanups;
+            if c.is_null() {
+                break;
+            }
+            (*pool).cleanups = (*c).next;
+            ((*c).func)((*c).arg);
+            free::free(c as *mut u8);
+        }
+    }
+}
+
+/// Gives back every block of the pool: huge blocks are unmapped (or
+/// cached), every page descriptor of its segments is cleared, and the
+/// segments go to the retention policy, but one if `keep_one`.
+///
+/// # Safety
+/// `pool` must be ours; no block of it may be in use any more.
+unsafe fn release_pages(pool: *mut Pool, keep_one: bool) {
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        let p = &mut *pool;
+        let _l = SlowLock::lock(&mut p.heap);
+        let mut h = p.huge;
+        p.huge = ptr::null_mut();
+        while !h.is_null() {
+            let next = (*h).next;
+            (*h).heap = ptr::null_mut();
+            (*h).next = ptr::null_mut();
+            (*h).prev = ptr::null_mut();
+            huge::free(h);
+            h = next;
+        }
+        let now = os::now_ms();
+        let mut seg = p.heap.segments;
+        let mut kept: *mut Segment = ptr::null_mut();
+        while !seg.is_null() {
+            let next = (*seg).next;
+            let s = &mut *seg;
+            let mut used = s.used_slices & !1;
+            while used != 0 {
+                let i = used.trailing_zeros() as usize;
+                used &= used - 1;
+                let descr = &raw mut s.pages[i];
+                descr.write(Page::empty());
+                (*descr).head = descr;
+            }
+            s.used_slices = 1;
+            s.freed_at = now;
+            s.purge_candidates = 0;
+            s.next = ptr::null_mut();
+            s.prev = ptr::null_mut();
+            if keep_one && kept.is_null() {
+                if (s.dirty_slices & !1).count_ones() > KEEP_DIRTY_SLICES {
+                    p.heap.counters.purged_bytes += segment::purge_free_slices(s) as u64;
+                }
+                kept = seg;
+            } else {
+                segment::release(seg);
+            }
+            seg = next;
+        }
+        clear_heap(&mut p.heap, kept);
+        p.bump_chunks = ptr::null_mut();
+        p.bump_cur = 0;
+        p.bump_end = 0;
+        p.bump_count = 0;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Allocation.
+
+/// Bytes of live blocks now.
+#[inline(always)]
+fn live_bytes(p: &Pool) -> usize {
+    p.alloc_bytes.wrapping_sub(p.freed_bytes.load(Ordering::Relaxed))
+}
+
+#[inline(always)]
+fn account(p: &mut Pool, usable: usize) {
+    p.alloc_bytes = p.alloc_bytes.wrapping_add(usable);
+    p.alloc_blocks += 1;
+    let live = live_bytes(p);
+    if live > p.peak {
+        p.peak = live;
+    }
+}
+
+/// Allocates `size` bytes (16-byte aligned) from a live pool. Null when
+/// out of memory or over the pool's limit.
+///
+/// # Safety
+/// `pool` must be live; without `SHARED`, no other thread may allocate from
+/// it at the same time.
+#[inline(always)]
+pub unsafe fn alloc(pool: *mut Pool, size: usize) -> *mut u8 {
+    // SAFETY: as the caller guarantees.
+    let p = unsafe { &mut *pool };
+    if size <= DIRECT_MAX && p.mode == 0 {
+        let page = p.heap.pages_direct[(size + MIN_ALIGN - 1) / MIN_ALIGN];
+        // SAFETY: the direct table always points at a valid page.
+        unsafe {
+            if !(*page).free.is_null() {
+                let b = heap::pop(&mut *page);
+                account(p, (*page).block_size);
+                return b;
+            }
+        }
+    }
+    // SAFETY: as above.
+    unsafe { alloc_slow(pool, size, MIN_ALIGN) }
+}
+
+/// Allocates with any alignment (a power of two), taking the lock of a
+/// shared pool.
+///
+/// # Safety
+/// As `alloc`.
+#[inline(never)]
+pub unsafe fn alloc_slow(pool: *mut Pool, size: usize, align: usize) -> *mut u8 {
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        let p = &mut *pool;
+        let _l = if p.flags & SHARED != 0 { Some(SlowLock::lock(&mut p.heap)) } else { None };
+        alloc_inner(p, size, align)
+    }
+}
+
+fn large_limit() -> usize {
+    options::large_threshold().min(LARGE_MAX)
+}
+
+fn round16(n: usize) -> usize {
+    (n + MIN_ALIGN - 1) & !(MIN_ALIGN - 1)
+}
+
+/// # Safety
+/// `p` must be live and used by the calling thread alone (or locked).
+unsafe fn alloc_inner(p: &mut Pool, size: usize, align: usize) -> *mut u8 {
+    if size > crate::alloc::MAX_REQUEST || align > crate::alloc::MAX_REQUEST / 2 {
+        return ptr::null_mut();
+    }
+    let bump = p.flags & BUMP != 0 && size <= BUMP_MAX && align <= MIN_ALIGN;
+    let aligned_bin = if align > MIN_ALIGN && align <= SLICE_SIZE { bin_for_aligned(size, align) } else { None };
+    enum Kind {
+        Bump,
+        Bin(usize),
+        Large(usize),
+        Huge,
+    }
+    let (kind, usable) = if bump {
+        (Kind::Bump, round16(size.max(MIN_ALIGN)))
+    } else if let Some(bin) = aligned_bin {
+        (Kind::Bin(bin), bin_size(bin))
+    } else if align <= MIN_ALIGN && size <= SMALL_MAX {
+        let bin = bin_of(size);
+        (Kind::Bin(bin), bin_size(bin))
+    } else if align <= SLICE_SIZE && size <= large_limit() {
+        let slices = size.max(1).div_ceil(SLICE_SIZE);
+        (Kind::Large(slices), slices << SLICE_SHIFT)
+    } else {
+        (Kind::Huge, (size.max(1) + os::OS_PAGE_SIZE - 1) & !(os::OS_PAGE_SIZE - 1))
+    };
+    if p.limit != 0 && live_bytes(p).saturating_add(usable) > p.limit {
+        return ptr::null_mut();
+    }
+    // SAFETY: the pool heap is used by this thread alone (caller).
+    let (block, usable) = unsafe {
+        match kind {
+            Kind::Bump => (bump_alloc(p, usable), usable),
+            Kind::Bin(bin) => (heap::alloc_bin(&mut p.heap, bin), usable),
+            Kind::Large(slices) => (heap::alloc_large(&mut p.heap, slices), usable),
+            Kind::Huge => {
+                let b = huge_alloc(p, size, align.max(MIN_ALIGN));
+                let u = if b.is_null() { 0 } else { free::block_info(b).map_or(usable, |i| i.usable) };
+                (b, u)
+            }
+        }
+    };
+    if !block.is_null() {
+        account(p, usable);
+    }
+    block
+}
+
+/// A huge block of the pool: mapped as any huge block, its segment tagged
+/// with the pool heap and put on the pool's list.
+///
+/// # Safety
+/// As `alloc_inner`.
+unsafe fn huge_alloc(p: &mut Pool, size: usize, align: usize) -> *mut u8 {
+    let b = huge::alloc(size, align);
+    if b.is_null() {
+        return b;
+    }
+    // SAFETY: `b` was just returned by huge::alloc: a live huge block.
+    let Some(info) = (unsafe { free::block_info(b) }) else { return b };
+    let seg = info.segment;
+    lock_huge(p);
+    // SAFETY: the segment is ours (just mapped); the list is under huge_lock.
+    unsafe {
+        (*seg).heap = &mut p.heap;
+        (*seg).prev = ptr::null_mut();
+        (*seg).next = p.huge;
+        if !p.huge.is_null() {
+            (*p.huge).prev = seg;
+        }
+    }
+    p.huge = seg;
+    p.huge_lock.store(false, Ordering::Release);
+    b
+}
+
+fn lock_huge(p: &Pool) {
+    while p.huge_lock.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        core::hint::spin_loop();
+    }
+}
+
+/// Called by `free` before it unmaps a huge block whose segment names a
+/// heap: takes the block off its pool's list and counts it freed.
+///
+/// # Safety
+/// `seg` must be a live huge segment of a pool, about to be freed.
+pub unsafe fn forget_huge(seg: *mut Segment) {
+    // SAFETY: a tagged huge segment names a live pool's heap (the tag is
+    // cleared before the pool lets the segment go).
+    unsafe {
+        let pool = (*(*seg).heap).pool;
+        let p = &mut *pool;
+        lock_huge(p);
+        let (prev, next) = ((*seg).prev, (*seg).next);
+        if prev.is_null() {
+            p.huge = next;
+        } else {
+            (*prev).next = next;
+        }
+        if !next.is_null() {
+            (*next).prev = prev;
+        }
+        (*seg).heap = ptr::null_mut();
+        (*seg).next = ptr::null_mut();
+        (*seg).prev = ptr::null_mut();
+        p.huge_lock.store(false, Ordering::Release);
+        p.freed_bytes.fetch_add((*seg).pages[0].block_size, Ordering::Relaxed);
+        p.freed_blocks.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Carves `usable` bytes (a multiple of 16) and a header from the current
+/// bump chunk, starting a new chunk when it has no room.
+///
+/// # Safety
+/// As `alloc_inner`.
+unsafe fn bump_alloc(p: &mut Pool, usable: usize) -> *mut u8 {
+    let total = HDR + usable;
+    // SAFETY: as the caller guarantees.
+    if p.bump_cur + total > p.bump_end && !unsafe { new_chunk(p, total) } {
+        return ptr::null_mut();
+    }
+    let h = p.bump_cur;
+    let b = h + HDR;
+    let page = p.bump_chunks;
+    // SAFETY: `[h, h + total)` lies in the current chunk, which this pool
+    // owns and nobody else writes; `page` is its descriptor.
+    unsafe {
+        let key = (*page).key;
+        *(h as *mut usize) = usable;
+        *((h + 8) as *mut usize) = b ^ key ^ BUMP_MAGIC;
+        (*(b as *mut Block)).mark = 0;
+        p.bump_cur = h + total;
+        (*page).capacity = ((p.bump_cur - (*page).start as usize) / MIN_ALIGN) as u32;
+    }
+    b as *mut u8
+}
+
+/// Starts a bump chunk of at least `total` bytes. False when out of memory.
+///
+/// # Safety
+/// As `alloc_inner`.
+#[cold]
+unsafe fn new_chunk(p: &mut Pool, total: usize) -> bool {
+    let want = (1usize << p.bump_count.min(3)).min(BUMP_CHUNK_MAX_SLICES);
+    let slices = want.max(total.div_ceil(SLICE_SIZE));
+    // SAFETY: the pool heap is ours (caller); its lock guards its segments
+    // against a purging thread.
+    unsafe {
+        let _l = SlowLock::lock(&mut p.heap);
+        let page = heap::alloc_span(&mut p.heap, slices);
+        if page.is_null() {
+            return false;
+        }
+        let pg = &mut *page;
+        pg.bin = NO_BIN;
+        pg.flags |= FLAG_BUMP;
+        pg.set_block_size(MIN_ALIGN);
+        pg.reserved = ((slices << SLICE_SHIFT) / MIN_ALIGN) as u32;
+        pg.capacity = 0;
+        pg.used = 1;
+        pg.next = p.bump_chunks;
+        p.bump_chunks = page;
+        p.bump_cur = pg.start as usize;
+        p.bump_end = pg.start as usize + (slices << SLICE_SHIFT);
+        p.bump_count += 1;
+    }
+    true
+}
+
+/// The usable size of the bump block at `addr` in `page` (a bump chunk),
+/// from its header; `None` if no bump block starts there.
+///
+/// # Safety
+/// `page` must be a live bump chunk and `addr` a 16-aligned address inside
+/// its carved part.
+pub unsafe fn bump_usable(page: &Page, addr: usize) -> Option<usize> {
+    if addr < page.start as usize + HDR {
+        return None;
+    }
+    // SAFETY: the header lies inside the chunk's carved part (caller).
+    let (w0, w1) = unsafe { (*((addr - HDR) as *const usize), *((addr - 8) as *const usize)) };
+    if w1 != addr ^ page.key ^ BUMP_MAGIC {
+        return None;
+    }
+    let usable = w0 & !HDR_FREED;
+    let end = page.start as usize + page.capacity as usize * MIN_ALIGN;
+    if usable > end - addr {
+        return None;
+    }
+    Some(usable)
+}
+
+/// `free` of a block of a pool page, from any thread: a bump block is
+/// marked freed; any other goes on its page's remote list, which the pool
+/// collects at its next refill. Counts the block freed.
+///
+/// # Safety
+/// `page` must be a live page of a pool heap and `block` a block start of
+/// it whose free mark is clear (checked by the caller).
+pub unsafe fn free_block(page: *mut Page, block: *mut Block, func: &str) {
+    // SAFETY: as the caller guarantees; a pool heap's `pool` is its pool.
+    unsafe {
+        let owner = (*page).heap;
+        let pool = &*(*owner).pool;
+        if (*page).flags & FLAG_BUMP != 0 {
+            let addr = block as usize;
+            let Some(usable) = bump_usable(&*page, addr) else {
+                free::report_invalid(func, block as *mut u8);
+                return;
+            };
+            let hdr = (addr - HDR) as *mut usize;
+            if *hdr & HDR_FREED != 0 {
+                crate::diag::heap_error(func, "double free detected", addr);
+                return;
+            }
+            *hdr |= HDR_FREED;
+            (*block).mark = (*page).key;
+            pool.freed_bytes.fetch_add(usable, Ordering::Relaxed);
+            pool.freed_blocks.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        pool.freed_bytes.fetch_add((*page).block_size, Ordering::Relaxed);
+        pool.freed_blocks.fetch_add(1, Ordering::Relaxed);
+        if page::push_remote(&*page, block) {
+            heap::push_notify(owner, page);
+        }
+    }
+}
+
+/// The live pool holding the block `info` describes, or null.
+///
+/// # Safety
+/// `info` must come from `free::block_info` for a live block.
+pub unsafe fn owner_of(info: &BlockInfo) -> *mut Pool {
+    // SAFETY: `info` describes a live block: its segment and page headers
+    // are mapped; a non-null heap pointer names a heap (never unmapped
+    // while it holds blocks).
+    unsafe {
+        let heap = if info.huge { (*info.segment).heap } else { (*info.page).heap };
+        if heap.is_null() {
+            return ptr::null_mut();
+        }
+        let pool = (*heap).pool;
+        if is_live(pool) { pool } else { ptr::null_mut() }
+    }
+}
+
+/// `realloc` of a pool block (plain `realloc` or `ptrs_pool_realloc`): in
+/// place when it still fits, else a new block of the same pool, the
+/// contents copied and the old block freed. Null when out of memory or
+/// over the limit (the block is then untouched).
+///
+/// # Safety
+/// `pool` must be the live pool holding `p`, described by `info`, with the
+/// same thread rules as `alloc`.
+pub unsafe fn realloc_block(pool: *mut Pool, p: *mut u8, size: usize, info: &BlockInfo) -> *mut u8 {
+    let usable = info.usable;
+    let bump = info.flags & FLAG_BUMP != 0;
+    if size <= usable && (bump || (!info.huge && size >= usable / 2)) {
+        return p;
+    }
+    // SAFETY: as the caller guarantees.
+    let q = unsafe { alloc(pool, size) };
+    if q.is_null() {
+        return q;
+    }
+    // SAFETY: both blocks are live and distinct.
+    unsafe { ptr::copy_nonoverlapping(p, q, usable.min(size)) };
+    free::free(p);
+    q
+}
+
+/// Registers `func(arg)` to run when the pool is destroyed or reset. False
+/// when out of memory.
+///
+/// # Safety
+/// `pool` must be live and used by the calling thread alone (or shared).
+pub unsafe fn cleanup_add(pool: *mut Pool, func: extern "C" fn(*mut c_void), arg: *mut c_void) -> bool {
+    let c = crate::alloc::malloc(core::mem::size_of::<Cleanup>()) as *mut Cleanup;
+    if c.is_null() {
+        return false;
+    }
+    // SAFETY: `c` is a fresh block large enough for a Cleanup; the pool
+    // is live (caller); a shared pool's list is guarded by its heap lock.
+    unsafe {
+        let p = &mut *pool;
+        let _l = SlowLock::lock(&mut p.heap);
+        c.write(Cleanup { func, arg, next: p.cleanups });
+        p.cleanups = c;
+    }
+    true
+}
+
+/// A pool's figures (bytes and blocks).
+#[derive(Clone, Copy, Default)]
+pub struct Stats {
+    pub allocated: usize,
+    pub peak_allocated: usize,
+    pub blocks: usize,
+    pub active: usize,
+}
+
+/// The figures of a live pool: exact when no thread is allocating from or
+/// freeing into it. Time: proportional to its segments and huge blocks.
+///
+/// # Safety
+/// `pool` must be live.
+pub unsafe fn stats(pool: *mut Pool) -> Stats {
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        let p = &*pool;
+        let _l = SlowLock::lock(&raw const p.heap as *mut Heap);
+        let mut active = 0;
+        let mut seg = p.heap.segments;
+        while !seg.is_null() {
+            active += ((*seg).used_slices & !1).count_ones() as usize * SLICE_SIZE;
+            seg = (*seg).next;
+        }
+        lock_huge(p);
+        let mut h = p.huge;
+        while !h.is_null() {
+            active += (*h).pages[0].block_size;
+            h = (*h).next;
+        }
+        p.huge_lock.store(false, Ordering::Release);
+        let allocated = live_bytes(p);
+        Stats {
+            allocated,
+            peak_allocated: p.peak.max(allocated),
+            blocks: p.alloc_blocks.wrapping_sub(p.freed_blocks.load(Ordering::Relaxed)),
+            active,
+        }
+    }
+}
+
+/// Calls `visit(block, usable)` for every live block of the pool, stopping
+/// at the first non-zero answer, which it returns (0 otherwise). The
+/// visitor must not allocate from the pool or destroy it; it may free the
+/// block it is given. Time: proportional to the pool's blocks.
+///
+/// # Safety
+/// `pool` must be live; no other thread may allocate from it meanwhile.
+pub unsafe fn visit(pool: *mut Pool, visit: &mut dyn FnMut(*mut u8, usize) -> i32) -> i32 {
+    // SAFETY: as the caller guarantees: the pool's segments, pages and
+    // huge list are stable during the walk.
+    unsafe {
+        let p = &mut *pool;
+        let mut seg = p.heap.segments;
+        while !seg.is_null() {
+            let next_seg = (*seg).next;
+            let mut used = (*seg).used_slices & !1;
+            while used != 0 {
+                let i = used.trailing_zeros() as usize;
+                used &= used - 1;
+                let page = &raw mut (*seg).pages[i];
+                if (*page).head != page || (*page).heap != &raw mut p.heap {
+                    continue;
+                }
+                let r = visit_page(&mut *page, visit);
+                if r != 0 {
+                    return r;
+                }
+            }
+            seg = next_seg;
+        }
+        // Huge blocks: the next link is read before the visitor runs, as
+        // it may free (unlink) the block it is given.
+        lock_huge(p);
+        let mut h = p.huge;
+        p.huge_lock.store(false, Ordering::Release);
+        while !h.is_null() {
+            lock_huge(p);
+            let next = (*h).next;
+            let (b, usable) = ((*h).pages[0].start, (*h).pages[0].block_size);
+            p.huge_lock.store(false, Ordering::Release);
+            let r = visit(b, usable);
+            if r != 0 {
+                return r;
+            }
+            h = next;
+        }
+        0
+    }
+}
+
+/// # Safety
+/// `page` must be a live page of the pool, which the caller holds.
+unsafe fn visit_page(page: &mut Page, visit: &mut dyn FnMut(*mut u8, usize) -> i32) -> i32 {
+    // SAFETY: the page is live and its lists are stable (caller).
+    unsafe {
+        let start = page.start as usize;
+        if page.flags & FLAG_BUMP != 0 {
+            let end = start + page.capacity as usize * MIN_ALIGN;
+            let mut h = start;
+            while h + HDR <= end {
+                let w0 = *(h as *const usize);
+                let usable = w0 & !HDR_FREED;
+                let b = h + HDR;
+                h = b + usable;
+                if w0 & HDR_FREED == 0 {
+                    let r = visit(b as *mut u8, usable);
+                    if r != 0 {
+                        return r;
+                    }
+                }
+            }
+            return 0;
+        }
+        if page.flags & FLAG_LARGE != 0 {
+            let freed = page.thread_free.load(Ordering::Acquire) & !TF_FLAGS != 0;
+            if page.used_count() == 0 || freed {
+                return 0;
+            }
+            return visit(page.start, page.block_size);
+        }
+        // A small page: every carved block not on a free list. At most
+        // 64 KiB / 16 blocks per slice-sized page; bigger pages hold
+        // bigger blocks, so 4096 bits cover every page.
+        let mut free_set = [0u64; 64];
+        let cap = page.capacity as usize;
+        let bs = page.block_size;
+        let lists = [page.free, (page.thread_free.load(Ordering::Acquire) & !TF_FLAGS) as *mut Block];
+        for mut cur in lists {
+            let mut steps = 0;
+            while !cur.is_null() && steps <= cap {
+                let i = (cur as usize - start) / bs;
+                if i < 4096 {
+                    free_set[i / 64] |= 1 << (i % 64);
+                }
+                cur = page::next_of(cur, page.key);
+                steps += 1;
+            }
+        }
+        for i in 0..cap.min(4096) {
+            if free_set[i / 64] & (1 << (i % 64)) == 0 {
+                let r = visit((start + i * bs) as *mut u8, bs);
+                if r != 0 {
+                    return r;
+                }
+            }
+        }
+        0
+    }
+}
+
+/// The pool's name (without the NUL).
+pub fn name(p: &Pool) -> &[u8] {
+    let n = p.name.iter().position(|&c| c == 0).unwrap_or(NAME_LEN);
+    &p.name[..n]
+}
+
+/// Visits every live pool with its figures, under the registry lock. The
+/// visitor must not create or destroy pools.
+pub fn for_each_live(mut f: impl FnMut(&[u8], &Stats)) -> usize {
+    let r = Reg::lock();
+    let reg = r.get();
+    let mut pool = reg.live;
+    while !pool.is_null() {
+        // SAFETY: live pools stay live while the registry lock is held
+        // (destroy unlinks them under it first).
+        unsafe {
+            let s = stats(pool);
+            f(name(&*pool), &s);
+            pool = (*pool).reg_next;
+        }
+    }
+    reg.live_count
+}
+
+/// The pool heap's figure for `malloc_trim`: gives back the segments kept
+/// by cached (destroyed) pools. True if any was released.
+pub fn trim_cache() -> bool {
+    let mut any = false;
+    let r = Reg::lock();
+    let reg = r.get();
+    let mut pool = reg.cache;
+    while !pool.is_null() {
+        // SAFETY: cached pools are ours under the registry lock; nothing
+        // else uses them.
+        unsafe {
+            if !(*pool).heap.segments.is_null() {
+                release_pages(pool, false);
+                any = true;
+            }
+            pool = (*pool).reg_next;
+        }
+    }
+    any
+}
