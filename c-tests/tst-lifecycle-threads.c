@@ -174,6 +174,90 @@ static void part_exited(void) {
   munmap(set, SET * sizeof *set);
 }
 
+/* ---- dormant -------------------------------------------------------- */
+/* Thread A builds the set and blocks on a condition variable (its heap's
+ * owner is alive but never runs); thread B frees every block; thread C
+ * builds the same set again. The pages A's heap holds are entirely free:
+ * C must reuse them (peak at most start + 1.5 x the working set), and the
+ * statistics must not count them (uordblks within 1 % of the truth). */
+
+static pthread_mutex_t dormant_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t dormant_cond = PTHREAD_COND_INITIALIZER;
+static int dormant_state;
+
+static void *dormant_owner(void *arg) {
+  (void)arg;
+  build_set(0);
+  pthread_mutex_lock(&dormant_lock);
+  dormant_state = 1;
+  pthread_cond_broadcast(&dormant_cond);
+  while (dormant_state != 2)
+    pthread_cond_wait(&dormant_cond, &dormant_lock);
+  pthread_mutex_unlock(&dormant_lock);
+  return NULL;
+}
+
+static void *freer(void *arg) {
+  (void)arg;
+  free_set();
+  return NULL;
+}
+
+static void *rebuilder(void *arg) {
+  (void)arg;
+  build_set(1);
+  return NULL;
+}
+
+/* One round: A builds and sleeps, B frees. With `stats`, the statistics
+ * are checked then; without, C rebuilds (no allocator call in between
+ * that could collect A's pages for it) and its peak is checked. */
+static void dormant_round(int stats) {
+  size_t ws = working_set();
+  long ws_kib = (long)(ws / 1024);
+  long start = mt_rss_kib();
+  dormant_state = 0;
+  pthread_t a = mt_thread_create(dormant_owner, NULL);
+  pthread_mutex_lock(&dormant_lock);
+  while (dormant_state != 1)
+    pthread_cond_wait(&dormant_cond, &dormant_lock);
+  pthread_mutex_unlock(&dormant_lock);
+  long built = mt_rss_kib();
+  CHECK(built - start >= ws_kib);
+  mt_thread_join(mt_thread_create(freer, NULL));
+  if (stats) {
+    struct mallinfo2 mi = mallinfo2();
+    printf("dormant: working_set_kb=%ld uordblks_after_free=%zu (bound %zu)\n",
+           ws_kib, mi.uordblks, ws / 100);
+    CHECK(mi.uordblks <= ws / 100);
+  } else {
+    rebuild_peak = 0;
+    mt_thread_join(mt_thread_create(rebuilder, NULL));
+    long bound = start + ws_kib * 3 / 2;
+    printf("dormant: working_set_kb=%ld start_kb=%ld built_kb=%ld "
+           "rebuild_peak_kb=%ld (bound %ld)\n",
+           ws_kib, start, built, rebuild_peak, bound);
+    CHECK(rebuild_peak <= bound);
+    free_set();
+  }
+  pthread_mutex_lock(&dormant_lock);
+  dormant_state = 2;
+  pthread_cond_broadcast(&dormant_cond);
+  pthread_mutex_unlock(&dormant_lock);
+  mt_thread_join(a);
+}
+
+static void part_dormant(void) {
+  set = mmap(NULL, SET * sizeof *set, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (set == MAP_FAILED)
+    FAIL_EXIT("mmap: %s", strerror(errno));
+  dormant_round(0);
+  malloc_trim(0);
+  dormant_round(1);
+  munmap(set, SET * sizeof *set);
+}
+
 /* ---- latedtor ------------------------------------------------------- */
 
 static pthread_key_t late_key;
@@ -235,6 +319,8 @@ static int run_part(const char *name, long late_threads) {
       part_burst();
     else if (strcmp(name, "exited") == 0)
       part_exited();
+    else if (strcmp(name, "dormant") == 0)
+      part_dormant();
     else
       part_latedtor(late_threads);
     fflush(NULL);
@@ -256,9 +342,9 @@ int main(int argc, char **argv) {
 #endif
   const char *part = argc > 1 ? argv[1] : "all";
   long late_threads = mt_arg(argc, argv, 2, 3000);
-  static const char *const parts[] = {"burst", "exited", "latedtor"};
+  static const char *const parts[] = {"burst", "exited", "dormant", "latedtor"};
   int ran = 0;
-  for (size_t i = 0; i < 3; i++) {
+  for (size_t i = 0; i < 4; i++) {
     if (strcmp(part, "all") != 0 && strcmp(part, parts[i]) != 0)
       continue;
     ran = 1;
