@@ -279,6 +279,13 @@ fn free_slow_inner(p: *mut u8, func: &str) {
         }
         if local {
             free_local(&mut *heap, &mut *page, block);
+        } else if heap == heap::SHARED_MARK.get() && (*page).heap == heap::shared_heap_if_made() {
+            // A user of the shared heap frees into it: a local free under
+            // its lock (memcheck mode sends every free here), so the block
+            // goes where the next allocation looks first, as for an owner.
+            let shared = (*page).heap;
+            let _l = heap::SlowLock::lock(shared);
+            free_local(&mut *shared, &mut *page, block);
         } else if !(*(*page).heap).pool.is_null() {
             crate::pool::free_block(page, block, func);
         } else if page::push_remote(&*page, block) {

@@ -405,6 +405,12 @@ fn with_shared_heap<R>(fail: R, f: impl FnOnce(&mut Heap) -> R) -> R {
     f(unsafe { &mut *heap })
 }
 
+/// The shared heap, or null if no thread has needed it yet.
+#[inline]
+pub fn shared_heap_if_made() -> *mut Heap {
+    SHARED_HEAP.load(Ordering::Acquire)
+}
+
 /// The shared heap, made on first use. Null when out of memory.
 fn shared_heap() -> *mut Heap {
     let heap = SHARED_HEAP.load(Ordering::Acquire);
