@@ -13,8 +13,8 @@
 //!   heap's segments (aged by `segment::purge_aged_slices`), empty segments
 //!   (the dirty list below), freed huge mappings (`huge.rs`'s cache).
 //!   Allocation takes resident memory first: the heap's own free slices,
-//!   then the most recently emptied segment, then a purged one, and only
-//!   then a new mapping.
+//!   then the resident empty segment that emptied longest ago (the next the
+//!   decay would purge), then a purged one, and only then a new mapping.
 //! - **Return what nobody reuses.** Memory that has stayed unused for one
 //!   to two delays is purged (`MADV_DONTNEED`): by the next slow path of any
 //!   thread (`maybe_tick`), by a thread that exits (its heap keeps nothing
@@ -39,8 +39,11 @@ use crate::sync::{GlobalCell, GlobalGuard};
 
 /// Empty small segments owned by no heap, under GLOBAL.
 struct EmptySegments {
-    /// Not purged since they emptied, most recently emptied first.
+    /// Not purged since they emptied, ordered by the time they emptied:
+    /// `dirty` the newest, `dirty_oldest` the oldest (linked through
+    /// `next` towards the oldest and `prev` towards the newest).
     dirty: *mut Segment,
+    dirty_oldest: *mut Segment,
     dirty_count: usize,
     /// Purged (mapped, nothing resident), most recent first.
     clean: *mut Segment,
@@ -49,6 +52,7 @@ struct EmptySegments {
 
 static EMPTY: GlobalCell<EmptySegments> = GlobalCell::new(EmptySegments {
     dirty: ptr::null_mut(),
+    dirty_oldest: ptr::null_mut(),
     dirty_count: 0,
     clean: ptr::null_mut(),
     clean_count: 0,
@@ -94,8 +98,33 @@ unsafe fn pop(head: &mut *mut Segment, count: &mut usize) -> *mut Segment {
     seg
 }
 
-/// Takes an empty segment for reuse: the most recently emptied resident
-/// one, else a purged one. Null when there is none.
+/// Unlinks the oldest dirty segment.
+///
+/// # Safety
+/// GLOBAL must be held.
+unsafe fn pop_oldest_dirty(e: &mut EmptySegments) -> *mut Segment {
+    let seg = e.dirty_oldest;
+    if !seg.is_null() {
+        // SAFETY: listed segments are valid; links are under GLOBAL.
+        unsafe {
+            e.dirty_oldest = (*seg).prev;
+            if e.dirty_oldest.is_null() {
+                e.dirty = ptr::null_mut();
+            } else {
+                (*e.dirty_oldest).next = ptr::null_mut();
+            }
+            (*seg).prev = ptr::null_mut();
+        }
+        e.dirty_count -= 1;
+        EMPTY_COUNT.fetch_sub(1, Ordering::Relaxed);
+        DIRTY_BYTES.fetch_sub(SEGMENT_SIZE, Ordering::Relaxed);
+    }
+    seg
+}
+
+/// Takes an empty segment for reuse: a resident one, the one that emptied
+/// longest ago first (it is the next the decay would purge, so reusing it
+/// saves the most page faults), else a purged one. Null when there is none.
 pub fn take_empty() -> *mut Segment {
     if EMPTY_COUNT.load(Ordering::Relaxed) == 0 {
         return ptr::null_mut();
@@ -104,9 +133,8 @@ pub fn take_empty() -> *mut Segment {
     // SAFETY: GLOBAL is held.
     let e = unsafe { EMPTY.get() };
     // SAFETY: GLOBAL is held; the lists are ours.
-    let seg = unsafe { pop(&mut e.dirty, &mut e.dirty_count) };
+    let seg = unsafe { pop_oldest_dirty(e) };
     if !seg.is_null() {
-        DIRTY_BYTES.fetch_sub(SEGMENT_SIZE, Ordering::Relaxed);
         return seg;
     }
     // SAFETY: as above.
@@ -138,7 +166,13 @@ pub unsafe fn put_empty(seg: *mut Segment) {
         // SAFETY: the segment is ours; the list is under GLOBAL.
         unsafe {
             (*seg).freed_at = now;
+            (*seg).prev = ptr::null_mut();
             (*seg).next = e.dirty;
+            if e.dirty.is_null() {
+                e.dirty_oldest = seg;
+            } else {
+                (*e.dirty).prev = seg;
+            }
         }
         e.dirty = seg;
         e.dirty_count += 1;
@@ -222,47 +256,33 @@ pub fn on_thread_exit() {
     maybe_tick();
 }
 
-/// Takes up to `max` dirty segments accepted by `pick` (oldest first) off
-/// the dirty list, purges them outside the lock and puts them back clean
-/// (or unmaps them). Re-arms the tick for those left. Returns bytes purged.
+/// Takes up to `max` dirty segments off the old end of the dirty list while
+/// `pick` accepts them (the list is ordered by age, so the first refusal
+/// ends the walk), purges them outside the lock and keeps them clean (or
+/// unmaps them). Re-arms the tick for those left. Returns bytes purged.
 fn purge_dirty(pick: impl Fn(&Segment) -> bool, max: usize) -> usize {
     if DIRTY_BYTES.load(Ordering::Relaxed) == 0 {
         return 0;
     }
     let mut taken: *mut Segment = ptr::null_mut();
     let mut n = 0;
-    let mut oldest_left = u64::MAX;
-    {
+    let oldest_left = {
         let _g = GlobalGuard::lock();
         // SAFETY: GLOBAL is held.
         let e = unsafe { EMPTY.get() };
-        // The list is newest first: skip the `dirty_count - max` newest
-        // before taking any when a maximum applies.
-        let mut skip = e.dirty_count.saturating_sub(max);
-        let mut link: *mut *mut Segment = &raw mut e.dirty;
-        // SAFETY: the list is consistent under GLOBAL; `link` always points
-        // at the list head or a listed segment's `next`.
+        // SAFETY: the list is consistent under GLOBAL.
         unsafe {
-            while !(*link).is_null() {
-                let seg = *link;
-                if skip == 0 && pick(&*seg) {
-                    *link = (*seg).next;
-                    (*seg).next = taken;
-                    taken = seg;
-                    n += 1;
-                    e.dirty_count -= 1;
-                    EMPTY_COUNT.fetch_sub(1, Ordering::Relaxed);
-                    DIRTY_BYTES.fetch_sub(SEGMENT_SIZE, Ordering::Relaxed);
-                } else {
-                    skip = skip.saturating_sub(1);
-                    oldest_left = oldest_left.min((*seg).freed_at);
-                    link = &raw mut (*seg).next;
-                }
+            while n < max && !e.dirty_oldest.is_null() && pick(&*e.dirty_oldest) {
+                let seg = pop_oldest_dirty(e);
+                (*seg).next = taken;
+                taken = seg;
+                n += 1;
             }
+            if e.dirty_oldest.is_null() { None } else { Some((*e.dirty_oldest).freed_at) }
         }
-    }
-    if oldest_left != u64::MAX {
-        arm(oldest_left + options::purge_delay_ms().max(1));
+    };
+    if let Some(t) = oldest_left {
+        arm(t + options::purge_delay_ms().max(1));
     }
     while !taken.is_null() {
         // SAFETY: the segments taken above are ours alone now.
