@@ -254,7 +254,7 @@ pub fn realloc(p: *mut u8, size: usize) -> *mut u8 {
     }
     // A pool's block stays in its pool.
     // SAFETY: `info` describes the live block `p`.
-    let pool = unsafe { crate::pool::owner_of(&info) };
+    let pool = unsafe { crate::pool::owner_of(&info, p) };
     let q = if pool.is_null() {
         alloc(size, 0, false)
     } else {

@@ -369,7 +369,7 @@ pub extern "C" fn ptrs_pool_of(p: *const c_void) -> *mut ptrs_pool {
     // SAFETY: block_info validates the pointer before reading any header.
     let Some(info) = (unsafe { free::block_info(p as *mut u8) }) else { return core::ptr::null_mut() };
     // SAFETY: `info` describes a block ptrs knows.
-    unsafe { pool::owner_of(&info) }.cast()
+    unsafe { pool::owner_of(&info, p as *const u8) }.cast()
 }
 
 /// Fills `*out` with the pool's figures (exact when no other thread
