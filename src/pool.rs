@@ -1132,7 +1132,9 @@ unsafe fn bump_carve(p: &mut Pool, usable: usize) -> *mut u8 {
 unsafe fn next_arena_chunk(p: &mut Pool) -> bool {
     // SAFETY: the newest chunk is the pool's.
     unsafe { (*p.chunks).end = p.bump_cur };
-    if p.chunk_count < CHUNK_BUDGET {
+    // A pool that already has a heap (it outgrew the arena before, and was
+    // reset or cached) goes there at once: no arena lock round trips.
+    if p.chunk_count < CHUNK_BUDGET && heap::is_empty_heap(p.heap) {
         let c = arena_chunk(p);
         if !c.is_null() {
             // SAFETY: a fresh chunk of ours.
