@@ -5,17 +5,22 @@
  *
  *   cycle    one request: create; 100 allocations of 16..256 B; 2 of
  *            8 KiB; destroy (microseconds per cycle, median of runs)
- *   destroy  destroy of a pool holding 1 M blocks of 64 B (ms)
+ *   destroy  destroy of a pool holding 1 k, 10 k, 100 k and 1 M blocks of
+ *            64 B (ms, median of 3): time proportional to pages, not blocks
  *   pools    RSS growth with 10 000 live pools holding one 64 B block
  *            each (MiB), and RSS after destroying them all, relative to
- *            before they were made (MiB)
+ *            before they were made (MiB): at once; after two purge delays
+ *            (PTRS_PURGE_DELAY, 10 ms) and one slow-path allocation; after
+ *            malloc_trim(0)
  *
  * usage: pools SYSTEM   (ptrs, ptrs-bump, apr, mimalloc, jemalloc)
- * prints: SYSTEM cycle_us destroy_ms pools_mib after_mib */
+ * prints: SYSTEM cycle_us destroy_1k_ms destroy_10k_ms destroy_100k_ms
+ *         destroy_1M_ms pools_mib after_mib after_delay_mib after_trim_mib */
 #define _GNU_SOURCE
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <malloc.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -138,20 +143,26 @@ int main(int argc, char **argv) {
   }
   qsort(runs, 7, sizeof runs[0], cmp);
   double cycle_us = runs[3];
-  /* destroy of 1 M blocks of 64 B: 3 runs, median */
-  double dms[3];
-  for (int r = 0; r < 3; r++) {
-    void *p = c();
-    for (int i = 0; i < 1000000; i++)
-      ((char *)a(p, 64))[0] = 1;
-    double t0 = now_us();
-    d(p);
-    dms[r] = (now_us() - t0) / 1000;
+  /* destroy of 1 k .. 1 M blocks of 64 B: 3 runs each, median */
+  static const int nblocks[4] = {1000, 10000, 100000, 1000000};
+  double dmed[4];
+  for (int k = 0; k < 4; k++) {
+    double dms[3];
+    for (int r = 0; r < 3; r++) {
+      void *p = c();
+      for (int i = 0; i < nblocks[k]; i++)
+        ((char *)a(p, 64))[0] = 1;
+      double t0 = now_us();
+      d(p);
+      dms[r] = (now_us() - t0) / 1000;
+    }
+    qsort(dms, 3, sizeof dms[0], cmp);
+    dmed[k] = dms[1];
   }
-  qsort(dms, 3, sizeof dms[0], cmp);
   /* 10 000 live pools with one 64 B block each */
   enum { NP = 10000 };
   static void *pools[NP];
+  malloc_trim(0); /* a baseline without what the phases above left */
   size_t before = rss();
   for (int i = 0; i < NP; i++) {
     pools[i] = c();
@@ -161,7 +172,17 @@ int main(int argc, char **argv) {
   for (int i = 0; i < NP; i++)
     d(pools[i]);
   size_t after = rss();
-  printf("%s %.3f %.3f %.1f %.1f\n", sys, cycle_us, dms[1],
-         (double)(during - before) / 1048576, ((double)after - (double)before) / 1048576);
+  /* the retention policy keeps freed memory resident 1 to 2 purge delays
+   * (src/retain.rs): wait two, then one slow-path allocation (a large
+   * block) lets it act */
+  usleep(25000);
+  free(malloc(200000));
+  size_t after_delay = rss();
+  malloc_trim(0);
+  size_t after_trim = rss();
+#define MIB(x) ((double)(x) / 1048576)
+  printf("%s %.3f %.4f %.4f %.4f %.4f %.1f %.1f %.1f %.1f\n", sys, cycle_us, dmed[0], dmed[1], dmed[2],
+         dmed[3], MIB(during - before), MIB((double)after - (double)before),
+         MIB((double)after_delay - (double)before), MIB((double)after_trim - (double)before));
   return 0;
 }

@@ -72,7 +72,7 @@ if [ "$MODE" = pools ]; then
     gcc -O2 -DHAVE_JEMALLOC -I include -o "$BUILD/pools-jemalloc" bench/pools.c \
       -L "$lib" "-Wl,-rpath,$lib" -lptrs -ljemalloc && systems="$systems jemalloc"
   fi
-  echo "system cycle_us destroy_1M_ms rss_10k_pools_MiB rss_after_destroy_MiB"
+  echo "system cycle_us destroy_1k_ms destroy_10k_ms destroy_100k_ms destroy_1M_ms rss_10k_pools_MiB rss_after_destroy_MiB rss_after_2_delays_MiB rss_after_trim_MiB"
   for s in $systems; do
     bin=$BUILD/pools
     case $s in apr|mimalloc|jemalloc) bin=$BUILD/pools-$s ;; esac

@@ -7,7 +7,8 @@
 # memcheck checks the program's accesses to the heap as it does on glibc.
 # Each test must report no error.
 # First, c-tests/memcheck/misuse.c (a use after free, two overflows, a read
-# of uninitialised memory, a read of a block realloc moved) must be caught:
+# of uninitialised memory, a read of a block realloc moved, a read of a
+# block of a destroyed pool) must be caught:
 # each misuse reported once, and nothing else.
 # Tests listed in c-tests/memcheck-skip.txt (with the reason) are skipped;
 # a test that is not built fails; exit status 77 (unsupported) is a skip.
@@ -33,7 +34,7 @@ if gcc -std=gnu11 -O1 -g -w -o "$misuse" c-tests/memcheck/misuse.c \
      -L "$lib_dir" -Wl,--no-as-needed -lptrs "-Wl,-rpath,$lib_dir"; then
   valgrind --tool=memcheck -q --soname-synonyms=somalloc=nouserintercepts \
     "$misuse" >build/memcheck/misuse.log 2>&1
-  for f in use_after_free overflow_into_slack overflow_into_next uninitialised_read realloc_old_block; do
+  for f in use_after_free overflow_into_slack overflow_into_next uninitialised_read realloc_old_block use_after_destroy; do
     # The first frame of each error report ("at 0x...: FUNC (misuse.c:N)").
     if grep -qE "^==[0-9]+==    at 0x[0-9A-F]+: $f \(misuse\.c" build/memcheck/misuse.log; then
       echo "PASS: memcheck reports $f"; passed=$((passed + 1))
@@ -42,10 +43,10 @@ if gcc -std=gnu11 -O1 -g -w -o "$misuse" c-tests/memcheck/misuse.c \
     fi
   done
   n=$(grep -cE "^==[0-9]+== (Invalid|Conditional|Use of uninit|Mismatched)" build/memcheck/misuse.log)
-  if [ "$n" -eq 5 ]; then
-    echo "PASS: memcheck reports 5 errors in misuse.c, none in correct uses"; passed=$((passed + 1))
+  if [ "$n" -eq 6 ]; then
+    echo "PASS: memcheck reports 6 errors in misuse.c, none in correct uses"; passed=$((passed + 1))
   else
-    echo "FAIL: memcheck reports $n errors in misuse.c, want 5 (build/memcheck/misuse.log)"
+    echo "FAIL: memcheck reports $n errors in misuse.c, want 6 (build/memcheck/misuse.log)"
     sed -n '1,30p' build/memcheck/misuse.log | sed 's/^/    /'; failed=$((failed + 1))
   fi
 else

@@ -147,7 +147,7 @@ fn realloc_generic(p: *mut u8, size: usize) -> *mut u8 {
     }
     // A pool's block stays in its pool (pool.rs).
     // SAFETY: `info` describes the live block `p`.
-    let pool = unsafe { crate::pool::owner_of(&info) };
+    let pool = unsafe { crate::pool::owner_of(&info, p) };
     if !pool.is_null() {
         // SAFETY: as above; `pool` is the live pool that holds `p`.
         return unsafe { crate::pool::realloc_block(pool, p, size, &info) };

@@ -82,6 +82,13 @@ const CACHE_MAX: usize = 8;
 /// A kept segment with more dirty slices than this is purged first, so the
 /// cache holds at most `CACHE_MAX` x 2.5 MiB resident.
 const KEEP_DIRTY_SLICES: u32 = 40;
+/// Bytes of an arena chunk (a power of two dividing a slice).
+const CHUNK: usize = 1024;
+/// Arena chunks a pool takes (the first holds the pool itself) before it
+/// gets a heap of its own.
+const CHUNK_BUDGET: usize = 4;
+/// Chunks per arena span (one slice); chunk 0 holds the span's header.
+const SPAN_CHUNKS: u32 = (SLICE_SIZE / CHUNK) as u32;
 
 /// A cleanup registered with `ptrs_pool_cleanup_add` (a block of the
 /// process heap, freed when it has run).
@@ -91,11 +98,39 @@ struct Cleanup {
     next: *mut Cleanup,
 }
 
-/// A pool. Lives in its own mapping; `heap` first.
+/// The header of a chunk of the chunk arena (see [`arena_chunk`]): a
+/// pool's first bytes of bump space. At the start of every chunk, so the
+/// chunk, and its pool, is found from a block address by masking.
+#[repr(C)]
+struct Chunk {
+    /// The pool holding the chunk; null while the chunk is free.
+    pool: *mut Pool,
+    /// The pool's next chunk (its list, newest first).
+    next: *mut Chunk,
+    /// Mixed into the check word of every block header carved from the
+    /// chunk; new each time the chunk is handed out, so a stale pointer
+    /// into a reused chunk does not pass the check. Never 0 while in use.
+    salt: usize,
+    /// The end of the carved part, once the pool has moved past the chunk.
+    end: usize,
+}
+
+/// A pool. Lives at the start of its first arena chunk (`chunk` first, so
+/// that chunk's header is the pool's own).
 #[repr(C)]
 pub struct Pool {
-    /// The pool's heap: its pages, segments and size-class queues.
-    pub heap: Heap,
+    chunk: Chunk,
+    /// The pool's heap (its pages, segments and size-class queues), mapped
+    /// when the pool first outgrows its arena chunks; until then the empty
+    /// heap, whose direct table makes the fast path miss.
+    pub heap: *mut Heap,
+    /// Arena chunks, newest first (the last one is `chunk`).
+    chunks: *mut Chunk,
+    chunk_count: usize,
+    /// The bump region (`bump_cur..bump_end`) is the newest arena chunk.
+    in_arena: bool,
+    /// The check-word key of the current bump region (page key ^ salt).
+    bump_key: usize,
     /// `self ^ POOL_MAGIC` while live, 0 once destroyed.
     magic: usize,
     flags: u32,
@@ -131,9 +166,9 @@ pub struct Pool {
     bump_cur: usize,
     bump_end: usize,
     bump_count: usize,
-    /// Bytes of the mapping holding this struct.
-    map_size: usize,
 }
+
+const _: () = assert!(core::mem::size_of::<Pool>() + 128 <= CHUNK);
 
 /// Live pools and the cache of destroyed ones, under `REG_LOCK`.
 struct Registry {
@@ -180,6 +215,258 @@ impl Drop for Reg {
 /// thread that does not exist there.
 pub fn after_fork_child() {
     REG_LOCK.reset();
+    ARENA_LOCK.reset();
+}
+
+// ---------------------------------------------------------------------------
+// The chunk arena.
+//
+// A small pool costs one chunk of `CHUNK` bytes: the pool struct and its
+// first bump space. Chunks are carved from one-slice spans of a dedicated
+// heap owned by no thread (the arena heap), flagged `FLAG_BUMP` with
+// 16-byte granules, so `free::block_info` takes a chunk's block for a bump
+// block and `bump_usable` checks its header; the pool is found from the
+// chunk header (the block address masked to `CHUNK`). The idea is nginx's
+// small pool blocks and APR's first 8 KiB node, kept as ordinary ptrs
+// blocks. A pool that outgrows `CHUNK_BUDGET` chunks maps its own heap.
+
+/// The header of an arena span, in its chunk 0 (whose `pool` word is 0, so
+/// no block is ever found there).
+#[repr(C)]
+struct SpanHdr {
+    no_pool: usize,
+    page: *mut Page,
+    /// Freed chunks of this span.
+    free: *mut Chunk,
+    /// Chunks handed out.
+    used: u32,
+    /// The next never-used chunk index.
+    fresh: u32,
+    /// Spans with a free chunk (`Arena::avail`).
+    next: *mut SpanHdr,
+    prev: *mut SpanHdr,
+}
+
+struct Arena {
+    heap: *mut Heap,
+    avail: *mut SpanHdr,
+    avail_count: usize,
+    salt: usize,
+}
+
+struct ArenaCell(core::cell::UnsafeCell<Arena>);
+// SAFETY: only accessed with ARENA_LOCK held.
+unsafe impl Sync for ArenaCell {}
+
+static ARENA_LOCK: RawLock = RawLock::new();
+static ARENA: ArenaCell = ArenaCell(core::cell::UnsafeCell::new(Arena {
+    heap: ptr::null_mut(),
+    avail: ptr::null_mut(),
+    avail_count: 0,
+    salt: 0,
+}));
+/// The arena heap, once made (read without the lock by `free`).
+static ARENA_HEAP: core::sync::atomic::AtomicPtr<Heap> = core::sync::atomic::AtomicPtr::new(ptr::null_mut());
+/// The arena heap's `pool` (never dereferenced: `free` routes blocks of a
+/// heap with a non-null `pool` here, and `pool_of_block` reads the chunk).
+static ARENA_MARK: u8 = 0;
+
+#[inline]
+fn arena_heap() -> *mut Heap {
+    ARENA_HEAP.load(Ordering::Acquire)
+}
+
+/// The arena, locked; released when dropped.
+struct ArenaGuard;
+
+impl ArenaGuard {
+    fn lock() -> Self {
+        ARENA_LOCK.lock();
+        ArenaGuard
+    }
+    #[allow(clippy::mut_from_ref)]
+    fn get(&self) -> &mut Arena {
+        // SAFETY: `self` proves ARENA_LOCK is held.
+        unsafe { &mut *ARENA.0.get() }
+    }
+}
+
+impl Drop for ArenaGuard {
+    fn drop(&mut self) {
+        ARENA_LOCK.unlock();
+    }
+}
+
+fn avail_unlink(a: &mut Arena, s: *mut SpanHdr) {
+    // SAFETY: `s` is on the avail list (arena lock held by the caller).
+    unsafe {
+        let (prev, next) = ((*s).prev, (*s).next);
+        if prev.is_null() {
+            a.avail = next;
+        } else {
+            (*prev).next = next;
+        }
+        if !next.is_null() {
+            (*next).prev = prev;
+        }
+        (*s).next = ptr::null_mut();
+        (*s).prev = ptr::null_mut();
+    }
+    a.avail_count -= 1;
+}
+
+fn avail_push(a: &mut Arena, s: *mut SpanHdr) {
+    // SAFETY: `s` is a live span header not on the list (arena lock held).
+    unsafe {
+        (*s).prev = ptr::null_mut();
+        (*s).next = a.avail;
+        if !a.avail.is_null() {
+            (*a.avail).prev = s;
+        }
+    }
+    a.avail = s;
+    a.avail_count += 1;
+}
+
+/// A chunk for `pool` (its header written, salt new), or null when out of
+/// memory. Time: constant (one span claimed every 63 chunks).
+fn arena_chunk(pool: *mut Pool) -> *mut Chunk {
+    let g = ArenaGuard::lock();
+    let a = g.get();
+    if a.heap.is_null() {
+        let size = (core::mem::size_of::<Heap>() + os::OS_PAGE_SIZE - 1) & !(os::OS_PAGE_SIZE - 1);
+        let h = os::map(size) as *mut Heap;
+        if h.is_null() {
+            return ptr::null_mut();
+        }
+        // SAFETY: a fresh mapping large enough for a Heap, initialised from
+        // the template; published once complete.
+        unsafe {
+            ptr::copy_nonoverlapping(EMPTY_HEAP.get(), h, 1);
+            (*h).owned = true;
+            (*h).pool = (&raw const ARENA_MARK) as *mut Pool;
+        }
+        a.heap = h;
+        ARENA_HEAP.store(h, Ordering::Release);
+    }
+    if a.avail.is_null() {
+        // SAFETY: the arena heap is ours under the arena lock; its slow
+        // lock guards its segments against a purging thread.
+        let page = unsafe {
+            let _l = SlowLock::lock(a.heap);
+            heap::alloc_span(&mut *a.heap, 1)
+        };
+        if page.is_null() {
+            return ptr::null_mut();
+        }
+        // SAFETY: a claimed span of the arena heap, ours.
+        unsafe {
+            let pg = &mut *page;
+            pg.bin = NO_BIN;
+            pg.flags |= FLAG_BUMP;
+            pg.set_block_size(MIN_ALIGN);
+            pg.reserved = (SLICE_SIZE / MIN_ALIGN) as u32;
+            pg.capacity = pg.reserved;
+            pg.used = 1;
+            let s = pg.start as *mut SpanHdr;
+            s.write(SpanHdr {
+                no_pool: 0,
+                page,
+                free: ptr::null_mut(),
+                used: 0,
+                fresh: 1,
+                next: ptr::null_mut(),
+                prev: ptr::null_mut(),
+            });
+            avail_push(a, s);
+        }
+    }
+    let s = a.avail;
+    a.salt = a.salt.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    if a.salt == 0 {
+        a.salt = 0x9e37_79b9_7f4a_7c15;
+    }
+    // SAFETY: `s` is a live span with a free chunk (it is on the list).
+    unsafe {
+        let sp = &mut *s;
+        let c = if sp.free.is_null() {
+            let c = (s as usize + sp.fresh as usize * CHUNK) as *mut Chunk;
+            sp.fresh += 1;
+            c
+        } else {
+            let c = sp.free;
+            sp.free = (*c).next;
+            c
+        };
+        sp.used += 1;
+        if sp.used == SPAN_CHUNKS - 1 {
+            avail_unlink(a, s);
+        }
+        c.write(Chunk { pool, next: ptr::null_mut(), salt: a.salt, end: 0 });
+        c
+    }
+}
+
+/// Gives a chunk back to the arena. A span left with no chunk in use goes
+/// back to the arena heap's segment (its memory purged; an empty segment
+/// to the retention policy) unless it is the only one with room. Time:
+/// constant.
+///
+/// # Safety
+/// `c` must be a chunk from `arena_chunk` that nothing uses any more.
+unsafe fn arena_free(c: *mut Chunk) {
+    let g = ArenaGuard::lock();
+    let a = g.get();
+    // SAFETY: as the caller guarantees; the span header is at the start of
+    // the chunk's slice.
+    unsafe {
+        let s = (c as usize & !(SLICE_SIZE - 1)) as *mut SpanHdr;
+        let sp = &mut *s;
+        (*c).pool = ptr::null_mut();
+        (*c).salt = 0;
+        (*c).next = sp.free;
+        sp.free = c;
+        if sp.used == SPAN_CHUNKS - 1 {
+            avail_push(a, s);
+        }
+        sp.used -= 1;
+        if sp.used == 0 && a.avail_count > 1 {
+            avail_unlink(a, s);
+            let page = sp.page;
+            let heap = &mut *a.heap;
+            let _l = SlowLock::lock(heap);
+            let seg = Segment::of_unchecked(page as usize);
+            segment::free_span(&mut *seg, page);
+            segment::purge_free_slices(&mut *seg);
+            if (*seg).is_empty() {
+                let (prev, next) = ((*seg).prev, (*seg).next);
+                if prev.is_null() {
+                    heap.segments = next;
+                } else {
+                    (*prev).next = next;
+                }
+                if !next.is_null() {
+                    (*next).prev = prev;
+                }
+                (*seg).next = ptr::null_mut();
+                (*seg).prev = ptr::null_mut();
+                segment::release(seg);
+            }
+        }
+    }
+}
+
+/// The pool whose chunk holds `addr`, if `page` is an arena span; the
+/// chunk's salt with it.
+#[inline]
+fn arena_chunk_of(page: &Page, addr: usize) -> Option<(*mut Pool, usize, usize)> {
+    if page.heap != arena_heap() {
+        return None;
+    }
+    let c = (addr & !(CHUNK - 1)) as *const Chunk;
+    // SAFETY: `addr` lies in a live arena span (the caller's page), so the
+    // chunk header at its CHUNK boundary is mapped.
+    unsafe { Some(((*c).pool, (*c).salt, c as usize + CHUNK)) }
 }
 
 /// Options of [`create`].
@@ -248,24 +535,35 @@ pub fn create(opts: &Options<'_>) -> Result<*mut Pool, CreateError> {
         pool
     };
     let pool = if cached.is_null() {
-        let size = (core::mem::size_of::<Pool>() + os::OS_PAGE_SIZE - 1) & !(os::OS_PAGE_SIZE - 1);
-        let pool = os::map(size) as *mut Pool;
-        if pool.is_null() {
+        let c = arena_chunk(ptr::null_mut());
+        if c.is_null() {
             return Err(CreateError::NoMemory);
         }
-        // SAFETY: a fresh zeroed mapping large enough for a Pool; zero is
-        // a valid value for every field but the heap's, copied from the
-        // template.
+        let pool = c as *mut Pool;
+        // SAFETY: the chunk is ours and large enough for a Pool (checked at
+        // compile time); every field is written here or below.
         unsafe {
-            ptr::copy_nonoverlapping(EMPTY_HEAP.get(), &raw mut (*pool).heap, 1);
-            (*pool).heap.owned = true;
-            (*pool).heap.pool = pool;
-            (*pool).map_size = size;
+            (*pool).chunk.pool = pool;
+            (*pool).heap = EMPTY_HEAP.get();
+            (*pool).reg_next = ptr::null_mut();
+            (*pool).reg_prev = ptr::null_mut();
+            (*pool).parent = ptr::null_mut();
+            (*pool).magic = 0;
+            (&raw mut (*pool).freed_bytes).write(AtomicUsize::new(0));
+            (&raw mut (*pool).freed_blocks).write(AtomicUsize::new(0));
+            (&raw mut (*pool).huge_lock).write(AtomicBool::new(false));
         }
         pool
     } else {
         cached
     };
+    // A shared pool's lock is its heap's: such a pool gets its heap now.
+    // SAFETY: `pool` is ours alone until published below.
+    if opts.flags & SHARED != 0 && !unsafe { ensure_heap(&mut *pool) } {
+        // SAFETY: as above; nothing else refers to the chunk.
+        unsafe { discard(pool) };
+        return Err(CreateError::NoMemory);
+    }
     // SAFETY: `pool` is ours alone until published below.
     unsafe {
         let p = &mut *pool;
@@ -286,9 +584,8 @@ pub fn create(opts: &Options<'_>) -> Result<*mut Pool, CreateError> {
         p.freed_blocks.store(0, Ordering::Relaxed);
         p.huge = ptr::null_mut();
         p.bump_chunks = ptr::null_mut();
-        p.bump_cur = 0;
-        p.bump_end = 0;
         p.bump_count = 0;
+        start_arena(p);
         p.magic = pool as usize ^ POOL_MAGIC;
     }
     let r = Reg::lock();
@@ -358,6 +655,7 @@ pub unsafe fn destroy(pool: *mut Pool) {
             r.get().cache_count < CACHE_MAX
         };
         release_pages(pool, keep);
+        release_chunks(&mut *pool);
         let r = Reg::lock();
         let reg = r.get();
         if reg.cache_count < CACHE_MAX {
@@ -367,11 +665,99 @@ pub unsafe fn destroy(pool: *mut Pool) {
             return;
         }
         drop(r);
-        if !(*pool).heap.segments.is_null() {
+        if !(*(*pool).heap).segments.is_null() {
             release_pages(pool, false);
         }
-        os::unmap(pool as *mut u8, (*pool).map_size);
+        discard(pool);
     }
+}
+
+/// Makes the bump region the pool's first chunk, after the pool struct,
+/// with a new salt (stale pointers from a previous life do not pass the
+/// header check).
+fn start_arena(p: &mut Pool) {
+    let first = &raw mut p.chunk;
+    let a = ARENA_LOCK_SALT.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed) | 1;
+    p.chunk.salt = a;
+    p.chunk.next = ptr::null_mut();
+    p.chunk.end = 0;
+    p.chunks = first;
+    p.chunk_count = 1;
+    p.in_arena = true;
+    p.bump_cur = first as usize + ((core::mem::size_of::<Pool>() + MIN_ALIGN - 1) & !(MIN_ALIGN - 1));
+    p.bump_end = first as usize + CHUNK;
+    p.bump_key = chunk_key(first as usize, a);
+}
+
+static ARENA_LOCK_SALT: AtomicUsize = AtomicUsize::new(0x2545_f491_4f6c_dd1d);
+
+/// The check-word key of blocks in the arena chunk at `c` with `salt`.
+fn chunk_key(c: usize, salt: usize) -> usize {
+    let seg = Segment::of_unchecked(c);
+    // SAFETY: `c` lies in a live arena span, whose descriptor is mapped.
+    unsafe { (*(*seg).page_of(c)).key ^ salt }
+}
+
+/// Frees a pool struct that is no longer live or cached: its heap's
+/// mapping (holding no segment any more) and its chunk.
+///
+/// # Safety
+/// `pool` must be unreachable from the registry and hold no pages.
+unsafe fn discard(pool: *mut Pool) {
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        release_chunks(&mut *pool);
+        let h = (*pool).heap;
+        if !heap::is_empty_heap(h) {
+            os::unmap(h as *mut u8, heap_map_size());
+        }
+        arena_free(&raw mut (*pool).chunk);
+    }
+}
+
+fn heap_map_size() -> usize {
+    (core::mem::size_of::<Heap>() + os::OS_PAGE_SIZE - 1) & !(os::OS_PAGE_SIZE - 1)
+}
+
+/// Maps the pool's own heap if it has none yet. False when out of memory.
+///
+/// # Safety
+/// The pool must be used by the calling thread alone (or locked).
+unsafe fn ensure_heap(p: &mut Pool) -> bool {
+    if !heap::is_empty_heap(p.heap) {
+        return true;
+    }
+    let h = os::map(heap_map_size()) as *mut Heap;
+    if h.is_null() {
+        return false;
+    }
+    // SAFETY: a fresh mapping large enough for a Heap, from the template.
+    unsafe {
+        ptr::copy_nonoverlapping(EMPTY_HEAP.get(), h, 1);
+        (*h).owned = true;
+        (*h).pool = p;
+    }
+    p.heap = h;
+    true
+}
+
+/// Gives back the pool's arena chunks but the first (which holds the pool)
+/// and makes that one the bump region again. Time: proportional to chunks.
+///
+/// # Safety
+/// No block of the chunks may be in use any more.
+unsafe fn release_chunks(p: &mut Pool) {
+    let first = &raw mut p.chunk;
+    let mut c = p.chunks;
+    while !c.is_null() && c != first {
+        // SAFETY: the pool's chunks, ours (caller).
+        unsafe {
+            let next = (*c).next;
+            arena_free(c);
+            c = next;
+        }
+    }
+    start_arena(p);
 }
 
 /// Empties a live pool as `destroy` does, keeping the pool (and one of its
@@ -385,6 +771,7 @@ pub unsafe fn reset(pool: *mut Pool) {
         run_children_and_cleanups(pool);
         release_pages(pool, true);
         let p = &mut *pool;
+        release_chunks(p);
         p.alloc_bytes = 0;
         p.alloc_blocks = 0;
         p.peak = 0;
@@ -449,7 +836,12 @@ unsafe fn release_pages(pool: *mut Pool, keep_one: bool) {
     // SAFETY: as the caller guarantees.
     unsafe {
         let p = &mut *pool;
-        let _l = SlowLock::lock(&mut p.heap);
+        p.bump_chunks = ptr::null_mut();
+        p.bump_count = 0;
+        if heap::is_empty_heap(p.heap) {
+            return;
+        }
+        let _l = SlowLock::lock(p.heap);
         let mut h = p.huge;
         p.huge = ptr::null_mut();
         while !h.is_null() {
@@ -461,7 +853,7 @@ unsafe fn release_pages(pool: *mut Pool, keep_one: bool) {
             h = next;
         }
         let now = os::now_ms();
-        let mut seg = p.heap.segments;
+        let mut seg = (*p.heap).segments;
         let mut kept: *mut Segment = ptr::null_mut();
         while !seg.is_null() {
             let next = (*seg).next;
@@ -481,7 +873,7 @@ unsafe fn release_pages(pool: *mut Pool, keep_one: bool) {
             s.prev = ptr::null_mut();
             if keep_one && kept.is_null() {
                 if (s.dirty_slices & !1).count_ones() > KEEP_DIRTY_SLICES {
-                    p.heap.counters.purged_bytes += segment::purge_free_slices(s) as u64;
+                    (*p.heap).counters.purged_bytes += segment::purge_free_slices(s) as u64;
                 }
                 kept = seg;
             } else {
@@ -489,11 +881,7 @@ unsafe fn release_pages(pool: *mut Pool, keep_one: bool) {
             }
             seg = next;
         }
-        clear_heap(&mut p.heap, kept);
-        p.bump_chunks = ptr::null_mut();
-        p.bump_cur = 0;
-        p.bump_end = 0;
-        p.bump_count = 0;
+        clear_heap(&mut *p.heap, kept);
     }
 }
 
@@ -527,9 +915,10 @@ pub unsafe fn alloc(pool: *mut Pool, size: usize) -> *mut u8 {
     // SAFETY: as the caller guarantees.
     let p = unsafe { &mut *pool };
     if size <= DIRECT_MAX && p.mode == 0 {
-        let page = p.heap.pages_direct[(size + MIN_ALIGN - 1) / MIN_ALIGN];
-        // SAFETY: the direct table always points at a valid page.
+        // SAFETY: the heap is the empty heap or the pool's; the direct table
+        // always points at a valid page.
         unsafe {
+            let page = (*p.heap).pages_direct[(size + MIN_ALIGN - 1) / MIN_ALIGN];
             if !(*page).free.is_null() {
                 let b = heap::pop(&mut *page);
                 account(p, (*page).block_size);
@@ -551,7 +940,7 @@ pub unsafe fn alloc_slow(pool: *mut Pool, size: usize, align: usize) -> *mut u8 
     // SAFETY: as the caller guarantees.
     unsafe {
         let p = &mut *pool;
-        let _l = if p.flags & SHARED != 0 { Some(SlowLock::lock(&mut p.heap)) } else { None };
+        let _l = if p.flags & SHARED != 0 { Some(SlowLock::lock(p.heap)) } else { None };
         alloc_inner(p, size, align)
     }
 }
@@ -568,6 +957,24 @@ fn round16(n: usize) -> usize {
 /// `p` must be live and used by the calling thread alone (or locked).
 unsafe fn alloc_inner(p: &mut Pool, size: usize, align: usize) -> *mut u8 {
     if size > crate::alloc::MAX_REQUEST || align > crate::alloc::MAX_REQUEST / 2 {
+        return ptr::null_mut();
+    }
+    if p.in_arena && align <= MIN_ALIGN && size <= CHUNK / 2 {
+        let usable = round16(size.max(MIN_ALIGN));
+        if p.limit != 0 && live_bytes(p).saturating_add(usable) > p.limit {
+            return ptr::null_mut();
+        }
+        // SAFETY: the pool is ours (caller).
+        if p.bump_cur + HDR + usable <= p.bump_end || unsafe { next_arena_chunk(p) } {
+            // SAFETY: as above; the region has room.
+            let b = unsafe { bump_carve(p, usable) };
+            account(p, usable);
+            return b;
+        }
+    }
+    // Past the arena chunks: the pool's own heap.
+    // SAFETY: the pool is ours (caller).
+    if !unsafe { ensure_heap(p) } {
         return ptr::null_mut();
     }
     let bump = p.flags & BUMP != 0 && size <= BUMP_MAX && align <= MIN_ALIGN;
@@ -598,8 +1005,8 @@ unsafe fn alloc_inner(p: &mut Pool, size: usize, align: usize) -> *mut u8 {
     let (block, usable) = unsafe {
         match kind {
             Kind::Bump => (bump_alloc(p, usable), usable),
-            Kind::Bin(bin) => (heap::alloc_bin(&mut p.heap, bin), usable),
-            Kind::Large(slices) => (heap::alloc_large(&mut p.heap, slices), usable),
+            Kind::Bin(bin) => (heap::alloc_bin(&mut *p.heap, bin), usable),
+            Kind::Large(slices) => (heap::alloc_large(&mut *p.heap, slices), usable),
             Kind::Huge => {
                 let b = huge_alloc(p, size, align.max(MIN_ALIGN));
                 let u = if b.is_null() { 0 } else { free::block_info(b).map_or(usable, |i| i.usable) };
@@ -629,7 +1036,7 @@ unsafe fn huge_alloc(p: &mut Pool, size: usize, align: usize) -> *mut u8 {
     lock_huge(p);
     // SAFETY: the segment is ours (just mapped); the list is under huge_lock.
     unsafe {
-        (*seg).heap = &mut p.heap;
+        (*seg).heap = p.heap;
         (*seg).prev = ptr::null_mut();
         (*seg).next = p.huge;
         if !p.huge.is_null() {
@@ -685,23 +1092,66 @@ pub unsafe fn forget_huge(seg: *mut Segment) {
 unsafe fn bump_alloc(p: &mut Pool, usable: usize) -> *mut u8 {
     let total = HDR + usable;
     // SAFETY: as the caller guarantees.
-    if p.bump_cur + total > p.bump_end && !unsafe { new_chunk(p, total) } {
+    if (p.in_arena || p.bump_cur + total > p.bump_end) && !unsafe { new_chunk(p, total) } {
         return ptr::null_mut();
     }
+    // SAFETY: the region has room (above).
+    let b = unsafe { bump_carve(p, usable) };
+    let page = p.bump_chunks;
+    // SAFETY: `page` is the descriptor of the pool's current chunk.
+    unsafe { (*page).capacity = ((p.bump_cur - (*page).start as usize) / MIN_ALIGN) as u32 };
+    b
+}
+
+/// Carves `usable` bytes and a header at `bump_cur`.
+///
+/// # Safety
+/// The bump region must have room for them; it belongs to this pool, and
+/// nobody else writes it.
+#[inline]
+unsafe fn bump_carve(p: &mut Pool, usable: usize) -> *mut u8 {
     let h = p.bump_cur;
     let b = h + HDR;
-    let page = p.bump_chunks;
-    // SAFETY: `[h, h + total)` lies in the current chunk, which this pool
-    // owns and nobody else writes; `page` is its descriptor.
+    // SAFETY: as the caller guarantees.
     unsafe {
-        let key = (*page).key;
         *(h as *mut usize) = usable;
-        *((h + 8) as *mut usize) = b ^ key ^ BUMP_MAGIC;
+        *((h + 8) as *mut usize) = b ^ p.bump_key ^ BUMP_MAGIC;
         (*(b as *mut Block)).mark = 0;
-        p.bump_cur = h + total;
-        (*page).capacity = ((p.bump_cur - (*page).start as usize) / MIN_ALIGN) as u32;
     }
+    p.bump_cur = h + HDR + usable;
     b as *mut u8
+}
+
+/// Closes the current arena chunk and takes another if the pool has not
+/// used its budget; else the pool leaves the arena. True if the bump
+/// region is a fresh chunk.
+///
+/// # Safety
+/// The pool is ours (or locked).
+#[cold]
+unsafe fn next_arena_chunk(p: &mut Pool) -> bool {
+    // SAFETY: the newest chunk is the pool's.
+    unsafe { (*p.chunks).end = p.bump_cur };
+    // A pool that already has a heap (it outgrew the arena before, and was
+    // reset or cached) goes there at once: no arena lock round trips.
+    if p.chunk_count < CHUNK_BUDGET && heap::is_empty_heap(p.heap) {
+        let c = arena_chunk(p);
+        if !c.is_null() {
+            // SAFETY: a fresh chunk of ours.
+            unsafe { (*c).next = p.chunks };
+            p.chunks = c;
+            p.chunk_count += 1;
+            p.bump_cur = c as usize + core::mem::size_of::<Chunk>();
+            p.bump_end = c as usize + CHUNK;
+            // SAFETY: as above.
+            p.bump_key = chunk_key(c as usize, unsafe { (*c).salt });
+            return true;
+        }
+    }
+    p.in_arena = false;
+    p.bump_cur = 0;
+    p.bump_end = 0;
+    false
 }
 
 /// Starts a bump chunk of at least `total` bytes. False when out of memory.
@@ -715,8 +1165,12 @@ unsafe fn new_chunk(p: &mut Pool, total: usize) -> bool {
     // SAFETY: the pool heap is ours (caller); its lock guards its segments
     // against a purging thread.
     unsafe {
-        let _l = SlowLock::lock(&mut p.heap);
-        let page = heap::alloc_span(&mut p.heap, slices);
+        if p.in_arena {
+            (*p.chunks).end = p.bump_cur;
+            p.in_arena = false;
+        }
+        let _l = SlowLock::lock(p.heap);
+        let page = heap::alloc_span(&mut *p.heap, slices);
         if page.is_null() {
             return false;
         }
@@ -731,6 +1185,7 @@ unsafe fn new_chunk(p: &mut Pool, total: usize) -> bool {
         p.bump_chunks = page;
         p.bump_cur = pg.start as usize;
         p.bump_end = pg.start as usize + (slices << SLICE_SHIFT);
+        p.bump_key = pg.key;
         p.bump_count += 1;
     }
     true
@@ -746,13 +1201,21 @@ pub unsafe fn bump_usable(page: &Page, addr: usize) -> Option<usize> {
     if addr < page.start as usize + HDR {
         return None;
     }
+    let (key, end) = match arena_chunk_of(page, addr) {
+        Some((pool, salt, end)) => {
+            if pool.is_null() || addr < (addr & !(CHUNK - 1)) + core::mem::size_of::<Chunk>() + HDR {
+                return None;
+            }
+            (page.key ^ salt, end)
+        }
+        None => (page.key, page.start as usize + page.capacity as usize * MIN_ALIGN),
+    };
     // SAFETY: the header lies inside the chunk's carved part (caller).
     let (w0, w1) = unsafe { (*((addr - HDR) as *const usize), *((addr - 8) as *const usize)) };
-    if w1 != addr ^ page.key ^ BUMP_MAGIC {
+    if w1 != addr ^ key ^ BUMP_MAGIC {
         return None;
     }
     let usable = w0 & !HDR_FREED;
-    let end = page.start as usize + page.capacity as usize * MIN_ALIGN;
     if usable > end - addr {
         return None;
     }
@@ -770,7 +1233,7 @@ pub unsafe fn free_block(page: *mut Page, block: *mut Block, func: &str) {
     // SAFETY: as the caller guarantees; a pool heap's `pool` is its pool.
     unsafe {
         let owner = (*page).heap;
-        let pool = &*(*owner).pool;
+        let pool = &*pool_of_page(&*page, block as usize);
         if (*page).flags & FLAG_BUMP != 0 {
             let addr = block as usize;
             let Some(usable) = bump_usable(&*page, addr) else {
@@ -796,11 +1259,25 @@ pub unsafe fn free_block(page: *mut Page, block: *mut Block, func: &str) {
     }
 }
 
-/// The live pool holding the block `info` describes, or null.
+/// The pool (live or not, or null) of the block at `addr` in `page`: its
+/// arena chunk's, or its page heap's.
+///
+/// # Safety
+/// `page` must be a live page holding `addr`.
+#[inline]
+unsafe fn pool_of_page(page: &Page, addr: usize) -> *mut Pool {
+    match arena_chunk_of(page, addr) {
+        Some((pool, _, _)) => pool,
+        // SAFETY: a live page's heap is a heap (caller).
+        None => unsafe { (*page.heap).pool },
+    }
+}
+
+/// The live pool holding the block `info` describes (at `p`), or null.
 ///
 /// # Safety
 /// `info` must come from `free::block_info` for a live block.
-pub unsafe fn owner_of(info: &BlockInfo) -> *mut Pool {
+pub unsafe fn owner_of(info: &BlockInfo, p: *const u8) -> *mut Pool {
     // SAFETY: `info` describes a live block: its segment and page headers
     // are mapped; a non-null heap pointer names a heap (never unmapped
     // while it holds blocks).
@@ -809,8 +1286,8 @@ pub unsafe fn owner_of(info: &BlockInfo) -> *mut Pool {
         if heap.is_null() {
             return ptr::null_mut();
         }
-        let pool = (*heap).pool;
-        if is_live(pool) { pool } else { ptr::null_mut() }
+        let pool = if info.huge { (*heap).pool } else { pool_of_page(&*info.page, p as usize) };
+        if !pool.is_null() && is_live(pool) { pool } else { ptr::null_mut() }
     }
 }
 
@@ -853,7 +1330,7 @@ pub unsafe fn cleanup_add(pool: *mut Pool, func: extern "C" fn(*mut c_void), arg
     // is live (caller); a shared pool's list is guarded by its heap lock.
     unsafe {
         let p = &mut *pool;
-        let _l = SlowLock::lock(&mut p.heap);
+        let _l = if heap::is_empty_heap(p.heap) { None } else { Some(SlowLock::lock(p.heap)) };
         c.write(Cleanup { func, arg, next: p.cleanups });
         p.cleanups = c;
     }
@@ -878,9 +1355,9 @@ pub unsafe fn stats(pool: *mut Pool) -> Stats {
     // SAFETY: as the caller guarantees.
     unsafe {
         let p = &*pool;
-        let _l = SlowLock::lock(&raw const p.heap as *mut Heap);
-        let mut active = 0;
-        let mut seg = p.heap.segments;
+        let _l = if heap::is_empty_heap(p.heap) { None } else { Some(SlowLock::lock(p.heap)) };
+        let mut active = p.chunk_count * CHUNK;
+        let mut seg = (*p.heap).segments;
         while !seg.is_null() {
             active += ((*seg).used_slices & !1).count_ones() as usize * SLICE_SIZE;
             seg = (*seg).next;
@@ -914,7 +1391,23 @@ pub unsafe fn visit(pool: *mut Pool, visit: &mut dyn FnMut(*mut u8, usize) -> i3
     // huge list are stable during the walk.
     unsafe {
         let p = &mut *pool;
-        let mut seg = p.heap.segments;
+        let mut c = p.chunks;
+        let first = &raw mut p.chunk;
+        while !c.is_null() {
+            let next = (*c).next;
+            let start = if c == first {
+                c as usize + ((core::mem::size_of::<Pool>() + MIN_ALIGN - 1) & !(MIN_ALIGN - 1))
+            } else {
+                c as usize + core::mem::size_of::<Chunk>()
+            };
+            let end = if p.in_arena && c == p.chunks { p.bump_cur } else { (*c).end };
+            let r = visit_bump(start, end, visit);
+            if r != 0 {
+                return r;
+            }
+            c = next;
+        }
+        let mut seg = (*p.heap).segments;
         while !seg.is_null() {
             let next_seg = (*seg).next;
             let mut used = (*seg).used_slices & !1;
@@ -922,7 +1415,7 @@ pub unsafe fn visit(pool: *mut Pool, visit: &mut dyn FnMut(*mut u8, usize) -> i3
                 let i = used.trailing_zeros() as usize;
                 used &= used - 1;
                 let page = &raw mut (*seg).pages[i];
-                if (*page).head != page || (*page).heap != &raw mut p.heap {
+                if (*page).head != page || (*page).heap != p.heap {
                     continue;
                 }
                 let r = visit_page(&mut *page, visit);
@@ -952,6 +1445,29 @@ pub unsafe fn visit(pool: *mut Pool, visit: &mut dyn FnMut(*mut u8, usize) -> i3
     }
 }
 
+/// Visits the live bump blocks carved in `start..end` (headers first).
+///
+/// # Safety
+/// `start..end` must be the carved part of a bump region of the pool,
+/// which the caller holds.
+unsafe fn visit_bump(start: usize, end: usize, visit: &mut dyn FnMut(*mut u8, usize) -> i32) -> i32 {
+    let mut h = start;
+    while h + HDR <= end {
+        // SAFETY: a block header (caller).
+        let w0 = unsafe { *(h as *const usize) };
+        let usable = w0 & !HDR_FREED;
+        let b = h + HDR;
+        h = b + usable;
+        if w0 & HDR_FREED == 0 {
+            let r = visit(b as *mut u8, usable);
+            if r != 0 {
+                return r;
+            }
+        }
+    }
+    0
+}
+
 /// # Safety
 /// `page` must be a live page of the pool, which the caller holds.
 unsafe fn visit_page(page: &mut Page, visit: &mut dyn FnMut(*mut u8, usize) -> i32) -> i32 {
@@ -959,21 +1475,7 @@ unsafe fn visit_page(page: &mut Page, visit: &mut dyn FnMut(*mut u8, usize) -> i
     unsafe {
         let start = page.start as usize;
         if page.flags & FLAG_BUMP != 0 {
-            let end = start + page.capacity as usize * MIN_ALIGN;
-            let mut h = start;
-            while h + HDR <= end {
-                let w0 = *(h as *const usize);
-                let usable = w0 & !HDR_FREED;
-                let b = h + HDR;
-                h = b + usable;
-                if w0 & HDR_FREED == 0 {
-                    let r = visit(b as *mut u8, usable);
-                    if r != 0 {
-                        return r;
-                    }
-                }
-            }
-            return 0;
+            return visit_bump(start, start + page.capacity as usize * MIN_ALIGN, visit);
         }
         if page.flags & FLAG_LARGE != 0 {
             let freed = page.thread_free.load(Ordering::Acquire) & !TF_FLAGS != 0;
@@ -1047,7 +1549,7 @@ pub fn trim_cache() -> bool {
         // SAFETY: cached pools are ours under the registry lock; nothing
         // else uses them.
         unsafe {
-            if !(*pool).heap.segments.is_null() {
+            if !(*(*pool).heap).segments.is_null() {
                 release_pages(pool, false);
                 any = true;
             }

@@ -139,6 +139,31 @@ impl Quiet {
     }
 }
 
+/// Turns memcheck's error reporting back on for the calling thread while
+/// it lives, inside a [`Quiet`] (a program callback run from an engine
+/// walk: `ptrs_pool_visit`).
+pub struct Loud(bool);
+
+impl Loud {
+    #[inline(always)]
+    pub fn new() -> Loud {
+        let on = active();
+        if on {
+            request(CHANGE_ERR_DISABLEMENT, usize::MAX, 0, 0, 0, 0);
+        }
+        Loud(on)
+    }
+}
+
+impl Drop for Loud {
+    #[inline(always)]
+    fn drop(&mut self) {
+        if self.0 {
+            request(CHANGE_ERR_DISABLEMENT, 1, 0, 0, 0, 0);
+        }
+    }
+}
+
 impl Default for Quiet {
     fn default() -> Quiet {
         Quiet::new()
@@ -254,7 +279,7 @@ pub fn realloc(p: *mut u8, size: usize) -> *mut u8 {
     }
     // A pool's block stays in its pool.
     // SAFETY: `info` describes the live block `p`.
-    let pool = unsafe { crate::pool::owner_of(&info) };
+    let pool = unsafe { crate::pool::owner_of(&info, p) };
     let q = if pool.is_null() {
         alloc(size, 0, false)
     } else {

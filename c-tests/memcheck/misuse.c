@@ -47,6 +47,20 @@ __attribute__((noinline)) static void realloc_old_block(void) {
   free(q);
 }
 
+/* ptrs's pool API (include/ptrs.h; declared here as the build has no -I). */
+typedef struct ptrs_pool ptrs_pool;
+extern ptrs_pool *ptrs_pool_create(const void *opts);
+extern void *ptrs_pool_malloc(ptrs_pool *pool, size_t size);
+extern void ptrs_pool_destroy(ptrs_pool *pool);
+
+__attribute__((noinline)) static void use_after_destroy(void) {
+  ptrs_pool *pool = ptrs_pool_create(NULL);
+  char *p = ptrs_pool_malloc(pool, 40);
+  memset(p, 4, 40);
+  ptrs_pool_destroy(pool); /* every block of the pool is freed */
+  sink = p[0];             /* "Invalid read" */
+}
+
 /* Correct uses that must not be reported. */
 __attribute__((noinline)) static int correct_uses(void) {
   int *z = calloc(64, sizeof *z);
@@ -71,5 +85,6 @@ int main(void) {
   overflow_into_next();
   uninitialised_read();
   realloc_old_block();
+  use_after_destroy();
   return 0;
 }

@@ -369,7 +369,7 @@ pub extern "C" fn ptrs_pool_of(p: *const c_void) -> *mut ptrs_pool {
     // SAFETY: block_info validates the pointer before reading any header.
     let Some(info) = (unsafe { free::block_info(p as *mut u8) }) else { return core::ptr::null_mut() };
     // SAFETY: `info` describes a block ptrs knows.
-    unsafe { pool::owner_of(&info) }.cast()
+    unsafe { pool::owner_of(&info, p as *const u8) }.cast()
 }
 
 /// Fills `*out` with the pool's figures (exact when no other thread
@@ -423,9 +423,13 @@ pub unsafe extern "C" fn ptrs_pool_visit(
         return -1;
     }
     let memcheck = valgrind::active();
+    // The walk reads free-list links inside freed blocks: memcheck stays
+    // quiet for it, not for the program's visitor.
+    let _q = valgrind::Quiet::new();
     // SAFETY: checked live; thread rules are the caller's.
     unsafe {
         pool::visit(engine(pool), &mut |b, usable| {
+            let _l = valgrind::Loud::new();
             let usable = if memcheck { valgrind::usable_size(b) } else { usable };
             visit(b.cast(), usable, arg)
         })
