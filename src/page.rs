@@ -21,10 +21,10 @@
 //! its last block does not leave the fast path (a malloc/free pair on an
 //! otherwise empty heap would otherwise take the slow path every time).
 //!
-//! Free-list links are encoded (like glibc's safe-linking): a link stored at
-//! address `slot` is `next ^ (slot >> 12) ^ key`, with a random per-page
-//! key, so a stray write into a freed block yields a pointer that fails the
-//! same-segment check instead of an attacker-chosen address. Freed blocks
+//! Free-list links are encoded (in the spirit of glibc's safe-linking): a
+//! link is stored as `next ^ key`, with a random per-page key, so a stray
+//! write into a freed block yields a pointer that fails the same-segment
+//! check instead of an attacker-chosen address. Freed blocks
 //! carry the key in their second word (the free mark); `free` finding it
 //! there is the cue to check for a double free. (A program that reads a
 //! freed block can learn its page's key, as with glibc's tcache key; the
@@ -53,9 +53,15 @@ pub fn set_key(key: usize) {
     LIST_KEY.store(key, Ordering::Relaxed);
 }
 
+/// The mask a link is stored under: the page's random key. (An earlier
+/// version also mixed in the link's address, as glibc's safe-linking does
+/// with no secret; with a secret per-page key that term added two
+/// instructions to every malloc and every free for little: the address of a
+/// block is rarely what an attacker lacks. A decoded link must still stay
+/// in its page's segment, else malloc aborts.)
 #[inline(always)]
-fn link_key(slot: *const usize, key: usize) -> usize {
-    ((slot as usize) >> 12) ^ key
+fn link_key(_slot: *const usize, key: usize) -> usize {
+    key
 }
 
 /// Stores `next` (possibly null) as the encoded link of `block`, a block
