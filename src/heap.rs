@@ -613,41 +613,54 @@ pub fn collect_parked_if_pending() {
     }
 }
 
-/// Purges the free memory of every heap that another live thread owns:
-/// free slices and empty segments (not its pages, which only the owner may
-/// touch). A heap whose slow-path lock is busy is skipped: its owner is in
-/// a slow path, which purges by itself. `all`: everything free now;
-/// otherwise what has been free for one to two purge delays.
-pub fn purge_other_heaps(all: bool) {
+/// Calls `visit` for every registered heap other than the calling
+/// thread's, without holding GLOBAL while it runs: the registry only grows
+/// at its head and heaps are never unmapped, so the list from a snapshot
+/// of its head on stays valid. `visit` may take heap locks and GLOBAL.
+fn for_each_other_heap(mut visit: impl FnMut(*mut Heap)) {
     let me = tls::current();
     let first = {
         let _g = GlobalGuard::lock();
         // SAFETY: GLOBAL is held.
         unsafe { HEAPS.get() }.all
     };
-    // The registry only grows at its head and heaps are never unmapped, so
-    // the list from `first` on can be walked without GLOBAL.
     let mut heap = first;
     while !heap.is_null() {
+        if heap != me {
+            visit(heap);
+        }
         // SAFETY: registered heaps are valid forever.
+        heap = unsafe { (*heap).registry_next };
+    }
+}
+
+/// Purges the free memory of every heap that another live thread owns:
+/// free slices and empty segments (not its pages, which only the owner may
+/// touch). A heap whose slow-path lock is busy is skipped: its owner is in
+/// a slow path, which purges by itself. `all`: everything free now;
+/// otherwise what has been free for one to two purge delays.
+pub fn purge_other_heaps(all: bool) {
+    for_each_other_heap(|heap| {
+        // SAFETY: registered heaps are valid forever; the lock is taken
+        // before anything of the heap is changed.
         unsafe {
-            if heap != me && (*heap).owned {
-                if let Some(_l) = SlowLock::try_lock(heap) {
-                    if heap == SHARED_HEAP.load(Ordering::Relaxed) {
-                        collect(&mut *heap, all);
-                    } else {
-                        collect_freed_pages(&mut *heap);
-                    }
-                    if all {
-                        purge(&mut *heap, true);
-                    } else {
-                        maybe_purge(&mut *heap);
-                    }
+            if !(*heap).owned {
+                return;
+            }
+            if let Some(_l) = SlowLock::try_lock(heap) {
+                if heap == SHARED_HEAP.load(Ordering::Relaxed) {
+                    collect(&mut *heap, all);
+                } else {
+                    collect_freed_pages(&mut *heap);
+                }
+                if all {
+                    purge(&mut *heap, true);
+                } else {
+                    maybe_purge(&mut *heap);
                 }
             }
-            heap = (*heap).registry_next;
         }
-    }
+    });
 }
 
 /// Before `fork`: takes the shared heap's lock, so that the child finds the
@@ -1103,20 +1116,13 @@ pub fn collect_other_heaps(dormant_only: bool) {
         }
     }
     NOTIFY_PENDING.store(false, Ordering::Relaxed);
-    let me = tls::current();
-    let first = {
-        let _g = GlobalGuard::lock();
-        // SAFETY: GLOBAL is held.
-        unsafe { HEAPS.get() }.all
-    };
-    let mut heap = first;
-    while !heap.is_null() {
-        // SAFETY: registered heaps are valid forever; the registry only
-        // grows at its head.
+    let shared = SHARED_HEAP.load(Ordering::Relaxed);
+    for_each_other_heap(|heap| {
+        // SAFETY: registered heaps are valid forever; the lock is taken
+        // before anything of the heap is changed.
         unsafe {
             let h = &*heap;
-            if heap != me
-                && h.owned
+            if h.owned
                 && !h.notify.load(Ordering::Relaxed).is_null()
                 && (!dormant_only || h.last_active.load(Ordering::Relaxed) + delay <= now)
             {
@@ -1126,15 +1132,14 @@ pub fn collect_other_heaps(dormant_only: bool) {
                     NOTIFY_PENDING.store(true, Ordering::Relaxed);
                 }
             }
-            if !dormant_only && heap == SHARED_HEAP.load(Ordering::Relaxed) {
+            if !dormant_only && heap == shared {
                 // The shared heap has no owner: whoever holds its lock may
                 // take back every remote free (its users free only remotely).
                 let _l = SlowLock::lock(heap);
                 collect(&mut *heap, false);
             }
-            heap = (*heap).registry_next;
         }
-    }
+    });
 }
 
 /// # Safety
