@@ -97,6 +97,7 @@ unsafe fn free_remote(page: *mut Page, block: *mut Block) {
         if owner.is_null() {
             return free_slow(block as *mut u8, "free");
         }
+        crate::profile::note_free(owner, block as *mut u8);
         if page::push_remote(&*page, block) {
             heap::push_notify(owner, page);
         }
@@ -145,6 +146,7 @@ fn free_slow_inner(p: *mut u8, func: &str) {
         return;
     };
     if info.huge {
+        crate::profile::note_free_huge(p);
         // SAFETY: `info.segment` is the live huge segment of `p`.
         unsafe { huge::free(info.segment) };
         return;
@@ -159,6 +161,9 @@ fn free_slow_inner(p: *mut u8, func: &str) {
         if (*block).mark == (*page).key && page::list_contains(&*page, block, local) {
             diag::heap_error(func, "double free detected", addr);
             return;
+        }
+        if !local {
+            crate::profile::note_free((*page).heap, p);
         }
         if local {
             free_local(&mut *heap, &mut *page, block);

@@ -79,6 +79,7 @@ fn init_slow() {
         // SAFETY: `print_stats_at_exit` is a valid function for the process's lifetime.
         unsafe { libc::atexit(print_stats_at_exit) };
     }
+    crate::profile::start_from_environment();
     crate::diag::verbose(format_args!("ptrs {} initialised", crate::VERSION));
 }
 
@@ -138,6 +139,7 @@ extern "C" fn fork_prepare() {
         libc::sigfillset(all.as_mut_ptr());
         libc::pthread_sigmask(libc::SIG_BLOCK, all.as_ptr(), saved.as_mut_ptr());
     }
+    crate::profile::fork_prepare(); // the profiler's lock comes before GLOBAL
     GLOBAL.lock();
     // SAFETY: GLOBAL is held.
     unsafe { *FORK_SIGMASK.get() = saved };
@@ -147,6 +149,7 @@ extern "C" fn fork_parent() {
     // SAFETY: GLOBAL is still held from fork_prepare; the mask was saved there.
     let saved = unsafe { *FORK_SIGMASK.get() };
     GLOBAL.unlock();
+    crate::profile::fork_done(false);
     // SAFETY: `saved` was initialised in fork_prepare; the stdio lock was
     // taken there by this thread.
     unsafe {
@@ -159,6 +162,7 @@ extern "C" fn fork_child() {
     // SAFETY: the child has one thread, this one; GLOBAL was held across fork.
     let saved = unsafe { *FORK_SIGMASK.get() };
     GLOBAL.reset();
+    crate::profile::fork_done(true);
     // The heaps of the parent's other threads belong to threads that do not
     // exist here. They stay marked as owned, so that nobody adopts state
     // that may have been mid-update at the fork; their memory is lost to
