@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! = Start
-//! @ ./prog:(main+0x1d)[0x401156] + 0x4052a0 0x10
+//! @ ./prog:(main+1d)[0x1156] + 0x4052a0 0x10
 //! - 0x4052a0
 //! = End
 //! ```
@@ -134,12 +134,14 @@ pub fn log_alloc(p: *mut u8, size: usize, frames: &[usize]) {
                     let f = unsafe { CStr::from_ptr(s.file) };
                     let _ = write!(line, "{}:", f.to_str().unwrap_or("?"));
                 }
+                // glibc 2.36's form: the offset in hex without "0x", and
+                // the caller relative to its object's base.
                 if !s.name.is_null() {
                     // SAFETY: as above.
                     let n = unsafe { CStr::from_ptr(s.name) };
-                    let _ = write!(line, "({}+{:#x})", n.to_str().unwrap_or("?"), s.offset);
+                    let _ = write!(line, "({}+{:x})", n.to_str().unwrap_or("?"), s.offset);
                 }
-                let _ = write!(line, "[{:#x}] ", caller);
+                let _ = write!(line, "[{:#x}] ", caller - s.base);
             }
             None => {
                 let _ = write!(line, "@ [{:#x}] ", caller);
