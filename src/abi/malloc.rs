@@ -9,16 +9,24 @@ use crate::{alloc, free, os};
 /// C ABI: any size.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
-    let p = alloc::try_malloc_fast(size);
-    if !p.is_null() {
-        return p.cast();
+    // One test for two things: the size fits the fast path, and the heap
+    // profiler is off (the limit is 0 while it is on).
+    if size < crate::profile::fast_limit() {
+        let p = alloc::try_pop(size);
+        if !p.is_null() {
+            return p.cast();
+        }
     }
     malloc_slow(size)
 }
 
-/// The rest of malloc, out of line so the fast path needs no stack frame.
+/// The rest of malloc, out of line so the fast path needs no stack frame;
+/// every malloc comes here while the heap profiler (or mtrace) is on.
 #[inline(never)]
 fn malloc_slow(size: usize) -> *mut c_void {
+    if crate::profile::armed() {
+        return or_enomem(crate::profile::malloc_hook(size, 0), size);
+    }
     or_enomem(alloc::malloc_generic(size), size)
 }
 

@@ -28,6 +28,7 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering
 
 use crate::heap::{self, Heap};
 use crate::sync::RawLock;
+use crate::size_class::DIRECT_MAX;
 use crate::{alloc, huge, options};
 use stack::MAX_DEPTH;
 use table::Tables;
@@ -37,6 +38,8 @@ pub const DEFAULT_RATE: usize = 512 << 10;
 
 /// Set while malloc must call [`malloc_hook`]: sampling or tracing is on.
 static ARMED: AtomicBool = AtomicBool::new(false);
+/// See [`fast_limit`]: 0 while [`ARMED`], else `DIRECT_MAX + 1`.
+static FAST_LIMIT: AtomicUsize = AtomicUsize::new(DIRECT_MAX + 1);
 /// Sampling (ptrs_profile_start / PTRS_PROFILE) is on.
 static SAMPLING: AtomicBool = AtomicBool::new(false);
 /// mtrace is on: every allocation is recorded and logged.
@@ -53,10 +56,35 @@ static LOCK: RawLock = RawLock::new();
 static TABLES: crate::sync::GlobalCell<Tables> = crate::sync::GlobalCell::new(Tables::new());
 
 /// True when malloc must go through [`malloc_hook`]. One load of a global
-/// byte: this is the whole cost of the profiler on the malloc path when off.
+/// byte (read through the GOT: see [`fast_limit`]); used by the engine's
+/// `alloc::malloc` (calloc, realloc, Rust's GlobalAlloc).
 #[inline(always)]
 pub fn armed() -> bool {
     ARMED.load(Ordering::Relaxed)
+}
+
+/// The C ABI's `malloc` takes its fast path for sizes below this:
+/// `DIRECT_MAX + 1` while the profiler is off, 0 while it is armed (then
+/// every malloc goes to its slow path, which calls [`malloc_hook`]).
+///
+/// Folding the profiler's test into the size test malloc makes anyway
+/// costs one instruction (the load of the limit) on its fast path instead
+/// of a load, a test and a branch. The limit is referenced only from here
+/// and from non-inline functions, so rustc keeps it internal to the crate
+/// and LLVM addresses it PC-relative; a static that a public inline
+/// function references (as [`ARMED`] is by `alloc::malloc`) is exported
+/// from the rlib and read through the GOT, one more load and register
+/// (measured: +6 instructions per malloc+free pair with callgrind with a
+/// flag read that way, +1 now). Keep it so: do not call this from a
+/// public `#[inline]` function.
+#[inline(always)]
+pub(crate) fn fast_limit() -> usize {
+    let limit = FAST_LIMIT.load(Ordering::Relaxed);
+    // SAFETY: FAST_LIMIT only ever holds 0 or DIRECT_MAX + 1 (see
+    // `update_armed`); telling the compiler lets it drop the fast path's
+    // own `size <= DIRECT_MAX` test.
+    unsafe { core::hint::assert_unchecked(limit <= DIRECT_MAX + 1) };
+    limit
 }
 
 /// The sampling rate in bytes (1: every allocation).
@@ -67,6 +95,7 @@ pub fn rate() -> usize {
 fn update_armed() {
     let on = SAMPLING.load(Ordering::SeqCst) || TRACING.load(Ordering::SeqCst);
     ARMED.store(on, Ordering::SeqCst);
+    FAST_LIMIT.store(if on { 0 } else { DIRECT_MAX + 1 }, Ordering::SeqCst);
 }
 
 /// Holds [`LOCK`] with every signal blocked (so a signal handler of this
