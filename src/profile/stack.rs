@@ -4,8 +4,10 @@
 //! information, the `.eh_frame` every Debian binary carries), chosen over a
 //! frame-pointer walk, which is fast but wrong (and may fault) in code built
 //! without frame pointers, as Debian builds it, and over libunwind, which
-//! would add a run-time dependency for a small gain; the measurements are in
-//! the README ("Heap profiling").
+//! is 10x faster but looks addresses up with `dl_iterate_phdr` (the
+//! loader's lock) and deadlocked in signal handlers and fork children
+//! (libgcc 12 uses glibc's lock-free `_dl_find_object`); the measurements
+//! and the failures seen are in the README ("Heap profiling").
 //!
 //! Safety inside malloc:
 //! - no allocation: the frames go into the caller's stack buffer; libgcc
