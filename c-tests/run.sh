@@ -70,7 +70,7 @@ for m in $MODES; do
   esac
 done
 
-CFLAGS=(-std=gnu11 -O1 -g -Wall -Wextra -Werror -fno-builtin -pthread
+CFLAGS=(-std=gnu11 -O1 -g -Wall -Wextra -Werror -fno-builtin -pthread -rdynamic
         -I include -I c-tests)
 CXXFLAGS=(-std=gnu++17 -O1 -g -Wall -Wextra -Werror -fno-builtin -pthread
           -I include -I c-tests)

@@ -197,6 +197,45 @@ int64_t ptrs_option_get(const char *name);
 void (*ptrs_set_oom_handler(void (*handler)(size_t size)))(size_t size);
 
 /*
+ Starts the heap profiler: on average one allocation per `sample_bytes`
+ bytes allocated is sampled with its call stack (0: the default, 512 KiB;
+ 1: every allocation, exact figures). Sampling by bytes as tcmalloc and
+ jemalloc do; see the README, "Heap profiling". Returns 0, or ENOMEM
+ when the profiler's tables cannot be mapped. Any thread, any time;
+ starting again only changes the rate, and earlier records are kept.
+ */
+int32_t ptrs_profile_start(size_t sample_bytes);
+
+/*
+ Stops sampling new allocations. Blocks already sampled stay recorded
+ until freed, so a later dump or leak report still sees them. Returns 0.
+ Any thread.
+ */
+int32_t ptrs_profile_stop(void);
+
+/*
+ Writes a heap profile of what was sampled (blocks in use and allocated
+ in total, per call stack) to the file `path`, created or truncated, in
+ gperftools' heap-profile text format (`heap_v2/<rate>`), read by
+ `google-pprof` and Go's `pprof`. Returns 0, EINVAL for a NULL path, the
+ errno of a failed open, or EIO when a write failed. Any thread; not from
+ a signal handler.
+
+ # Safety
+ `path` must be NULL or a NUL-terminated string.
+ */
+int32_t ptrs_profile_dump(const char *path);
+
+/*
+ Writes the leak report (allocation sites whose sampled blocks are still
+ in use, largest first, with their stacks resolved by `dladdr`) to the
+ file descriptor `fd`, now. Returns the number of sites reported (0: no
+ leak seen), or -1 with errno EBADF for a negative `fd`. Any thread; not
+ from a signal handler.
+ */
+int32_t ptrs_leak_report(int32_t fd);
+
+/*
  Creates a pool. `opts` may be NULL (no name, no limit, no flags, no
  parent). Returns NULL with errno EINVAL for unknown flags or a parent
  that is not a live pool, ENOMEM when out of memory. Any thread; time is

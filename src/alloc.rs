@@ -35,6 +35,15 @@ pub fn malloc(size: usize) -> *mut u8 {
 /// without a heap yet); the caller then calls [`malloc_generic`].
 #[inline(always)]
 pub fn try_malloc_fast(size: usize) -> *mut u8 {
+    if crate::profile::armed() {
+        return crate::profile::malloc_hook(size, 0); // profiler on: all of malloc
+    }
+    try_pop(size)
+}
+
+/// The fast path without the profiler's test.
+#[inline(always)]
+pub fn try_pop(size: usize) -> *mut u8 {
     if size <= DIRECT_MAX {
         let heap = tls::current();
         // SAFETY: the thread's heap (real or the static empty one) is always
@@ -101,6 +110,14 @@ pub fn calloc(count: usize, size: usize) -> *mut u8 {
 /// Allocates `size` bytes aligned to `align` (a power of two). Null when out
 /// of memory.
 pub fn malloc_aligned(align: usize, size: usize) -> *mut u8 {
+    if align > MIN_ALIGN && crate::profile::armed() {
+        return crate::profile::malloc_hook(size, align);
+    }
+    malloc_aligned_unhooked(align, size)
+}
+
+/// [`malloc_aligned`] without the profiler's test.
+pub fn malloc_aligned_unhooked(align: usize, size: usize) -> *mut u8 {
     debug_assert!(align.is_power_of_two());
     if align <= MIN_ALIGN {
         return malloc(size);

@@ -169,6 +169,7 @@ unsafe fn free_remote(page: *mut Page, block: *mut Block) {
         if owner.is_null() || (*block).mark == (*page).key {
             return free_slow(block as *mut u8, "free");
         }
+        crate::profile::note_free(owner, block as *mut u8);
         if !(*owner).pool.is_null() {
             return crate::pool::free_block(page, block, "free");
         }
@@ -243,6 +244,7 @@ fn free_slow_inner(p: *mut u8, func: &str) {
         return;
     };
     if info.huge {
+        crate::profile::note_free_huge(p);
         // SAFETY: `info.segment` is the live huge segment of `p`.
         if unsafe { !(*info.segment).heap.is_null() } {
             // SAFETY: as above; a pool's huge block (pool.rs).
@@ -276,6 +278,9 @@ fn free_slow_inner(p: *mut u8, func: &str) {
         {
             diag::heap_error(func, "double free detected", addr);
             return;
+        }
+        if !local {
+            crate::profile::note_free((*page).heap, p);
         }
         if local {
             free_local(&mut *heap, &mut *page, block);

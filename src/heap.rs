@@ -495,7 +495,7 @@ fn thread_heap_slow() -> *mut Heap {
     heap
 }
 
-fn new_heap() -> *mut Heap {
+pub(crate) fn new_heap() -> *mut Heap {
     let size = (core::mem::size_of::<Heap>() + os::OS_PAGE_SIZE - 1) & !(os::OS_PAGE_SIZE - 1);
     let heap = os::map(size) as *mut Heap;
     if heap.is_null() {

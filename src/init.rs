@@ -86,6 +86,7 @@ fn init_slow() {
         // SAFETY: `print_stats_at_exit` is a valid function for the process's lifetime.
         unsafe { libc::atexit(print_stats_at_exit) };
     }
+    crate::profile::start_from_environment();
     crate::diag::verbose(format_args!("ptrs {} initialised", crate::VERSION));
 }
 
@@ -178,6 +179,7 @@ extern "C" fn fork_prepare() {
         libc::sigfillset(all.as_mut_ptr());
         libc::pthread_sigmask(libc::SIG_BLOCK, all.as_ptr(), saved.as_mut_ptr());
     }
+    crate::profile::fork_prepare(); // the profiler's lock comes before GLOBAL
     heap::fork_prepare();
     GLOBAL.lock();
     // SAFETY: GLOBAL is held.
@@ -189,6 +191,7 @@ extern "C" fn fork_parent() {
     let saved = unsafe { *FORK_SIGMASK.get() };
     GLOBAL.unlock();
     heap::fork_parent();
+    crate::profile::fork_done(false);
     // SAFETY: `saved` was initialised in fork_prepare; the stdio lock was
     // taken there by this thread.
     unsafe {
@@ -204,6 +207,7 @@ extern "C" fn fork_child() {
     heap::after_fork_child();
     crate::purger::after_fork_child();
     crate::pool::after_fork_child();
+    crate::profile::fork_done(true);
     // The heaps of the parent's other threads belong to threads that do not
     // exist here. They stay marked as owned, so that nobody adopts state
     // that may have been mid-update at the fork; their memory is lost to

@@ -15,6 +15,10 @@
 //! | `PTRS_HEAP_LIMIT` | 0 (none) | most bytes ptrs maps; beyond it allocations fail with ENOMEM |
 //! | `PTRS_ARENA_MAX` (`MALLOC_ARENA_MAX`) | 0 (none) | most heaps owned by threads; later threads share one |
 //! | `PTRS_BACKGROUND_PURGE` | off | a thread that purges every heap's idle memory each purge delay |
+//! | `PTRS_PROFILE` | unset | heap profiling on from the start; writes `<value>.<pid>.heap` at exit |
+//! | `PTRS_PROFILE_RATE` | 512 KiB | bytes allocated per sample on average (1: every allocation) |
+//! | `PTRS_LEAK_REPORT` | off | profiling on, and the blocks still allocated at exit reported on stderr |
+//! | `PTRS_LEAK_EXITCODE` | 0 (none) | with the leak report: exit status of a program that leaks |
 //!
 //! `GLIBC_TUNABLES` entries `glibc.malloc.mmap_threshold`, `trim_threshold`
 //! and `top_pad` are honoured like the `MALLOC_*_` variables. glibc's
@@ -39,6 +43,28 @@ static RETAIN: AtomicUsize = AtomicUsize::new(DEFAULT_RETAIN);
 static HEAP_LIMIT: AtomicUsize = AtomicUsize::new(0);
 static TOP_PAD: AtomicUsize = AtomicUsize::new(0);
 static ARENA_MAX: AtomicUsize = AtomicUsize::new(0);
+/// PTRS_PROFILE's value: a NUL-terminated string in `environ` (null: unset).
+static PROFILE_PREFIX: core::sync::atomic::AtomicPtr<libc::c_char> =
+    core::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
+static PROFILE_RATE: AtomicUsize = AtomicUsize::new(0);
+static LEAK_REPORT: AtomicBool = AtomicBool::new(false);
+static LEAK_EXITCODE: AtomicU64 = AtomicU64::new(0);
+
+/// The `PTRS_PROFILE` prefix (a NUL-terminated string), or null.
+pub fn profile_prefix() -> *const libc::c_char {
+    PROFILE_PREFIX.load(Ordering::Relaxed)
+}
+/// The sampling rate asked for in bytes (0: the profiler's default).
+pub fn profile_rate() -> usize {
+    PROFILE_RATE.load(Ordering::Relaxed)
+}
+pub fn leak_report() -> bool {
+    LEAK_REPORT.load(Ordering::Relaxed)
+}
+/// Exit status for a program with leaks (0: leave the status alone).
+pub fn leak_exitcode() -> u64 {
+    LEAK_EXITCODE.load(Ordering::Relaxed)
+}
 
 #[inline]
 pub fn verbose() -> bool {
@@ -127,6 +153,8 @@ enum Kind {
     Millis,
     /// A plain count (heaps).
     Count,
+    /// A string: `apply` receives the address of the NUL-terminated value.
+    Text,
 }
 
 struct OptionSpec {
@@ -159,6 +187,31 @@ fn get_top_pad() -> u64 {
 }
 fn get_heap_limit() -> u64 {
     heap_limit() as u64
+}
+
+fn get_profile_prefix() -> u64 {
+    profile_prefix() as u64
+}
+fn get_profile_rate() -> u64 {
+    profile_rate() as u64
+}
+fn get_leak_report() -> u64 {
+    leak_report() as u64
+}
+fn get_leak_exitcode() -> u64 {
+    leak_exitcode()
+}
+fn apply_profile_prefix(v: u64) {
+    PROFILE_PREFIX.store(v as *mut libc::c_char, Ordering::Relaxed)
+}
+fn apply_profile_rate(v: u64) {
+    PROFILE_RATE.store(v as usize, Ordering::Relaxed)
+}
+fn apply_leak_report(v: u64) {
+    LEAK_REPORT.store(v != 0, Ordering::Relaxed)
+}
+fn apply_leak_exitcode(v: u64) {
+    LEAK_EXITCODE.store(v.min(255), Ordering::Relaxed)
 }
 
 fn apply_verbose(v: u64) {
@@ -209,6 +262,10 @@ static TABLE: &[OptionSpec] = &[
     OptionSpec { name: b"PTRS_HEAP_LIMIT", kind: Kind::Size, apply: apply_heap_limit, get: get_heap_limit },
     OptionSpec { name: b"PTRS_ARENA_MAX", kind: Kind::Count, apply: apply_arena_max, get: get_arena_max },
     OptionSpec { name: b"PTRS_BACKGROUND_PURGE", kind: Kind::Bool, apply: apply_background_purge, get: get_background_purge },
+    OptionSpec { name: b"PTRS_PROFILE", kind: Kind::Text, apply: apply_profile_prefix, get: get_profile_prefix },
+    OptionSpec { name: b"PTRS_PROFILE_RATE", kind: Kind::Size, apply: apply_profile_rate, get: get_profile_rate },
+    OptionSpec { name: b"PTRS_LEAK_REPORT", kind: Kind::Bool, apply: apply_leak_report, get: get_leak_report },
+    OptionSpec { name: b"PTRS_LEAK_EXITCODE", kind: Kind::Size, apply: apply_leak_exitcode, get: get_leak_exitcode },
 ];
 
 /// `GLIBC_TUNABLES` names ptrs honours, and the option each maps to.
@@ -231,6 +288,8 @@ fn find_by_short_name(name: &[u8]) -> Option<&'static OptionSpec> {
 /// Sets a ptrs option by name at run time. False for an unknown name.
 pub fn set_by_name(name: &[u8], value: u64) -> bool {
     match find_by_short_name(name) {
+        // A string option cannot be set from a number.
+        Some(o) if matches!(o.kind, Kind::Text) => false,
         Some(o) => {
             (o.apply)(value);
             true
@@ -300,6 +359,10 @@ fn parse(kind: Kind, value: &[u8]) -> Option<u64> {
     match kind {
         Kind::Bool => parse_bool(value).map(u64::from),
         Kind::Size | Kind::Millis | Kind::Count => parse_size(value),
+        // The value is the tail of an `environ` entry, NUL-terminated and
+        // kept for the process's lifetime; empty means unset.
+        Kind::Text if value.is_empty() => Some(0),
+        Kind::Text => Some(value.as_ptr() as u64),
     }
 }
 

@@ -209,3 +209,51 @@ pub(crate) fn trim() -> bool {
     let (purged_after, mapped_after) = stats::release_marker();
     flushed || purged_after > purged_before || mapped_after < mapped_before
 }
+
+/// Starts the heap profiler: on average one allocation per `sample_bytes`
+/// bytes allocated is sampled with its call stack (0: the default, 512 KiB;
+/// 1: every allocation, exact figures). Sampling by bytes as tcmalloc and
+/// jemalloc do; see the README, "Heap profiling". Returns 0, or ENOMEM
+/// when the profiler's tables cannot be mapped. Any thread, any time;
+/// starting again only changes the rate, and earlier records are kept.
+#[unsafe(no_mangle)]
+pub extern "C" fn ptrs_profile_start(sample_bytes: usize) -> i32 {
+    crate::profile::start(sample_bytes)
+}
+
+/// Stops sampling new allocations. Blocks already sampled stay recorded
+/// until freed, so a later dump or leak report still sees them. Returns 0.
+/// Any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn ptrs_profile_stop() -> i32 {
+    crate::profile::stop();
+    0
+}
+
+/// Writes a heap profile of what was sampled (blocks in use and allocated
+/// in total, per call stack) to the file `path`, created or truncated, in
+/// gperftools' heap-profile text format (`heap_v2/<rate>`), read by
+/// `google-pprof` and Go's `pprof`. Returns 0, EINVAL for a NULL path, the
+/// errno of a failed open, or EIO when a write failed. Any thread; not from
+/// a signal handler.
+///
+/// # Safety
+/// `path` must be NULL or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ptrs_profile_dump(path: *const c_char) -> i32 {
+    crate::profile::write::dump(path)
+}
+
+/// Writes the leak report (allocation sites whose sampled blocks are still
+/// in use, largest first, with their stacks resolved by `dladdr`) to the
+/// file descriptor `fd`, now. Returns the number of sites reported (0: no
+/// leak seen), or -1 with errno EBADF for a negative `fd`. Any thread; not
+/// from a signal handler.
+#[unsafe(no_mangle)]
+pub extern "C" fn ptrs_leak_report(fd: i32) -> i32 {
+    if fd < 0 {
+        os::set_errno(libc::EBADF);
+        return -1;
+    }
+    crate::profile::write::leak_report(fd).min(i32::MAX as usize) as i32
+}

@@ -229,3 +229,17 @@ pub unsafe extern "C" fn malloc_info(opts: i32, stream: *mut c_void) -> i32 {
     out!("<aspace type=\"total\" size=\"{}\"/>\n<aspace type=\"mprotect\" size=\"{}\"/>\n</malloc>\n", t.mapped, t.mapped);
     0
 }
+
+/// glibc's `mtrace()`: with `MALLOC_TRACE=file`, traces every allocation
+/// and free to `file` in glibc's format until `muntrace()` (see
+/// `src/mtrace.rs`). Without the variable, does nothing, as glibc.
+#[unsafe(no_mangle)]
+pub extern "C" fn mtrace() {
+    crate::mtrace::mtrace()
+}
+
+/// glibc's `muntrace()`: ends tracing started by `mtrace()`.
+#[unsafe(no_mangle)]
+pub extern "C" fn muntrace() {
+    crate::mtrace::muntrace()
+}

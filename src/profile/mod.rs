@@ -1,0 +1,412 @@
+//! The heap profiler: sampling by bytes with call stacks, heap profiles in
+//! gperftools' text format (read by `google-pprof` and Go's `pprof`), the
+//! leak report at exit, and the support `mtrace` builds on.
+//!
+//! Ideas from tcmalloc's and jemalloc's samplers (byte countdowns drawn
+//! from an exponential distribution, pprof's unsampling); the code is ours.
+//!
+//! Cost when off: malloc tests one global byte ([`armed`]) and branches to
+//! [`malloc_hook`] when it is set; free tests nothing. A sampled block is
+//! allocated from the profiler's own heap, which no thread owns, so every
+//! free of it takes free's remote path (`free::free_remote`), where one
+//! comparison of the owner with that heap (a load free already made)
+//! reports it here; blocks of other heaps never see the profiler. Huge
+//! blocks are told from their (already slow) unmapping path.
+//!
+//! Locking: one spin lock, [`LOCK`], held with signals blocked, only around
+//! table updates and allocation from the profiler heap (which may take
+//! GLOBAL: order LOCK before GLOBAL). Never held while unwinding or calling
+//! the loader (`dladdr`), so no cycle with the loader's locks exists.
+
+pub mod sample;
+pub mod stack;
+pub mod table;
+pub mod write;
+
+use core::ptr;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+
+use crate::heap::{self, Heap};
+use crate::sync::RawLock;
+use crate::size_class::DIRECT_MAX;
+use crate::{alloc, huge, options};
+use stack::MAX_DEPTH;
+use table::Tables;
+
+/// The default sampling rate: one sample per 512 KiB allocated on average.
+pub const DEFAULT_RATE: usize = 512 << 10;
+
+/// Set while malloc must call [`malloc_hook`]: sampling or tracing is on.
+static ARMED: AtomicBool = AtomicBool::new(false);
+/// See [`fast_limit`]: 0 while [`ARMED`], else `DIRECT_MAX + 1`.
+static FAST_LIMIT: AtomicUsize = AtomicUsize::new(DIRECT_MAX + 1);
+/// Sampling (ptrs_profile_start / PTRS_PROFILE) is on.
+static SAMPLING: AtomicBool = AtomicBool::new(false);
+/// mtrace is on: every allocation is recorded and logged.
+static TRACING: AtomicBool = AtomicBool::new(false);
+/// Bytes between samples on average (1: every allocation).
+static RATE: AtomicUsize = AtomicUsize::new(DEFAULT_RATE);
+/// Bumped by every start, so threads redraw their countdowns.
+static EPOCH: AtomicU32 = AtomicU32::new(1);
+/// The heap sampled blocks come from (null until the profiler first runs).
+static PROF_HEAP: AtomicPtr<Heap> = AtomicPtr::new(ptr::null_mut());
+
+/// The profiler's lock; see the module documentation.
+static LOCK: RawLock = RawLock::new();
+static TABLES: crate::sync::GlobalCell<Tables> = crate::sync::GlobalCell::new(Tables::new());
+
+/// True when malloc must go through [`malloc_hook`]. One load of a global
+/// byte (read through the GOT: see [`fast_limit`]); used by the engine's
+/// `alloc::malloc` (calloc, realloc, Rust's GlobalAlloc).
+#[inline(always)]
+pub fn armed() -> bool {
+    ARMED.load(Ordering::Relaxed)
+}
+
+/// The C ABI's `malloc` takes its fast path for sizes below this:
+/// `DIRECT_MAX + 1` while the profiler is off, 0 while it is armed (then
+/// every malloc goes to its slow path, which calls [`malloc_hook`]).
+///
+/// Folding the profiler's test into the size test malloc makes anyway
+/// costs one instruction (the load of the limit) on its fast path instead
+/// of a load, a test and a branch. The limit is referenced only from here
+/// and from non-inline functions, so rustc keeps it internal to the crate
+/// and LLVM addresses it PC-relative; a static that a public inline
+/// function references (as [`ARMED`] is by `alloc::malloc`) is exported
+/// from the rlib and read through the GOT, one more load and register
+/// (measured: +6 instructions per malloc+free pair with callgrind with a
+/// flag read that way, +1 now). Keep it so: do not call this from a
+/// public `#[inline]` function.
+#[inline(always)]
+pub(crate) fn fast_limit() -> usize {
+    let limit = FAST_LIMIT.load(Ordering::Relaxed);
+    // SAFETY: FAST_LIMIT only ever holds 0 or DIRECT_MAX + 1 (see
+    // `update_armed`); telling the compiler lets it drop the fast path's
+    // own `size <= DIRECT_MAX` test.
+    unsafe { core::hint::assert_unchecked(limit <= DIRECT_MAX + 1) };
+    limit
+}
+
+/// The sampling rate in bytes (1: every allocation).
+pub fn rate() -> usize {
+    RATE.load(Ordering::Relaxed)
+}
+
+fn update_armed() {
+    let on = SAMPLING.load(Ordering::SeqCst) || TRACING.load(Ordering::SeqCst);
+    ARMED.store(on, Ordering::SeqCst);
+    FAST_LIMIT.store(if on { 0 } else { DIRECT_MAX + 1 }, Ordering::SeqCst);
+}
+
+/// Holds [`LOCK`] with every signal blocked (so a signal handler of this
+/// thread that frees a sampled block cannot find it held).
+struct Locked {
+    saved: core::mem::MaybeUninit<libc::sigset_t>,
+}
+
+impl Locked {
+    fn new() -> Self {
+        let mut saved = core::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        let mut all = core::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: sigfillset initialises `all`; the mask call fills `saved`.
+        unsafe {
+            libc::sigfillset(all.as_mut_ptr());
+            libc::pthread_sigmask(libc::SIG_BLOCK, all.as_ptr(), saved.as_mut_ptr());
+        }
+        LOCK.lock();
+        Self { saved }
+    }
+
+    fn tables(&mut self) -> &mut Tables {
+        // SAFETY: LOCK is held for the lifetime of `self`; TABLES is only
+        // touched under it (GlobalCell's contract, with LOCK for GLOBAL).
+        unsafe { TABLES.get() }
+    }
+}
+
+impl Drop for Locked {
+    fn drop(&mut self) {
+        LOCK.unlock();
+        // SAFETY: `saved` was initialised in `new`.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, self.saved.as_ptr(), ptr::null_mut()) };
+    }
+}
+
+/// Sets up the profiler heap and tables once. Returns 0 or ENOMEM.
+fn prepare() -> i32 {
+    crate::init::ensure();
+    if PROF_HEAP.load(Ordering::Acquire).is_null() {
+        let mut l = Locked::new();
+        if !l.tables().init() {
+            return libc::ENOMEM;
+        }
+        if PROF_HEAP.load(Ordering::Acquire).is_null() {
+            let h = heap::new_heap();
+            if h.is_null() {
+                return libc::ENOMEM;
+            }
+            PROF_HEAP.store(h, Ordering::Release);
+        }
+    }
+    0
+}
+
+/// Starts sampling, one sample per `rate` bytes on average (0: the
+/// default, [`DEFAULT_RATE`]; 1: every allocation). Returns 0 or ENOMEM.
+/// Any thread; records of an earlier run are kept.
+pub fn start(rate: usize) -> i32 {
+    let e = prepare();
+    if e != 0 {
+        return e;
+    }
+    RATE.store(if rate == 0 { DEFAULT_RATE } else { rate }, Ordering::SeqCst);
+    EPOCH.fetch_add(1, Ordering::SeqCst);
+    SAMPLING.store(true, Ordering::SeqCst);
+    update_armed();
+    0
+}
+
+/// Stops sampling; sampled blocks stay tracked until freed.
+pub fn stop() {
+    SAMPLING.store(false, Ordering::SeqCst);
+    update_armed();
+}
+
+/// Turns tracing (every allocation recorded, for mtrace) on or off.
+pub fn set_tracing(on: bool) -> i32 {
+    if on {
+        let e = prepare();
+        if e != 0 {
+            return e;
+        }
+    }
+    TRACING.store(on, Ordering::SeqCst);
+    update_armed();
+    0
+}
+
+/// Whether sampling is on.
+pub fn sampling() -> bool {
+    SAMPLING.load(Ordering::Relaxed)
+}
+
+/// malloc's hook while the profiler is armed: `size` bytes aligned to
+/// `align` (0: malloc's 16 bytes). Decides by the thread's byte countdown
+/// whether to sample; a sampled block comes from the profiler heap and its
+/// stack is recorded. Null when out of memory.
+#[cold]
+#[inline(never)]
+pub fn malloc_hook(size: usize, align: usize) -> *mut u8 {
+    // SAFETY: the thread's own state; nothing else touches it except a
+    // signal handler of this thread, which only runs this same code, and
+    // the flag below keeps it from nesting.
+    let t = unsafe { &mut *sample::state() };
+    let tracing = TRACING.load(Ordering::Relaxed);
+    if t.busy != 0
+        || !(tracing
+            || (SAMPLING.load(Ordering::Relaxed)
+                && sample::should_sample(t, size, RATE.load(Ordering::Relaxed), EPOCH.load(Ordering::Relaxed))))
+    {
+        return plain(size, align);
+    }
+    t.busy = 1;
+    let p = sampled(size, align, tracing);
+    t.busy = 0;
+    p
+}
+
+/// An allocation the profiler does not record.
+#[inline(always)]
+fn plain(size: usize, align: usize) -> *mut u8 {
+    if align == 0 {
+        let p = alloc::try_pop(size);
+        if !p.is_null() {
+            return p;
+        }
+        return alloc::malloc_generic(size);
+    }
+    alloc::malloc_aligned_unhooked(align, size)
+}
+
+#[inline(never)]
+fn sampled(size: usize, align: usize, tracing: bool) -> *mut u8 {
+    let mut frames = [0usize; MAX_DEPTH];
+    let depth = stack::capture(&mut frames);
+    // Our own frame (capture's caller) is always internal; the rest of the
+    // allocator's frames are cut when the profile is written.
+    let frames = &frames[depth.min(1)..depth];
+    let p = {
+        let mut l = Locked::new();
+        let heap = PROF_HEAP.load(Ordering::Acquire);
+        // SAFETY: the profiler heap is valid forever and used only under LOCK.
+        let p = unsafe { alloc_in(&mut *heap, size, align) };
+        if !p.is_null() {
+            let tables = l.tables();
+            if let Some(id) = tables.intern(frames, size) {
+                tables.add_live(p as usize, size, id);
+            }
+        }
+        p
+    };
+    if tracing && !p.is_null() {
+        crate::mtrace::log_alloc(p, size, frames);
+    }
+    p
+}
+
+/// Allocates from `heap` as malloc would from a thread heap.
+///
+/// # Safety
+/// `heap` must be exclusively held (the profiler heap under LOCK).
+unsafe fn alloc_in(heap: &mut Heap, size: usize, align: usize) -> *mut u8 {
+    use crate::segment::{LARGE_MAX, SLICE_SIZE};
+    use crate::size_class::{bin_for_aligned, bin_of, MIN_ALIGN, SMALL_MAX};
+    if size > alloc::MAX_REQUEST || align > alloc::MAX_REQUEST / 2 {
+        return ptr::null_mut();
+    }
+    let large_limit = options::large_threshold().min(LARGE_MAX);
+    let align = align.max(MIN_ALIGN);
+    // SAFETY (both calls): `heap` is exclusively ours (caller).
+    if align == MIN_ALIGN && size <= SMALL_MAX {
+        return unsafe { heap::alloc_bin(heap, bin_of(size)) };
+    }
+    if align <= SLICE_SIZE {
+        if let Some(bin) = bin_for_aligned(size, align) {
+            return unsafe { heap::alloc_bin(heap, bin) };
+        }
+        if size <= large_limit {
+            return unsafe { heap::alloc_large(heap, size.div_ceil(SLICE_SIZE).max(1)) };
+        }
+    }
+    huge::alloc(size, align)
+}
+
+/// free's hook: `block` (a block start, validated by free) is being freed
+/// by a thread other than its page's owner `owner`. Reports it when the
+/// owner is the profiler heap.
+#[inline(always)]
+pub fn note_free(owner: *mut Heap, block: *mut u8) {
+    if owner == PROF_HEAP.load(Ordering::Relaxed) {
+        forget(block);
+    }
+}
+
+/// free's hook for huge blocks (whose free unmaps, so a test costs nothing).
+#[inline]
+pub fn note_free_huge(block: *mut u8) {
+    if !PROF_HEAP.load(Ordering::Relaxed).is_null() {
+        forget(block);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn forget(block: *mut u8) {
+    let found = {
+        let mut l = Locked::new();
+        l.tables().remove_live(block as usize)
+    };
+    if found {
+        crate::mtrace::log_free(block);
+    }
+}
+
+/// Copies the stack records under the lock into a private mapping, so
+/// that they can be written (and resolved with `dladdr`) without the lock.
+/// Also gives the profiler heap's freed memory back. None when nothing was
+/// ever recorded or out of memory.
+pub fn snapshot() -> Option<Snapshot> {
+    if PROF_HEAP.load(Ordering::Acquire).is_null() {
+        return None;
+    }
+    let mut l = Locked::new();
+    let heap = PROF_HEAP.load(Ordering::Acquire);
+    // SAFETY: the profiler heap is exclusively held under LOCK.
+    unsafe { heap::collect(&mut *heap, false) };
+    let recs = l.tables().records();
+    let bytes = recs.len().max(1) * core::mem::size_of::<table::StackRec>();
+    let map = crate::os::map(bytes) as *mut table::StackRec;
+    if map.is_null() {
+        return None;
+    }
+    // SAFETY: `map` holds room for `recs.len()` records.
+    unsafe { ptr::copy_nonoverlapping(recs.as_ptr(), map, recs.len()) };
+    Some(Snapshot { recs: map, len: recs.len(), bytes })
+}
+
+/// A private copy of the stack records (see [`snapshot`]).
+pub struct Snapshot {
+    recs: *mut table::StackRec,
+    len: usize,
+    bytes: usize,
+}
+
+impl Snapshot {
+    pub fn records(&mut self) -> &mut [table::StackRec] {
+        // SAFETY: `recs` holds `len` initialised records, ours alone.
+        unsafe { core::slice::from_raw_parts_mut(self.recs, self.len) }
+    }
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was made by `snapshot` and is ours.
+        unsafe { crate::os::unmap(self.recs.cast(), self.bytes) };
+    }
+}
+
+/// Fork prepare (called before GLOBAL is taken): no unwind in progress and
+/// the profiler lock held across fork.
+pub fn fork_prepare() {
+    // SAFETY: this thread's own state.
+    let busy = unsafe { (*sample::state()).busy != 0 };
+    stack::fork_prepare(busy);
+    LOCK.lock();
+}
+
+/// Fork parent and child handlers (after GLOBAL is released or reset).
+pub fn fork_done(child: bool) {
+    if child {
+        LOCK.reset();
+    } else {
+        LOCK.unlock();
+    }
+    stack::fork_done(child);
+}
+
+/// Start-up from the environment (PTRS_PROFILE, PTRS_PROFILE_RATE,
+/// PTRS_LEAK_REPORT), called by `init` once allocation works. Registers
+/// the exit handler that writes the profile and the leak report.
+pub fn start_from_environment() {
+    let want_profile = !options::profile_prefix().is_null();
+    let want_leaks = options::leak_report();
+    if !want_profile && !want_leaks {
+        return;
+    }
+    if start(options::profile_rate()) != 0 {
+        crate::diag::print(format_args!("ptrs: warning: heap profiler could not start (out of memory)\n"));
+        return;
+    }
+    write::remember_stderr();
+    // SAFETY: `at_exit` is a valid function for the process's lifetime.
+    unsafe { libc::atexit(at_exit) };
+}
+
+extern "C" fn at_exit() {
+    let prefix = options::profile_prefix();
+    if !prefix.is_null() {
+        write::dump_at_exit(prefix);
+    }
+    if options::leak_report() {
+        let leaks = write::leak_report(write::stderr_fd());
+        let code = options::leak_exitcode();
+        if leaks > 0 && code != 0 {
+            // SAFETY: flushing stdio and _exit have no preconditions; the
+            // program is exiting anyway (as LeakSanitizer's exitcode does).
+            unsafe {
+                libc::fflush(ptr::null_mut());
+                libc::_exit(code as i32);
+            }
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! Call stacks taken inside malloc.
+//!
+//! The unwinder is libgcc's `_Unwind_Backtrace` (DWARF call-frame
+//! information, the `.eh_frame` every Debian binary carries), chosen over a
+//! frame-pointer walk, which is fast but wrong (and may fault) in code built
+//! without frame pointers, as Debian builds it, and over libunwind, which
+//! is 10x faster but looks addresses up with `dl_iterate_phdr` (the
+//! loader's lock) and deadlocked in signal handlers and fork children
+//! (libgcc 12 uses glibc's lock-free `_dl_find_object`); the measurements
+//! and the failures seen are in the README ("Heap profiling").
+//!
+//! Safety inside malloc:
+//! - no allocation: the frames go into the caller's stack buffer; libgcc
+//!   finds the FDEs through `dl_iterate_phdr` and `PT_GNU_EH_FRAME` without
+//!   allocating, and if anything in it ever did, the thread's `busy` flag
+//!   makes that allocation a plain, unsampled one;
+//! - no profiler lock is held while unwinding, so the loader's lock (taken
+//!   by `dl_iterate_phdr`, held by another thread in `dlopen` that may
+//!   itself allocate) cannot be part of a cycle;
+//! - `fork`: the prepare handler waits until no other thread is unwinding
+//!   (and new unwinds are skipped meanwhile), so the child never inherits
+//!   the loader's write lock held by one of our unwinds.
+
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// The deepest stack recorded (frames beyond are dropped).
+pub const MAX_DEPTH: usize = 48;
+
+/// Threads now inside `_Unwind_Backtrace` on our behalf.
+static UNWINDERS: AtomicUsize = AtomicUsize::new(0);
+/// Set by the fork prepare handler: do not start unwinding.
+static FORKING: AtomicBool = AtomicBool::new(false);
+
+type UnwindCallback = extern "C" fn(*mut c_void, *mut c_void) -> i32;
+
+unsafe extern "C" {
+    fn _Unwind_Backtrace(trace: UnwindCallback, arg: *mut c_void) -> i32;
+    fn _Unwind_GetIP(ctx: *mut c_void) -> usize;
+}
+
+struct Collect<'a> {
+    frames: &'a mut [usize; MAX_DEPTH],
+    depth: usize,
+}
+
+const URC_NO_REASON: i32 = 0;
+const URC_END_OF_STACK: i32 = 5;
+
+extern "C" fn collect_frame(ctx: *mut c_void, arg: *mut c_void) -> i32 {
+    // SAFETY: `arg` is the `Collect` passed to _Unwind_Backtrace by
+    // `capture`, alive for the whole call; `ctx` is libgcc's context.
+    let c = unsafe { &mut *(arg as *mut Collect<'_>) };
+    // SAFETY: as above.
+    let ip = unsafe { _Unwind_GetIP(ctx) };
+    if ip == 0 {
+        return URC_END_OF_STACK;
+    }
+    c.frames[c.depth] = ip;
+    c.depth += 1;
+    if c.depth == MAX_DEPTH { URC_END_OF_STACK } else { URC_NO_REASON }
+}
+
+/// Fills `frames` with the return addresses of the calling thread's stack,
+/// innermost first (this function's own frame included), and returns how
+/// many. 0 while a fork is being prepared.
+#[inline(never)]
+pub fn capture(frames: &mut [usize; MAX_DEPTH]) -> usize {
+    UNWINDERS.fetch_add(1, Ordering::SeqCst);
+    if FORKING.load(Ordering::SeqCst) {
+        UNWINDERS.fetch_sub(1, Ordering::SeqCst);
+        return 0;
+    }
+    let mut c = Collect { frames, depth: 0 };
+    // SAFETY: the callback only writes into `c`, which outlives the call.
+    unsafe { _Unwind_Backtrace(collect_frame, (&raw mut c).cast()) };
+    UNWINDERS.fetch_sub(1, Ordering::SeqCst);
+    c.depth
+}
+
+/// Fork prepare: no unwinding may be in progress across `fork`. `own_busy`:
+/// the forking thread is itself inside the profiler (a signal handler that
+/// forks), whose unwind, if any, cannot finish first.
+pub fn fork_prepare(own_busy: bool) {
+    FORKING.store(true, Ordering::SeqCst);
+    let mine = if own_busy { 1 } else { 0 };
+    let mut spins = 0u32;
+    while UNWINDERS.load(Ordering::SeqCst) > mine {
+        spins += 1;
+        if spins > 1_000_000 {
+            break; // never hang fork; the unwinder is stuck elsewhere
+        }
+        // SAFETY: sched_yield has no preconditions.
+        unsafe { libc::sched_yield() };
+    }
+}
+
+/// Fork parent and child: unwinding may start again.
+pub fn fork_done(child: bool) {
+    if child {
+        UNWINDERS.store(0, Ordering::SeqCst);
+    }
+    FORKING.store(false, Ordering::SeqCst);
+}
+
+/// Symbol information of one address, from `dladdr` (which takes the
+/// loader's lock: never call it with the profiler's lock held).
+pub struct Symbol {
+    pub name: *const libc::c_char,
+    pub offset: usize,
+    pub file: *const libc::c_char,
+    pub base: usize,
+}
+
+/// Resolves `addr` through `dladdr`. `None` when no object contains it.
+pub fn resolve(addr: usize) -> Option<Symbol> {
+    let mut info = core::mem::MaybeUninit::<libc::Dl_info>::zeroed();
+    // SAFETY: dladdr only reads the loader's tables and fills `info`.
+    if unsafe { libc::dladdr(addr as *const c_void, info.as_mut_ptr()) } == 0 {
+        return None;
+    }
+    // SAFETY: dladdr succeeded and filled `info`.
+    let info = unsafe { info.assume_init() };
+    Some(Symbol {
+        name: info.dli_sname,
+        offset: if info.dli_sname.is_null() { addr - info.dli_fbase as usize } else { addr - info.dli_saddr as usize },
+        file: info.dli_fname,
+        base: info.dli_fbase as usize,
+    })
+}
+
+/// Names of ptrs's allocation entry points: frames up to the last of them
+/// are the allocator's own and are cut from reported stacks.
+const ENTRY_NAMES: &[&[u8]] = &[
+    b"malloc", b"calloc", b"realloc", b"reallocarray", b"free", b"memalign", b"aligned_alloc",
+    b"posix_memalign", b"valloc", b"pvalloc", b"__libc_malloc", b"__libc_calloc", b"__libc_realloc",
+    b"__libc_memalign", b"__libc_valloc", b"__libc_pvalloc", b"__posix_memalign", b"_Znwm", b"_Znam",
+    b"_ZnwmRKSt9nothrow_t", b"_ZnamRKSt9nothrow_t", b"_ZnwmSt11align_val_t", b"_ZnamSt11align_val_t",
+    b"_ZnwmSt11align_val_tRKSt9nothrow_t", b"_ZnamSt11align_val_tRKSt9nothrow_t", b"__rust_alloc",
+    b"__rust_alloc_zeroed", b"__rust_realloc",
+];
+
+/// The base address of the object holding ptrs's code.
+fn own_base() -> usize {
+    resolve(own_base as *const () as usize).map_or(0, |s| s.base)
+}
+
+/// How many leading frames of `frames` are ptrs's own: up to and including
+/// the last allocation entry point of ptrs among the first 24 frames, or
+/// else the leading frames of ptrs's object that have no exported name.
+pub fn internal_frames(frames: &[usize]) -> usize {
+    let base = own_base();
+    let mut cut = None;
+    for (i, &f) in frames.iter().enumerate().take(24) {
+        let Some(s) = resolve(f) else { continue };
+        if s.base != base || s.name.is_null() {
+            continue;
+        }
+        // SAFETY: dladdr returns NUL-terminated symbol names.
+        let name = unsafe { core::ffi::CStr::from_ptr(s.name) }.to_bytes();
+        if ENTRY_NAMES.contains(&name) || name.starts_with(b"ptrs_") {
+            cut = Some(i + 1);
+        }
+    }
+    if let Some(c) = cut {
+        return c;
+    }
+    frames
+        .iter()
+        .take_while(|&&f| resolve(f).is_some_and(|s| s.base == base && s.name.is_null()))
+        .count()
+}

@@ -1,0 +1,352 @@
+//! The profiler's tables, in memory mapped directly (never malloc):
+//! - stacks: one record per distinct call stack, with sampled counts and
+//!   bytes (in use and allocated in total), found through a hash index;
+//! - live: the sampled blocks still allocated, address -> (stack, size),
+//!   an open-addressing table with linear probing and backward-shift
+//!   deletion (no tombstones), doubled when 5/8 full.
+//!
+//! Everything here runs under the profiler's lock (`profile::LOCK`).
+
+use core::ptr;
+
+use super::stack::MAX_DEPTH;
+use crate::os;
+
+/// One distinct call stack and what was sampled from it. Counts and bytes
+/// are raw samples (not scaled by the sampling rate).
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub struct StackRec {
+    pub hash: u64,
+    pub depth: u32,
+    /// The size bucket (see `size_bucket`): a stack has one record per
+    /// bucket, so that pprof's per-line unsampling, exact for blocks of
+    /// one size, stays close for each line.
+    pub bucket: u32,
+    pub live_count: u64,
+    pub live_bytes: u64,
+    pub alloc_count: u64,
+    pub alloc_bytes: u64,
+    pub frames: [usize; MAX_DEPTH],
+}
+
+/// Most distinct stacks recorded; later new stacks share the last record.
+pub const MAX_STACKS: usize = 1 << 18;
+
+pub struct Tables {
+    /// MAX_STACKS records, mapped with MAP_NORESERVE and filled in order.
+    pub stacks: *mut StackRec,
+    pub nstacks: usize,
+    /// Hash index into `stacks` (index + 1; 0 = empty), `index_cap` slots.
+    index: *mut u32,
+    index_cap: usize,
+    /// Live sampled blocks: pairs (address, size << 24 | stack).
+    live: *mut [usize; 2],
+    live_cap: usize,
+    pub live_len: usize,
+}
+
+impl Tables {
+    pub const fn new() -> Self {
+        Self {
+            stacks: ptr::null_mut(),
+            nstacks: 0,
+            index: ptr::null_mut(),
+            index_cap: 0,
+            live: ptr::null_mut(),
+            live_cap: 0,
+            live_len: 0,
+        }
+    }
+
+    /// Maps the initial tables. False when out of memory.
+    pub fn init(&mut self) -> bool {
+        if !self.stacks.is_null() {
+            return true;
+        }
+        let stacks = os::map(MAX_STACKS * core::mem::size_of::<StackRec>()) as *mut StackRec;
+        let index = os::map(1024 * 4) as *mut u32;
+        let live = os::map(4096 * 16) as *mut [usize; 2];
+        if stacks.is_null() || index.is_null() || live.is_null() {
+            // SAFETY: each non-null pointer is a mapping made just above.
+            unsafe {
+                if !stacks.is_null() {
+                    os::unmap(stacks.cast(), MAX_STACKS * core::mem::size_of::<StackRec>());
+                }
+                if !index.is_null() {
+                    os::unmap(index.cast(), 1024 * 4);
+                }
+                if !live.is_null() {
+                    os::unmap(live.cast(), 4096 * 16);
+                }
+            }
+            return false;
+        }
+        self.stacks = stacks;
+        self.index = index;
+        self.index_cap = 1024;
+        self.live = live;
+        self.live_cap = 4096;
+        true
+    }
+
+    /// The records in use.
+    pub fn records(&self) -> &[StackRec] {
+        if self.stacks.is_null() {
+            return &[];
+        }
+        // SAFETY: the first `nstacks` records are initialised.
+        unsafe { core::slice::from_raw_parts(self.stacks, self.nstacks) }
+    }
+
+    /// The record of this stack, made if new. None only when the tables
+    /// are not mapped.
+    pub fn intern(&mut self, frames: &[usize], size: usize) -> Option<u32> {
+        if self.stacks.is_null() {
+            return None;
+        }
+        let bucket = size_bucket(size);
+        let hash = hash_frames(frames) ^ (bucket as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let mask = self.index_cap - 1;
+        let mut i = hash as usize & mask;
+        loop {
+            // SAFETY: `i` < index_cap, the mapped index's length.
+            let slot = unsafe { *self.index.add(i) };
+            if slot == 0 {
+                break;
+            }
+            // SAFETY: index entries point at initialised records.
+            let rec = unsafe { &*self.stacks.add(slot as usize - 1) };
+            if rec.hash == hash && rec.bucket == bucket && &rec.frames[..rec.depth as usize] == frames {
+                return Some(slot - 1);
+            }
+            i = (i + 1) & mask;
+        }
+        if self.nstacks == MAX_STACKS {
+            return Some(MAX_STACKS as u32 - 1); // full: lump into the last
+        }
+        if (self.nstacks + 1) * 2 > self.index_cap && !self.grow_index() {
+            return Some(self.nstacks.saturating_sub(1) as u32);
+        }
+        let id = self.nstacks;
+        // SAFETY: `id` < MAX_STACKS, inside the mapping.
+        unsafe {
+            let rec = &mut *self.stacks.add(id);
+            rec.hash = hash;
+            rec.depth = frames.len() as u32;
+            rec.bucket = bucket;
+            rec.frames[..frames.len()].copy_from_slice(frames);
+        }
+        self.nstacks += 1;
+        self.index_insert(id);
+        Some(id as u32)
+    }
+
+    fn index_insert(&mut self, id: usize) {
+        // SAFETY: `id` is an initialised record.
+        let hash = unsafe { (*self.stacks.add(id)).hash };
+        let mask = self.index_cap - 1;
+        let mut i = hash as usize & mask;
+        // SAFETY: `i` stays below index_cap; the index is never full (load
+        // at most 1/2).
+        unsafe {
+            while *self.index.add(i) != 0 {
+                i = (i + 1) & mask;
+            }
+            *self.index.add(i) = id as u32 + 1;
+        }
+    }
+
+    fn grow_index(&mut self) -> bool {
+        let cap = self.index_cap * 2;
+        let new = os::map(cap * 4) as *mut u32;
+        if new.is_null() {
+            return false;
+        }
+        // SAFETY: the old index is ours and no longer referenced after this.
+        unsafe { os::unmap(self.index.cast(), self.index_cap * 4) };
+        self.index = new;
+        self.index_cap = cap;
+        for id in 0..self.nstacks {
+            self.index_insert(id);
+        }
+        true
+    }
+
+    /// Records a sampled block of `size` bytes at `addr` from stack `id`.
+    pub fn add_live(&mut self, addr: usize, size: usize, id: u32) {
+        // SAFETY: `id` is a record returned by `intern`.
+        let rec = unsafe { &mut *self.stacks.add(id as usize) };
+        rec.alloc_count += 1;
+        rec.alloc_bytes += size as u64;
+        if (self.live_len + 1) * 8 > self.live_cap * 5 && !self.grow_live() {
+            return; // untracked: counted as allocated, never as in use
+        }
+        rec.live_count += 1;
+        rec.live_bytes += size as u64;
+        let size = size.min((1usize << 40) - 1);
+        self.live_insert(addr, (size << 24) | id as usize);
+        self.live_len += 1;
+    }
+
+    fn live_insert(&mut self, addr: usize, value: usize) {
+        let mask = self.live_cap - 1;
+        let mut i = hash_addr(addr) & mask;
+        // SAFETY: `i` stays below live_cap; the table is never full.
+        unsafe {
+            while (*self.live.add(i))[0] != 0 {
+                if (*self.live.add(i))[0] == addr {
+                    break; // a stale entry (see `huge` realloc): replaced
+                }
+                i = (i + 1) & mask;
+            }
+            if (*self.live.add(i))[0] == addr {
+                self.live_len -= 1;
+            }
+            *self.live.add(i) = [addr, value];
+        }
+    }
+
+    fn grow_live(&mut self) -> bool {
+        let cap = self.live_cap * 2;
+        let new = os::map(cap * 16) as *mut [usize; 2];
+        if new.is_null() {
+            return false;
+        }
+        let (old, old_cap) = (self.live, self.live_cap);
+        self.live = new;
+        self.live_cap = cap;
+        for i in 0..old_cap {
+            // SAFETY: `i` < old_cap, inside the old table.
+            let e = unsafe { *old.add(i) };
+            if e[0] != 0 {
+                self.live_insert(e[0], e[1]);
+            }
+        }
+        // SAFETY: the old table is ours and no longer referenced.
+        unsafe { os::unmap(old.cast(), old_cap * 16) };
+        true
+    }
+
+    /// Forgets the sampled block at `addr`, if it is one: takes it out of
+    /// its stack's in-use figures. Returns whether it was sampled.
+    pub fn remove_live(&mut self, addr: usize) -> bool {
+        if self.live.is_null() {
+            return false;
+        }
+        let mask = self.live_cap - 1;
+        let mut i = hash_addr(addr) & mask;
+        // SAFETY: all indices are masked below live_cap.
+        unsafe {
+            loop {
+                let e = *self.live.add(i);
+                if e[0] == 0 {
+                    return false;
+                }
+                if e[0] == addr {
+                    let id = e[1] & ((1 << 24) - 1);
+                    let size = e[1] >> 24;
+                    let rec = &mut *self.stacks.add(id);
+                    rec.live_count -= 1;
+                    rec.live_bytes -= size as u64;
+                    break;
+                }
+                i = (i + 1) & mask;
+            }
+            // Backward-shift deletion keeps every probe chain unbroken.
+            let mut hole = i;
+            let mut j = (i + 1) & mask;
+            loop {
+                let e = *self.live.add(j);
+                if e[0] == 0 {
+                    break;
+                }
+                let home = hash_addr(e[0]) & mask;
+                // Move `e` into the hole if its home is not in (hole, j].
+                let dist_home = j.wrapping_sub(home) & mask;
+                let dist_hole = j.wrapping_sub(hole) & mask;
+                if dist_home >= dist_hole {
+                    *self.live.add(hole) = e;
+                    hole = j;
+                }
+                j = (j + 1) & mask;
+            }
+            *self.live.add(hole) = [0, 0];
+        }
+        self.live_len -= 1;
+        true
+    }
+
+    /// The size recorded for the sampled block at `addr`, if it is one.
+    pub fn live_size(&self, addr: usize) -> Option<usize> {
+        if self.live.is_null() {
+            return None;
+        }
+        let mask = self.live_cap - 1;
+        let mut i = hash_addr(addr) & mask;
+        loop {
+            // SAFETY: masked index inside the table.
+            let e = unsafe { *self.live.add(i) };
+            if e[0] == 0 {
+                return None;
+            }
+            if e[0] == addr {
+                return Some(e[1] >> 24);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+}
+
+/// Four buckets per power of two of the size.
+pub fn size_bucket(size: usize) -> u32 {
+    if size < 16 {
+        return size as u32;
+    }
+    let log = usize::BITS - 1 - size.leading_zeros();
+    log * 4 + ((size >> (log - 2)) & 3) as u32
+}
+
+fn hash_frames(frames: &[usize]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &f in frames {
+        h = (h ^ f as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        h ^= h >> 29;
+    }
+    h
+}
+
+#[inline]
+fn hash_addr(addr: usize) -> usize {
+    let h = (addr as u64 >> 4).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (h >> 20) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_blocks_come_and_go() {
+        let mut t = Tables::new();
+        assert!(t.init());
+        let a = t.intern(&[1, 2, 3], 10).unwrap();
+        let b = t.intern(&[4, 5], 10).unwrap();
+        assert_eq!(t.intern(&[1, 2, 3], 10), Some(a));
+        assert_ne!(a, b);
+        for i in 1..20_000usize {
+            t.add_live(i * 16, 10, if i % 2 == 0 { a } else { b });
+        }
+        assert_eq!(t.live_len, 19_999);
+        for i in (1..20_000usize).step_by(3) {
+            assert!(t.remove_live(i * 16));
+        }
+        assert!(!t.remove_live(16));
+        for i in 1..20_000usize {
+            assert_eq!(t.live_size(i * 16).is_some(), (i - 1) % 3 != 0, "{i}");
+        }
+        let total: u64 = t.records().iter().map(|r| r.live_count).sum();
+        assert_eq!(total as usize, t.live_len);
+        assert_eq!(t.records().iter().map(|r| r.alloc_count).sum::<u64>(), 19_999);
+    }
+}

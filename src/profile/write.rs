@@ -1,0 +1,296 @@
+//! Writing what the profiler recorded: heap profiles in gperftools' text
+//! format ("heap_v2", read by `google-pprof` and Go's `pprof`) and the leak
+//! report. Runs outside malloc (exit handler, C API), but still allocates
+//! nothing: output goes through a stack buffer to raw `write(2)` calls and
+//! the records are a private snapshot (see `profile::snapshot`), so the
+//! profiler's lock is not held while `dladdr` takes the loader's.
+
+use core::ffi::{c_char, CStr};
+use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicI32, Ordering};
+
+use super::stack;
+use super::table::StackRec;
+use crate::os;
+
+/// A buffered writer to a file descriptor.
+pub struct Out {
+    fd: i32,
+    buf: [u8; 8192],
+    len: usize,
+    pub failed: bool,
+}
+
+impl Out {
+    pub fn new(fd: i32) -> Self {
+        Self { fd, buf: [0; 8192], len: 0, failed: false }
+    }
+
+    pub fn bytes(&mut self, b: &[u8]) {
+        let mut rest = b;
+        while !rest.is_empty() {
+            if self.len == self.buf.len() {
+                self.flush();
+            }
+            let n = rest.len().min(self.buf.len() - self.len);
+            self.buf[self.len..self.len + n].copy_from_slice(&rest[..n]);
+            self.len += n;
+            rest = &rest[n..];
+        }
+    }
+
+    pub fn flush(&mut self) {
+        let mut rest = &self.buf[..self.len];
+        while !rest.is_empty() {
+            // SAFETY: `rest` is a valid buffer; the raw call is no
+            // cancellation point.
+            let n = unsafe { libc::syscall(libc::SYS_write, self.fd, rest.as_ptr(), rest.len()) } as isize;
+            if n < 0 && os::errno() == libc::EINTR {
+                continue;
+            }
+            if n <= 0 {
+                self.failed = true;
+                break;
+            }
+            rest = &rest[n as usize..];
+        }
+        self.len = 0;
+    }
+}
+
+impl Write for Out {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.bytes(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// The scale pprof applies to a sampled stack: `1 / (1 - exp(-avg/rate))`.
+pub fn scale(count: u64, bytes: u64, rate: usize) -> f64 {
+    if count == 0 || rate <= 1 {
+        return 1.0;
+    }
+    let avg = bytes as f64 / count as f64;
+    let p = 1.0 - (-avg / rate as f64).exp();
+    if p <= 0.0 { 1.0 } else { 1.0 / p }
+}
+
+/// Writes a heap profile of everything recorded to `fd`. Returns 0 or an
+/// errno value (EIO when a write failed).
+pub fn heap_profile(fd: i32) -> i32 {
+    let mut o = Out::new(fd);
+    let rate = super::rate();
+    let mut snap = super::snapshot();
+    let recs: &mut [StackRec] = match snap.as_mut() {
+        Some(s) => s.records(),
+        None => &mut [],
+    };
+    let (mut lc, mut lb, mut ac, mut ab) = (0u64, 0u64, 0u64, 0u64);
+    for r in recs.iter() {
+        lc += r.live_count;
+        lb += r.live_bytes;
+        ac += r.alloc_count;
+        ab += r.alloc_bytes;
+    }
+    let _ = writeln!(o, "heap profile: {:6}: {:8} [{:6}: {:8}] @ heap_v2/{}", lc, lb, ac, ab, rate.max(1));
+    for r in recs.iter() {
+        if r.alloc_count == 0 {
+            continue;
+        }
+        let _ = write!(o, "{:6}: {:8} [{:6}: {:8}] @", r.live_count, r.live_bytes, r.alloc_count, r.alloc_bytes);
+        let frames = &r.frames[..r.depth as usize];
+        let skip = stack::internal_frames(frames);
+        for &f in &frames[skip.min(frames.len().saturating_sub(1))..] {
+            let _ = write!(o, " {:#x}", f);
+        }
+        o.bytes(b"\n");
+    }
+    o.bytes(b"\nMAPPED_LIBRARIES:\n");
+    copy_file(&mut o, c"/proc/self/maps");
+    o.flush();
+    if o.failed { libc::EIO } else { 0 }
+}
+
+fn copy_file(o: &mut Out, path: &CStr) {
+    // SAFETY: a NUL-terminated path; raw open/read/close allocate nothing.
+    let fd = unsafe { libc::syscall(libc::SYS_openat, libc::AT_FDCWD, path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) } as i32;
+    if fd < 0 {
+        return;
+    }
+    let mut buf = [0u8; 4096];
+    loop {
+        // SAFETY: `buf` is writable for its length.
+        let n = unsafe { libc::syscall(libc::SYS_read, fd, buf.as_mut_ptr(), buf.len()) } as isize;
+        if n < 0 && os::errno() == libc::EINTR {
+            continue;
+        }
+        if n <= 0 {
+            break;
+        }
+        o.bytes(&buf[..n as usize]);
+    }
+    // SAFETY: `fd` was opened above.
+    unsafe { libc::syscall(libc::SYS_close, fd) };
+}
+
+/// Opens `path` for writing (created, truncated). The fd or -errno.
+pub fn open_for_writing(path: *const c_char) -> i32 {
+    // SAFETY: `path` is a NUL-terminated string (caller).
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            path,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
+            0o644,
+        )
+    } as i32;
+    if fd < 0 { -os::errno() } else { fd }
+}
+
+/// Writes a heap profile to `path`. 0 or an errno value.
+pub fn dump(path: *const c_char) -> i32 {
+    if path.is_null() {
+        return libc::EINVAL;
+    }
+    let fd = open_for_writing(path);
+    if fd < 0 {
+        return -fd;
+    }
+    let r = heap_profile(fd);
+    // SAFETY: `fd` was opened above.
+    unsafe { libc::syscall(libc::SYS_close, fd) };
+    r
+}
+
+/// Writes `<prefix>.<pid>.heap` (PTRS_PROFILE at exit).
+pub fn dump_at_exit(prefix: *const c_char) {
+    let mut path = crate::diag::LineBuf::new();
+    // SAFETY: the prefix is a NUL-terminated string from the environment.
+    let p = unsafe { CStr::from_ptr(prefix) };
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    let _ = write!(path, "{}.{}.heap\0", p.to_str().unwrap_or("ptrs"), pid);
+    let bytes = path.as_bytes();
+    if bytes.last() != Some(&0) {
+        return; // too long
+    }
+    let r = dump(bytes.as_ptr().cast());
+    if r != 0 {
+        crate::diag::print(format_args!("ptrs: could not write the heap profile {} (errno {})\n", p.to_str().unwrap_or("?"), r));
+    }
+}
+
+static STDERR_FD: AtomicI32 = AtomicI32::new(2);
+
+/// Keeps a private copy of stderr for the report at exit (programs such as
+/// coreutils close fd 2 in their own exit handlers).
+pub fn remember_stderr() {
+    // SAFETY: fcntl on fd 2 has no memory-safety preconditions.
+    let fd = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 10) };
+    if fd >= 0 {
+        STDERR_FD.store(fd, Ordering::Relaxed);
+    }
+}
+
+pub fn stderr_fd() -> i32 {
+    STDERR_FD.load(Ordering::Relaxed)
+}
+
+/// Whether a stack's innermost frame is a one-time allocation of the C
+/// library that is never freed by design (stdio buffers).
+fn suppressed(frame: usize) -> bool {
+    let Some(s) = stack::resolve(frame) else { return false };
+    if s.name.is_null() {
+        return false;
+    }
+    // SAFETY: dladdr's names are NUL-terminated.
+    let name = unsafe { CStr::from_ptr(s.name) }.to_bytes();
+    name == b"_IO_file_doallocate"
+}
+
+/// Writes the leak report (allocation sites with blocks still in use,
+/// largest first) to `fd`. Returns the number of sites reported.
+pub fn leak_report(fd: i32) -> usize {
+    let mut o = Out::new(fd);
+    let rate = super::rate();
+    let exact = rate <= 1;
+    let mut snap = super::snapshot();
+    let recs: &mut [StackRec] = match snap.as_mut() {
+        Some(s) => s.records(),
+        None => &mut [],
+    };
+    // Cut the allocator's frames and drop suppressed sites first.
+    let mut kept = 0usize;
+    for i in 0..recs.len() {
+        if recs[i].live_count == 0 {
+            continue;
+        }
+        let depth = recs[i].depth as usize;
+        let skip = stack::internal_frames(&recs[i].frames[..depth]).min(depth.saturating_sub(1));
+        let mut r = recs[i];
+        r.frames.copy_within(skip..depth, 0);
+        r.depth = (depth - skip) as u32;
+        if r.depth > 0 && suppressed(r.frames[0]) {
+            continue;
+        }
+        recs[kept] = r;
+        kept += 1;
+    }
+    let recs = &mut recs[..kept];
+    let est = |r: &StackRec| r.live_bytes as f64 * scale(r.live_count, r.live_bytes, rate);
+    recs.sort_unstable_by(|a, b| est(b).partial_cmp(&est(a)).unwrap_or(core::cmp::Ordering::Equal));
+    let (mut bytes, mut blocks) = (0f64, 0f64);
+    for r in recs.iter() {
+        let s = scale(r.live_count, r.live_bytes, rate);
+        bytes += r.live_bytes as f64 * s;
+        blocks += r.live_count as f64 * s;
+    }
+    if recs.is_empty() {
+        let _ = writeln!(o, "ptrs: leak report: no leaks{}", if exact { "" } else { " among sampled blocks" });
+        o.flush();
+        return 0;
+    }
+    let _ = writeln!(
+        o,
+        "ptrs: leak report: {} bytes in {} blocks still allocated, from {} sites ({})",
+        bytes as u64,
+        blocks.round() as u64,
+        recs.len(),
+        if exact { "exact: every allocation recorded" } else { "estimated from samples" }
+    );
+    if !exact {
+        let _ = writeln!(o, "ptrs:   (one sample per {} bytes; PTRS_PROFILE_RATE=1 for exact figures)", rate);
+    }
+    for (n, r) in recs.iter().enumerate() {
+        let s = scale(r.live_count, r.live_bytes, rate);
+        let _ = writeln!(
+            o,
+            "ptrs: #{} {} bytes in {} blocks{}",
+            n + 1,
+            (r.live_bytes as f64 * s) as u64,
+            (r.live_count as f64 * s).round() as u64,
+            if exact { "" } else { " (estimated)" }
+        );
+        for (i, &f) in r.frames[..r.depth as usize].iter().enumerate() {
+            let _ = write!(o, "ptrs:     #{:<2} {:#x}", i, f);
+            if let Some(sym) = stack::resolve(f) {
+                if !sym.name.is_null() {
+                    // SAFETY: dladdr's names are NUL-terminated.
+                    let name = unsafe { CStr::from_ptr(sym.name) };
+                    let _ = write!(o, " {}+{:#x}", name.to_str().unwrap_or("?"), sym.offset);
+                } else {
+                    let _ = write!(o, " ?+{:#x}", sym.offset);
+                }
+                if !sym.file.is_null() {
+                    // SAFETY: as above.
+                    let file = unsafe { CStr::from_ptr(sym.file) };
+                    let _ = write!(o, " ({})", file.to_str().unwrap_or("?"));
+                }
+            }
+            o.bytes(b"\n");
+        }
+    }
+    o.flush();
+    recs.len()
+}
