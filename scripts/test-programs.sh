@@ -4,8 +4,13 @@
 # usage: scripts/test-programs.sh [-h] [NAME...]
 #
 # NAME picks programs (default: all): python3 python3-pymalloc cxx gcc bash
-# perl sqlite3. The library is $PTRS_LIB, default target/release/libptrs.so
-# in this repository.
+# perl sqlite3 python3-profile gcc-profile sqlite3-profile. The library is
+# $PTRS_LIB, default target/release/libptrs.so in this repository.
+#
+# The *-profile runs are python3, gcc and sqlite3 again with ptrs's heap
+# profiler sampling (PTRS_PROFILE=$OUT/prof PTRS_PROFILE_RATE=4096): the
+# same output is expected, and every process must have written its heap
+# profile (prof.<pid>.heap, header "heap_v2/4096").
 #
 # Each program runs twice from the same directory: once without LD_PRELOAD
 # (the baseline, served by glibc's malloc) and once with
@@ -30,10 +35,10 @@
 set -euo pipefail
 
 usage() {
-  echo "usage: $0 [-h] [NAME...]   (NAME: python3 python3-pymalloc cxx gcc bash perl sqlite3; PTRS_LIB=path overrides the library)"
+  echo "usage: $0 [-h] [NAME...]   (NAME: python3 python3-pymalloc cxx gcc bash perl sqlite3 python3-profile gcc-profile sqlite3-profile; PTRS_LIB=path overrides the library)"
 }
 
-ALL=(python3 python3-pymalloc cxx gcc bash perl sqlite3)
+ALL=(python3 python3-pymalloc cxx gcc bash perl sqlite3 python3-profile gcc-profile sqlite3-profile)
 SELECTED=()
 for arg in "$@"; do
   case $arg in
@@ -114,8 +119,11 @@ run_mode() {
   mkdir -p "$dir"
   local rc=0
   if [[ $mode == ptrs ]]; then
+    # PTRS_ENV: extra variables (NAME=VALUE ..., @OUT@ standing for $dir)
+    # for the preloaded run.
+    local extra=${PTRS_ENV:-}
     (cd "$WORK/$name" && OUT=$dir TEST_PROGRAMS_PROBE_LOG=$dir/probe.log \
-      LD_PRELOAD="$LIB $PROBE" timeout "$TIMEOUT" bash -c "$script") \
+      env ${extra//@OUT@/$dir} LD_PRELOAD="$LIB $PROBE" timeout "$TIMEOUT" bash -c "$script") \
       >"$dir/stdout" 2>"$dir/stderr" </dev/null || rc=$?
   else
     (cd "$WORK/$name" && OUT=$dir timeout "$TIMEOUT" bash -c "$script") \
@@ -209,13 +217,57 @@ cmp_gcc_outputs() {
   done
 }
 
+# The profiled runs: one heap profile per process of the preloaded run
+# (the probe log lists them), each at rate 4096.
+check_profiles() {
+  local p=$1 pid n=0
+  for pid in $(sed -n 's/^pid=\([0-9]*\) .*/\1/p' "$p/probe.log"); do
+    local f=$p/prof.$pid.heap
+    if [[ ! -s $f ]]; then
+      echo "no heap profile from process $pid ($(grep "^pid=$pid " "$p/probe.log"))"
+      return 1
+    fi
+    if ! head -n 1 "$f" | grep -q '@ heap_v2/4096$'; then
+      echo "$f: unexpected header: $(head -n 1 "$f")"
+      return 1
+    fi
+    n=$((n + 1))
+  done
+  ((n > 0)) || { echo "no process in the probe log"; return 1; }
+}
+cmp_gcc_and_profiles() {
+  cmp_gcc_outputs "$@" && check_profiles "$2"
+}
+profile_check() { check_profiles "$2"; }
+PROFILE_ENV="PTRS_PROFILE=@OUT@/prof PTRS_PROFILE_RATE=4096"
+
 for name in "${SELECTED[@]}"; do
   EXTRA_CHECK=
+  PTRS_ENV=
   case $name in
     python3 | python3-pymalloc)
       skip_unless "$name" python3 || continue
       PYTHON=$(python3 -c 'import sys; print(sys.executable)')
       ;;&
+    python3-profile)
+      skip_unless "$name" python3 || continue
+      PYTHON=$(python3 -c 'import sys; print(sys.executable)')
+      EXTRA_CHECK=profile_check PTRS_ENV=$PROFILE_ENV
+      check python3-profile "PYTHONMALLOC=malloc '$PYTHON' '$PROG/workload.py'" 'python[0-9.]*'
+      ;;
+    gcc-profile)
+      skip_unless "$name" gcc || continue
+      EXTRA_CHECK=cmp_gcc_and_profiles PTRS_ENV=$PROFILE_ENV
+      check gcc-profile "gcc -O2 -g -Wall -Wextra -c '$PROG/compile_me.c' -o \"\$OUT/compile_me.o\" &&
+        gcc -O2 -Wall -Wextra -o \"\$OUT/compile_me\" '$PROG/compile_me.c' &&
+        \"\$OUT/compile_me\"" \
+        '/cc1' '(/|-)as' '(/|-)ld(\.bfd|\.gold)?' '/collect2' '/compile_me'
+      ;;
+    sqlite3-profile)
+      skip_unless "$name" sqlite3 || continue
+      EXTRA_CHECK=profile_check PTRS_ENV=$PROFILE_ENV
+      check sqlite3-profile "sqlite3 :memory: < '$PROG/workload.sql'" '/sqlite3'
+      ;;
     python3)
       # PYTHONMALLOC=malloc: every Python object comes from malloc.
       check python3 "PYTHONMALLOC=malloc '$PYTHON' '$PROG/workload.py'" 'python[0-9.]*'
