@@ -321,8 +321,12 @@ pub fn snapshot() -> Option<Snapshot> {
     }
     let mut l = Locked::new();
     let heap = PROF_HEAP.load(Ordering::Acquire);
-    // SAFETY: the profiler heap is exclusively held under LOCK.
-    unsafe { heap::collect(&mut *heap, false) };
+    {
+        // Memcheck mode: collecting reads links inside freed blocks.
+        let _q = crate::valgrind::Quiet::new();
+        // SAFETY: the profiler heap is exclusively held under LOCK.
+        unsafe { heap::collect(&mut *heap, false) };
+    }
     let recs = l.tables().records();
     let bytes = recs.len().max(1) * core::mem::size_of::<table::StackRec>();
     let map = crate::os::map(bytes) as *mut table::StackRec;
