@@ -562,6 +562,16 @@ pub unsafe fn abandon(heap: *mut Heap) {
 /// a thread about to map a new segment when a parked heap may have memory
 /// to give.
 pub fn collect_parked(force: bool) {
+    collect_parked_with(force, force);
+}
+
+/// [`collect_parked`] for a thread about to map a segment: empty memory is
+/// handed over, free slices purged only once free for a purge delay.
+fn collect_parked_reclaim() {
+    collect_parked_with(true, false);
+}
+
+fn collect_parked_with(force: bool, purge_all: bool) {
     PARKED_PENDING.store(false, Ordering::Relaxed);
     let mut list = {
         let _g = GlobalGuard::lock();
@@ -582,6 +592,9 @@ pub fn collect_parked(force: bool) {
             {
                 let _l = SlowLock::lock(list);
                 collect(&mut *list, force);
+                if purge_all {
+                    purge(&mut *list, true);
+                }
             }
             holds_pages |= !(*list).segments.is_null();
             (*list).pool_next = kept;
@@ -609,7 +622,7 @@ pub fn collect_parked(force: bool) {
 /// memory to give back (the background purger's sweep).
 pub fn collect_parked_if_pending() {
     if PARKED_PENDING.load(Ordering::Relaxed) {
-        collect_parked(true);
+        collect_parked_reclaim();
     }
 }
 
@@ -713,7 +726,10 @@ pub fn thread_idle() {
         // SAFETY: `heap` is the calling thread's real heap.
         let _l = unsafe { SlowLock::lock(heap) };
         // SAFETY: as above.
-        unsafe { collect(&mut *heap, true) };
+        unsafe {
+            collect(&mut *heap, true);
+            purge(&mut *heap, true);
+        }
     }
     crate::retain::on_thread_exit();
 }
@@ -917,7 +933,7 @@ pub fn alloc_span(heap: &mut Heap, count: usize) -> *mut Page {
     if PARKED_PENDING.load(Ordering::Relaxed) {
         // Memory other threads freed into the heaps of exited threads may
         // have left whole segments empty: take those before mapping more.
-        collect_parked(true);
+        collect_parked_reclaim();
     }
     // Likewise the pages other threads freed entirely in the heaps of
     // dormant threads (blocked for a while: they would not take them back).
@@ -1415,12 +1431,14 @@ pub unsafe fn collect(heap: &mut Heap, force: bool) {
 
 /// Hands every empty segment of the heap to the retention policy (which
 /// keeps recently used ones resident for a while) and purges the free
-/// slices of the others now.
+/// slices of the others that have been free for a purge delay (the rest
+/// when their turn comes: at a thread's exit they are the pages the next
+/// thread to adopt the heap, in a program that replaces its threads, is
+/// about to use; purging them at once cost 5 madvise calls per thread).
 ///
 /// # Safety
 /// `heap` must be the calling thread's heap or exclusively held.
 unsafe fn release_free(heap: &mut Heap) {
-    heap.purge_deadline = 0;
     let mut seg = heap.segments;
     while !seg.is_null() {
         // SAFETY: the heap's segments are live and owned by it.
@@ -1429,10 +1447,11 @@ unsafe fn release_free(heap: &mut Heap) {
             if (*seg).is_empty() {
                 unlink_segment(heap, seg);
                 segment::release(seg);
-            } else {
-                heap.counters.purged_bytes += segment::purge_free_slices(&mut *seg) as u64;
             }
             seg = next;
         }
     }
+    // A purge tick only when one is due: ticks must be a delay apart, or
+    // slices freed a moment ago would count as aged.
+    maybe_purge(heap);
 }

@@ -200,6 +200,7 @@ pub(crate) fn trim() -> bool {
         unsafe {
             let _l = heap::SlowLock::lock(me);
             heap::collect(&mut *me, true);
+            heap::purge(&mut *me, true);
         }
     }
     heap::collect_parked(true);
