@@ -12,8 +12,10 @@ cd "$here/.."
 # shellcheck source=scripts/bench-rev.sh
 . scripts/bench-rev.sh
 rev=$(bench_rev "$PWD") || exit 1
-cargo build --release >/dev/null
-CARGO_TARGET_DIR=target/unchecked cargo build --release --features unchecked-free >/dev/null
+# Both builds as `make lib` builds the shared library (a cdylib alone: see
+# the Makefile), so that they differ only by the checks.
+make -s lib >/dev/null
+CARGO_TARGET_DIR=target/unchecked cargo rustc --release --lib --crate-type cdylib --features unchecked-free >/dev/null
 export BENCH_EXTRA_unchecked=$PWD/target/unchecked/release/libptrs.so
 export BENCH_ALLOCATORS="${BENCH_ALLOCATORS:-ptrs unchecked}"
 export BENCH_OUT="${BENCH_OUT:-build/bench-hardening}"
