@@ -305,6 +305,11 @@ pub fn acquire(heap: *mut Heap) -> *mut Segment {
         (*seg).heap = heap;
         (*seg).next = ptr::null_mut();
         (*seg).prev = ptr::null_mut();
+        // Its free slices start their purge delay now (`freed_at` held the
+        // time it emptied; left so, the next tick would purge at once the
+        // resident slices the new owner is about to use).
+        (*seg).freed_at = os::now_ms();
+        (*seg).purge_candidates = 0;
     }
     seg
 }
