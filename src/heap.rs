@@ -1138,13 +1138,18 @@ pub fn collect_other_heaps(dormant_only: bool) {
         // before anything of the heap is changed.
         unsafe {
             let h = &*heap;
-            if h.owned
-                && !h.notify.load(Ordering::Relaxed).is_null()
-                && (!dormant_only || h.last_active.load(Ordering::Relaxed) + delay <= now)
-            {
-                if let Some(_l) = SlowLock::try_lock(heap) {
-                    collect_freed_pages(&mut *heap);
-                } else {
+            if h.owned && !h.notify.load(Ordering::Relaxed).is_null() {
+                let dormant = h.last_active.load(Ordering::Relaxed) + delay <= now;
+                let taken = (!dormant_only || dormant)
+                    && match SlowLock::try_lock(heap) {
+                        Some(_l) => {
+                            collect_freed_pages(&mut *heap);
+                            true
+                        }
+                        None => false,
+                    };
+                if !taken {
+                    // Not dormant yet (or busy): look again at a later scan.
                     NOTIFY_PENDING.store(true, Ordering::Relaxed);
                 }
             }
