@@ -188,11 +188,12 @@ fn realloc_generic(p: *mut u8, size: usize) -> *mut u8 {
         return p;
     } else if size > usable && info.large_or_huge && size <= large_limit() {
         let heap = tls::current();
-        // SAFETY: `info.page` is the live large page of `p`; a heap other
-        // than the calling thread's is refused inside.
-        if heap::is_real(heap)
-            && unsafe { heap::grow_large_in_place(&mut *heap, info.page, size.div_ceil(SLICE_SIZE)) }
-        {
+        let grown = heap::is_real(heap)
+            // SAFETY: `heap` is the calling thread's real heap (checked just
+            // before); `info.page` is the live large page of `p`, and a page
+            // of another heap is refused inside.
+            && unsafe { heap::grow_large_in_place(&mut *heap, info.page, size.div_ceil(SLICE_SIZE)) };
+        if grown {
             return p;
         }
     }

@@ -266,15 +266,17 @@ unsafe fn alloc_in(heap: &mut Heap, size: usize, align: usize) -> *mut u8 {
     }
     let large_limit = options::large_threshold().min(LARGE_MAX);
     let align = align.max(MIN_ALIGN);
-    // SAFETY (both calls): `heap` is exclusively ours (caller).
     if align == MIN_ALIGN && size <= SMALL_MAX {
+        // SAFETY: `heap` is exclusively ours (caller).
         return unsafe { heap::alloc_bin(heap, bin_of(size)) };
     }
     if align <= SLICE_SIZE {
         if let Some(bin) = bin_for_aligned(size, align) {
+            // SAFETY: as above.
             return unsafe { heap::alloc_bin(heap, bin) };
         }
         if size <= large_limit {
+            // SAFETY: as above.
             return unsafe { heap::alloc_large(heap, size.div_ceil(SLICE_SIZE).max(1)) };
         }
     }
