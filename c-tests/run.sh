@@ -150,10 +150,10 @@ for src in "${selected[@]}"; do
     bin="$OUT/$name-$mode"
     log="$OUT/$name-$mode.log"
     if [ "$mode" = linked ]; then
-      link=("${LINK_PTRS[@]}" -ldl)
+      link=("${LINK_PTRS[@]}" -ldl -lm)
       run_env=(env -u LD_PRELOAD)
     else
-      link=(-ldl)
+      link=(-ldl -lm)
       run_env=(env "LD_PRELOAD=$LIB_DIR/libptrs.so")
     fi
 

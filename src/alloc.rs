@@ -23,22 +23,93 @@ pub const MAX_REQUEST: usize = isize::MAX as usize - (SLICE_SIZE * 2);
 /// Allocates `size` bytes, 16-byte aligned. Null when out of memory.
 #[inline(always)]
 pub fn malloc(size: usize) -> *mut u8 {
-    let p = try_malloc_fast(size);
+    let p = try_pop_counted(size);
     if !p.is_null() {
         return p;
+    }
+    malloc_miss(size)
+}
+
+/// What malloc does when [`try_pop_counted`] misses: the heap profiler's
+/// hook when the heap's sampling countdown ran out or the profiler (or
+/// mtrace) is on, else [`malloc_generic`]. Null when out of memory.
+#[inline(never)]
+pub fn malloc_miss(size: usize) -> *mut u8 {
+    if crate::profile::armed() || crate::profile::countdown_expired() {
+        return crate::profile::malloc_slow_hook(size);
     }
     malloc_generic(size)
 }
 
-/// The fast path: one TLS load, one table load, one free-list pop. Null
-/// when it does not apply (no free block, a class above 1 KiB, a thread
-/// without a heap yet); the caller then calls [`malloc_generic`].
+/// C `malloc`'s fast path: [`try_pop`] that also counts the bytes it
+/// serves down on the heap's sampling countdown (`Heap::sample_left`) and
+/// misses (null) when the countdown goes negative, so that the heap
+/// profiler costs malloc's fast path one `sub` to memory and one branch,
+/// whether it is on or off (tcmalloc's `bytes_until_sample`). The static
+/// heaps without pages are never written: the countdown moves only after
+/// a page with a free block was found.
 #[inline(always)]
-pub fn try_malloc_fast(size: usize) -> *mut u8 {
-    if crate::profile::armed() {
-        return crate::profile::malloc_hook(size, 0); // profiler on: all of malloc
+pub fn try_pop_counted(size: usize) -> *mut u8 {
+    if size <= DIRECT_MAX {
+        let heap = tls::current();
+        // SAFETY: the thread's heap (real or a static one without pages) is
+        // always valid, and its direct table always points at a valid page;
+        // a page with a free block belongs to a real heap that this thread
+        // owns, so the countdown's load and store are the owner's.
+        unsafe {
+            let page = (*heap).pages_direct[(size + MIN_ALIGN - 1) / MIN_ALIGN];
+            // The head is loaded before the countdown, which the compiler
+            // must assume writes any memory.
+            let block = (*page).free;
+            if !block.is_null() && count_down(heap, size) {
+                return heap::pop_block(&mut *page, block);
+            }
+        }
     }
-    try_pop(size)
+    ptr::null_mut()
+}
+
+/// Subtracts `size` from the heap's sampling countdown; false when it went
+/// negative. On x86-64 one `sub` to memory and one branch: LLVM does not
+/// fold a relaxed atomic load and store into one instruction, and a plain
+/// field would race with `profile::start`'s reset.
+///
+/// # Safety
+/// `heap` must be the calling thread's own (real) heap.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn count_down(heap: *mut heap::Heap, size: usize) -> bool {
+    // SAFETY: `heap` is valid (caller). The instruction's load and store of
+    // the aligned word are each atomic, so it is exactly the relaxed
+    // `load` + `store` of the portable version below, which is how the
+    // other threads' `AtomicIsize::store` (profile's reset) sees it.
+    unsafe {
+        core::arch::asm!(
+            "sub qword ptr [{heap} + {offset}], {size}",
+            "js {negative}",
+            heap = in(reg) heap,
+            size = in(reg) size,
+            offset = const core::mem::offset_of!(heap::Heap, sample_left),
+            negative = label { return false; },
+            options(nostack),
+        );
+    }
+    true
+}
+
+/// See the x86-64 version.
+///
+/// # Safety
+/// `heap` must be the calling thread's own (real) heap.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+unsafe fn count_down(heap: *mut heap::Heap, size: usize) -> bool {
+    use core::sync::atomic::Ordering::Relaxed;
+    // SAFETY: `heap` is valid (caller).
+    let left = unsafe { &(*heap).sample_left };
+    let v = left.load(Relaxed).wrapping_sub(size as isize);
+    left.store(v, Relaxed);
+    v >= 0
 }
 
 /// The fast path without the profiler's test.

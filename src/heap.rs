@@ -15,7 +15,7 @@
 
 use core::cell::UnsafeCell;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicUsize, Ordering};
 
 use crate::options;
 use crate::os;
@@ -96,6 +96,13 @@ pub struct Heap {
     /// The first page of the class serving `16 * i` bytes (the empty page
     /// when there is none).
     pub pages_direct: [*mut Page; DIRECT_COUNT],
+    /// The heap profiler's byte countdown for malloc's fast path (see
+    /// `profile::countdown`): malloc subtracts every request it serves from
+    /// a page of this table and takes its slow path when the result is
+    /// negative. Written by the owner with relaxed loads and stores (one
+    /// `sub` to memory on x86-64); `profile::start` stores -1 into every
+    /// heap so that each notices the profiler at its next allocation.
+    pub sample_left: AtomicIsize,
     /// Per class: pages that may have free blocks.
     pub bins: [PageQueue; BIN_COUNT],
     /// Per class: the pinned queue head (see `page.rs`), or null.
@@ -160,6 +167,7 @@ const fn empty_page() -> *mut Page {
 const fn heap_without_pages() -> Heap {
     Heap {
         pages_direct: [empty_page(); DIRECT_COUNT],
+        sample_left: AtomicIsize::new(crate::profile::IDLE_COUNTDOWN),
         bins: [PageQueue::EMPTY; BIN_COUNT],
         pinned: [ptr::null_mut(); BIN_COUNT],
         full: PageQueue::EMPTY,
@@ -506,6 +514,7 @@ pub(crate) fn new_heap() -> *mut Heap {
     unsafe {
         ptr::copy_nonoverlapping(EMPTY_HEAP.get(), heap, 1);
         (*heap).owned = true;
+        (*heap).sample_left.store(crate::profile::initial_countdown(), Ordering::Relaxed);
     }
     let _g = GlobalGuard::lock();
     // SAFETY: GLOBAL is held.
@@ -781,7 +790,16 @@ pub unsafe fn alloc_bin(heap: &mut Heap, bin: usize) -> *mut u8 {
 /// its free list.
 #[inline(always)]
 pub unsafe fn pop(page: &mut Page) -> *mut u8 {
-    let block = page.free;
+    // SAFETY: the caller's guarantee.
+    unsafe { pop_block(page, page.free) }
+}
+
+/// [`pop`] with the head of the free list already loaded by the caller.
+///
+/// # Safety
+/// As [`pop`], and `block` must be `page.free`.
+#[inline(always)]
+pub unsafe fn pop_block(page: &mut Page, block: *mut page::Block) -> *mut u8 {
     // SAFETY: the free list holds free blocks of this page.
     unsafe {
         let next = page::next_of(block, page.key);

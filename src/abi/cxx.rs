@@ -26,7 +26,7 @@ use crate::{alloc, diag, free};
 pub extern "C" fn ptrs_cxx_alloc(size: usize) -> *mut c_void {
     // Memcheck mode is decided and handled in the slow path (see
     // `abi::malloc::malloc_slow`).
-    let p = alloc::try_malloc_fast(size);
+    let p = alloc::try_pop_counted(size);
     if !p.is_null() {
         return p.cast();
     }
@@ -38,7 +38,7 @@ fn cxx_alloc_slow(size: usize) -> *mut c_void {
     if crate::valgrind::active() {
         return or_enomem(crate::valgrind::alloc(size, 0, false), size);
     }
-    or_enomem(alloc::malloc_generic(size), size)
+    or_enomem(alloc::malloc_miss(size), size)
 }
 
 /// `operator new(size, align_val_t)`'s allocation: `size` bytes aligned to

@@ -9,13 +9,11 @@ use crate::{alloc, free, os, valgrind};
 /// C ABI: any size.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
-    // One test for two things: the size fits the fast path, and the heap
-    // profiler is off (the limit is 0 while it is on).
-    if size < crate::profile::fast_limit() {
-        let p = alloc::try_pop(size);
-        if !p.is_null() {
-            return p.cast();
-        }
+    // The heap profiler's countdown is part of the fast path: see
+    // `alloc::try_pop_counted`.
+    let p = alloc::try_pop_counted(size);
+    if !p.is_null() {
+        return p.cast();
     }
     malloc_slow(size)
 }
@@ -25,17 +23,15 @@ pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
 /// thread ever gets a heap of its own (`heap::thread_heap_slow`), so
 /// every malloc misses the fast path and arrives here, and every free is
 /// a remote free (`free::free_remote` routes it); natively the fast paths
-/// pay nothing for memcheck mode. Every malloc also comes here while the
-/// heap profiler (or mtrace) is on.
+/// pay nothing for memcheck mode. The heap profiler is called from here
+/// when the heap's sampling countdown ran out, and for every malloc that
+/// misses the fast path while the profiler (or mtrace) is on.
 #[inline(never)]
 fn malloc_slow(size: usize) -> *mut c_void {
     if valgrind::active() {
         return or_enomem(valgrind::alloc(size, 0, false), size);
     }
-    if crate::profile::armed() {
-        return or_enomem(crate::profile::malloc_hook(size, 0), size);
-    }
-    or_enomem(alloc::malloc_generic(size), size)
+    or_enomem(alloc::malloc_miss(size), size)
 }
 
 /// # Safety

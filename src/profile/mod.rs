@@ -28,7 +28,6 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering
 
 use crate::heap::{self, Heap};
 use crate::sync::RawLock;
-use crate::size_class::DIRECT_MAX;
 use crate::{alloc, huge, options};
 use stack::MAX_DEPTH;
 use table::Tables;
@@ -38,8 +37,6 @@ pub const DEFAULT_RATE: usize = 512 << 10;
 
 /// Set while malloc must call [`malloc_hook`]: sampling or tracing is on.
 static ARMED: AtomicBool = AtomicBool::new(false);
-/// See [`fast_limit`]: 0 while [`ARMED`], else `DIRECT_MAX + 1`.
-static FAST_LIMIT: AtomicUsize = AtomicUsize::new(DIRECT_MAX + 1);
 /// Sampling (ptrs_profile_start / PTRS_PROFILE) is on.
 static SAMPLING: AtomicBool = AtomicBool::new(false);
 /// mtrace is on: every allocation is recorded and logged.
@@ -55,36 +52,47 @@ static PROF_HEAP: AtomicPtr<Heap> = AtomicPtr::new(ptr::null_mut());
 static LOCK: RawLock = RawLock::new();
 static TABLES: crate::sync::GlobalCell<Tables> = crate::sync::GlobalCell::new(Tables::new());
 
-/// True when malloc must go through [`malloc_hook`]. One load of a global
-/// byte (read through the GOT: see [`fast_limit`]); used by the engine's
-/// `alloc::malloc` (calloc, realloc, Rust's GlobalAlloc).
+/// True while sampling or tracing is on: every malloc that misses the
+/// fast path, and every calloc, realloc and aligned allocation, then goes
+/// through [`malloc_hook`]. One load of a global byte, on slow paths only.
 #[inline(always)]
 pub fn armed() -> bool {
     ARMED.load(Ordering::Relaxed)
 }
 
-/// The C ABI's `malloc` takes its fast path for sizes below this:
-/// `DIRECT_MAX + 1` while the profiler is off, 0 while it is armed (then
-/// every malloc goes to its slow path, which calls [`malloc_hook`]).
-///
-/// Folding the profiler's test into the size test malloc makes anyway
-/// costs one instruction (the load of the limit) on its fast path instead
-/// of a load, a test and a branch. The limit is referenced only from here
-/// and from non-inline functions, so rustc keeps it internal to the crate
-/// and LLVM addresses it PC-relative; a static that a public inline
-/// function references (as [`ARMED`] is by `alloc::malloc`) is exported
-/// from the rlib and read through the GOT, one more load and register
-/// (measured: +6 instructions per malloc+free pair with callgrind with a
-/// flag read that way, +1 now). Keep it so: do not call this from a
-/// public `#[inline]` function.
-#[inline(always)]
-pub(crate) fn fast_limit() -> usize {
-    let limit = FAST_LIMIT.load(Ordering::Relaxed);
-    // SAFETY: FAST_LIMIT only ever holds 0 or DIRECT_MAX + 1 (see
-    // `update_armed`); telling the compiler lets it drop the fast path's
-    // own `size <= DIRECT_MAX` test.
-    unsafe { core::hint::assert_unchecked(limit <= DIRECT_MAX + 1) };
-    limit
+/// What a heap's sampling countdown (`Heap::sample_left`) is set to while
+/// the profiler is off: malloc's fast path then reaches [`malloc_slow_hook`]
+/// once per this many bytes (1 MiB: about once per 16 000 small blocks, a
+/// cost too small to measure), which sets it back. It also bounds what a
+/// thread may miss when it does not see [`start`]'s reset (see there).
+pub const IDLE_COUNTDOWN: isize = 1 << 20;
+
+/// The countdown a new heap starts with: -1 (the next malloc comes to
+/// [`malloc_slow_hook`], which draws a real one) while the profiler is
+/// armed, else [`IDLE_COUNTDOWN`].
+pub fn initial_countdown() -> isize {
+    if armed() { -1 } else { IDLE_COUNTDOWN }
+}
+
+/// Whether the calling thread's heap's countdown ran out, i.e. malloc's
+/// fast path missed because of it (or the heap has none: the static heaps
+/// without pages always hold [`IDLE_COUNTDOWN`]).
+#[inline]
+pub fn countdown_expired() -> bool {
+    // SAFETY: the thread's heap pointer is always valid.
+    unsafe { (*crate::tls::current()).sample_left.load(Ordering::Relaxed) < 0 }
+}
+
+/// Sets every heap's countdown to -1, so that each thread's next malloc
+/// fast path misses and [`malloc_slow_hook`] draws a countdown for the new
+/// state. A heap's owner updates its countdown with a plain load and store
+/// (no atomic read-modify-write, which would cost the fast path); if this
+/// store falls between the two, it is lost, and that thread sees the new
+/// state only after at most the countdown it had ([`IDLE_COUNTDOWN`] bytes
+/// when the profiler was off). Allocations that miss the fast path see it
+/// at once (they test [`armed`]).
+fn reset_countdowns() {
+    heap::for_each_heap(|h| h.sample_left.store(-1, Ordering::Relaxed));
 }
 
 /// The sampling rate in bytes (1: every allocation).
@@ -95,7 +103,7 @@ pub fn rate() -> usize {
 fn update_armed() {
     let on = SAMPLING.load(Ordering::SeqCst) || TRACING.load(Ordering::SeqCst);
     ARMED.store(on, Ordering::SeqCst);
-    FAST_LIMIT.store(if on { 0 } else { DIRECT_MAX + 1 }, Ordering::SeqCst);
+    reset_countdowns();
 }
 
 /// Holds [`LOCK`] with every signal blocked (so a signal handler of this
@@ -211,6 +219,46 @@ pub fn malloc_hook(size: usize, align: usize) -> *mut u8 {
     }
     t.busy = 1;
     let p = sampled(size, align, tracing);
+    t.busy = 0;
+    p
+}
+
+/// malloc's hook when it missed its fast path while the profiler is armed
+/// or because the heap's sampling countdown ran out. In the second case
+/// this allocation is the one the countdown chose: it is sampled (when
+/// sampling is on) and a new countdown is drawn; the bytes of other
+/// allocations that reach [`malloc_hook`] are counted by the thread's own
+/// countdown there. Two independent countdowns, each exponential with the
+/// same mean, sample each byte with the same probability as one would
+/// (the sampled bytes form one Poisson process), so the estimates stay
+/// unbiased. Null when out of memory.
+#[cold]
+#[inline(never)]
+pub fn malloc_slow_hook(size: usize) -> *mut u8 {
+    let heap = crate::tls::current();
+    // SAFETY: the thread's heap pointer is always valid.
+    let countdown = unsafe { &(*heap).sample_left };
+    if countdown.load(Ordering::Relaxed) >= 0 {
+        return malloc_hook(size, 0);
+    }
+    let tracing = TRACING.load(Ordering::Relaxed);
+    let sampling = SAMPLING.load(Ordering::Relaxed);
+    if !tracing && !sampling {
+        countdown.store(IDLE_COUNTDOWN, Ordering::Relaxed);
+        return plain(size, 0);
+    }
+    // SAFETY: the thread's own state (see `malloc_hook`).
+    let t = unsafe { &mut *sample::state() };
+    let rate = RATE.load(Ordering::Relaxed);
+    // Tracing and rate 1 record every allocation: the countdown stays
+    // negative, so that every malloc comes here.
+    let next = if tracing || rate <= 1 { -1 } else { sample::draw_countdown(t, rate).min(isize::MAX as i64 / 2) as isize };
+    countdown.store(next, Ordering::Relaxed);
+    if t.busy != 0 {
+        return plain(size, 0);
+    }
+    t.busy = 1;
+    let p = sampled(size, 0, tracing);
     t.busy = 0;
     p
 }
