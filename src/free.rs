@@ -169,7 +169,7 @@ unsafe fn free_remote(page: *mut Page, block: *mut Block) {
         if owner.is_null() || (*block).mark == (*page).key {
             return free_slow(block as *mut u8, "free");
         }
-        crate::profile::note_free(owner, block as *mut u8);
+        crate::profile::note_free(owner, page, block as *mut u8);
         if !(*owner).pool.is_null() {
             return crate::pool::free_block(page, block, "free");
         }
@@ -186,22 +186,29 @@ unsafe fn free_remote(page: *mut Page, block: *mut Block) {
 /// one of its blocks in use.
 #[inline(always)]
 unsafe fn free_local(heap: &mut Heap, page: &mut Page, block: *mut Block) {
-    let used = page.used;
     // One (the page is about to empty) or negative (IN_FULL set): the slow
     // path pushes the block under the heap's slow-path lock, so that pages
     // on the full list change only under that lock (another thread may be
     // taking back the fully freed ones of a dormant heap).
-    if (used as i32) <= 1 {
+    if (page.used as i32) <= 1 {
         // SAFETY: as below.
         return unsafe { heap::free_local_slow(heap, page, block) };
     }
+    // The order of these lines is chosen for the instructions they become
+    // (x86-64, counted with callgrind): the mark is stored first, with the
+    // key that free's double-free test loaded, so that the key need not be
+    // loaded again after the link's store (which the compiler must assume
+    // may alias the page); `used` is read again after the block's stores
+    // for the same reason, which makes its decrement one instruction on
+    // memory instead of a load, a decrement and a store.
+    let key = page.key;
     // SAFETY: the caller guarantees the block is a live block of our page.
     unsafe {
-        page::set_next(block, page.free, page.key);
-        (*block).mark = page.key;
+        (*block).mark = key;
+        page::set_next(block, page.free, key);
     }
     page.free = block;
-    page.used = used - 1;
+    page.used -= 1;
 }
 
 /// Everything that is not a local free of a block whose mark is clear.
@@ -280,7 +287,7 @@ fn free_slow_inner(p: *mut u8, func: &str) {
             return;
         }
         if !local {
-            crate::profile::note_free((*page).heap, p);
+            crate::profile::note_free((*page).heap, page, p);
         }
         if local {
             free_local(&mut *heap, &mut *page, block);

@@ -1043,6 +1043,12 @@ pub unsafe fn grow_large_in_place(heap: &mut Heap, page: *mut Page, count: usize
 pub unsafe fn free_local_slow(heap: &mut Heap, page: *mut Page, block: *mut page::Block) {
     // free must preserve errno; purging could change it.
     let saved = os::errno();
+    // A large block the heap profiler sampled (told before the slow-path
+    // lock is taken: the profiler's lock is never taken under it).
+    // SAFETY: the caller guarantees the page is ours.
+    if unsafe { (*page).flags } & page::FLAG_SAMPLED != 0 {
+        crate::profile::note_free_sampled_large(block as *mut u8);
+    }
     // SAFETY: the caller guarantees the page, block and heap are ours.
     unsafe {
         let _l = SlowLock::lock(heap);

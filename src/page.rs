@@ -115,6 +115,7 @@ pub const FLAG_HUGE: u8 = 2; // the one block of a huge segment
 pub const FLAG_ZERO: u8 = 4; // a large or huge block on memory never written since mapped or purged
 pub const FLAG_PINNED: u8 = 8; // the head of its queue: `used` holds one extra count
 pub const FLAG_BUMP: u8 = 16; // a pool's bump chunk: blocks of any size, each after a header (pool.rs)
+pub const FLAG_SAMPLED: u8 = 32; // a large block the heap profiler recorded: its free tells the profiler (profile/mod.rs)
 
 /// `bin` value of pages that are not in a size class.
 pub const NO_BIN: u8 = 255;

@@ -88,7 +88,7 @@ pub fn next_random(t: &mut ThreadState) -> u64 {
 pub fn draw_countdown(t: &mut ThreadState, rate: usize) -> i64 {
     // A uniform number in (0, 1]: 53 random bits, never 0.
     let u = ((next_random(t) >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64);
-    let gap = -u.ln() * rate as f64;
+    let gap = -super::math::ln(u) * rate as f64;
     if gap >= (i64::MAX / 2) as f64 { i64::MAX / 2 } else { gap as i64 + 1 }
 }
 

@@ -71,7 +71,7 @@ pub fn scale(count: u64, bytes: u64, rate: usize) -> f64 {
         return 1.0;
     }
     let avg = bytes as f64 / count as f64;
-    let p = 1.0 - (-avg / rate as f64).exp();
+    let p = 1.0 - super::math::exp(-avg / rate as f64);
     if p <= 0.0 { 1.0 } else { 1.0 / p }
 }
 
