@@ -262,6 +262,7 @@ fn realloc_generic(p: *mut u8, size: usize) -> *mut u8 {
             // SAFETY: `info.segment` is the live huge segment of `p`.
             let q = unsafe { huge::resize(info.segment, size) };
             if !q.is_null() {
+                crate::profile::note_moved_huge(p, q);
                 return q;
             }
             if size <= usable {

@@ -153,6 +153,18 @@ pub fn log_alloc(p: *mut u8, size: usize, frames: &[usize]) {
 }
 
 /// Logs a free of a recorded block.
+/// Logs a traced block that realloc moved to `p` (`size` bytes as
+/// recorded), after the `-` line of its old address: a `+` line without a
+/// caller, which glibc's `mtrace` script accepts.
+pub fn log_moved(p: *mut u8, size: usize) {
+    if FD.load(Ordering::Relaxed) < 0 {
+        return;
+    }
+    let mut line = crate::diag::LineBuf::new();
+    let _ = writeln!(line, "+ {:#x} {:#x}", p as usize, size);
+    write_line(line.as_bytes());
+}
+
 pub fn log_free(p: *mut u8) {
     if FD.load(Ordering::Relaxed) < 0 {
         return;

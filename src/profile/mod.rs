@@ -401,6 +401,28 @@ pub fn note_free_huge(block: *mut u8) {
     }
 }
 
+/// realloc's hook for a huge block that `mremap` moved from `old` to
+/// `new`: a sampled block keeps its record under its new address.
+#[inline]
+pub fn note_moved_huge(old: *mut u8, new: *mut u8) {
+    if old != new && !PROF_HEAP.load(Ordering::Relaxed).is_null() {
+        moved(old, new);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn moved(old: *mut u8, new: *mut u8) {
+    let moved = {
+        let mut l = Locked::new();
+        l.tables().move_live(old as usize, new as usize)
+    };
+    if let Some(size) = moved {
+        crate::mtrace::log_free(old);
+        crate::mtrace::log_moved(new, size);
+    }
+}
+
 #[cold]
 #[inline(never)]
 fn forget(block: *mut u8) {

@@ -296,6 +296,36 @@ impl Tables {
             i = (i + 1) & mask;
         }
     }
+
+    /// Moves the record of the sampled block at `old` to `new` (a huge
+    /// block that realloc moved with `mremap`); returns its recorded size,
+    /// or None when `old` is not a sampled block.
+    pub fn move_live(&mut self, old: usize, new: usize) -> Option<usize> {
+        if self.live.is_null() || old == new {
+            return None;
+        }
+        let mask = self.live_cap - 1;
+        let mut i = hash_addr(old) & mask;
+        let value = loop {
+            // SAFETY: masked index inside the table.
+            let e = unsafe { *self.live.add(i) };
+            if e[0] == 0 {
+                return None;
+            }
+            if e[0] == old {
+                break e[1];
+            }
+            i = (i + 1) & mask;
+        };
+        self.remove_live(old);
+        // SAFETY: the id in `value` is a record returned by `intern`.
+        let rec = unsafe { &mut *self.stacks.add(value & ((1 << 24) - 1)) };
+        rec.live_count += 1;
+        rec.live_bytes += (value >> 24) as u64;
+        self.live_insert(new, value);
+        self.live_len += 1;
+        Some(value >> 24)
+    }
 }
 
 /// Four buckets per power of two of the size.
