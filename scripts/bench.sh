@@ -22,6 +22,10 @@
 #   BENCH_EXTRA_<name>=path  an extra allocator <name> (e.g. BENCH_EXTRA_ptrs2=...);
 #                         added to the default allocator list, or name it in
 #                         BENCH_ALLOCATORS
+#   BENCH_ENV_<name>="VAR=value ..."  environment for allocator <name> only (e.g.
+#                         BENCH_EXTRA_prof=target/release/libptrs.so
+#                         BENCH_ENV_prof="PTRS_PROFILE=/tmp/bench-prof": ptrs with
+#                         its heap profiler on)
 #   BENCH_THREADS="1 2 4 8 16"   thread counts of the scaling mode
 #   BENCH_TIMEOUT=600     per-run time limit (seconds)
 #   BENCH_NO_INSTALL=1    never call apt-get
@@ -301,6 +305,11 @@ run_one() { # alloc workload threads -> key=value lines
     local alloc=$1 wl=$2 thr=$3 lib
     lib=$(lib_for "$alloc")
     local run=("$BUILD/benchrun" -t "$TIMEOUT" -p "$lib")
+    local envvar="BENCH_ENV_$alloc"
+    if [ -n "${!envvar:-}" ]; then
+        # shellcheck disable=SC2206
+        run=(env ${!envvar} "${run[@]}")
+    fi
     case $wl in
         larson4) "${run[@]}" -- "$BUILD/larson" 4 ;;
         churn | realloc | mixedlarge | frag) "${run[@]}" -- "$BUILD/$wl" ;;
