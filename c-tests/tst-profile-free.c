@@ -5,7 +5,10 @@
    allocation is sampled, so after the blocks of each size are allocated
    the profile counts exactly them as in use, and after they are freed
    (half by the allocating thread, half by another thread, some after a
-   realloc) it counts none.  */
+   realloc) it counts none.  The allocating thread frees with free_sized
+   and the request's size, which must be accepted for a sampled block as
+   for any other, although a sampled block above 2 KiB sits in a span of
+   64 KiB.  */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +24,7 @@ static int (*profile_dump) (const char *);
 static const size_t sizes[] = { 48, 1000, 3000, 20000, 100000, 1 << 20, 3 << 20 };
 #define NSIZES (sizeof sizes / sizeof sizes[0])
 static void *blocks[NSIZES][N];
+static size_t block_size[NSIZES][N];
 
 /* The profile's in-use count and bytes (header line, raw: rate 1).  */
 static void
@@ -76,6 +80,7 @@ main (void)
         if (blocks[s][i] == NULL)
           FAIL_EXIT ("malloc (%zu)", sizes[s]);
         memset (blocks[s][i], 0x5a, sizes[s]);
+        block_size[s][i] = sizes[s];
         want += sizes[s];
       }
   /* Some blocks move or change size in place.  */
@@ -86,6 +91,7 @@ main (void)
         if (q == NULL)
           FAIL_EXIT ("realloc");
         blocks[s][i] = q;
+        block_size[s][i] = sizes[s] * 2;
       }
   CHECK (profile_stop () == 0);   /* the dumps below allocate */
   inuse (&c1, &b1);
@@ -96,9 +102,12 @@ main (void)
   pthread_t t;
   if (pthread_create (&t, NULL, free_odd, NULL) != 0)
     FAIL_EXIT ("pthread_create");
+  void (*free_sized) (void *, size_t) = (void (*) (void *, size_t)) ptrs_symbol ("free_sized");
+  if (free_sized == NULL)
+    FAIL_EXIT ("free_sized not found");
   for (size_t s = 0; s < NSIZES; s++)
     for (int i = 0; i < N; i += 2)
-      free (blocks[s][i]);
+      free_sized (blocks[s][i], block_size[s][i]);
   pthread_join (t, NULL);
   inuse (&c2, &b2);
   printf ("in use after the frees: %ld blocks, %.0f bytes\n", c2, b2);
