@@ -32,6 +32,10 @@ pub struct StackRec {
 
 /// Most distinct stacks recorded; later new stacks share the last record.
 pub const MAX_STACKS: usize = 1 << 18;
+/// Entries of the live-block table when it is made (grown as needed): 8
+/// KiB, where a first table of 64 KiB was all resident (a hash table
+/// touches every page with a few dozen entries).
+const LIVE_INITIAL: usize = 512;
 
 pub struct Tables {
     /// MAX_STACKS records, mapped with MAP_NORESERVE and filled in order.
@@ -66,7 +70,7 @@ impl Tables {
         }
         let stacks = os::map(MAX_STACKS * core::mem::size_of::<StackRec>()) as *mut StackRec;
         let index = os::map(1024 * 4) as *mut u32;
-        let live = os::map(4096 * 16) as *mut [usize; 2];
+        let live = os::map(LIVE_INITIAL * 16) as *mut [usize; 2];
         if stacks.is_null() || index.is_null() || live.is_null() {
             // SAFETY: each non-null pointer is a mapping made just above.
             unsafe {
@@ -77,7 +81,7 @@ impl Tables {
                     os::unmap(index.cast(), 1024 * 4);
                 }
                 if !live.is_null() {
-                    os::unmap(live.cast(), 4096 * 16);
+                    os::unmap(live.cast(), LIVE_INITIAL * 16);
                 }
             }
             return false;
@@ -86,7 +90,7 @@ impl Tables {
         self.index = index;
         self.index_cap = 1024;
         self.live = live;
-        self.live_cap = 4096;
+        self.live_cap = LIVE_INITIAL;
         true
     }
 
