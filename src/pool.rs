@@ -67,6 +67,8 @@ const KNOWN_FLAGS: u32 = SHARED | BUMP;
 pub const BUMP_MAX: usize = 16 << 10;
 /// Bytes of the header before each bump block.
 const HDR: usize = 16;
+/// Bytes at the start of a bump chunk of a pool heap (its salt).
+const BUMP_CHUNK_HDR: usize = 16;
 /// Header word 0: set when the block was freed.
 const HDR_FREED: usize = 1 << 63;
 const BUMP_MAGIC: usize = 0x7074_7273_6275_6d70;
@@ -79,9 +81,25 @@ pub const NAME_LEN: usize = 40;
 /// `create`; beyond that, their segments go to the retention policy and
 /// their memory back to the OS.
 const CACHE_MAX: usize = 8;
-/// A kept segment with more dirty slices than this is purged first, so the
-/// cache holds at most `CACHE_MAX` x 2.5 MiB resident.
+/// A destroyed pool keeps a segment for the cache only if it has at most
+/// this many dirty slices (so the cache holds at most `CACHE_MAX` x 2.5 MiB
+/// resident); a dirtier one goes to the retention policy, which purges it
+/// after one to two purge delays unless a heap reuses it first. Destroy
+/// never purges (`madvise`) itself: that would cost time proportional to
+/// the bytes the pool touched (about 0.25 ms for 4 MiB), not to its pages.
 const KEEP_DIRTY_SLICES: u32 = 40;
+
+/// Which segment `release_pages` keeps for the pool.
+#[derive(Clone, Copy, PartialEq)]
+enum Keep {
+    /// None: every segment goes to the retention policy.
+    None,
+    /// One, for a destroyed pool in the cache: the first with at most
+    /// `KEEP_DIRTY_SLICES` dirty slices, if any.
+    Light,
+    /// The first one, for a reset pool, which will likely fill it again.
+    First,
+}
 /// Bytes of an arena chunk (a power of two dividing a slice).
 const CHUNK: usize = 1024;
 /// Arena chunks a pool takes (the first holds the pool itself) before it
@@ -654,7 +672,7 @@ pub unsafe fn destroy(pool: *mut Pool) {
             let r = Reg::lock();
             r.get().cache_count < CACHE_MAX
         };
-        release_pages(pool, keep);
+        release_pages(pool, if keep { Keep::Light } else { Keep::None });
         release_chunks(&mut *pool);
         let r = Reg::lock();
         let reg = r.get();
@@ -666,7 +684,7 @@ pub unsafe fn destroy(pool: *mut Pool) {
         }
         drop(r);
         if !(*(*pool).heap).segments.is_null() {
-            release_pages(pool, false);
+            release_pages(pool, Keep::None);
         }
         discard(pool);
     }
@@ -769,7 +787,7 @@ pub unsafe fn reset(pool: *mut Pool) {
     // SAFETY: the caller guarantees `pool` is live and ours.
     unsafe {
         run_children_and_cleanups(pool);
-        release_pages(pool, true);
+        release_pages(pool, Keep::First);
         let p = &mut *pool;
         release_chunks(p);
         p.alloc_bytes = 0;
@@ -828,11 +846,11 @@ unsafe fn run_children_and_cleanups(pool: *mut Pool) {
 
 /// Gives back every block of the pool: huge blocks are unmapped (or
 /// cached), every page descriptor of its segments is cleared, and the
-/// segments go to the retention policy, but one if `keep_one`.
+/// segments go to the retention policy, but the one `keep` picks.
 ///
 /// # Safety
 /// `pool` must be ours; no block of it may be in use any more.
-unsafe fn release_pages(pool: *mut Pool, keep_one: bool) {
+unsafe fn release_pages(pool: *mut Pool, keep: Keep) {
     // SAFETY: as the caller guarantees.
     unsafe {
         let p = &mut *pool;
@@ -871,10 +889,8 @@ unsafe fn release_pages(pool: *mut Pool, keep_one: bool) {
             s.purge_candidates = 0;
             s.next = ptr::null_mut();
             s.prev = ptr::null_mut();
-            if keep_one && kept.is_null() {
-                if (s.dirty_slices & !1).count_ones() > KEEP_DIRTY_SLICES {
-                    (*p.heap).counters.purged_bytes += segment::purge_free_slices(s) as u64;
-                }
+            let light = (s.dirty_slices & !1).count_ones() <= KEEP_DIRTY_SLICES;
+            if kept.is_null() && (keep == Keep::First || (keep == Keep::Light && light)) {
                 kept = seg;
             } else {
                 segment::release(seg);
@@ -925,6 +941,16 @@ pub unsafe fn alloc(pool: *mut Pool, size: usize) -> *mut u8 {
                 return b;
             }
         }
+    } else if p.mode == BUMP && size <= BUMP_MAX {
+        // Bump mode: carve from the current region (an arena chunk or a
+        // bump chunk of the pool heap) when it has room.
+        let usable = round16(size.max(MIN_ALIGN));
+        if p.bump_cur + HDR + usable <= p.bump_end {
+            // SAFETY: the region is the pool's and has room.
+            let b = unsafe { bump_carve(p, usable) };
+            account(p, usable);
+            return b;
+        }
     }
     // SAFETY: as above.
     unsafe { alloc_slow(pool, size, MIN_ALIGN) }
@@ -949,6 +975,7 @@ fn large_limit() -> usize {
     options::large_threshold().min(LARGE_MAX)
 }
 
+#[inline(always)]
 fn round16(n: usize) -> usize {
     (n + MIN_ALIGN - 1) & !(MIN_ALIGN - 1)
 }
@@ -1096,11 +1123,19 @@ unsafe fn bump_alloc(p: &mut Pool, usable: usize) -> *mut u8 {
         return ptr::null_mut();
     }
     // SAFETY: the region has room (above).
-    let b = unsafe { bump_carve(p, usable) };
+    unsafe { bump_carve(p, usable) }
+}
+
+/// Sets the carved part of the pool's current bump chunk (a page of its
+/// heap) as the page's capacity, when the pool moves past it.
+///
+/// # Safety
+/// The pool is ours (or locked) and its current bump region is the chunk
+/// `bump_chunks`.
+unsafe fn close_chunk(p: &mut Pool) {
     let page = p.bump_chunks;
     // SAFETY: `page` is the descriptor of the pool's current chunk.
     unsafe { (*page).capacity = ((p.bump_cur - (*page).start as usize) / MIN_ALIGN) as u32 };
-    b
 }
 
 /// Carves `usable` bytes and a header at `bump_cur`.
@@ -1161,31 +1196,42 @@ unsafe fn next_arena_chunk(p: &mut Pool) -> bool {
 #[cold]
 unsafe fn new_chunk(p: &mut Pool, total: usize) -> bool {
     let want = (1usize << p.bump_count.min(3)).min(BUMP_CHUNK_MAX_SLICES);
-    let slices = want.max(total.div_ceil(SLICE_SIZE));
+    let slices = want.max((total + BUMP_CHUNK_HDR).div_ceil(SLICE_SIZE));
     // SAFETY: the pool heap is ours (caller); its lock guards its segments
     // against a purging thread.
     unsafe {
-        if p.in_arena {
-            (*p.chunks).end = p.bump_cur;
-            p.in_arena = false;
-        }
         let _l = SlowLock::lock(p.heap);
         let page = heap::alloc_span(&mut *p.heap, slices);
         if page.is_null() {
             return false;
+        }
+        if p.in_arena {
+            (*p.chunks).end = p.bump_cur;
+            p.in_arena = false;
+        } else if !p.bump_chunks.is_null() {
+            close_chunk(p);
         }
         let pg = &mut *page;
         pg.bin = NO_BIN;
         pg.flags |= FLAG_BUMP;
         pg.set_block_size(MIN_ALIGN);
         pg.reserved = ((slices << SLICE_SHIFT) / MIN_ALIGN) as u32;
-        pg.capacity = 0;
+        // The whole chunk counts as carved while it is the current one (so
+        // the fast path need not update it); `close_chunk` sets the carved
+        // part. An address past `bump_cur` has no valid header there: the
+        // chunk's key is new, so a stale header does not pass the check.
+        pg.capacity = pg.reserved;
         pg.used = 1;
         pg.next = p.bump_chunks;
         p.bump_chunks = page;
-        p.bump_cur = pg.start as usize;
+        // The chunk's first 16 bytes hold its salt, mixed into the check
+        // word of its blocks: the page key is the same each time these
+        // slices head a page, the salt is not.
+        let salt = ARENA_LOCK_SALT.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed) | 1;
+        *(pg.start as *mut usize) = salt;
+        p.bump_cur = pg.start as usize + BUMP_CHUNK_HDR;
         p.bump_end = pg.start as usize + (slices << SLICE_SHIFT);
-        p.bump_key = pg.key;
+        p.bump_key = pg.key ^ salt;
         p.bump_count += 1;
     }
     true
@@ -1198,7 +1244,7 @@ unsafe fn new_chunk(p: &mut Pool, total: usize) -> bool {
 /// `page` must be a live bump chunk and `addr` a 16-aligned address inside
 /// its carved part.
 pub unsafe fn bump_usable(page: &Page, addr: usize) -> Option<usize> {
-    if addr < page.start as usize + HDR {
+    if addr < page.start as usize + BUMP_CHUNK_HDR + HDR {
         return None;
     }
     let (key, end) = match arena_chunk_of(page, addr) {
@@ -1208,7 +1254,8 @@ pub unsafe fn bump_usable(page: &Page, addr: usize) -> Option<usize> {
             }
             (page.key ^ salt, end)
         }
-        None => (page.key, page.start as usize + page.capacity as usize * MIN_ALIGN),
+        // SAFETY: a bump chunk starts with its salt (`new_chunk`).
+        None => (page.key ^ unsafe { *(page.start as *const usize) }, page.start as usize + page.capacity as usize * MIN_ALIGN),
     };
     // SAFETY: the header lies inside the chunk's carved part (caller).
     let (w0, w1) = unsafe { (*((addr - HDR) as *const usize), *((addr - 8) as *const usize)) };
@@ -1418,7 +1465,9 @@ pub unsafe fn visit(pool: *mut Pool, visit: &mut dyn FnMut(*mut u8, usize) -> i3
                 if (*page).head != page || (*page).heap != p.heap {
                     continue;
                 }
-                let r = visit_page(&mut *page, visit);
+                // The current bump chunk is carved up to `bump_cur`.
+                let end = if page == p.bump_chunks && !p.in_arena { p.bump_cur } else { 0 };
+                let r = visit_page(&mut *page, end, visit);
                 if r != 0 {
                     return r;
                 }
@@ -1468,14 +1517,18 @@ unsafe fn visit_bump(start: usize, end: usize, visit: &mut dyn FnMut(*mut u8, us
     0
 }
 
+/// `bump_end`: for the pool's current bump chunk, where its carved part
+/// ends (0 for any other page).
+///
 /// # Safety
 /// `page` must be a live page of the pool, which the caller holds.
-unsafe fn visit_page(page: &mut Page, visit: &mut dyn FnMut(*mut u8, usize) -> i32) -> i32 {
+unsafe fn visit_page(page: &mut Page, bump_end: usize, visit: &mut dyn FnMut(*mut u8, usize) -> i32) -> i32 {
     // SAFETY: the page is live and its lists are stable (caller).
     unsafe {
         let start = page.start as usize;
         if page.flags & FLAG_BUMP != 0 {
-            return visit_bump(start, start + page.capacity as usize * MIN_ALIGN, visit);
+            let end = if bump_end != 0 { bump_end } else { start + page.capacity as usize * MIN_ALIGN };
+            return visit_bump(start + BUMP_CHUNK_HDR, end, visit);
         }
         if page.flags & FLAG_LARGE != 0 {
             let freed = page.thread_free.load(Ordering::Acquire) & !TF_FLAGS != 0;
@@ -1550,7 +1603,7 @@ pub fn trim_cache() -> bool {
         // else uses them.
         unsafe {
             if !(*(*pool).heap).segments.is_null() {
-                release_pages(pool, false);
+                release_pages(pool, Keep::None);
                 any = true;
             }
             pool = (*pool).reg_next;
