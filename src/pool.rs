@@ -147,7 +147,8 @@ pub struct Pool {
     chunk_count: usize,
     /// The bump region (`bump_cur..bump_end`) is the newest arena chunk.
     in_arena: bool,
-    /// The check-word key of the current bump region (page key ^ salt).
+    /// The check-word key of the current bump region (page key ^ salt ^
+    /// `BUMP_MAGIC`): a block's check word is its address ^ this.
     bump_key: usize,
     /// `self ^ POOL_MAGIC` while live, 0 once destroyed.
     magic: usize,
@@ -704,7 +705,7 @@ fn start_arena(p: &mut Pool) {
     p.in_arena = true;
     p.bump_cur = first as usize + ((core::mem::size_of::<Pool>() + MIN_ALIGN - 1) & !(MIN_ALIGN - 1));
     p.bump_end = first as usize + CHUNK;
-    p.bump_key = chunk_key(first as usize, a);
+    p.bump_key = chunk_key(first as usize, a) ^ BUMP_MAGIC;
 }
 
 static ARENA_LOCK_SALT: AtomicUsize = AtomicUsize::new(0x2545_f491_4f6c_dd1d);
@@ -930,7 +931,19 @@ fn account(p: &mut Pool, usable: usize) {
 pub unsafe fn alloc(pool: *mut Pool, size: usize) -> *mut u8 {
     // SAFETY: as the caller guarantees.
     let p = unsafe { &mut *pool };
-    if size <= DIRECT_MAX && p.mode == 0 {
+    if p.mode == BUMP {
+        // Bump mode: carve from the current region (an arena chunk or a
+        // bump chunk of the pool heap) when it has room.
+        if size <= BUMP_MAX {
+            let usable = round16(size.max(MIN_ALIGN));
+            if p.bump_cur + HDR + usable <= p.bump_end {
+                // SAFETY: the region is the pool's and has room.
+                let b = unsafe { bump_carve(p, usable) };
+                account(p, usable);
+                return b;
+            }
+        }
+    } else if size <= DIRECT_MAX && p.mode == 0 {
         // SAFETY: the heap is the empty heap or the pool's; the direct table
         // always points at a valid page.
         unsafe {
@@ -940,16 +953,6 @@ pub unsafe fn alloc(pool: *mut Pool, size: usize) -> *mut u8 {
                 account(p, (*page).block_size);
                 return b;
             }
-        }
-    } else if p.mode == BUMP && size <= BUMP_MAX {
-        // Bump mode: carve from the current region (an arena chunk or a
-        // bump chunk of the pool heap) when it has room.
-        let usable = round16(size.max(MIN_ALIGN));
-        if p.bump_cur + HDR + usable <= p.bump_end {
-            // SAFETY: the region is the pool's and has room.
-            let b = unsafe { bump_carve(p, usable) };
-            account(p, usable);
-            return b;
         }
     }
     // SAFETY: as above.
@@ -1150,7 +1153,7 @@ unsafe fn bump_carve(p: &mut Pool, usable: usize) -> *mut u8 {
     // SAFETY: as the caller guarantees.
     unsafe {
         *(h as *mut usize) = usable;
-        *((h + 8) as *mut usize) = b ^ p.bump_key ^ BUMP_MAGIC;
+        *((h + 8) as *mut usize) = b ^ p.bump_key;
         (*(b as *mut Block)).mark = 0;
     }
     p.bump_cur = h + HDR + usable;
@@ -1179,7 +1182,7 @@ unsafe fn next_arena_chunk(p: &mut Pool) -> bool {
             p.bump_cur = c as usize + core::mem::size_of::<Chunk>();
             p.bump_end = c as usize + CHUNK;
             // SAFETY: as above.
-            p.bump_key = chunk_key(c as usize, unsafe { (*c).salt });
+            p.bump_key = chunk_key(c as usize, unsafe { (*c).salt }) ^ BUMP_MAGIC;
             return true;
         }
     }
@@ -1231,7 +1234,7 @@ unsafe fn new_chunk(p: &mut Pool, total: usize) -> bool {
         *(pg.start as *mut usize) = salt;
         p.bump_cur = pg.start as usize + BUMP_CHUNK_HDR;
         p.bump_end = pg.start as usize + (slices << SLICE_SHIFT);
-        p.bump_key = pg.key ^ salt;
+        p.bump_key = pg.key ^ salt ^ BUMP_MAGIC;
         p.bump_count += 1;
     }
     true
