@@ -44,7 +44,7 @@
 
 use core::ffi::c_void;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 use crate::free::{self, BlockInfo};
 use crate::heap::{self, Heap, PageQueue, SlowLock, EMPTY_HEAP};
@@ -180,6 +180,19 @@ pub struct Pool {
     /// Huge blocks, linked through their segments' `next`/`prev`.
     huge: *mut Segment,
     huge_lock: AtomicBool,
+    /// The owner token: the heap of the thread allocating from the pool now
+    /// (a real thread heap), or null. Only pools without `SHARED` and
+    /// `BUMP` have one. Its thread frees the pool's blocks onto their
+    /// pages' local lists, like `free` of its own blocks (no atomic list
+    /// operation, and the block is reused by the next allocation without a
+    /// slow path); every other thread frees remotely. Set by `create` and
+    /// by `claim` (the first allocation of a thread the pool was handed
+    /// to).
+    owner: AtomicPtr<Heap>,
+    /// Local frees in progress (see `free_block` and `claim`: a Dekker
+    /// handshake, so a thread the pool was handed to never allocates while
+    /// the previous owner still frees locally).
+    busy: AtomicUsize,
     /// Bump chunks, newest first, linked through their pages' `next`.
     bump_chunks: *mut Page,
     bump_cur: usize,
@@ -571,6 +584,8 @@ pub fn create(opts: &Options<'_>) -> Result<*mut Pool, CreateError> {
             (&raw mut (*pool).freed_bytes).write(AtomicUsize::new(0));
             (&raw mut (*pool).freed_blocks).write(AtomicUsize::new(0));
             (&raw mut (*pool).huge_lock).write(AtomicBool::new(false));
+            (&raw mut (*pool).owner).write(AtomicPtr::new(ptr::null_mut()));
+            (&raw mut (*pool).busy).write(AtomicUsize::new(0));
         }
         pool
     } else {
@@ -604,6 +619,10 @@ pub fn create(opts: &Options<'_>) -> Result<*mut Pool, CreateError> {
         p.huge = ptr::null_mut();
         p.bump_chunks = ptr::null_mut();
         p.bump_count = 0;
+        // The creating thread owns the pool (nobody else has it yet, so no
+        // handshake): its first allocations need no `claim`.
+        let me = if opts.flags & (SHARED | BUMP) == 0 { heap::thread_heap() } else { ptr::null_mut() };
+        p.owner.store(if heap::is_real(me) { me } else { ptr::null_mut() }, Ordering::Relaxed);
         start_arena(p);
         p.magic = pool as usize ^ POOL_MAGIC;
     }
@@ -943,7 +962,9 @@ pub unsafe fn alloc(pool: *mut Pool, size: usize) -> *mut u8 {
                 return b;
             }
         }
-    } else if size <= DIRECT_MAX && p.mode == 0 {
+    } else if size <= DIRECT_MAX && p.mode == 0 && p.owner.load(Ordering::Relaxed) == crate::tls::current() {
+        // The owner token is ours, so no other thread frees onto the
+        // pool's local lists now.
         // SAFETY: the heap is the empty heap or the pool's; the direct table
         // always points at a valid page.
         unsafe {
@@ -969,8 +990,34 @@ pub unsafe fn alloc_slow(pool: *mut Pool, size: usize, align: usize) -> *mut u8 
     // SAFETY: as the caller guarantees.
     unsafe {
         let p = &mut *pool;
+        if p.flags & (SHARED | BUMP) == 0 && p.owner.load(Ordering::Relaxed) != crate::tls::current() {
+            claim(p);
+        }
         let _l = if p.flags & SHARED != 0 { Some(SlowLock::lock(p.heap)) } else { None };
         alloc_inner(p, size, align)
+    }
+}
+
+/// Makes the calling thread the pool's owner (see `Pool::owner`): stores
+/// the token, then waits until no local free by the previous owner is in
+/// progress. With `free_block`'s side (count itself busy, then load the
+/// token) this is Dekker's handshake in sequentially consistent atomics:
+/// either the previous owner sees the new token and frees remotely, or
+/// the new owner sees it busy and waits. A thread with no heap of its own
+/// (the shared heap: arena limit, thread exit) stores null: nobody frees
+/// locally then.
+///
+/// # Safety
+/// The pool must be live, without `SHARED` or `BUMP`, and the caller the
+/// only thread allocating from it.
+#[cold]
+#[inline(never)]
+unsafe fn claim(p: &Pool) {
+    let me = heap::thread_heap();
+    let me = if heap::is_real(me) { me } else { ptr::null_mut() };
+    p.owner.swap(me, Ordering::SeqCst);
+    while p.busy.load(Ordering::SeqCst) != 0 {
+        core::hint::spin_loop();
     }
 }
 
@@ -1301,11 +1348,52 @@ pub unsafe fn free_block(page: *mut Page, block: *mut Block, func: &str) {
             pool.freed_blocks.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        // The owner token: the thread allocating from the pool frees
+        // locally (see `claim` for the handshake with a new owner).
+        let me = crate::tls::current();
+        if pool.owner.load(Ordering::Relaxed) == me {
+            pool.busy.fetch_add(1, Ordering::SeqCst);
+            if pool.owner.load(Ordering::SeqCst) == me {
+                free_local(pool as *const Pool as *mut Pool, owner, page, block);
+                pool.busy.fetch_sub(1, Ordering::Release);
+                return;
+            }
+            pool.busy.fetch_sub(1, Ordering::Release);
+        }
         pool.freed_bytes.fetch_add((*page).block_size, Ordering::Relaxed);
         pool.freed_blocks.fetch_add(1, Ordering::Relaxed);
         if page::push_remote(&*page, block) {
             heap::push_notify(owner, page);
         }
+    }
+}
+
+/// A free by the pool's owner: the block goes on its page's local list
+/// (as `free` of a thread's own block), its bytes off the pool's count.
+///
+/// # Safety
+/// The caller holds the owner token (counted busy, token checked after),
+/// so no other thread allocates from the pool or frees locally into it;
+/// `page` is a live page of the pool heap `heap`, `block` a block of it in
+/// use.
+#[inline(always)]
+unsafe fn free_local(pool: *mut Pool, heap: *mut Heap, page: *mut Page, block: *mut Block) {
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        let p = &mut *pool;
+        let pg = &mut *page;
+        p.alloc_bytes = p.alloc_bytes.wrapping_sub(pg.block_size);
+        p.alloc_blocks = p.alloc_blocks.wrapping_sub(1);
+        let used = pg.used;
+        // One (the page empties) or negative (on the full list): the heap's
+        // slow path, as `free` does for a thread heap.
+        if (used as i32) <= 1 {
+            return heap::free_local_slow(&mut *heap, page, block);
+        }
+        page::set_next(block, pg.free, pg.key);
+        (*block).mark = pg.key;
+        pg.free = block;
+        pg.used = used - 1;
     }
 }
 
