@@ -486,6 +486,46 @@ static void test_owner_local(void) {
   api.destroy(p);
 }
 
+/* The peak counts the most bytes live at any moment, also when the frees
+ * that end it come from another thread (statistics record it at frees). */
+static void *free_all(void *arg) {
+  void **b = arg;
+  for (int i = 0; i < 100; i++)
+    free(b[i]);
+  return NULL;
+}
+
+static void test_peak(unsigned flags) {
+  ptrs_pool *p = make(flags, 0, NULL);
+  void *b[100];
+  size_t total = 0;
+  for (int i = 0; i < 100; i++) {
+    b[i] = api.malloc(p, 64);
+    CHECK(b[i] != NULL);
+    total += malloc_usable_size(b[i]);
+  }
+  pthread_t t;
+  pthread_create(&t, NULL, free_all, b);
+  pthread_join(t, NULL);
+  void *c[10];
+  size_t now = 0;
+  for (int i = 0; i < 10; i++) {
+    c[i] = api.malloc(p, 64);
+    now += malloc_usable_size(c[i]);
+  }
+  ptrs_pool_stats st;
+  CHECK(api.stats_get(p, &st) == 0);
+  CHECK(BYTES_EQ(st.allocated, now));
+  CHECK(BYTES_EQ(st.peak_allocated, total));
+  /* and by the owner's own frees */
+  for (int i = 0; i < 10; i++)
+    free(c[i]);
+  for (int i = 0; i < 5; i++)
+    c[i] = api.malloc(p, 64);
+  CHECK(api.stats_get(p, &st) == 0 && BYTES_EQ(st.peak_allocated, total));
+  api.destroy(p);
+}
+
 /* A pool handed back and forth between two threads while the thread that
  * gave it away keeps freeing its own blocks (which must then be remote
  * frees: the new owner allocates from the same pages at that moment), and
@@ -656,6 +696,8 @@ int main(void) {
   test_nesting();
   test_threads();
   test_owner_local();
+  for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++)
+    test_peak(modes[m]);
   test_owner_handoff();
   test_many(0);
   test_many(PTRS_POOL_BUMP);

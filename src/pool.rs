@@ -61,6 +61,9 @@ pub const SHARED: u32 = 1;
 /// Bump allocation: `free` of a bump block only marks it.
 pub const BUMP: u32 = 2;
 const KNOWN_FLAGS: u32 = SHARED | BUMP;
+/// `Pool::mode` bits beyond the flags: a limit is set; memcheck mode.
+const MODE_LIMIT: u32 = 256;
+const MODE_SLOW: u32 = 512;
 
 /// The largest request a bump pool carves from its chunks (bytes); larger
 /// ones are ordinary blocks of the pool heap, returned when freed.
@@ -153,9 +156,14 @@ pub struct Pool {
     /// `self ^ POOL_MAGIC` while live, 0 once destroyed.
     magic: usize,
     flags: u32,
-    /// `flags`, plus 256 when a limit is set: 0 lets `alloc` take the
-    /// malloc fast path.
+    /// `flags`, plus `MODE_LIMIT` when a limit is set and `MODE_SLOW`
+    /// under memcheck: `BUMP` alone lets `alloc_fast` carve.
     mode: u32,
+    /// The owner token again (written by its thread only, read by the
+    /// allocating thread only) when `mode` is 0, else null: the malloc-like
+    /// fast path of `alloc_fast` is taken when it is the calling thread's
+    /// heap, which also proves the token is ours.
+    fast: *mut Heap,
     /// Most bytes of blocks (usable sizes) the pool may hold; 0: no limit.
     limit: usize,
     /// NUL-terminated.
@@ -170,10 +178,18 @@ pub struct Pool {
     /// The registry's list of live pools, or of cached destroyed ones.
     reg_next: *mut Pool,
     reg_prev: *mut Pool,
-    /// Written by the allocating thread (or under the heap lock, SHARED).
-    alloc_bytes: usize,
+    /// Written by the allocating thread (or under the heap lock, SHARED);
+    /// read by freeing threads (for `peak`).
+    alloc_bytes: AtomicUsize,
     alloc_blocks: usize,
-    peak: usize,
+    /// The most bytes live so far, recorded when live bytes are about to
+    /// go down (every free, by whichever thread, see `count_freed`) rather
+    /// than at every allocation: live bytes only grow between frees, so
+    /// the maximum is reached just before one, or now (`stats` takes the
+    /// larger of this and the live bytes). With concurrent frees it is the
+    /// maximum of an order of the operations that each thread's view
+    /// allows.
+    peak: AtomicUsize,
     /// Written by any thread that frees a block of the pool.
     freed_bytes: AtomicUsize,
     freed_blocks: AtomicUsize,
@@ -586,6 +602,8 @@ pub fn create(opts: &Options<'_>) -> Result<*mut Pool, CreateError> {
             (&raw mut (*pool).huge_lock).write(AtomicBool::new(false));
             (&raw mut (*pool).owner).write(AtomicPtr::new(ptr::null_mut()));
             (&raw mut (*pool).busy).write(AtomicUsize::new(0));
+            (&raw mut (*pool).alloc_bytes).write(AtomicUsize::new(0));
+            (&raw mut (*pool).peak).write(AtomicUsize::new(0));
         }
         pool
     } else {
@@ -603,7 +621,10 @@ pub fn create(opts: &Options<'_>) -> Result<*mut Pool, CreateError> {
         let p = &mut *pool;
         p.flags = opts.flags;
         p.limit = opts.limit;
-        p.mode = opts.flags | if opts.limit != 0 { 256 } else { 0 };
+        // Memcheck mode: every allocation takes the ABI's slow path, which
+        // tells memcheck about the block.
+        let slow = if crate::valgrind::active() { MODE_SLOW } else { 0 };
+        p.mode = opts.flags | if opts.limit != 0 { MODE_LIMIT } else { 0 } | slow;
         let n = opts.name.len().min(NAME_LEN - 1);
         p.name = [0; NAME_LEN];
         p.name[..n].copy_from_slice(&opts.name[..n]);
@@ -611,9 +632,9 @@ pub fn create(opts: &Options<'_>) -> Result<*mut Pool, CreateError> {
         p.cleanups = ptr::null_mut();
         p.sib_next = ptr::null_mut();
         p.sib_prev = ptr::null_mut();
-        p.alloc_bytes = 0;
+        p.alloc_bytes.store(0, Ordering::Relaxed);
         p.alloc_blocks = 0;
-        p.peak = 0;
+        p.peak.store(0, Ordering::Relaxed);
         p.freed_bytes.store(0, Ordering::Relaxed);
         p.freed_blocks.store(0, Ordering::Relaxed);
         p.huge = ptr::null_mut();
@@ -622,7 +643,9 @@ pub fn create(opts: &Options<'_>) -> Result<*mut Pool, CreateError> {
         // The creating thread owns the pool (nobody else has it yet, so no
         // handshake): its first allocations need no `claim`.
         let me = if opts.flags & (SHARED | BUMP) == 0 { heap::thread_heap() } else { ptr::null_mut() };
-        p.owner.store(if heap::is_real(me) { me } else { ptr::null_mut() }, Ordering::Relaxed);
+        let me = if heap::is_real(me) { me } else { ptr::null_mut() };
+        p.owner.store(me, Ordering::Relaxed);
+        p.fast = if p.mode == 0 { me } else { ptr::null_mut() };
         start_arena(p);
         p.magic = pool as usize ^ POOL_MAGIC;
     }
@@ -810,9 +833,9 @@ pub unsafe fn reset(pool: *mut Pool) {
         release_pages(pool, Keep::First);
         let p = &mut *pool;
         release_chunks(p);
-        p.alloc_bytes = 0;
+        p.alloc_bytes.store(0, Ordering::Relaxed);
         p.alloc_blocks = 0;
-        p.peak = 0;
+        p.peak.store(0, Ordering::Relaxed);
         p.freed_bytes.store(0, Ordering::Relaxed);
         p.freed_blocks.store(0, Ordering::Relaxed);
     }
@@ -927,17 +950,33 @@ unsafe fn release_pages(pool: *mut Pool, keep: Keep) {
 /// Bytes of live blocks now.
 #[inline(always)]
 fn live_bytes(p: &Pool) -> usize {
-    p.alloc_bytes.wrapping_sub(p.freed_bytes.load(Ordering::Relaxed))
+    p.alloc_bytes.load(Ordering::Relaxed).wrapping_sub(p.freed_bytes.load(Ordering::Relaxed))
 }
 
 #[inline(always)]
 fn account(p: &mut Pool, usable: usize) {
-    p.alloc_bytes = p.alloc_bytes.wrapping_add(usable);
+    // A load and a store, not a read-modify-write: only this thread (or
+    // the holder of a shared pool's lock) writes it.
+    p.alloc_bytes.store(p.alloc_bytes.load(Ordering::Relaxed).wrapping_add(usable), Ordering::Relaxed);
     p.alloc_blocks += 1;
-    let live = live_bytes(p);
-    if live > p.peak {
-        p.peak = live;
+}
+
+/// Records `live` (the bytes live just before a free) in the pool's peak.
+#[inline(always)]
+fn note_peak(p: &Pool, live: usize) {
+    // A free never makes live bytes negative: the block was counted
+    // allocated before the free could see it (`isize` guards the rest).
+    if live > p.peak.load(Ordering::Relaxed) && (live as isize) >= 0 {
+        p.peak.fetch_max(live, Ordering::Relaxed);
     }
+}
+
+/// Counts a block of `bytes` freed by any thread, recording the peak first.
+#[inline(always)]
+fn count_freed(p: &Pool, bytes: usize) {
+    let before = p.freed_bytes.fetch_add(bytes, Ordering::Relaxed);
+    note_peak(p, p.alloc_bytes.load(Ordering::Relaxed).wrapping_sub(before));
+    p.freed_blocks.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Allocates `size` bytes (16-byte aligned) from a live pool. Null when
@@ -949,8 +988,41 @@ fn account(p: &mut Pool, usable: usize) {
 #[inline(always)]
 pub unsafe fn alloc(pool: *mut Pool, size: usize) -> *mut u8 {
     // SAFETY: as the caller guarantees.
+    let b = unsafe { alloc_fast(pool, size) };
+    if !b.is_null() {
+        return b;
+    }
+    // SAFETY: as above.
+    unsafe { alloc_slow(pool, size, MIN_ALIGN) }
+}
+
+/// The fast paths of `alloc`: a block popped from the pool heap's direct
+/// table as malloc pops one (default mode, the calling thread holding the
+/// owner token), or carved from the current bump region (bump mode).
+/// Null: take `alloc_slow` (or, in the C API, its memcheck-aware wrapper).
+///
+/// # Safety
+/// As `alloc`.
+#[inline(always)]
+pub unsafe fn alloc_fast(pool: *mut Pool, size: usize) -> *mut u8 {
+    // SAFETY: as the caller guarantees.
     let p = unsafe { &mut *pool };
-    if p.mode == BUMP {
+    if p.fast == crate::tls::current() {
+        if size <= DIRECT_MAX {
+            // The owner token is ours (`fast` is only ever our heap when it
+            // is), so no other thread frees onto the pool's local lists now.
+            // SAFETY: the heap is the empty heap or the pool's; the direct
+            // table always points at a valid page.
+            unsafe {
+                let page = (*p.heap).pages_direct[(size + MIN_ALIGN - 1) / MIN_ALIGN];
+                if !(*page).free.is_null() {
+                    let b = heap::pop(&mut *page);
+                    account(p, (*page).block_size);
+                    return b;
+                }
+            }
+        }
+    } else if p.mode == BUMP {
         // Bump mode: carve from the current region (an arena chunk or a
         // bump chunk of the pool heap) when it has room.
         if size <= BUMP_MAX {
@@ -962,22 +1034,8 @@ pub unsafe fn alloc(pool: *mut Pool, size: usize) -> *mut u8 {
                 return b;
             }
         }
-    } else if size <= DIRECT_MAX && p.mode == 0 && p.owner.load(Ordering::Relaxed) == crate::tls::current() {
-        // The owner token is ours, so no other thread frees onto the
-        // pool's local lists now.
-        // SAFETY: the heap is the empty heap or the pool's; the direct table
-        // always points at a valid page.
-        unsafe {
-            let page = (*p.heap).pages_direct[(size + MIN_ALIGN - 1) / MIN_ALIGN];
-            if !(*page).free.is_null() {
-                let b = heap::pop(&mut *page);
-                account(p, (*page).block_size);
-                return b;
-            }
-        }
     }
-    // SAFETY: as above.
-    unsafe { alloc_slow(pool, size, MIN_ALIGN) }
+    ptr::null_mut()
 }
 
 /// Allocates with any alignment (a power of two), taking the lock of a
@@ -1012,13 +1070,14 @@ pub unsafe fn alloc_slow(pool: *mut Pool, size: usize, align: usize) -> *mut u8 
 /// only thread allocating from it.
 #[cold]
 #[inline(never)]
-unsafe fn claim(p: &Pool) {
+unsafe fn claim(p: &mut Pool) {
     let me = heap::thread_heap();
     let me = if heap::is_real(me) { me } else { ptr::null_mut() };
     p.owner.swap(me, Ordering::SeqCst);
     while p.busy.load(Ordering::SeqCst) != 0 {
         core::hint::spin_loop();
     }
+    p.fast = if p.mode == 0 { me } else { ptr::null_mut() };
 }
 
 fn large_limit() -> usize {
@@ -1156,8 +1215,7 @@ pub unsafe fn forget_huge(seg: *mut Segment) {
         (*seg).next = ptr::null_mut();
         (*seg).prev = ptr::null_mut();
         p.huge_lock.store(false, Ordering::Release);
-        p.freed_bytes.fetch_add((*seg).pages[0].block_size, Ordering::Relaxed);
-        p.freed_blocks.fetch_add(1, Ordering::Relaxed);
+        count_freed(p, (*seg).pages[0].block_size);
     }
 }
 
@@ -1344,8 +1402,7 @@ pub unsafe fn free_block(page: *mut Page, block: *mut Block, func: &str) {
             }
             *hdr |= HDR_FREED;
             (*block).mark = (*page).key;
-            pool.freed_bytes.fetch_add(usable, Ordering::Relaxed);
-            pool.freed_blocks.fetch_add(1, Ordering::Relaxed);
+            count_freed(pool, usable);
             return;
         }
         // The owner token: the thread allocating from the pool frees
@@ -1360,8 +1417,7 @@ pub unsafe fn free_block(page: *mut Page, block: *mut Block, func: &str) {
             }
             pool.busy.fetch_sub(1, Ordering::Release);
         }
-        pool.freed_bytes.fetch_add((*page).block_size, Ordering::Relaxed);
-        pool.freed_blocks.fetch_add(1, Ordering::Relaxed);
+        count_freed(pool, (*page).block_size);
         if page::push_remote(&*page, block) {
             heap::push_notify(owner, page);
         }
@@ -1382,7 +1438,8 @@ unsafe fn free_local(pool: *mut Pool, heap: *mut Heap, page: *mut Page, block: *
     unsafe {
         let p = &mut *pool;
         let pg = &mut *page;
-        p.alloc_bytes = p.alloc_bytes.wrapping_sub(pg.block_size);
+        note_peak(p, live_bytes(p));
+        p.alloc_bytes.store(p.alloc_bytes.load(Ordering::Relaxed).wrapping_sub(pg.block_size), Ordering::Relaxed);
         p.alloc_blocks = p.alloc_blocks.wrapping_sub(1);
         let used = pg.used;
         // One (the page empties) or negative (on the full list): the heap's
@@ -1510,7 +1567,7 @@ pub unsafe fn stats(pool: *mut Pool) -> Stats {
         let allocated = live_bytes(p);
         Stats {
             allocated,
-            peak_allocated: p.peak.max(allocated),
+            peak_allocated: p.peak.load(Ordering::Relaxed).max(allocated),
             blocks: p.alloc_blocks.wrapping_sub(p.freed_blocks.load(Ordering::Relaxed)),
             active,
         }

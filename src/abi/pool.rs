@@ -186,16 +186,15 @@ pub unsafe extern "C" fn ptrs_pool_malloc(pool: *mut ptrs_pool, size: usize) -> 
         os::set_errno(libc::EINVAL);
         return core::ptr::null_mut();
     }
-    if valgrind::maybe_active() {
-        // SAFETY: as the caller guarantees.
-        return unsafe { pool_alloc_any(pool, size, 0, false) };
+    // The fast paths (never taken in memcheck mode: such pools are made
+    // with `MODE_SLOW`); everything else checks the pool and knows memcheck.
+    // SAFETY: as the caller guarantees.
+    let p = unsafe { pool::alloc_fast(engine(pool), size) };
+    if !p.is_null() {
+        return p.cast();
     }
     // SAFETY: as the caller guarantees.
-    let p = unsafe { pool::alloc(engine(pool), size) };
-    if p.is_null() {
-        return enomem();
-    }
-    p.cast()
+    unsafe { pool_alloc_any(pool, size, 0, false) }
 }
 
 #[cold]
