@@ -691,9 +691,23 @@ pub fn create(opts: &Options<'_>) -> Result<*mut Pool, CreateError> {
 pub unsafe fn destroy(pool: *mut Pool) {
     // SAFETY: the caller guarantees `pool` is live and ours.
     unsafe {
-        run_children_and_cleanups(pool);
-        {
+        // Children (newest first), then cleanups (last added first), while
+        // the pool is live; then, under the same registry lock that saw
+        // none left, the pool is unlinked: one lock round trip for a pool
+        // without children or cleanups.
+        let keep = loop {
             let r = Reg::lock();
+            let child = (*pool).children;
+            if !child.is_null() {
+                drop(r);
+                destroy(child);
+                continue;
+            }
+            if !(*pool).cleanups.is_null() {
+                drop(r);
+                run_cleanups(pool);
+                continue;
+            }
             let reg = r.get();
             let p = &mut *pool;
             p.magic = 0;
@@ -710,10 +724,7 @@ pub unsafe fn destroy(pool: *mut Pool) {
                 (*p.reg_next).reg_prev = p.reg_prev;
             }
             reg.live_count -= 1;
-        }
-        let keep = {
-            let r = Reg::lock();
-            r.get().cache_count < CACHE_MAX
+            break reg.cache_count < CACHE_MAX;
         };
         release_pages(pool, if keep { Keep::Light } else { Keep::None });
         release_chunks(&mut *pool);
@@ -875,6 +886,17 @@ unsafe fn run_children_and_cleanups(pool: *mut Pool) {
             }
             destroy(child);
         }
+        run_cleanups(pool);
+    }
+}
+
+/// Runs and frees the pool's cleanups, last added first.
+///
+/// # Safety
+/// `pool` must be live and ours.
+unsafe fn run_cleanups(pool: *mut Pool) {
+    // SAFETY: as the caller guarantees; each cleanup is a block of ours.
+    unsafe {
         loop {
             let c = (*pool).cleanups;
             if c.is_null() {
