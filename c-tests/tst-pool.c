@@ -354,6 +354,8 @@ static void test_limit(unsigned flags) {
 
 static void free_it(void *p) { free(p); }
 
+static void malloc_from(void *p) { api.malloc(p, 32); }
+
 static void test_stale_free(unsigned flags) {
   ptrs_pool *p = make(flags, 0, NULL);
   void *a = api.malloc(p, 64);
@@ -364,6 +366,11 @@ static void test_stale_free(unsigned flags) {
   char what[64];
   snprintf(what, sizeof what, "free after destroy (%s)", mode_name(flags));
   expect_abort(what, free_it, b, "free", "invalid pointer", b);
+  /* an allocation from the pool just destroyed (kept in ptrs's cache of
+   * destroyed pools, so its memory is still readable) is reported too, in
+   * every mode (the fast paths are closed on destroy) */
+  snprintf(what, sizeof what, "malloc from a destroyed pool (%s)", mode_name(flags));
+  expect_abort(what, malloc_from, p, "ptrs_pool_malloc", "invalid pool", p);
   /* a double free of a live pool's block */
   ptrs_pool *q = make(flags, 0, NULL);
   void *c = api.malloc(q, 64);

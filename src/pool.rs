@@ -61,7 +61,8 @@ pub const SHARED: u32 = 1;
 /// Bump allocation: `free` of a bump block only marks it.
 pub const BUMP: u32 = 2;
 const KNOWN_FLAGS: u32 = SHARED | BUMP;
-/// `Pool::mode` bits beyond the flags: a limit is set; memcheck mode.
+/// `Pool::mode` bits beyond the flags: a limit is set; memcheck mode (or
+/// a destroyed pool): no fast path.
 const MODE_LIMIT: u32 = 256;
 const MODE_SLOW: u32 = 512;
 
@@ -711,6 +712,10 @@ pub unsafe fn destroy(pool: *mut Pool) {
             let reg = r.get();
             let p = &mut *pool;
             p.magic = 0;
+            // No fast path for a destroyed pool: a later allocation from it
+            // (while it is cached) reaches the check and is reported.
+            p.mode = MODE_SLOW;
+            p.fast = ptr::null_mut();
             if !p.parent.is_null() {
                 unlink_child(p.parent, pool);
                 p.parent = ptr::null_mut();
