@@ -1379,18 +1379,36 @@ unsafe fn new_chunk(p: &mut Pool, total: usize) -> bool {
 /// `page` must be a live bump chunk and `addr` a 16-aligned address inside
 /// its carved part.
 pub unsafe fn bump_usable(page: &Page, addr: usize) -> Option<usize> {
+    // SAFETY: as the caller guarantees.
+    unsafe { bump_block(page, addr) }.map(|(usable, _)| usable)
+}
+
+/// `bump_usable`, with the pool (live or not, never null) holding the
+/// block.
+///
+/// # Safety
+/// As `bump_usable`.
+#[inline(always)]
+unsafe fn bump_block(page: &Page, addr: usize) -> Option<(usize, *mut Pool)> {
     if addr < page.start as usize + BUMP_CHUNK_HDR + HDR {
         return None;
     }
-    let (key, end) = match arena_chunk_of(page, addr) {
+    let (key, end, pool) = match arena_chunk_of(page, addr) {
         Some((pool, salt, end)) => {
             if pool.is_null() || addr < (addr & !(CHUNK - 1)) + core::mem::size_of::<Chunk>() + HDR {
                 return None;
             }
-            (page.key ^ salt, end)
+            (page.key ^ salt, end, pool)
         }
-        // SAFETY: a bump chunk starts with its salt (`new_chunk`).
-        None => (page.key ^ unsafe { *(page.start as *const usize) }, page.start as usize + page.capacity as usize * MIN_ALIGN),
+        // SAFETY: a bump chunk starts with its salt (`new_chunk`); a live
+        // page's heap is a heap, a pool heap's `pool` its pool.
+        None => unsafe {
+            (
+                page.key ^ *(page.start as *const usize),
+                page.start as usize + page.capacity as usize * MIN_ALIGN,
+                (*page.heap).pool,
+            )
+        },
     };
     // SAFETY: the header lies inside the chunk's carved part (caller).
     let (w0, w1) = unsafe { (*((addr - HDR) as *const usize), *((addr - 8) as *const usize)) };
@@ -1401,7 +1419,7 @@ pub unsafe fn bump_usable(page: &Page, addr: usize) -> Option<usize> {
     if usable > end - addr {
         return None;
     }
-    Some(usable)
+    Some((usable, pool))
 }
 
 /// `free` of a block of a pool page, from any thread: a bump block is
@@ -1415,13 +1433,13 @@ pub unsafe fn free_block(page: *mut Page, block: *mut Block, func: &str) {
     // SAFETY: as the caller guarantees; a pool heap's `pool` is its pool.
     unsafe {
         let owner = (*page).heap;
-        let pool = &*pool_of_page(&*page, block as usize);
         if (*page).flags & FLAG_BUMP != 0 {
             let addr = block as usize;
-            let Some(usable) = bump_usable(&*page, addr) else {
+            let Some((usable, pool)) = bump_block(&*page, addr) else {
                 free::report_invalid(func, block as *mut u8);
                 return;
             };
+            let pool = &*pool;
             let hdr = (addr - HDR) as *mut usize;
             if *hdr & HDR_FREED != 0 {
                 crate::diag::heap_error(func, "double free detected", addr);
@@ -1432,6 +1450,8 @@ pub unsafe fn free_block(page: *mut Page, block: *mut Block, func: &str) {
             count_freed(pool, usable);
             return;
         }
+        // Not a bump page, so not the arena's: the page heap's pool.
+        let pool = &*(*owner).pool;
         // The owner token: the thread allocating from the pool frees
         // locally (see `claim` for the handshake with a new owner).
         let me = crate::tls::current();
