@@ -65,6 +65,8 @@ const KNOWN_FLAGS: u32 = SHARED | BUMP;
 /// a destroyed pool): no fast path.
 const MODE_LIMIT: u32 = 256;
 const MODE_SLOW: u32 = 512;
+/// `Pool::fast` of a bump pool: never a heap's address.
+const BUMP_FAST: *mut Heap = 1 as *mut Heap;
 
 /// The largest request a bump pool carves from its chunks (bytes); larger
 /// ones are ordinary blocks of the pool heap, returned when freed.
@@ -160,10 +162,11 @@ pub struct Pool {
     /// `flags`, plus `MODE_LIMIT` when a limit is set and `MODE_SLOW`
     /// under memcheck: `BUMP` alone lets `alloc_fast` carve.
     mode: u32,
-    /// The owner token again (written by its thread only, read by the
-    /// allocating thread only) when `mode` is 0, else null: the malloc-like
-    /// fast path of `alloc_fast` is taken when it is the calling thread's
-    /// heap, which also proves the token is ours.
+    /// Which fast path `alloc_fast` takes: the owner token again (written
+    /// by its thread only, read by the allocating thread only) when `mode`
+    /// is 0, for the malloc-like path, taken when it is the calling
+    /// thread's heap (which proves the token is ours); `BUMP_FAST` when
+    /// `mode` is `BUMP` alone, for the bump path; else null: none.
     fast: *mut Heap,
     /// Most bytes of blocks (usable sizes) the pool may hold; 0: no limit.
     limit: usize,
@@ -646,7 +649,11 @@ pub fn create(opts: &Options<'_>) -> Result<*mut Pool, CreateError> {
         let me = if opts.flags & (SHARED | BUMP) == 0 { heap::thread_heap() } else { ptr::null_mut() };
         let me = if heap::is_real(me) { me } else { ptr::null_mut() };
         p.owner.store(me, Ordering::Relaxed);
-        p.fast = if p.mode == 0 { me } else { ptr::null_mut() };
+        p.fast = match p.mode {
+            0 => me,
+            BUMP => BUMP_FAST,
+            _ => ptr::null_mut(),
+        };
         start_arena(p);
         p.magic = pool as usize ^ POOL_MAGIC;
     }
@@ -1034,8 +1041,23 @@ pub unsafe fn alloc(pool: *mut Pool, size: usize) -> *mut u8 {
 pub unsafe fn alloc_fast(pool: *mut Pool, size: usize) -> *mut u8 {
     // SAFETY: as the caller guarantees.
     let p = unsafe { &mut *pool };
-    if p.fast == crate::tls::current() {
-        if size <= DIRECT_MAX {
+    if p.fast == BUMP_FAST {
+        // Bump mode: carve from the current region (an arena chunk or a
+        // bump chunk of the pool heap) when it has room. `size - 1` below
+        // `BUMP_MAX` tests the size and rounds it in one go (0 goes to the
+        // slow path).
+        let m = size.wrapping_sub(1);
+        if m < BUMP_MAX {
+            let usable = (m | (MIN_ALIGN - 1)) + 1;
+            if p.bump_cur + HDR + usable <= p.bump_end {
+                // SAFETY: the region is the pool's and has room.
+                let b = unsafe { bump_carve(p, usable) };
+                account(p, usable);
+                return b;
+            }
+        }
+    } else if size <= DIRECT_MAX {
+        if p.fast == crate::tls::current() {
             // The owner token is ours (`fast` is only ever our heap when it
             // is), so no other thread frees onto the pool's local lists now.
             // SAFETY: the heap is the empty heap or the pool's; the direct
@@ -1047,18 +1069,6 @@ pub unsafe fn alloc_fast(pool: *mut Pool, size: usize) -> *mut u8 {
                     account(p, (*page).block_size);
                     return b;
                 }
-            }
-        }
-    } else if p.mode == BUMP {
-        // Bump mode: carve from the current region (an arena chunk or a
-        // bump chunk of the pool heap) when it has room.
-        if size <= BUMP_MAX {
-            let usable = round16(size.max(MIN_ALIGN));
-            if p.bump_cur + HDR + usable <= p.bump_end {
-                // SAFETY: the region is the pool's and has room.
-                let b = unsafe { bump_carve(p, usable) };
-                account(p, usable);
-                return b;
             }
         }
     }

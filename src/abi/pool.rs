@@ -183,8 +183,7 @@ pub unsafe extern "C" fn ptrs_pool_reset(pool: *mut ptrs_pool) {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ptrs_pool_malloc(pool: *mut ptrs_pool, size: usize) -> *mut c_void {
     if pool.is_null() {
-        os::set_errno(libc::EINVAL);
-        return core::ptr::null_mut();
+        return einval();
     }
     // The fast paths (never taken in memcheck mode: such pools are made
     // with `MODE_SLOW`); everything else checks the pool and knows memcheck.
@@ -195,6 +194,15 @@ pub unsafe extern "C" fn ptrs_pool_malloc(pool: *mut ptrs_pool, size: usize) -> 
     }
     // SAFETY: as the caller guarantees.
     unsafe { pool_alloc_any(pool, size, 0, false) }
+}
+
+/// Sets errno EINVAL and returns NULL (out of line: the fast paths keep
+/// no stack frame for it).
+#[cold]
+#[inline(never)]
+fn einval() -> *mut c_void {
+    os::set_errno(libc::EINVAL);
+    core::ptr::null_mut()
 }
 
 #[cold]
