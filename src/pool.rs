@@ -13,17 +13,20 @@
 //!   [`SHARED`] the caller guarantees one allocating thread at a time (the
 //!   pool may move between threads); with it, every allocation takes the
 //!   pool heap's slow-path lock.
-//! - **Free** of a pool block from any thread is a remote free (the pool
-//!   heap is never a thread's heap): one compare-and-swap on the page's
-//!   remote list (`free::free_remote` calls [`free_block`]), collected by
-//!   the pool at its next refill. `realloc` keeps a block in its pool
+//! - **Free** of a pool block (`free::free_remote` calls [`free_block`]):
+//!   by the thread that holds the pool's owner token (the one allocating
+//!   from a default-mode pool now, see `Pool::owner` and `claim`), a local
+//!   free onto the page's free list; by any other thread, a remote free:
+//!   one compare-and-swap on the page's remote list, collected by the pool
+//!   at its next refill. `realloc` keeps a block in its pool
 //!   (`alloc::realloc_generic` calls [`realloc_block`]).
 //! - **Destroy / reset** walk the pool's segments, not its blocks: every
 //!   page descriptor in use is cleared (so a later `free` of a block finds
 //!   no page there and is reported as an invalid pointer) and the segments
-//!   go to the retention policy (`segment::release`), except one that a
-//!   reset pool, or a destroyed one kept in a small cache for the next
-//!   `create`, keeps for reuse. Time is proportional to pages.
+//!   go to the retention policy (`segment::release`, which purges them
+//!   later), except one that a reset pool, or a destroyed one kept in a
+//!   small cache for the next `create`, keeps for reuse. No system call:
+//!   time is proportional to pages.
 //! - **Bump mode** ([`BUMP`]): requests up to [`BUMP_MAX`] bytes are carved
 //!   sequentially from chunks (spans flagged [`FLAG_BUMP`]), each block
 //!   after a 16-byte header (usable size, a check word). `free` of such a
