@@ -663,6 +663,55 @@ static void test_owner_handoff(void) {
   api.destroy(own.pool);
 }
 
+/* fork while another thread frees its pool's blocks locally (its owner
+ * token, a busy count raised during each such free): the child, where
+ * that thread does not exist, takes the pool over at its first allocation
+ * and must not wait for a free that will never end. */
+static int fork_stop;
+static ptrs_pool *fork_pool;
+static void *local_churn(void *arg) {
+  (void)arg;
+  while (!__atomic_load_n(&fork_stop, __ATOMIC_RELAXED)) {
+    void *b[8];
+    for (int i = 0; i < 8; i++)
+      b[i] = api.malloc(fork_pool, 32);
+    for (int i = 0; i < 8; i++)
+      free(b[i]);
+  }
+  return NULL;
+}
+
+static void test_fork_owner(void) {
+  fork_pool = make(0, 0, NULL);
+  pthread_t t;
+  pthread_create(&t, NULL, local_churn, NULL);
+  int hung = 0, bad = 0;
+  for (int k = 0; k < 200 && !hung; k++) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      void *b = api.malloc(fork_pool, 32);
+      _exit(b != NULL ? 0 : 1);
+    }
+    int status = 0, waited = 0;
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+      if (++waited > 5000) { /* 5 s */
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        hung = 1;
+        break;
+      }
+      usleep(1000);
+    }
+    if (!hung && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+      bad++;
+  }
+  __atomic_store_n(&fork_stop, 1, __ATOMIC_RELAXED);
+  pthread_join(t, NULL);
+  CHECK(hung == 0);
+  CHECK(bad == 0);
+  api.destroy(fork_pool);
+}
+
 /* ---- many pools; RSS back after destroying them ---- */
 
 static void test_many(unsigned flags) {
@@ -706,6 +755,8 @@ int main(void) {
   for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++)
     test_peak(modes[m]);
   test_owner_handoff();
+  if (!under_memcheck())
+    test_fork_owner();
   test_many(0);
   test_many(PTRS_POOL_BUMP);
   return mt_result();

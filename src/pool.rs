@@ -267,10 +267,21 @@ impl Drop for Reg {
 }
 
 /// In the child after `fork`: the registry lock may have been held by a
-/// thread that does not exist there.
+/// thread that does not exist there, and so may a pool's busy count (a
+/// local free in progress in another thread), on which the child's next
+/// `claim` would wait forever.
 pub fn after_fork_child() {
     REG_LOCK.reset();
     ARENA_LOCK.reset();
+    let r = Reg::lock();
+    let mut pool = r.get().live;
+    while !pool.is_null() {
+        // SAFETY: live pools are valid, linked under the registry lock.
+        unsafe {
+            (*pool).busy.store(0, Ordering::Relaxed);
+            pool = (*pool).reg_next;
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
