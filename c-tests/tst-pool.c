@@ -354,6 +354,8 @@ static void test_limit(unsigned flags) {
 
 static void free_it(void *p) { free(p); }
 
+static void malloc_from(void *p) { api.malloc(p, 32); }
+
 static void test_stale_free(unsigned flags) {
   ptrs_pool *p = make(flags, 0, NULL);
   void *a = api.malloc(p, 64);
@@ -364,6 +366,11 @@ static void test_stale_free(unsigned flags) {
   char what[64];
   snprintf(what, sizeof what, "free after destroy (%s)", mode_name(flags));
   expect_abort(what, free_it, b, "free", "invalid pointer", b);
+  /* an allocation from the pool just destroyed (kept in ptrs's cache of
+   * destroyed pools, so its memory is still readable) is reported too, in
+   * every mode (the fast paths are closed on destroy) */
+  snprintf(what, sizeof what, "malloc from a destroyed pool (%s)", mode_name(flags));
+  expect_abort(what, malloc_from, p, "ptrs_pool_malloc", "invalid pool", p);
   /* a double free of a live pool's block */
   ptrs_pool *q = make(flags, 0, NULL);
   void *c = api.malloc(q, 64);
@@ -460,6 +467,251 @@ static void test_threads(void) {
   api.destroy(s);
 }
 
+/* ---- the owner token: local frees by the allocating thread ---- */
+
+/* Frees by the thread that allocates from a pool go on the pages' local
+ * lists (the owner token, src/pool.rs): a freed block is the next one
+ * handed out for its size, with no slow path. */
+static void test_owner_local(void) {
+  ptrs_pool *p = make(0, 0, NULL);
+  void *warm[64];
+  for (int i = 0; i < 64; i++)
+    warm[i] = api.malloc(p, 48);
+  void *a = api.malloc(p, 48);
+  CHECK(a != NULL);
+  free(a);
+  void *b = api.malloc(p, 48);
+  if (!under_memcheck())
+    CHECK(b == a); /* reused at once: it went back on the local list */
+  ptrs_pool_stats st;
+  CHECK(api.stats_get(p, &st) == 0 && st.blocks == 65);
+  free(b);
+  for (int i = 0; i < 64; i++)
+    free(warm[i]);
+  CHECK(api.stats_get(p, &st) == 0 && st.blocks == 0 && st.allocated == 0);
+  CHECK(st.peak_allocated >= 65 * 48);
+  api.destroy(p);
+}
+
+/* The peak counts the most bytes live at any moment, also when the frees
+ * that end it come from another thread (statistics record it at frees). */
+static void *free_all(void *arg) {
+  void **b = arg;
+  for (int i = 0; i < 100; i++)
+    free(b[i]);
+  return NULL;
+}
+
+static void test_peak(unsigned flags) {
+  ptrs_pool *p = make(flags, 0, NULL);
+  void *b[100];
+  size_t total = 0;
+  for (int i = 0; i < 100; i++) {
+    b[i] = api.malloc(p, 64);
+    CHECK(b[i] != NULL);
+    total += malloc_usable_size(b[i]);
+  }
+  pthread_t t;
+  pthread_create(&t, NULL, free_all, b);
+  pthread_join(t, NULL);
+  void *c[10];
+  size_t now = 0;
+  for (int i = 0; i < 10; i++) {
+    c[i] = api.malloc(p, 64);
+    now += malloc_usable_size(c[i]);
+  }
+  ptrs_pool_stats st;
+  CHECK(api.stats_get(p, &st) == 0);
+  CHECK(BYTES_EQ(st.allocated, now));
+  CHECK(BYTES_EQ(st.peak_allocated, total));
+  /* and by the owner's own frees */
+  for (int i = 0; i < 10; i++)
+    free(c[i]);
+  for (int i = 0; i < 5; i++)
+    c[i] = api.malloc(p, 64);
+  CHECK(api.stats_get(p, &st) == 0 && BYTES_EQ(st.peak_allocated, total));
+  api.destroy(p);
+}
+
+/* A pool handed back and forth between two threads while the thread that
+ * gave it away keeps freeing its own blocks (which must then be remote
+ * frees: the new owner allocates from the same pages at that moment), and
+ * a third thread frees other blocks of the pool remotely all along. Every
+ * block handed out is distinct and keeps its contents. */
+enum { OWN_ROUNDS = 300, OWN_M = 200 };
+static struct {
+  ptrs_pool *pool;
+  int turn;                /* round handed to the worker; -1: stop */
+  int done;                /* last round the worker finished */
+  void *mine[OWN_M];       /* the worker's blocks of the round */
+  void *remote[OWN_M];     /* blocks for the remote freer */
+  int remote_ready;        /* round whose remote[] is ready, 0: none */
+  int remote_done;
+} own;
+
+static void *owner_worker(void *arg) {
+  (void)arg;
+  for (int r = 1; r <= OWN_ROUNDS; r++) {
+    while (__atomic_load_n(&own.turn, __ATOMIC_ACQUIRE) < r)
+      ;
+    /* our turn to allocate: the main thread frees its own blocks now */
+    for (int i = 0; i < OWN_M; i++) {
+      size_t n = (size_t)(i % 7) * 16 + 16;
+      own.mine[i] = api.malloc(own.pool, n);
+      MT_CHECK(own.mine[i] != NULL);
+      if (own.mine[i])
+        fill_pattern(own.mine[i], n, (uint32_t)(r * OWN_M + i));
+    }
+    for (int i = 0; i < OWN_M; i++) {
+      size_t n = (size_t)(i % 7) * 16 + 16;
+      if (own.mine[i])
+        MT_CHECK(check_pattern(own.mine[i], n, (uint32_t)(r * OWN_M + i)) == PATTERN_OK);
+    }
+    __atomic_store_n(&own.done, r, __ATOMIC_RELEASE);
+  }
+  return NULL;
+}
+
+static void *remote_freer(void *arg) {
+  (void)arg;
+  for (int r = 1; r <= OWN_ROUNDS; r++) {
+    while (__atomic_load_n(&own.remote_ready, __ATOMIC_ACQUIRE) < r)
+      ;
+    for (int i = 0; i < OWN_M; i++)
+      free(own.remote[i]);
+    __atomic_store_n(&own.remote_done, r, __ATOMIC_RELEASE);
+  }
+  return NULL;
+}
+
+static int cmp_ptr(const void *a, const void *b) {
+  uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
+  return x < y ? -1 : x > y;
+}
+
+static void test_owner_handoff(void) {
+  static void *keep[OWN_ROUNDS][OWN_M];
+  static void *all[OWN_M * 4];
+  own.pool = make(0, 0, NULL);
+  pthread_t w, f;
+  pthread_create(&w, NULL, owner_worker, NULL);
+  pthread_create(&f, NULL, remote_freer, NULL);
+  void *local[OWN_M];
+  int bad = 0;
+  for (int r = 1; r <= OWN_ROUNDS; r++) {
+    /* our turn: allocate (taking the token back), for ourselves and for
+     * the remote freer */
+    for (int i = 0; i < OWN_M; i++) {
+      size_t n = (size_t)(i % 7) * 16 + 16;
+      local[i] = api.malloc(own.pool, n);
+      own.remote[i] = api.malloc(own.pool, n);
+      if (!local[i] || !own.remote[i]) {
+        bad++;
+        continue;
+      }
+      memset(local[i], 0x5a, n);
+      memset(own.remote[i], 0xa5, n);
+    }
+    __atomic_store_n(&own.remote_ready, r, __ATOMIC_RELEASE);
+    /* hand the pool over, then free our blocks while the worker allocates */
+    __atomic_store_n(&own.turn, r, __ATOMIC_RELEASE);
+    for (int i = 0; i < OWN_M; i++)
+      free(local[i]);
+    while (__atomic_load_n(&own.done, __ATOMIC_ACQUIRE) < r)
+      ;
+    while (__atomic_load_n(&own.remote_done, __ATOMIC_ACQUIRE) < r)
+      ;
+    /* the worker's blocks of this round: distinct, contents intact; half
+     * stay live to the end, half are freed here (by us, the owner again
+     * from the next allocation on) */
+    memcpy(all, own.mine, sizeof own.mine);
+    qsort(all, OWN_M, sizeof all[0], cmp_ptr);
+    for (int i = 1; i < OWN_M; i++)
+      if (all[i] == all[i - 1])
+        bad++;
+    for (int i = 0; i < OWN_M; i++) {
+      size_t n = (size_t)(i % 7) * 16 + 16;
+      if (check_pattern(own.mine[i], n, (uint32_t)(r * OWN_M + i)) != PATTERN_OK)
+        bad++;
+      if (i % 2) {
+        free(own.mine[i]);
+        keep[r - 1][i] = NULL;
+      } else {
+        keep[r - 1][i] = own.mine[i];
+      }
+    }
+  }
+  pthread_join(w, NULL);
+  pthread_join(f, NULL);
+  /* every kept block intact; the statistics count exactly them */
+  size_t total = 0, count = 0;
+  for (int r = 1; r <= OWN_ROUNDS; r++)
+    for (int i = 0; i < OWN_M; i += 2) {
+      size_t n = (size_t)(i % 7) * 16 + 16;
+      if (check_pattern(keep[r - 1][i], n, (uint32_t)(r * OWN_M + i)) != PATTERN_OK)
+        bad++;
+      total += malloc_usable_size(keep[r - 1][i]);
+      count++;
+    }
+  CHECK(bad == 0);
+  ptrs_pool_stats st;
+  CHECK(api.stats_get(own.pool, &st) == 0);
+  CHECK(st.blocks == count);
+  CHECK(BYTES_EQ(st.allocated, total));
+  size_t visited = 0;
+  CHECK(api.visit(own.pool, visit_count, &visited) == 0 && visited == count);
+  api.destroy(own.pool);
+}
+
+/* fork while another thread frees its pool's blocks locally (its owner
+ * token, a busy count raised during each such free): the child, where
+ * that thread does not exist, takes the pool over at its first allocation
+ * and must not wait for a free that will never end. */
+static int fork_stop;
+static ptrs_pool *fork_pool;
+static void *local_churn(void *arg) {
+  (void)arg;
+  while (!__atomic_load_n(&fork_stop, __ATOMIC_RELAXED)) {
+    void *b[8];
+    for (int i = 0; i < 8; i++)
+      b[i] = api.malloc(fork_pool, 32);
+    for (int i = 0; i < 8; i++)
+      free(b[i]);
+  }
+  return NULL;
+}
+
+static void test_fork_owner(void) {
+  fork_pool = make(0, 0, NULL);
+  pthread_t t;
+  pthread_create(&t, NULL, local_churn, NULL);
+  int hung = 0, bad = 0;
+  for (int k = 0; k < 200 && !hung; k++) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      void *b = api.malloc(fork_pool, 32);
+      _exit(b != NULL ? 0 : 1);
+    }
+    int status = 0, waited = 0;
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+      if (++waited > 5000) { /* 5 s */
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        hung = 1;
+        break;
+      }
+      usleep(1000);
+    }
+    if (!hung && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+      bad++;
+  }
+  __atomic_store_n(&fork_stop, 1, __ATOMIC_RELAXED);
+  pthread_join(t, NULL);
+  CHECK(hung == 0);
+  CHECK(bad == 0);
+  api.destroy(fork_pool);
+}
+
 /* ---- many pools; RSS back after destroying them ---- */
 
 static void test_many(unsigned flags) {
@@ -499,7 +751,13 @@ int main(void) {
   }
   test_nesting();
   test_threads();
+  test_owner_local();
+  for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++)
+    test_peak(modes[m]);
+  test_owner_handoff();
+  if (!under_memcheck())
+    test_fork_owner();
   test_many(0);
   test_many(PTRS_POOL_BUMP);
-  return test_result();
+  return mt_result();
 }

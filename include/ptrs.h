@@ -272,8 +272,11 @@ void ptrs_pool_reset(struct ptrs_pool *pool);
 /*
  Allocates `size` bytes (16-byte aligned) from the pool; `size` 0 gives
  a unique block, as malloc(0). NULL with errno ENOMEM when out of memory
- or beyond the pool's limit, EINVAL for a NULL pool. Costs what malloc
- costs (the same fast path, on the pool's heap).
+ or beyond the pool's limit, EINVAL for a NULL pool. Costs about what
+ malloc costs: malloc's fast path on the pool's heap when the calling
+ thread allocated from the pool last (default mode), a bump carve in
+ PTRS_POOL_BUMP mode; a thread the pool was handed to takes it over at
+ its first allocation (a few atomic operations, once).
 
  # Safety
  `pool` must be NULL or a live pool, from which no other thread

@@ -8,6 +8,10 @@
 #   bash scripts/bench.sh pools      the pool benchmark (bench/pools.c): ptrs
 #                                    pools (default, bump) against APR pools,
 #                                    mimalloc heaps, jemalloc arenas -> stdout
+#   bash scripts/bench.sh poolcg     instructions (callgrind) per pool operation:
+#                                    allocation and free from malloc, a pool, a
+#                                    bump pool; create, destroy and a whole
+#                                    request cycle (bench/poolfast.c) -> stdout
 #
 # Environment:
 #   BENCH_REPS=5          repetitions (median is reported)
@@ -52,6 +56,46 @@ OUT=$ROOT/${BENCH_OUT:-bench}
 LIBDIR=/usr/lib/x86_64-linux-gnu
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)
+
+if [ "$MODE" = poolcg ]; then
+  # Each figure is (Ir(N) - Ir(0)) / calls of a non-inlined wrapper of
+  # bench/poolfast.c, inclusive (the wrapper's call and return included).
+  command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
+  [ -n "${BENCH_NO_BUILD:-}" ] || cargo build --release >/dev/null
+  mkdir -p "$BUILD/callgrind"
+  lib=$ROOT/target/release
+  gcc -O2 -g -I include -o "$BUILD/poolfast" bench/poolfast.c -L "$lib" "-Wl,-rpath,$lib" -lptrs
+  N=${BENCH_CALLGRIND_N:-200000}
+  incl() { # file function -> inclusive Ir
+    callgrind_annotate --inclusive=yes "$1" 2>/dev/null |
+      awk -v f=":$2 " 'index($0, f) { gsub(",", "", $1); print $1; found = 1; exit } END { if (!found) print 0 }'
+  }
+  per() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.1f", (a - b) / n }'; }
+  echo "mode alloc_Ir free_Ir pair_Ir create_Ir destroy_Ir cycle_Ir   (N=$N; cycle: create, 102 allocations, destroy)"
+  for m in malloc pool bump cycle cyclebump; do
+    n=$N
+    case $m in cycle*) n=$((N / 20)) ;; esac
+    for k in 0 "$n"; do
+      valgrind --tool=callgrind --callgrind-out-file="$BUILD/callgrind/poolfast.$m.$k.out" \
+        "$BUILD/poolfast" "$m" "$k" >/dev/null 2>&1
+    done
+    f0=$BUILD/callgrind/poolfast.$m.0.out f1=$BUILD/callgrind/poolfast.$m.$n.out
+    a=$(per "$(incl "$f1" do_alloc)" "$(incl "$f0" do_alloc)" "$n")
+    fr=$(per "$(incl "$f1" do_free)" "$(incl "$f0" do_free)" "$n")
+    case $m in
+      cycle*)
+        c=$(per "$(incl "$f1" do_create)" "$(incl "$f0" do_create)" "$n")
+        d=$(per "$(incl "$f1" do_destroy)" "$(incl "$f0" do_destroy)" "$n")
+        t=$(per "$(incl "$f1" main)" "$(incl "$f0" main)" "$n")
+        a=$(awk -v a="$a" 'BEGIN { printf "%.1f", a / 102 }')
+        echo "$m $a - - $c $d $t" ;;
+      *)
+        t=$(per "$(incl "$f1" main)" "$(incl "$f0" main)" "$n")
+        echo "$m $a $fr $t - - -" ;;
+    esac
+  done
+  exit 0
+fi
 
 if [ "$MODE" = pools ]; then
   # APR, mimalloc and jemalloc from Debian, installed if missing.

@@ -13,17 +13,20 @@
 //!   [`SHARED`] the caller guarantees one allocating thread at a time (the
 //!   pool may move between threads); with it, every allocation takes the
 //!   pool heap's slow-path lock.
-//! - **Free** of a pool block from any thread is a remote free (the pool
-//!   heap is never a thread's heap): one compare-and-swap on the page's
-//!   remote list (`free::free_remote` calls [`free_block`]), collected by
-//!   the pool at its next refill. `realloc` keeps a block in its pool
+//! - **Free** of a pool block (`free::free_remote` calls [`free_block`]):
+//!   by the thread that holds the pool's owner token (the one allocating
+//!   from a default-mode pool now, see `Pool::owner` and `claim`), a local
+//!   free onto the page's free list; by any other thread, a remote free:
+//!   one compare-and-swap on the page's remote list, collected by the pool
+//!   at its next refill. `realloc` keeps a block in its pool
 //!   (`alloc::realloc_generic` calls [`realloc_block`]).
 //! - **Destroy / reset** walk the pool's segments, not its blocks: every
 //!   page descriptor in use is cleared (so a later `free` of a block finds
 //!   no page there and is reported as an invalid pointer) and the segments
-//!   go to the retention policy (`segment::release`), except one that a
-//!   reset pool, or a destroyed one kept in a small cache for the next
-//!   `create`, keeps for reuse. Time is proportional to pages.
+//!   go to the retention policy (`segment::release`, which purges them
+//!   later), except one that a reset pool, or a destroyed one kept in a
+//!   small cache for the next `create`, keeps for reuse. No system call:
+//!   time is proportional to pages.
 //! - **Bump mode** ([`BUMP`]): requests up to [`BUMP_MAX`] bytes are carved
 //!   sequentially from chunks (spans flagged [`FLAG_BUMP`]), each block
 //!   after a 16-byte header (usable size, a check word). `free` of such a
@@ -44,7 +47,7 @@
 
 use core::ffi::c_void;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 use crate::free::{self, BlockInfo};
 use crate::heap::{self, Heap, PageQueue, SlowLock, EMPTY_HEAP};
@@ -61,12 +64,20 @@ pub const SHARED: u32 = 1;
 /// Bump allocation: `free` of a bump block only marks it.
 pub const BUMP: u32 = 2;
 const KNOWN_FLAGS: u32 = SHARED | BUMP;
+/// `Pool::mode` bits beyond the flags: a limit is set; memcheck mode (or
+/// a destroyed pool): no fast path.
+const MODE_LIMIT: u32 = 256;
+const MODE_SLOW: u32 = 512;
+/// `Pool::fast` of a bump pool: never a heap's address.
+const BUMP_FAST: *mut Heap = 1 as *mut Heap;
 
 /// The largest request a bump pool carves from its chunks (bytes); larger
 /// ones are ordinary blocks of the pool heap, returned when freed.
 pub const BUMP_MAX: usize = 16 << 10;
 /// Bytes of the header before each bump block.
 const HDR: usize = 16;
+/// Bytes at the start of a bump chunk of a pool heap (its salt).
+const BUMP_CHUNK_HDR: usize = 16;
 /// Header word 0: set when the block was freed.
 const HDR_FREED: usize = 1 << 63;
 const BUMP_MAGIC: usize = 0x7074_7273_6275_6d70;
@@ -79,9 +90,25 @@ pub const NAME_LEN: usize = 40;
 /// `create`; beyond that, their segments go to the retention policy and
 /// their memory back to the OS.
 const CACHE_MAX: usize = 8;
-/// A kept segment with more dirty slices than this is purged first, so the
-/// cache holds at most `CACHE_MAX` x 2.5 MiB resident.
+/// A destroyed pool keeps a segment for the cache only if it has at most
+/// this many dirty slices (so the cache holds at most `CACHE_MAX` x 2.5 MiB
+/// resident); a dirtier one goes to the retention policy, which purges it
+/// after one to two purge delays unless a heap reuses it first. Destroy
+/// never purges (`madvise`) itself: that would cost time proportional to
+/// the bytes the pool touched (about 0.25 ms for 4 MiB), not to its pages.
 const KEEP_DIRTY_SLICES: u32 = 40;
+
+/// Which segment `release_pages` keeps for the pool.
+#[derive(Clone, Copy, PartialEq)]
+enum Keep {
+    /// None: every segment goes to the retention policy.
+    None,
+    /// One, for a destroyed pool in the cache: the first with at most
+    /// `KEEP_DIRTY_SLICES` dirty slices, if any.
+    Light,
+    /// The first one, for a reset pool, which will likely fill it again.
+    First,
+}
 /// Bytes of an arena chunk (a power of two dividing a slice).
 const CHUNK: usize = 1024;
 /// Arena chunks a pool takes (the first holds the pool itself) before it
@@ -129,14 +156,21 @@ pub struct Pool {
     chunk_count: usize,
     /// The bump region (`bump_cur..bump_end`) is the newest arena chunk.
     in_arena: bool,
-    /// The check-word key of the current bump region (page key ^ salt).
+    /// The check-word key of the current bump region (page key ^ salt ^
+    /// `BUMP_MAGIC`): a block's check word is its address ^ this.
     bump_key: usize,
     /// `self ^ POOL_MAGIC` while live, 0 once destroyed.
     magic: usize,
     flags: u32,
-    /// `flags`, plus 256 when a limit is set: 0 lets `alloc` take the
-    /// malloc fast path.
+    /// `flags`, plus `MODE_LIMIT` when a limit is set and `MODE_SLOW`
+    /// under memcheck: `BUMP` alone lets `alloc_fast` carve.
     mode: u32,
+    /// Which fast path `alloc_fast` takes: the owner token again (written
+    /// by its thread only, read by the allocating thread only) when `mode`
+    /// is 0, for the malloc-like path, taken when it is the calling
+    /// thread's heap (which proves the token is ours); `BUMP_FAST` when
+    /// `mode` is `BUMP` alone, for the bump path; else null: none.
+    fast: *mut Heap,
     /// Most bytes of blocks (usable sizes) the pool may hold; 0: no limit.
     limit: usize,
     /// NUL-terminated.
@@ -151,16 +185,37 @@ pub struct Pool {
     /// The registry's list of live pools, or of cached destroyed ones.
     reg_next: *mut Pool,
     reg_prev: *mut Pool,
-    /// Written by the allocating thread (or under the heap lock, SHARED).
-    alloc_bytes: usize,
+    /// Written by the allocating thread (or under the heap lock, SHARED);
+    /// read by freeing threads (for `peak`).
+    alloc_bytes: AtomicUsize,
     alloc_blocks: usize,
-    peak: usize,
+    /// The most bytes live so far, recorded when live bytes are about to
+    /// go down (every free, by whichever thread, see `count_freed`) rather
+    /// than at every allocation: live bytes only grow between frees, so
+    /// the maximum is reached just before one, or now (`stats` takes the
+    /// larger of this and the live bytes). With concurrent frees it is the
+    /// maximum of an order of the operations that each thread's view
+    /// allows.
+    peak: AtomicUsize,
     /// Written by any thread that frees a block of the pool.
     freed_bytes: AtomicUsize,
     freed_blocks: AtomicUsize,
     /// Huge blocks, linked through their segments' `next`/`prev`.
     huge: *mut Segment,
     huge_lock: AtomicBool,
+    /// The owner token: the heap of the thread allocating from the pool now
+    /// (a real thread heap), or null. Only pools without `SHARED` and
+    /// `BUMP` have one. Its thread frees the pool's blocks onto their
+    /// pages' local lists, like `free` of its own blocks (no atomic list
+    /// operation, and the block is reused by the next allocation without a
+    /// slow path); every other thread frees remotely. Set by `create` and
+    /// by `claim` (the first allocation of a thread the pool was handed
+    /// to).
+    owner: AtomicPtr<Heap>,
+    /// Local frees in progress (see `free_block` and `claim`: a Dekker
+    /// handshake, so a thread the pool was handed to never allocates while
+    /// the previous owner still frees locally).
+    busy: AtomicUsize,
     /// Bump chunks, newest first, linked through their pages' `next`.
     bump_chunks: *mut Page,
     bump_cur: usize,
@@ -212,10 +267,21 @@ impl Drop for Reg {
 }
 
 /// In the child after `fork`: the registry lock may have been held by a
-/// thread that does not exist there.
+/// thread that does not exist there, and so may a pool's busy count (a
+/// local free in progress in another thread), on which the child's next
+/// `claim` would wait forever.
 pub fn after_fork_child() {
     REG_LOCK.reset();
     ARENA_LOCK.reset();
+    let r = Reg::lock();
+    let mut pool = r.get().live;
+    while !pool.is_null() {
+        // SAFETY: live pools are valid, linked under the registry lock.
+        unsafe {
+            (*pool).busy.store(0, Ordering::Relaxed);
+            pool = (*pool).reg_next;
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -552,6 +618,10 @@ pub fn create(opts: &Options<'_>) -> Result<*mut Pool, CreateError> {
             (&raw mut (*pool).freed_bytes).write(AtomicUsize::new(0));
             (&raw mut (*pool).freed_blocks).write(AtomicUsize::new(0));
             (&raw mut (*pool).huge_lock).write(AtomicBool::new(false));
+            (&raw mut (*pool).owner).write(AtomicPtr::new(ptr::null_mut()));
+            (&raw mut (*pool).busy).write(AtomicUsize::new(0));
+            (&raw mut (*pool).alloc_bytes).write(AtomicUsize::new(0));
+            (&raw mut (*pool).peak).write(AtomicUsize::new(0));
         }
         pool
     } else {
@@ -569,7 +639,10 @@ pub fn create(opts: &Options<'_>) -> Result<*mut Pool, CreateError> {
         let p = &mut *pool;
         p.flags = opts.flags;
         p.limit = opts.limit;
-        p.mode = opts.flags | if opts.limit != 0 { 256 } else { 0 };
+        // Memcheck mode: every allocation takes the ABI's slow path, which
+        // tells memcheck about the block.
+        let slow = if crate::valgrind::active() { MODE_SLOW } else { 0 };
+        p.mode = opts.flags | if opts.limit != 0 { MODE_LIMIT } else { 0 } | slow;
         let n = opts.name.len().min(NAME_LEN - 1);
         p.name = [0; NAME_LEN];
         p.name[..n].copy_from_slice(&opts.name[..n]);
@@ -577,14 +650,24 @@ pub fn create(opts: &Options<'_>) -> Result<*mut Pool, CreateError> {
         p.cleanups = ptr::null_mut();
         p.sib_next = ptr::null_mut();
         p.sib_prev = ptr::null_mut();
-        p.alloc_bytes = 0;
+        p.alloc_bytes.store(0, Ordering::Relaxed);
         p.alloc_blocks = 0;
-        p.peak = 0;
+        p.peak.store(0, Ordering::Relaxed);
         p.freed_bytes.store(0, Ordering::Relaxed);
         p.freed_blocks.store(0, Ordering::Relaxed);
         p.huge = ptr::null_mut();
         p.bump_chunks = ptr::null_mut();
         p.bump_count = 0;
+        // The creating thread owns the pool (nobody else has it yet, so no
+        // handshake): its first allocations need no `claim`.
+        let me = if opts.flags & (SHARED | BUMP) == 0 { heap::thread_heap() } else { ptr::null_mut() };
+        let me = if heap::is_real(me) { me } else { ptr::null_mut() };
+        p.owner.store(me, Ordering::Relaxed);
+        p.fast = match p.mode {
+            0 => me,
+            BUMP => BUMP_FAST,
+            _ => ptr::null_mut(),
+        };
         start_arena(p);
         p.magic = pool as usize ^ POOL_MAGIC;
     }
@@ -630,12 +713,30 @@ pub fn create(opts: &Options<'_>) -> Result<*mut Pool, CreateError> {
 pub unsafe fn destroy(pool: *mut Pool) {
     // SAFETY: the caller guarantees `pool` is live and ours.
     unsafe {
-        run_children_and_cleanups(pool);
-        {
+        // Children (newest first), then cleanups (last added first), while
+        // the pool is live; then, under the same registry lock that saw
+        // none left, the pool is unlinked: one lock round trip for a pool
+        // without children or cleanups.
+        let keep = loop {
             let r = Reg::lock();
+            let child = (*pool).children;
+            if !child.is_null() {
+                drop(r);
+                destroy(child);
+                continue;
+            }
+            if !(*pool).cleanups.is_null() {
+                drop(r);
+                run_cleanups(pool);
+                continue;
+            }
             let reg = r.get();
             let p = &mut *pool;
             p.magic = 0;
+            // No fast path for a destroyed pool: a later allocation from it
+            // (while it is cached) reaches the check and is reported.
+            p.mode = MODE_SLOW;
+            p.fast = ptr::null_mut();
             if !p.parent.is_null() {
                 unlink_child(p.parent, pool);
                 p.parent = ptr::null_mut();
@@ -649,12 +750,9 @@ pub unsafe fn destroy(pool: *mut Pool) {
                 (*p.reg_next).reg_prev = p.reg_prev;
             }
             reg.live_count -= 1;
-        }
-        let keep = {
-            let r = Reg::lock();
-            r.get().cache_count < CACHE_MAX
+            break reg.cache_count < CACHE_MAX;
         };
-        release_pages(pool, keep);
+        release_pages(pool, if keep { Keep::Light } else { Keep::None });
         release_chunks(&mut *pool);
         let r = Reg::lock();
         let reg = r.get();
@@ -666,7 +764,7 @@ pub unsafe fn destroy(pool: *mut Pool) {
         }
         drop(r);
         if !(*(*pool).heap).segments.is_null() {
-            release_pages(pool, false);
+            release_pages(pool, Keep::None);
         }
         discard(pool);
     }
@@ -686,7 +784,7 @@ fn start_arena(p: &mut Pool) {
     p.in_arena = true;
     p.bump_cur = first as usize + ((core::mem::size_of::<Pool>() + MIN_ALIGN - 1) & !(MIN_ALIGN - 1));
     p.bump_end = first as usize + CHUNK;
-    p.bump_key = chunk_key(first as usize, a);
+    p.bump_key = chunk_key(first as usize, a) ^ BUMP_MAGIC;
 }
 
 static ARENA_LOCK_SALT: AtomicUsize = AtomicUsize::new(0x2545_f491_4f6c_dd1d);
@@ -769,12 +867,12 @@ pub unsafe fn reset(pool: *mut Pool) {
     // SAFETY: the caller guarantees `pool` is live and ours.
     unsafe {
         run_children_and_cleanups(pool);
-        release_pages(pool, true);
+        release_pages(pool, Keep::First);
         let p = &mut *pool;
         release_chunks(p);
-        p.alloc_bytes = 0;
+        p.alloc_bytes.store(0, Ordering::Relaxed);
         p.alloc_blocks = 0;
-        p.peak = 0;
+        p.peak.store(0, Ordering::Relaxed);
         p.freed_bytes.store(0, Ordering::Relaxed);
         p.freed_blocks.store(0, Ordering::Relaxed);
     }
@@ -814,6 +912,17 @@ unsafe fn run_children_and_cleanups(pool: *mut Pool) {
             }
             destroy(child);
         }
+        run_cleanups(pool);
+    }
+}
+
+/// Runs and frees the pool's cleanups, last added first.
+///
+/// # Safety
+/// `pool` must be live and ours.
+unsafe fn run_cleanups(pool: *mut Pool) {
+    // SAFETY: as the caller guarantees; each cleanup is a block of ours.
+    unsafe {
         loop {
             let c = (*pool).cleanups;
             if c.is_null() {
@@ -828,11 +937,11 @@ unsafe fn run_children_and_cleanups(pool: *mut Pool) {
 
 /// Gives back every block of the pool: huge blocks are unmapped (or
 /// cached), every page descriptor of its segments is cleared, and the
-/// segments go to the retention policy, but one if `keep_one`.
+/// segments go to the retention policy, but the one `keep` picks.
 ///
 /// # Safety
 /// `pool` must be ours; no block of it may be in use any more.
-unsafe fn release_pages(pool: *mut Pool, keep_one: bool) {
+unsafe fn release_pages(pool: *mut Pool, keep: Keep) {
     // SAFETY: as the caller guarantees.
     unsafe {
         let p = &mut *pool;
@@ -871,10 +980,8 @@ unsafe fn release_pages(pool: *mut Pool, keep_one: bool) {
             s.purge_candidates = 0;
             s.next = ptr::null_mut();
             s.prev = ptr::null_mut();
-            if keep_one && kept.is_null() {
-                if (s.dirty_slices & !1).count_ones() > KEEP_DIRTY_SLICES {
-                    (*p.heap).counters.purged_bytes += segment::purge_free_slices(s) as u64;
-                }
+            let light = (s.dirty_slices & !1).count_ones() <= KEEP_DIRTY_SLICES;
+            if kept.is_null() && (keep == Keep::First || (keep == Keep::Light && light)) {
                 kept = seg;
             } else {
                 segment::release(seg);
@@ -891,17 +998,33 @@ unsafe fn release_pages(pool: *mut Pool, keep_one: bool) {
 /// Bytes of live blocks now.
 #[inline(always)]
 fn live_bytes(p: &Pool) -> usize {
-    p.alloc_bytes.wrapping_sub(p.freed_bytes.load(Ordering::Relaxed))
+    p.alloc_bytes.load(Ordering::Relaxed).wrapping_sub(p.freed_bytes.load(Ordering::Relaxed))
 }
 
 #[inline(always)]
 fn account(p: &mut Pool, usable: usize) {
-    p.alloc_bytes = p.alloc_bytes.wrapping_add(usable);
+    // A load and a store, not a read-modify-write: only this thread (or
+    // the holder of a shared pool's lock) writes it.
+    p.alloc_bytes.store(p.alloc_bytes.load(Ordering::Relaxed).wrapping_add(usable), Ordering::Relaxed);
     p.alloc_blocks += 1;
-    let live = live_bytes(p);
-    if live > p.peak {
-        p.peak = live;
+}
+
+/// Records `live` (the bytes live just before a free) in the pool's peak.
+#[inline(always)]
+fn note_peak(p: &Pool, live: usize) {
+    // A free never makes live bytes negative: the block was counted
+    // allocated before the free could see it (`isize` guards the rest).
+    if live > p.peak.load(Ordering::Relaxed) && (live as isize) >= 0 {
+        p.peak.fetch_max(live, Ordering::Relaxed);
     }
+}
+
+/// Counts a block of `bytes` freed by any thread, recording the peak first.
+#[inline(always)]
+fn count_freed(p: &Pool, bytes: usize) {
+    let before = p.freed_bytes.fetch_add(bytes, Ordering::Relaxed);
+    note_peak(p, p.alloc_bytes.load(Ordering::Relaxed).wrapping_sub(before));
+    p.freed_blocks.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Allocates `size` bytes (16-byte aligned) from a live pool. Null when
@@ -913,21 +1036,57 @@ fn account(p: &mut Pool, usable: usize) {
 #[inline(always)]
 pub unsafe fn alloc(pool: *mut Pool, size: usize) -> *mut u8 {
     // SAFETY: as the caller guarantees.
-    let p = unsafe { &mut *pool };
-    if size <= DIRECT_MAX && p.mode == 0 {
-        // SAFETY: the heap is the empty heap or the pool's; the direct table
-        // always points at a valid page.
-        unsafe {
-            let page = (*p.heap).pages_direct[(size + MIN_ALIGN - 1) / MIN_ALIGN];
-            if !(*page).free.is_null() {
-                let b = heap::pop(&mut *page);
-                account(p, (*page).block_size);
-                return b;
-            }
-        }
+    let b = unsafe { alloc_fast(pool, size) };
+    if !b.is_null() {
+        return b;
     }
     // SAFETY: as above.
     unsafe { alloc_slow(pool, size, MIN_ALIGN) }
+}
+
+/// The fast paths of `alloc`: a block popped from the pool heap's direct
+/// table as malloc pops one (default mode, the calling thread holding the
+/// owner token), or carved from the current bump region (bump mode).
+/// Null: take `alloc_slow` (or, in the C API, its memcheck-aware wrapper).
+///
+/// # Safety
+/// As `alloc`.
+#[inline(always)]
+pub unsafe fn alloc_fast(pool: *mut Pool, size: usize) -> *mut u8 {
+    // SAFETY: as the caller guarantees.
+    let p = unsafe { &mut *pool };
+    if p.fast == BUMP_FAST {
+        // Bump mode: carve from the current region (an arena chunk or a
+        // bump chunk of the pool heap) when it has room. `size - 1` below
+        // `BUMP_MAX` tests the size and rounds it in one go (0 goes to the
+        // slow path).
+        let m = size.wrapping_sub(1);
+        if m < BUMP_MAX {
+            let usable = (m | (MIN_ALIGN - 1)) + 1;
+            if p.bump_cur + HDR + usable <= p.bump_end {
+                // SAFETY: the region is the pool's and has room.
+                let b = unsafe { bump_carve(p, usable) };
+                account(p, usable);
+                return b;
+            }
+        }
+    } else if size <= DIRECT_MAX {
+        if p.fast == crate::tls::current() {
+            // The owner token is ours (`fast` is only ever our heap when it
+            // is), so no other thread frees onto the pool's local lists now.
+            // SAFETY: the heap is the empty heap or the pool's; the direct
+            // table always points at a valid page.
+            unsafe {
+                let page = (*p.heap).pages_direct[(size + MIN_ALIGN - 1) / MIN_ALIGN];
+                if !(*page).free.is_null() {
+                    let b = heap::pop(&mut *page);
+                    account(p, (*page).block_size);
+                    return b;
+                }
+            }
+        }
+    }
+    ptr::null_mut()
 }
 
 /// Allocates with any alignment (a power of two), taking the lock of a
@@ -940,15 +1099,43 @@ pub unsafe fn alloc_slow(pool: *mut Pool, size: usize, align: usize) -> *mut u8 
     // SAFETY: as the caller guarantees.
     unsafe {
         let p = &mut *pool;
+        if p.flags & (SHARED | BUMP) == 0 && p.owner.load(Ordering::Relaxed) != crate::tls::current() {
+            claim(p);
+        }
         let _l = if p.flags & SHARED != 0 { Some(SlowLock::lock(p.heap)) } else { None };
         alloc_inner(p, size, align)
     }
+}
+
+/// Makes the calling thread the pool's owner (see `Pool::owner`): stores
+/// the token, then waits until no local free by the previous owner is in
+/// progress. With `free_block`'s side (count itself busy, then load the
+/// token) this is Dekker's handshake in sequentially consistent atomics:
+/// either the previous owner sees the new token and frees remotely, or
+/// the new owner sees it busy and waits. A thread with no heap of its own
+/// (the shared heap: arena limit, thread exit) stores null: nobody frees
+/// locally then.
+///
+/// # Safety
+/// The pool must be live, without `SHARED` or `BUMP`, and the caller the
+/// only thread allocating from it.
+#[cold]
+#[inline(never)]
+unsafe fn claim(p: &mut Pool) {
+    let me = heap::thread_heap();
+    let me = if heap::is_real(me) { me } else { ptr::null_mut() };
+    p.owner.swap(me, Ordering::SeqCst);
+    while p.busy.load(Ordering::SeqCst) != 0 {
+        core::hint::spin_loop();
+    }
+    p.fast = if p.mode == 0 { me } else { ptr::null_mut() };
 }
 
 fn large_limit() -> usize {
     options::large_threshold().min(LARGE_MAX)
 }
 
+#[inline(always)]
 fn round16(n: usize) -> usize {
     (n + MIN_ALIGN - 1) & !(MIN_ALIGN - 1)
 }
@@ -1079,8 +1266,7 @@ pub unsafe fn forget_huge(seg: *mut Segment) {
         (*seg).next = ptr::null_mut();
         (*seg).prev = ptr::null_mut();
         p.huge_lock.store(false, Ordering::Release);
-        p.freed_bytes.fetch_add((*seg).pages[0].block_size, Ordering::Relaxed);
-        p.freed_blocks.fetch_add(1, Ordering::Relaxed);
+        count_freed(p, (*seg).pages[0].block_size);
     }
 }
 
@@ -1096,11 +1282,19 @@ unsafe fn bump_alloc(p: &mut Pool, usable: usize) -> *mut u8 {
         return ptr::null_mut();
     }
     // SAFETY: the region has room (above).
-    let b = unsafe { bump_carve(p, usable) };
+    unsafe { bump_carve(p, usable) }
+}
+
+/// Sets the carved part of the pool's current bump chunk (a page of its
+/// heap) as the page's capacity, when the pool moves past it.
+///
+/// # Safety
+/// The pool is ours (or locked) and its current bump region is the chunk
+/// `bump_chunks`.
+unsafe fn close_chunk(p: &mut Pool) {
     let page = p.bump_chunks;
     // SAFETY: `page` is the descriptor of the pool's current chunk.
     unsafe { (*page).capacity = ((p.bump_cur - (*page).start as usize) / MIN_ALIGN) as u32 };
-    b
 }
 
 /// Carves `usable` bytes and a header at `bump_cur`.
@@ -1115,7 +1309,7 @@ unsafe fn bump_carve(p: &mut Pool, usable: usize) -> *mut u8 {
     // SAFETY: as the caller guarantees.
     unsafe {
         *(h as *mut usize) = usable;
-        *((h + 8) as *mut usize) = b ^ p.bump_key ^ BUMP_MAGIC;
+        *((h + 8) as *mut usize) = b ^ p.bump_key;
         (*(b as *mut Block)).mark = 0;
     }
     p.bump_cur = h + HDR + usable;
@@ -1144,7 +1338,7 @@ unsafe fn next_arena_chunk(p: &mut Pool) -> bool {
             p.bump_cur = c as usize + core::mem::size_of::<Chunk>();
             p.bump_end = c as usize + CHUNK;
             // SAFETY: as above.
-            p.bump_key = chunk_key(c as usize, unsafe { (*c).salt });
+            p.bump_key = chunk_key(c as usize, unsafe { (*c).salt }) ^ BUMP_MAGIC;
             return true;
         }
     }
@@ -1161,31 +1355,42 @@ unsafe fn next_arena_chunk(p: &mut Pool) -> bool {
 #[cold]
 unsafe fn new_chunk(p: &mut Pool, total: usize) -> bool {
     let want = (1usize << p.bump_count.min(3)).min(BUMP_CHUNK_MAX_SLICES);
-    let slices = want.max(total.div_ceil(SLICE_SIZE));
+    let slices = want.max((total + BUMP_CHUNK_HDR).div_ceil(SLICE_SIZE));
     // SAFETY: the pool heap is ours (caller); its lock guards its segments
     // against a purging thread.
     unsafe {
-        if p.in_arena {
-            (*p.chunks).end = p.bump_cur;
-            p.in_arena = false;
-        }
         let _l = SlowLock::lock(p.heap);
         let page = heap::alloc_span(&mut *p.heap, slices);
         if page.is_null() {
             return false;
+        }
+        if p.in_arena {
+            (*p.chunks).end = p.bump_cur;
+            p.in_arena = false;
+        } else if !p.bump_chunks.is_null() {
+            close_chunk(p);
         }
         let pg = &mut *page;
         pg.bin = NO_BIN;
         pg.flags |= FLAG_BUMP;
         pg.set_block_size(MIN_ALIGN);
         pg.reserved = ((slices << SLICE_SHIFT) / MIN_ALIGN) as u32;
-        pg.capacity = 0;
+        // The whole chunk counts as carved while it is the current one (so
+        // the fast path need not update it); `close_chunk` sets the carved
+        // part. An address past `bump_cur` has no valid header there: the
+        // chunk's key is new, so a stale header does not pass the check.
+        pg.capacity = pg.reserved;
         pg.used = 1;
         pg.next = p.bump_chunks;
         p.bump_chunks = page;
-        p.bump_cur = pg.start as usize;
+        // The chunk's first 16 bytes hold its salt, mixed into the check
+        // word of its blocks: the page key is the same each time these
+        // slices head a page, the salt is not.
+        let salt = ARENA_LOCK_SALT.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed) | 1;
+        *(pg.start as *mut usize) = salt;
+        p.bump_cur = pg.start as usize + BUMP_CHUNK_HDR;
         p.bump_end = pg.start as usize + (slices << SLICE_SHIFT);
-        p.bump_key = pg.key;
+        p.bump_key = pg.key ^ salt ^ BUMP_MAGIC;
         p.bump_count += 1;
     }
     true
@@ -1198,17 +1403,36 @@ unsafe fn new_chunk(p: &mut Pool, total: usize) -> bool {
 /// `page` must be a live bump chunk and `addr` a 16-aligned address inside
 /// its carved part.
 pub unsafe fn bump_usable(page: &Page, addr: usize) -> Option<usize> {
-    if addr < page.start as usize + HDR {
+    // SAFETY: as the caller guarantees.
+    unsafe { bump_block(page, addr) }.map(|(usable, _)| usable)
+}
+
+/// `bump_usable`, with the pool (live or not, never null) holding the
+/// block.
+///
+/// # Safety
+/// As `bump_usable`.
+#[inline(always)]
+unsafe fn bump_block(page: &Page, addr: usize) -> Option<(usize, *mut Pool)> {
+    if addr < page.start as usize + BUMP_CHUNK_HDR + HDR {
         return None;
     }
-    let (key, end) = match arena_chunk_of(page, addr) {
+    let (key, end, pool) = match arena_chunk_of(page, addr) {
         Some((pool, salt, end)) => {
             if pool.is_null() || addr < (addr & !(CHUNK - 1)) + core::mem::size_of::<Chunk>() + HDR {
                 return None;
             }
-            (page.key ^ salt, end)
+            (page.key ^ salt, end, pool)
         }
-        None => (page.key, page.start as usize + page.capacity as usize * MIN_ALIGN),
+        // SAFETY: a bump chunk starts with its salt (`new_chunk`); a live
+        // page's heap is a heap, a pool heap's `pool` its pool.
+        None => unsafe {
+            (
+                page.key ^ *(page.start as *const usize),
+                page.start as usize + page.capacity as usize * MIN_ALIGN,
+                (*page.heap).pool,
+            )
+        },
     };
     // SAFETY: the header lies inside the chunk's carved part (caller).
     let (w0, w1) = unsafe { (*((addr - HDR) as *const usize), *((addr - 8) as *const usize)) };
@@ -1219,7 +1443,7 @@ pub unsafe fn bump_usable(page: &Page, addr: usize) -> Option<usize> {
     if usable > end - addr {
         return None;
     }
-    Some(usable)
+    Some((usable, pool))
 }
 
 /// `free` of a block of a pool page, from any thread: a bump block is
@@ -1233,13 +1457,13 @@ pub unsafe fn free_block(page: *mut Page, block: *mut Block, func: &str) {
     // SAFETY: as the caller guarantees; a pool heap's `pool` is its pool.
     unsafe {
         let owner = (*page).heap;
-        let pool = &*pool_of_page(&*page, block as usize);
         if (*page).flags & FLAG_BUMP != 0 {
             let addr = block as usize;
-            let Some(usable) = bump_usable(&*page, addr) else {
+            let Some((usable, pool)) = bump_block(&*page, addr) else {
                 free::report_invalid(func, block as *mut u8);
                 return;
             };
+            let pool = &*pool;
             let hdr = (addr - HDR) as *mut usize;
             if *hdr & HDR_FREED != 0 {
                 crate::diag::heap_error(func, "double free detected", addr);
@@ -1247,15 +1471,57 @@ pub unsafe fn free_block(page: *mut Page, block: *mut Block, func: &str) {
             }
             *hdr |= HDR_FREED;
             (*block).mark = (*page).key;
-            pool.freed_bytes.fetch_add(usable, Ordering::Relaxed);
-            pool.freed_blocks.fetch_add(1, Ordering::Relaxed);
+            count_freed(pool, usable);
             return;
         }
-        pool.freed_bytes.fetch_add((*page).block_size, Ordering::Relaxed);
-        pool.freed_blocks.fetch_add(1, Ordering::Relaxed);
+        // Not a bump page, so not the arena's: the page heap's pool.
+        let pool = &*(*owner).pool;
+        // The owner token: the thread allocating from the pool frees
+        // locally (see `claim` for the handshake with a new owner).
+        let me = crate::tls::current();
+        if pool.owner.load(Ordering::Relaxed) == me {
+            pool.busy.fetch_add(1, Ordering::SeqCst);
+            if pool.owner.load(Ordering::SeqCst) == me {
+                free_local(pool as *const Pool as *mut Pool, owner, page, block);
+                pool.busy.fetch_sub(1, Ordering::Release);
+                return;
+            }
+            pool.busy.fetch_sub(1, Ordering::Release);
+        }
+        count_freed(pool, (*page).block_size);
         if page::push_remote(&*page, block) {
             heap::push_notify(owner, page);
         }
+    }
+}
+
+/// A free by the pool's owner: the block goes on its page's local list
+/// (as `free` of a thread's own block), its bytes off the pool's count.
+///
+/// # Safety
+/// The caller holds the owner token (counted busy, token checked after),
+/// so no other thread allocates from the pool or frees locally into it;
+/// `page` is a live page of the pool heap `heap`, `block` a block of it in
+/// use.
+#[inline(always)]
+unsafe fn free_local(pool: *mut Pool, heap: *mut Heap, page: *mut Page, block: *mut Block) {
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        let p = &mut *pool;
+        let pg = &mut *page;
+        note_peak(p, live_bytes(p));
+        p.alloc_bytes.store(p.alloc_bytes.load(Ordering::Relaxed).wrapping_sub(pg.block_size), Ordering::Relaxed);
+        p.alloc_blocks = p.alloc_blocks.wrapping_sub(1);
+        let used = pg.used;
+        // One (the page empties) or negative (on the full list): the heap's
+        // slow path, as `free` does for a thread heap.
+        if (used as i32) <= 1 {
+            return heap::free_local_slow(&mut *heap, page, block);
+        }
+        page::set_next(block, pg.free, pg.key);
+        (*block).mark = pg.key;
+        pg.free = block;
+        pg.used = used - 1;
     }
 }
 
@@ -1372,7 +1638,7 @@ pub unsafe fn stats(pool: *mut Pool) -> Stats {
         let allocated = live_bytes(p);
         Stats {
             allocated,
-            peak_allocated: p.peak.max(allocated),
+            peak_allocated: p.peak.load(Ordering::Relaxed).max(allocated),
             blocks: p.alloc_blocks.wrapping_sub(p.freed_blocks.load(Ordering::Relaxed)),
             active,
         }
@@ -1418,7 +1684,9 @@ pub unsafe fn visit(pool: *mut Pool, visit: &mut dyn FnMut(*mut u8, usize) -> i3
                 if (*page).head != page || (*page).heap != p.heap {
                     continue;
                 }
-                let r = visit_page(&mut *page, visit);
+                // The current bump chunk is carved up to `bump_cur`.
+                let end = if page == p.bump_chunks && !p.in_arena { p.bump_cur } else { 0 };
+                let r = visit_page(&mut *page, end, visit);
                 if r != 0 {
                     return r;
                 }
@@ -1468,14 +1736,18 @@ unsafe fn visit_bump(start: usize, end: usize, visit: &mut dyn FnMut(*mut u8, us
     0
 }
 
+/// `bump_end`: for the pool's current bump chunk, where its carved part
+/// ends (0 for any other page).
+///
 /// # Safety
 /// `page` must be a live page of the pool, which the caller holds.
-unsafe fn visit_page(page: &mut Page, visit: &mut dyn FnMut(*mut u8, usize) -> i32) -> i32 {
+unsafe fn visit_page(page: &mut Page, bump_end: usize, visit: &mut dyn FnMut(*mut u8, usize) -> i32) -> i32 {
     // SAFETY: the page is live and its lists are stable (caller).
     unsafe {
         let start = page.start as usize;
         if page.flags & FLAG_BUMP != 0 {
-            return visit_bump(start, start + page.capacity as usize * MIN_ALIGN, visit);
+            let end = if bump_end != 0 { bump_end } else { start + page.capacity as usize * MIN_ALIGN };
+            return visit_bump(start + BUMP_CHUNK_HDR, end, visit);
         }
         if page.flags & FLAG_LARGE != 0 {
             let freed = page.thread_free.load(Ordering::Acquire) & !TF_FLAGS != 0;
@@ -1550,7 +1822,7 @@ pub fn trim_cache() -> bool {
         // else uses them.
         unsafe {
             if !(*(*pool).heap).segments.is_null() {
-                release_pages(pool, false);
+                release_pages(pool, Keep::None);
                 any = true;
             }
             pool = (*pool).reg_next;

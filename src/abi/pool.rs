@@ -174,8 +174,11 @@ pub unsafe extern "C" fn ptrs_pool_reset(pool: *mut ptrs_pool) {
 
 /// Allocates `size` bytes (16-byte aligned) from the pool; `size` 0 gives
 /// a unique block, as malloc(0). NULL with errno ENOMEM when out of memory
-/// or beyond the pool's limit, EINVAL for a NULL pool. Costs what malloc
-/// costs (the same fast path, on the pool's heap).
+/// or beyond the pool's limit, EINVAL for a NULL pool. Costs about what
+/// malloc costs: malloc's fast path on the pool's heap when the calling
+/// thread allocated from the pool last (default mode), a bump carve in
+/// PTRS_POOL_BUMP mode; a thread the pool was handed to takes it over at
+/// its first allocation (a few atomic operations, once).
 ///
 /// # Safety
 /// `pool` must be NULL or a live pool, from which no other thread
@@ -183,19 +186,26 @@ pub unsafe extern "C" fn ptrs_pool_reset(pool: *mut ptrs_pool) {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ptrs_pool_malloc(pool: *mut ptrs_pool, size: usize) -> *mut c_void {
     if pool.is_null() {
-        os::set_errno(libc::EINVAL);
-        return core::ptr::null_mut();
+        return einval();
     }
-    if valgrind::maybe_active() {
-        // SAFETY: as the caller guarantees.
-        return unsafe { pool_alloc_any(pool, size, 0, false) };
+    // The fast paths (never taken in memcheck mode: such pools are made
+    // with `MODE_SLOW`); everything else checks the pool and knows memcheck.
+    // SAFETY: as the caller guarantees.
+    let p = unsafe { pool::alloc_fast(engine(pool), size) };
+    if !p.is_null() {
+        return p.cast();
     }
     // SAFETY: as the caller guarantees.
-    let p = unsafe { pool::alloc(engine(pool), size) };
-    if p.is_null() {
-        return enomem();
-    }
-    p.cast()
+    unsafe { pool_alloc_any(pool, size, 0, false) }
+}
+
+/// Sets errno EINVAL and returns NULL (out of line: the fast paths keep
+/// no stack frame for it).
+#[cold]
+#[inline(never)]
+fn einval() -> *mut c_void {
+    os::set_errno(libc::EINVAL);
+    core::ptr::null_mut()
 }
 
 #[cold]
