@@ -21,6 +21,7 @@
 pub mod sample;
 pub mod stack;
 pub mod table;
+pub mod unwind;
 pub mod write;
 
 use core::ptr;
