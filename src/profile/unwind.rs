@@ -115,6 +115,19 @@ pub fn available() -> bool {
     find_object_fn().is_some()
 }
 
+/// The start of the mapping of the loaded object holding `addr`, from
+/// `_dl_find_object` (lock-free, far cheaper than `dladdr`, which scans the
+/// object's symbols). None: no object holds it, or glibc predates 2.35.
+pub fn object_start(addr: usize) -> Option<usize> {
+    let find = find_object_fn()?;
+    let mut o = DlFindObject { flags: 0, map_start: 0, map_end: 0, link_map: 0, eh_frame: 0, reserved: [0; 7] };
+    // SAFETY: `_dl_find_object` only fills `o`.
+    if unsafe { find(addr as *mut c_void, &mut o) } != 0 {
+        return None;
+    }
+    Some(o.map_start)
+}
+
 // ---------------------------------------------------------------------
 // Rules
 
