@@ -102,6 +102,13 @@ fn libgcc_trace(frames: &mut [usize; MAX_DEPTH]) -> usize {
     c.depth
 }
 
+/// libgcc's stack alone (for the unwinder's measurements).
+#[cfg(test)]
+#[inline(never)]
+pub fn capture_libgcc_for_tests(frames: &mut [usize; MAX_DEPTH]) -> usize {
+    libgcc_trace(frames)
+}
+
 /// `capture` in check mode: both unwinders; the first frames (two call
 /// sites in this function) are not compared.
 #[inline(never)]
