@@ -13,6 +13,7 @@
 #include <signal.h>
 
 static volatile long sink;
+static volatile long early_value = 7;
 
 __attribute__ ((noinline)) static void
 allocate_at (int depth)
@@ -28,6 +29,35 @@ allocate_at (int depth)
   p = realloc (p, 300);
   free (q);
   free (p);
+}
+
+/* An early return in the middle of the function: its epilogue is
+   surrounded by DW_CFA_remember_state / DW_CFA_restore_state, and the
+   allocation after it needs the restored rule.  */
+__attribute__ ((noinline)) static long
+early_exit (long a, long b, long c)
+{
+  long x = a * b, y = b * c, z = a * c;
+  if (a == early_value)
+    return x + y;
+  sink += x;
+  allocate_at ((int) (a & 3));
+  sink += y;
+  allocate_at (1);
+  return x + y + z;
+}
+
+/* A frame addressed through rbp (a variable-length array): CFA = rbp + 16,
+   rbp saved at CFA - 16.  */
+__attribute__ ((noinline)) static int
+with_vla (int n)
+{
+  char buf[n];
+  memset (buf, n, n);
+  /* early_exit keeps a value in rbp: stepping through it must restore
+     rbp from its save slot before this frame's CFA is computed.  */
+  sink += early_exit (n, 2, 3);
+  return buf[n / 2];
 }
 
 /* Calls into a library that allocates with malloc (through the default
@@ -84,6 +114,11 @@ main (void)
   for (int d = 0; d < 64; d++)
     for (int i = 0; i < 20; i++)
       allocate_at (d);
+  for (int i = 0; i < 100; i++)
+    {
+      sink += with_vla (16 + i);
+      sink += early_exit (i, i + 1, i + 2);
+    }
   for (int i = 0; i < 50; i++)
     {
       use_library ("libz.so.1", "deflateInit_", "deflateEnd");
