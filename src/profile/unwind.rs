@@ -735,6 +735,19 @@ fn rule_for(find: FindObject, ra: usize) -> Rule {
 /// beyond it is taken for a broken rule (fallback).
 const STACK_WINDOW: usize = 1 << 30;
 
+/// How a trace ended.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Outcome {
+    /// The whole stack (or MAX_DEPTH frames) was taken.
+    Done,
+    /// A frame's rule cannot be expressed here (libgcc is needed).
+    Unsupported,
+    /// A rule led to an impossible frame (a CFA that does not move up the
+    /// stack, or leaves the window, or misaligned slots): a wrong rule, or
+    /// a corrupt stack. The check mode reports it.
+    Insane,
+}
+
 /// Fills `frames` with the return addresses of the calling thread's stack,
 /// innermost first, starting with the return address into this function's
 /// caller (as libgcc's `_Unwind_Backtrace` does when called from there),
@@ -742,10 +755,30 @@ const STACK_WINDOW: usize = 1 << 30;
 /// documentation). No allocation, no lock, signal- and fork-safe.
 #[inline(never)]
 pub fn trace(frames: &mut [usize; MAX_DEPTH]) -> Option<usize> {
-    let find = find_object_fn()?;
     let mut regs = [0usize; 3];
     // SAFETY: writes the three words of `regs`.
     unsafe { __ptrs_unwind_regs(&mut regs) };
+    match walk(regs, frames) {
+        (d, Outcome::Done) => Some(d),
+        _ => None,
+    }
+}
+
+/// As [`trace`], also when it cannot finish: the frames taken before the
+/// frame it stopped at, and why (for the check mode).
+#[inline(never)]
+pub fn trace_partial(frames: &mut [usize; MAX_DEPTH]) -> (usize, Outcome) {
+    let mut regs = [0usize; 3];
+    // SAFETY: writes the three words of `regs`.
+    unsafe { __ptrs_unwind_regs(&mut regs) };
+    walk(regs, frames)
+}
+
+/// The walk from the frame `regs` (return address, stack pointer after
+/// the return, rbp) of [`trace`]'s or [`trace_partial`]'s own frame.
+#[inline(always)]
+fn walk(regs: [usize; 3], frames: &mut [usize; MAX_DEPTH]) -> (usize, Outcome) {
+    let Some(find) = find_object_fn() else { return (0, Outcome::Unsupported) };
     let [mut pc, mut sp, mut bp] = regs;
     let start = sp;
     let mut depth = 0;
@@ -765,15 +798,15 @@ pub fn trace(frames: &mut [usize; MAX_DEPTH]) -> Option<usize> {
         let (cfa_rbp, cfa_off, ra_off, bp_off) = match rule_for(find, pc) {
             Rule::Step { cfa_rbp, cfa_off, ra_off, bp_off } => (cfa_rbp, cfa_off, ra_off, bp_off),
             Rule::End => break,
-            Rule::Fallback => return None,
+            Rule::Fallback => return (depth, Outcome::Unsupported),
         };
         let cfa = if cfa_rbp { bp } else { sp }.wrapping_add(cfa_off as usize);
         if cfa < sp.wrapping_add(8) || cfa & 7 != 0 || cfa - start > STACK_WINDOW {
-            return None;
+            return (depth, Outcome::Insane);
         }
         let ra_at = cfa.wrapping_add(ra_off as isize as usize);
         if ra_at < sp || ra_at & 7 != 0 {
-            return None;
+            return (depth, Outcome::Insane);
         }
         // SAFETY: the slot lies between the frame's stack pointer and its
         // CFA (checked above: inside the thread's stack, which the rule,
@@ -782,14 +815,14 @@ pub fn trace(frames: &mut [usize; MAX_DEPTH]) -> Option<usize> {
         if let Some(o) = bp_off {
             let at = cfa.wrapping_add(o as isize as usize);
             if at < sp || at & 7 != 0 {
-                return None;
+                return (depth, Outcome::Insane);
             }
             // SAFETY: as above, a saved-register slot of the frame.
             bp = unsafe { *(at as *const usize) };
         }
         sp = cfa;
     }
-    Some(depth)
+    (depth, Outcome::Done)
 }
 
 #[cfg(test)]
