@@ -495,7 +495,7 @@ unsafe fn run_program(p: usize, end: usize, cie: &Cie, init: &Row, row: &mut Row
                         break;
                     }
                 }
-                0x02 | 0x03 | 0x04 => {
+                0x02..=0x04 => {
                     let d = match op {
                         0x02 => r.u8() as usize,
                         0x03 => r.u16() as usize,
