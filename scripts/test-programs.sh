@@ -4,13 +4,20 @@
 # usage: scripts/test-programs.sh [-h] [NAME...]
 #
 # NAME picks programs (default: all): python3 python3-pymalloc cxx gcc bash
-# perl sqlite3 python3-profile gcc-profile sqlite3-profile. The library is
-# $PTRS_LIB, default target/release/libptrs.so in this repository.
+# perl sqlite3 python3-profile gcc-profile sqlite3-profile python3-unwind
+# gcc-unwind perl-unwind sqlite3-unwind. The library is $PTRS_LIB, default
+# target/release/libptrs.so in this repository.
 #
 # The *-profile runs are python3, gcc and sqlite3 again with ptrs's heap
 # profiler sampling (PTRS_PROFILE=$OUT/prof PTRS_PROFILE_RATE=4096): the
 # same output is expected, and every process must have written its heap
 # profile (prof.<pid>.heap, header "heap_v2/4096").
+#
+# The *-unwind runs are python3, gcc, perl and sqlite3 with every
+# allocation sampled (PTRS_PROFILE_RATE=1) and PTRS_PROFILE_UNWIND_CHECK=1:
+# each stack is taken by ptrs's caching unwinder and by libgcc's, and a
+# difference aborts the program (so the run fails) with both stacks on
+# stderr.
 #
 # Each program runs twice from the same directory: once without LD_PRELOAD
 # (the baseline, served by glibc's malloc) and once with
@@ -35,10 +42,11 @@
 set -euo pipefail
 
 usage() {
-  echo "usage: $0 [-h] [NAME...]   (NAME: python3 python3-pymalloc cxx gcc bash perl sqlite3 python3-profile gcc-profile sqlite3-profile; PTRS_LIB=path overrides the library)"
+  echo "usage: $0 [-h] [NAME...]   (NAME: python3 python3-pymalloc cxx gcc bash perl sqlite3 python3-profile gcc-profile sqlite3-profile python3-unwind gcc-unwind perl-unwind sqlite3-unwind; PTRS_LIB=path overrides the library)"
 }
 
-ALL=(python3 python3-pymalloc cxx gcc bash perl sqlite3 python3-profile gcc-profile sqlite3-profile)
+ALL=(python3 python3-pymalloc cxx gcc bash perl sqlite3 python3-profile gcc-profile sqlite3-profile
+  python3-unwind gcc-unwind perl-unwind sqlite3-unwind)
 SELECTED=()
 for arg in "$@"; do
   case $arg in
@@ -240,6 +248,7 @@ cmp_gcc_and_profiles() {
 }
 profile_check() { check_profiles "$2"; }
 PROFILE_ENV="PTRS_PROFILE=@OUT@/prof PTRS_PROFILE_RATE=4096"
+UNWIND_ENV="PTRS_PROFILE=@OUT@/prof PTRS_PROFILE_RATE=1 PTRS_PROFILE_UNWIND_CHECK=1"
 
 for name in "${SELECTED[@]}"; do
   EXTRA_CHECK=
@@ -267,6 +276,30 @@ for name in "${SELECTED[@]}"; do
       skip_unless "$name" sqlite3 || continue
       EXTRA_CHECK=profile_check PTRS_ENV=$PROFILE_ENV
       check sqlite3-profile "sqlite3 :memory: < '$PROG/workload.sql'" '/sqlite3'
+      ;;
+    python3-unwind)
+      skip_unless "$name" python3 || continue
+      PYTHON=$(python3 -c 'import sys; print(sys.executable)')
+      PTRS_ENV=$UNWIND_ENV
+      check python3-unwind "PYTHONMALLOC=malloc '$PYTHON' '$PROG/workload.py'" 'python[0-9.]*'
+      ;;
+    gcc-unwind)
+      skip_unless "$name" gcc || continue
+      EXTRA_CHECK=cmp_gcc_outputs PTRS_ENV=$UNWIND_ENV
+      check gcc-unwind "gcc -O2 -g -Wall -Wextra -c '$PROG/compile_me.c' -o \"\$OUT/compile_me.o\" &&
+        gcc -O2 -Wall -Wextra -o \"\$OUT/compile_me\" '$PROG/compile_me.c' &&
+        \"\$OUT/compile_me\"" \
+        '/cc1' '(/|-)as' '(/|-)ld(\.bfd|\.gold)?' '/collect2' '/compile_me'
+      ;;
+    perl-unwind)
+      skip_unless "$name" perl || continue
+      PTRS_ENV=$UNWIND_ENV
+      check perl-unwind "perl '$PROG/workload.pl'" '/perl[0-9.]*'
+      ;;
+    sqlite3-unwind)
+      skip_unless "$name" sqlite3 || continue
+      PTRS_ENV=$UNWIND_ENV
+      check sqlite3-unwind "sqlite3 :memory: < '$PROG/workload.sql'" '/sqlite3'
       ;;
     python3)
       # PYTHONMALLOC=malloc: every Python object comes from malloc.

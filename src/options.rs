@@ -19,6 +19,7 @@
 //! | `PTRS_PROFILE_RATE` | 512 KiB | bytes allocated per sample on average (1: every allocation) |
 //! | `PTRS_LEAK_REPORT` | off | profiling on, and the blocks still allocated at exit reported on stderr |
 //! | `PTRS_LEAK_EXITCODE` | 0 (none) | with the leak report: exit status of a program that leaks |
+//! | `PTRS_PROFILE_UNWIND_CHECK` | off | debugging aid: the profiler takes every stack with both unwinders and aborts on a difference |
 //!
 //! `GLIBC_TUNABLES` entries `glibc.malloc.mmap_threshold`, `trim_threshold`
 //! and `top_pad` are honoured like the `MALLOC_*_` variables. glibc's
@@ -49,6 +50,19 @@ static PROFILE_PREFIX: core::sync::atomic::AtomicPtr<libc::c_char> =
 static PROFILE_RATE: AtomicUsize = AtomicUsize::new(0);
 static LEAK_REPORT: AtomicBool = AtomicBool::new(false);
 static LEAK_EXITCODE: AtomicU64 = AtomicU64::new(0);
+static PROFILE_UNWIND_CHECK: AtomicBool = AtomicBool::new(false);
+
+/// `PTRS_PROFILE_UNWIND_CHECK`: compare the profiler's unwinder with
+/// libgcc's on every stack (`profile::stack::capture`).
+pub fn profile_unwind_check() -> bool {
+    PROFILE_UNWIND_CHECK.load(Ordering::Relaxed)
+}
+fn get_profile_unwind_check() -> u64 {
+    profile_unwind_check() as u64
+}
+fn apply_profile_unwind_check(v: u64) {
+    PROFILE_UNWIND_CHECK.store(v != 0, Ordering::Relaxed)
+}
 
 /// The `PTRS_PROFILE` prefix (a NUL-terminated string), or null.
 pub fn profile_prefix() -> *const libc::c_char {
@@ -266,6 +280,12 @@ static TABLE: &[OptionSpec] = &[
     OptionSpec { name: b"PTRS_PROFILE_RATE", kind: Kind::Size, apply: apply_profile_rate, get: get_profile_rate },
     OptionSpec { name: b"PTRS_LEAK_REPORT", kind: Kind::Bool, apply: apply_leak_report, get: get_leak_report },
     OptionSpec { name: b"PTRS_LEAK_EXITCODE", kind: Kind::Size, apply: apply_leak_exitcode, get: get_leak_exitcode },
+    OptionSpec {
+        name: b"PTRS_PROFILE_UNWIND_CHECK",
+        kind: Kind::Bool,
+        apply: apply_profile_unwind_check,
+        get: get_profile_unwind_check,
+    },
 ];
 
 /// `GLIBC_TUNABLES` names ptrs honours, and the option each maps to.

@@ -13,7 +13,8 @@
 //! reports it here; blocks of other heaps never see the profiler. Huge
 //! blocks are told from their (already slow) unmapping path.
 //!
-//! Locking: one spin lock, [`LOCK`], held with signals blocked, only around
+//! Locking: one spin lock, [`LOCK`], held with the thread's `busy` flag set
+//! (see [`Locked`]), only around
 //! table updates and allocation from the profiler heap (which may take
 //! GLOBAL: order LOCK before GLOBAL). Never held while unwinding or calling
 //! the loader (`dladdr`), so no cycle with the loader's locks exists.
@@ -22,6 +23,7 @@ pub mod math;
 pub mod sample;
 pub mod stack;
 pub mod table;
+pub mod unwind;
 pub mod write;
 
 use core::ptr;
@@ -107,23 +109,57 @@ fn update_armed() {
     reset_countdowns();
 }
 
-/// Holds [`LOCK`] with every signal blocked (so a signal handler of this
-/// thread that frees a sampled block cannot find it held).
+/// Holds [`LOCK`] with the thread marked as inside the profiler (its
+/// sampling state's `busy` flag), and no signal blocked.
+///
+/// A signal handler that interrupts this thread while it holds the lock
+/// sees the flag: its allocations take the plain path (`malloc_hook`) and
+/// its frees of sampled blocks are queued (see [`defer_forget`]) instead of
+/// waiting for the lock its own thread holds. Blocking every signal around
+/// the lock instead cost two `pthread_sigmask` system calls per sampled
+/// allocation and per free of a sampled block.
 struct Locked {
-    saved: core::mem::MaybeUninit<libc::sigset_t>,
+    was_busy: u32,
 }
 
 impl Locked {
     fn new() -> Self {
-        let mut saved = core::mem::MaybeUninit::<libc::sigset_t>::uninit();
-        let mut all = core::mem::MaybeUninit::<libc::sigset_t>::uninit();
-        // SAFETY: sigfillset initialises `all`; the mask call fills `saved`.
-        unsafe {
-            libc::sigfillset(all.as_mut_ptr());
-            libc::pthread_sigmask(libc::SIG_BLOCK, all.as_ptr(), saved.as_mut_ptr());
-        }
+        // SAFETY: the thread's own state; a signal handler of this thread
+        // restores what it changes before returning.
+        let t = unsafe { &mut *sample::state() };
+        let was_busy = t.busy;
+        t.busy = 1;
+        // The flag must be set before the lock is taken, as the compiler
+        // and a signal handler of this thread see it.
+        core::sync::atomic::compiler_fence(Ordering::SeqCst);
         LOCK.lock();
-        Self { saved }
+        let mut l = Self { was_busy };
+        l.drain_deferred();
+        l
+    }
+
+    /// As `new` from a thread that may already be inside the profiler (a
+    /// signal handler that dumps the profile): the lock may then be held
+    /// by the very thread this handler interrupted, so only `tries`
+    /// attempts are made. None: not taken.
+    fn try_new(tries: u32) -> Option<Self> {
+        // SAFETY: as in `new`.
+        let t = unsafe { &mut *sample::state() };
+        let was_busy = t.busy;
+        t.busy = 1;
+        core::sync::atomic::compiler_fence(Ordering::SeqCst);
+        for _ in 0..tries {
+            if LOCK.try_lock() {
+                let mut l = Self { was_busy };
+                l.drain_deferred();
+                return Some(l);
+            }
+            // SAFETY: sched_yield has no preconditions.
+            unsafe { libc::sched_yield() };
+        }
+        core::sync::atomic::compiler_fence(Ordering::SeqCst);
+        t.busy = was_busy;
+        None
     }
 
     fn tables(&mut self) -> &mut Tables {
@@ -131,14 +167,58 @@ impl Locked {
         // touched under it (GlobalCell's contract, with LOCK for GLOBAL).
         unsafe { TABLES.get() }
     }
+
+    /// Takes the queued frees of sampled blocks out of the tables (each
+    /// before its address can be handed out again: the queue is drained
+    /// when the lock is taken and after every allocation from the profiler
+    /// heap, and a block is queued before its memory is released).
+    #[inline]
+    fn drain_deferred(&mut self) {
+        if DEFERRED_COUNT.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        for slot in &DEFERRED {
+            let a = slot.swap(0, Ordering::AcqRel);
+            if a != 0 {
+                DEFERRED_COUNT.fetch_sub(1, Ordering::AcqRel);
+                if self.tables().remove_live(a) {
+                    crate::mtrace::log_free(a as *mut u8);
+                }
+            }
+        }
+    }
 }
 
 impl Drop for Locked {
     fn drop(&mut self) {
         LOCK.unlock();
-        // SAFETY: `saved` was initialised in `new`.
-        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, self.saved.as_ptr(), ptr::null_mut()) };
+        core::sync::atomic::compiler_fence(Ordering::SeqCst);
+        // SAFETY: the thread's own state (see `new`).
+        unsafe { (*sample::state()).busy = self.was_busy };
     }
+}
+
+/// Frees of sampled blocks made by signal handlers while their thread was
+/// inside the profiler (addresses; 0 = free slot).
+static DEFERRED: [AtomicUsize; 256] = [const { AtomicUsize::new(0) }; 256];
+/// How many slots of [`DEFERRED`] are taken.
+static DEFERRED_COUNT: AtomicUsize = AtomicUsize::new(0);
+/// Deferred frees lost because the queue was full (their blocks then stay
+/// counted as in use).
+static DEFERRED_LOST: AtomicUsize = AtomicUsize::new(0);
+
+/// Queues the free of `block` for the next holder of the lock. Lock-free.
+#[cold]
+fn defer_forget(block: *mut u8) {
+    let start = (block as usize >> 4) % DEFERRED.len();
+    for i in 0..DEFERRED.len() {
+        let slot = &DEFERRED[(start + i) % DEFERRED.len()];
+        if slot.compare_exchange(0, block as usize, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            DEFERRED_COUNT.fetch_add(1, Ordering::AcqRel);
+            return;
+        }
+    }
+    DEFERRED_LOST.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Sets up the profiler heap and tables once. Returns 0 or ENOMEM.
@@ -319,6 +399,7 @@ fn sampled(size: usize, align: usize, tracing: bool) -> *mut u8 {
         // SAFETY: the profiler heap is valid forever and used only under LOCK.
         let p = unsafe { alloc_in(&mut *heap, size, align) };
         if !p.is_null() {
+            l.drain_deferred();
             let tables = l.tables();
             if let Some(id) = tables.intern(frames, size) {
                 tables.add_live(p as usize, size, id);
@@ -439,6 +520,12 @@ fn moved(old: *mut u8, new: *mut u8) {
 #[cold]
 #[inline(never)]
 fn forget(block: *mut u8) {
+    // SAFETY: the thread's own state.
+    if unsafe { (*sample::state()).busy } != 0 {
+        // A signal handler (or the profiler itself) on a thread that may
+        // hold the lock: queue it.
+        return defer_forget(block);
+    }
     let found = {
         let mut l = Locked::new();
         l.tables().remove_live(block as usize)
@@ -451,12 +538,15 @@ fn forget(block: *mut u8) {
 /// Copies the stack records under the lock into a private mapping, so
 /// that they can be written (and resolved with `dladdr`) without the lock.
 /// Also gives the profiler heap's freed memory back. None when nothing was
-/// ever recorded or out of memory.
+/// ever recorded, out of memory, or when called from a signal handler that
+/// interrupted its thread inside the profiler and the lock stays taken.
 pub fn snapshot() -> Option<Snapshot> {
     if PROF_HEAP.load(Ordering::Acquire).is_null() {
         return None;
     }
-    let mut l = Locked::new();
+    // SAFETY: the thread's own state.
+    let inside = unsafe { (*sample::state()).busy } != 0;
+    let mut l = if inside { Locked::try_new(10_000)? } else { Locked::new() };
     let heap = PROF_HEAP.load(Ordering::Acquire);
     {
         // Memcheck mode: collecting reads links inside freed blocks.

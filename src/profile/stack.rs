@@ -1,7 +1,9 @@
 //! Call stacks taken inside malloc.
 //!
-//! The unwinder is libgcc's `_Unwind_Backtrace` (DWARF call-frame
-//! information, the `.eh_frame` every Debian binary carries), chosen over a
+//! The unwinder is our caching DWARF unwinder (`unwind.rs`), with libgcc's
+//! `_Unwind_Backtrace` (DWARF call-frame information, the `.eh_frame`
+//! every Debian binary carries) for the stacks it cannot take. Both were
+//! chosen over a
 //! frame-pointer walk, which is fast but wrong (and may fault) in code built
 //! without frame pointers, as Debian builds it, and over libunwind, which
 //! is 10x faster but looks addresses up with `dl_iterate_phdr` (the
@@ -62,10 +64,32 @@ extern "C" fn collect_frame(ctx: *mut c_void, arg: *mut c_void) -> i32 {
 }
 
 /// Fills `frames` with the return addresses of the calling thread's stack,
-/// innermost first (this function's own frame included), and returns how
-/// many. 0 while a fork is being prepared.
+/// innermost first (the first one inside this function), and returns how
+/// many. 0 while a fork is being prepared and libgcc is needed.
+///
+/// The caching unwinder (`unwind::trace`) takes the stack when it can,
+/// else libgcc's `_Unwind_Backtrace`. With `PTRS_PROFILE_UNWIND_CHECK=1`
+/// (a debugging aid) both take every stack and a difference aborts the
+/// program with both stacks on stderr.
 #[inline(never)]
 pub fn capture(frames: &mut [usize; MAX_DEPTH]) -> usize {
+    if crate::options::profile_unwind_check() {
+        return capture_checked(frames);
+    }
+    if let Some(depth) = super::unwind::trace(frames) {
+        return depth;
+    }
+    FALLBACKS.fetch_add(1, Ordering::Relaxed);
+    libgcc_trace(frames)
+}
+
+/// Captures that needed libgcc (for measurements and the check test).
+pub static FALLBACKS: AtomicUsize = AtomicUsize::new(0);
+
+/// libgcc's stack of the caller (this function is inlined into it, so the
+/// first frame is the caller's).
+#[inline(always)]
+fn libgcc_trace(frames: &mut [usize; MAX_DEPTH]) -> usize {
     UNWINDERS.fetch_add(1, Ordering::SeqCst);
     if FORKING.load(Ordering::SeqCst) {
         UNWINDERS.fetch_sub(1, Ordering::SeqCst);
@@ -76,6 +100,56 @@ pub fn capture(frames: &mut [usize; MAX_DEPTH]) -> usize {
     unsafe { _Unwind_Backtrace(collect_frame, (&raw mut c).cast()) };
     UNWINDERS.fetch_sub(1, Ordering::SeqCst);
     c.depth
+}
+
+/// libgcc's stack alone (for the unwinder's measurements).
+#[cfg(test)]
+#[inline(never)]
+pub fn capture_libgcc_for_tests(frames: &mut [usize; MAX_DEPTH]) -> usize {
+    libgcc_trace(frames)
+}
+
+/// `capture` in check mode: both unwinders; the first frames (two call
+/// sites in this function) are not compared. Where ours stops early
+/// (a frame needs libgcc) the frames it took are compared, and an
+/// impossible frame reached by one of its rules while libgcc went on is a
+/// difference.
+#[inline(never)]
+fn capture_checked(frames: &mut [usize; MAX_DEPTH]) -> usize {
+    use super::unwind::Outcome;
+    let depth = libgcc_trace(frames);
+    let mut mine = [0usize; MAX_DEPTH];
+    let (d, outcome) = super::unwind::trace_partial(&mut mine);
+    if depth == 0 {
+        return 0; // fork in progress: libgcc skipped
+    }
+    let m = d.min(depth);
+    let prefix_differs = frames[1.min(m)..m] != mine[1.min(m)..m];
+    let differs = match outcome {
+        Outcome::Done => d != depth || prefix_differs,
+        Outcome::Unsupported => {
+            FALLBACKS.fetch_add(1, Ordering::Relaxed);
+            d > depth || prefix_differs
+        }
+        Outcome::Insane => {
+            FALLBACKS.fetch_add(1, Ordering::Relaxed);
+            depth > d || prefix_differs
+        }
+    };
+    if differs {
+        crate::diag::print(format_args!(
+            "ptrs: PTRS_PROFILE_UNWIND_CHECK: stacks differ (libgcc {depth} frames, ptrs {d} frames, {outcome:?})\n"
+        ));
+        for i in 0..depth.max(d) {
+            let a = if i < depth { frames[i] } else { 0 };
+            let b = if i < d { mine[i] } else { 0 };
+            let mark = if i > 0 && a != b { " <--" } else { "" };
+            crate::diag::print(format_args!("  #{i:2} libgcc {a:#016x} ptrs {b:#016x}{mark}\n"));
+        }
+        // SAFETY: abort has no preconditions.
+        unsafe { libc::abort() };
+    }
+    depth
 }
 
 /// Fork prepare: no unwinding may be in progress across `fork`. `own_busy`:
@@ -148,10 +222,20 @@ fn own_base() -> usize {
 /// How many leading frames of `frames` are ptrs's own: up to and including
 /// the last allocation entry point of ptrs among the first 24 frames, or
 /// else the leading frames of ptrs's object that have no exported name.
+///
+/// Frames of other objects are told apart with `_dl_find_object` before
+/// any `dladdr` (which scans an object's whole symbol table: in gcc's cc1,
+/// at 24 calls per stack, writing a profile of every allocation took a
+/// minute).
 pub fn internal_frames(frames: &[usize]) -> usize {
     let base = own_base();
+    let own = super::unwind::object_start(internal_frames as *const () as usize);
+    let ours = |f: usize| own.is_none() || super::unwind::object_start(f) == own;
     let mut cut = None;
     for (i, &f) in frames.iter().enumerate().take(24) {
+        if !ours(f) {
+            continue;
+        }
         let Some(s) = resolve(f) else { continue };
         if s.base != base || s.name.is_null() {
             continue;
@@ -167,6 +251,6 @@ pub fn internal_frames(frames: &[usize]) -> usize {
     }
     frames
         .iter()
-        .take_while(|&&f| resolve(f).is_some_and(|s| s.base == base && s.name.is_null()))
+        .take_while(|&&f| ours(f) && resolve(f).is_some_and(|s| s.base == base && s.name.is_null()))
         .count()
 }
