@@ -242,7 +242,8 @@ pub extern "C" fn ptrs_profile_stop() -> i32 {
 /// `path` must be NULL or a NUL-terminated string.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ptrs_profile_dump(path: *const c_char) -> i32 {
-    crate::profile::write::dump(path)
+    // SAFETY: the same contract.
+    unsafe { crate::profile::write::dump(path) }
 }
 
 /// Writes the leak report (allocation sites whose sampled blocks are still

@@ -626,7 +626,9 @@ pub fn start_from_environment() {
 extern "C" fn at_exit() {
     let prefix = options::profile_prefix();
     if !prefix.is_null() {
-        write::dump_at_exit(prefix);
+        // SAFETY: a non-null prefix is the NUL-terminated PTRS_PROFILE
+        // value from the environment.
+        unsafe { write::dump_at_exit(prefix) };
     }
     if options::leak_report() {
         let leaks = write::leak_report(write::stderr_fd());

@@ -134,7 +134,10 @@ fn copy_file(o: &mut Out, path: &CStr) {
 }
 
 /// Opens `path` for writing (created, truncated). The fd or -errno.
-pub fn open_for_writing(path: *const c_char) -> i32 {
+///
+/// # Safety
+/// `path` must be a NUL-terminated string.
+pub unsafe fn open_for_writing(path: *const c_char) -> i32 {
     // SAFETY: `path` is a NUL-terminated string (caller).
     let fd = unsafe {
         libc::syscall(
@@ -149,11 +152,15 @@ pub fn open_for_writing(path: *const c_char) -> i32 {
 }
 
 /// Writes a heap profile to `path`. 0 or an errno value.
-pub fn dump(path: *const c_char) -> i32 {
+///
+/// # Safety
+/// `path` must be null or a NUL-terminated string.
+pub unsafe fn dump(path: *const c_char) -> i32 {
     if path.is_null() {
         return libc::EINVAL;
     }
-    let fd = open_for_writing(path);
+    // SAFETY: `path` is non-null, so a NUL-terminated string (caller).
+    let fd = unsafe { open_for_writing(path) };
     if fd < 0 {
         return -fd;
     }
@@ -164,9 +171,12 @@ pub fn dump(path: *const c_char) -> i32 {
 }
 
 /// Writes `<prefix>.<pid>.heap` (PTRS_PROFILE at exit).
-pub fn dump_at_exit(prefix: *const c_char) {
+///
+/// # Safety
+/// `prefix` must be a NUL-terminated string.
+pub unsafe fn dump_at_exit(prefix: *const c_char) {
     let mut path = crate::diag::LineBuf::new();
-    // SAFETY: the prefix is a NUL-terminated string from the environment.
+    // SAFETY: the prefix is a NUL-terminated string (caller).
     let p = unsafe { CStr::from_ptr(prefix) };
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() };
@@ -175,7 +185,8 @@ pub fn dump_at_exit(prefix: *const c_char) {
     if bytes.last() != Some(&0) {
         return; // too long
     }
-    let r = dump(bytes.as_ptr().cast());
+    // SAFETY: `bytes` ends with the NUL checked just above.
+    let r = unsafe { dump(bytes.as_ptr().cast()) };
     if r != 0 {
         crate::diag::print(format_args!("ptrs: could not write the heap profile {} (errno {})\n", p.to_str().unwrap_or("?"), r));
     }
