@@ -467,10 +467,7 @@ pub fn size_matches(p: *mut u8, size: usize, align: usize, func: &str) -> bool {
     let fits = size <= info.usable;
     // A huge block may come from a cached mapping up to twice its size.
     let slack = if info.huge { crate::segment::HEADER_END + 2 * crate::os::OS_PAGE_SIZE } else { 2 * MIN_ALIGN };
-    // A block the heap profiler sampled may sit in a span much larger than
-    // its size (see `profile::sampled`): any size up to the span is taken.
-    let sampled = !info.huge && info.flags & crate::page::FLAG_SAMPLED != 0;
-    let tight = align != 0 || sampled || info.usable <= size.saturating_mul(2).saturating_add(slack);
+    let tight = align != 0 || info.usable <= size.saturating_mul(2).saturating_add(slack);
     let aligned = align == 0 || !align.is_power_of_two() || (p as usize) % align == 0;
     if fits && tight && aligned {
         return true;

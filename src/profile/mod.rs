@@ -365,16 +365,17 @@ fn sampled(size: usize, align: usize, tracing: bool) -> *mut u8 {
     // allocator's frames are cut when the profile is written.
     let frames = &frames[depth.min(1)..depth];
     // A small block comes from the profiler heap, so that its free is
-    // recognised on free's remote path at no cost to other blocks' frees.
-    // A block above SPAN_SAMPLE_MIN comes from the thread's own heap, as a
-    // large span of its own (its usable size is the span's), because in
-    // the profiler heap, with pages and segments of its own, it would be
-    // kept apart from the memory the program reuses (+40 % peak RSS
-    // measured with mixedlarge when every sampled block came from there);
-    // its page is marked, and the frees of large and huge blocks take slow
-    // paths, which test the mark.
-    let as_span = size > SPAN_SAMPLE_MIN || (!tracing && RATE.load(Ordering::Relaxed) >= SPAN_SAMPLE_RATE);
-    let p = if as_span && align <= crate::segment::SLICE_SIZE {
+    // recognised on free's remote path at no cost to other blocks' frees;
+    // there blocks of one class are packed as densely as in any heap. A
+    // large block comes from the thread's own heap, as it would unsampled
+    // (in the profiler heap, large spans were kept apart from the memory
+    // the program reuses: +40 % peak RSS with mixedlarge); its page is
+    // marked, and the frees of large blocks take slow paths, which test
+    // the mark. (Small sampled blocks as spans of their own were tried: a
+    // span reuses dirty slices, so each live sample kept 64 KiB resident,
+    // up to 12.5 % of the live bytes at the default rate: +12 % peak RSS
+    // for larson4 and rounds16k, +25 % time for rounds16k.)
+    let p = if size > crate::size_class::SMALL_MAX && align <= crate::segment::SLICE_SIZE {
         let p = alloc::malloc_span(size);
         // SAFETY: `p` is null or a block just allocated (block_info
         // validates it before reading anything).
@@ -397,7 +398,7 @@ fn sampled(size: usize, align: usize, tracing: bool) -> *mut u8 {
         let mut l = Locked::new();
         let heap = PROF_HEAP.load(Ordering::Acquire);
         // SAFETY: the profiler heap is valid forever and used only under LOCK.
-        let p = unsafe { alloc_in(&mut *heap, size, align) };
+        let p = unsafe { alloc_in(&mut *heap, profiler_class_size(size, tracing), align) };
         if !p.is_null() {
             l.drain_deferred();
             let tables = l.tables();
@@ -413,21 +414,20 @@ fn sampled(size: usize, align: usize, tracing: bool) -> *mut u8 {
     p
 }
 
-/// Sampled blocks above this many bytes are large spans of the thread's
-/// heap; smaller ones come from the profiler heap (see `sampled`) unless
-/// the rate is at least [`SPAN_SAMPLE_RATE`].
-const SPAN_SAMPLE_MIN: usize = 2048;
-
-/// From this sampling rate (bytes) on, every sampled block is a span of
-/// the thread's heap and the profiler heap is not used: a span costs the
-/// page or two the program touches of it, at most 4 KiB of resident memory
-/// more than the block per live sample, i.e. at most 1.6 % of the live
-/// bytes at this rate and 0.8 % at the default (one live sample per `rate`
-/// live bytes on average), where the profiler heap's own segment and pages
-/// cost about 170 KiB however few samples there are (measured with 2 000
-/// x 4 short-lived threads: /proc/self/smaps). mtrace and lower rates
-/// record too many blocks for a span each.
-const SPAN_SAMPLE_RATE: usize = 256 << 10;
+/// The size a sampled small block is allocated with in the profiler heap:
+/// rounded up to a power of two, so that the samples of a program share a
+/// dozen size classes instead of spreading over up to 80 (each class in
+/// use keeps at least a page of the profiler heap resident: about 200 KiB
+/// measured with samples of 16 B to 3 KB). The block's usable size is
+/// then at most twice the request, as for any small block. mtrace, which
+/// records every block, keeps the exact size.
+fn profiler_class_size(size: usize, tracing: bool) -> usize {
+    if tracing || size > crate::size_class::SMALL_MAX / 2 {
+        size
+    } else {
+        size.max(16).next_power_of_two()
+    }
+}
 
 /// Allocates from `heap` as malloc would from a thread heap.
 ///

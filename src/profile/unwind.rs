@@ -191,8 +191,8 @@ struct Entry {
     rule: AtomicU64,
 }
 
-const CACHE_BITS: u32 = 13;
-/// 8192 entries of 32 bytes (256 KiB of .bss, touched only when used).
+const CACHE_BITS: u32 = 11;
+/// 2048 entries of 32 bytes (64 KiB of .bss, touched only when used).
 static CACHE: [Entry; 1 << CACHE_BITS] = [const {
     Entry { seq: AtomicU64::new(0), pc: AtomicU64::new(0), tag: AtomicU64::new(0), rule: AtomicU64::new(0) }
 }; 1 << CACHE_BITS];
