@@ -66,9 +66,15 @@ for t in "${tests[@]}"; do
   read -r -a env_arr <<< "$env_extra" || true
   read -r -a args_arr <<< "$args_extra" || true
   # Valgrind runs programs tens of times slower: stretch the tests' own
-  # deadlock watchdogs accordingly.
+  # deadlock watchdogs accordingly. --fair-sched=yes: valgrind runs one
+  # thread at a time, and its default lock between them is unfair, so a
+  # thread that makes system calls in a loop (tst-mt-purge-stress's
+  # malloc_trim thread, threads waiting on a lock with sched_yield) takes
+  # it back at once and starves the others: that test, 4 s with the fair
+  # lock, ran 97 s and more than 200 s (killed) in 3 runs of 4 without it,
+  # and once 12 minutes in CI.
   env "${env_arr[@]}" TEST_UNDER_MEMCHECK=1 TEST_TIMEOUT_FACTOR=${TEST_TIMEOUT_FACTOR:-8} \
-    timeout "${MEMCHECK_TIMEOUT:-900}" valgrind --tool=memcheck -q --error-exitcode=99 \
+    timeout "${MEMCHECK_TIMEOUT:-900}" valgrind --tool=memcheck -q --fair-sched=yes --error-exitcode=99 \
     --soname-synonyms=somalloc=nouserintercepts "$bin" "${args_arr[@]}" >"$log" 2>&1
   rc=$?
   if [ $rc -eq 0 ]; then
