@@ -71,8 +71,8 @@ for t in "${tests[@]}"; do
   # thread that makes system calls in a loop (tst-mt-purge-stress's
   # malloc_trim thread, threads waiting on a lock with sched_yield) takes
   # it back at once and starves the others: that test, 4 s with the fair
-  # lock, ran 97 s and more than 200 s (killed) in 3 runs of 4 without it,
-  # and once 12 minutes in CI.
+  # lock, took 97 s once without it and was killed at 200 s in four other
+  # runs, and once took 12 minutes in CI.
   env "${env_arr[@]}" TEST_UNDER_MEMCHECK=1 TEST_TIMEOUT_FACTOR=${TEST_TIMEOUT_FACTOR:-8} \
     timeout "${MEMCHECK_TIMEOUT:-900}" valgrind --tool=memcheck -q --fair-sched=yes --error-exitcode=99 \
     --soname-synonyms=somalloc=nouserintercepts "$bin" "${args_arr[@]}" >"$log" 2>&1
