@@ -151,11 +151,11 @@ pub fn malloc_generic(size: usize) -> *mut u8 {
     })
 }
 
-/// `size` bytes (at most the large threshold or 64 KiB, whichever is
-/// larger; more is a huge block) as a large block, a span of slices of
-/// its own, aligned to a slice (64 KiB), whatever its size: the heap
-/// profiler places sampled blocks so (`profile::sampled`). Null when out
-/// of memory.
+/// `size` bytes as a large block, a span of slices of its own aligned to
+/// a slice (64 KiB), whatever its size (above the large threshold: a huge
+/// block, as malloc gives). The heap profiler places the sampled blocks
+/// above the size classes so (`profile::sampled`). Null when out of
+/// memory.
 pub fn malloc_span(size: usize) -> *mut u8 {
     if size > SMALL_MAX && size > large_limit() {
         return malloc_generic(size);
