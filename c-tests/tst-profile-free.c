@@ -7,9 +7,11 @@
    (half by the allocating thread, half by another thread, some after a
    realloc) it counts none.  The allocating thread frees with free_sized
    and the request's size, which must be accepted for a sampled block as
-   for any other, although a sampled block above 2 KiB sits in a span of
-   64 KiB.  */
+   for any other, although a small sampled block sits in a block rounded
+   up to a power of two.  Sampled aligned blocks keep their alignment.  */
+#include <malloc.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +94,23 @@ main (void)
           FAIL_EXIT ("realloc");
         blocks[s][i] = q;
         block_size[s][i] = sizes[s] * 2;
+      }
+  /* A sampled block keeps the alignment asked for (large and huge).  */
+  static const size_t aligns[] = { 4096, 32768, 65536, 1 << 20 };
+  static const size_t asizes[] = { 100000, 3 << 20 };
+  for (size_t a = 0; a < sizeof aligns / sizeof aligns[0]; a++)
+    for (size_t z = 0; z < sizeof asizes / sizeof asizes[0]; z++)
+      {
+        void *q = memalign (aligns[a], asizes[z]);
+        if (q == NULL)
+          FAIL_EXIT ("memalign");
+        if ((uintptr_t) q % aligns[a] != 0)
+          {
+            fprintf (stderr, "memalign (%zu, %zu) = %p\n", aligns[a], asizes[z], q);
+            CHECK ((uintptr_t) q % aligns[a] == 0);
+          }
+        memset (q, 1, asizes[z]);
+        free (q);
       }
   CHECK (profile_stop () == 0);   /* the dumps below allocate */
   inuse (&c1, &b1);

@@ -151,22 +151,6 @@ pub fn malloc_generic(size: usize) -> *mut u8 {
     })
 }
 
-/// `size` bytes as a large block, a span of slices of its own aligned to
-/// a slice (64 KiB), whatever its size (above the large threshold: a huge
-/// block, as malloc gives). The heap profiler places the sampled blocks
-/// above the size classes so (`profile::sampled`). Null when out of
-/// memory.
-pub fn malloc_span(size: usize) -> *mut u8 {
-    if size > SMALL_MAX && size > large_limit() {
-        return malloc_generic(size);
-    }
-    with_thread_heap(ptr::null_mut(), |heap| {
-        // SAFETY: `heap` is the calling thread's heap (or the shared heap
-        // under its lock).
-        unsafe { heap::alloc_large(heap, size.div_ceil(SLICE_SIZE).max(1)) }
-    })
-}
-
 /// The largest request served from a span inside a segment.
 #[inline]
 fn large_limit() -> usize {

@@ -162,6 +162,14 @@ impl Locked {
         None
     }
 
+    /// Records the sampled block `p` of `size` bytes with its stack.
+    fn record(&mut self, p: *mut u8, frames: &[usize], size: usize) {
+        let tables = self.tables();
+        if let Some(id) = tables.intern(frames, size) {
+            tables.add_live(p as usize, size, id);
+        }
+    }
+
     fn tables(&mut self) -> &mut Tables {
         // SAFETY: LOCK is held for the lifetime of `self`; TABLES is only
         // touched under it (GlobalCell's contract, with LOCK for GLOBAL).
@@ -375,8 +383,9 @@ fn sampled(size: usize, align: usize, tracing: bool) -> *mut u8 {
     // span reuses dirty slices, so each live sample kept 64 KiB resident,
     // up to 12.5 % of the live bytes at the default rate: +12 % peak RSS
     // for larson4 and rounds16k, +25 % time for rounds16k.)
-    let p = if size > crate::size_class::SMALL_MAX && align <= crate::segment::SLICE_SIZE {
-        let p = alloc::malloc_span(size);
+    let p = if size > crate::size_class::SMALL_MAX {
+        // Allocated as unsampled (large or huge, with its alignment).
+        let p = plain(size, align);
         // SAFETY: `p` is null or a block just allocated (block_info
         // validates it before reading anything).
         if let Some(info) = unsafe { crate::free::block_info(p) } {
@@ -387,11 +396,7 @@ fn sampled(size: usize, align: usize, tracing: bool) -> *mut u8 {
             }
         }
         if !p.is_null() {
-            let mut l = Locked::new();
-            let tables = l.tables();
-            if let Some(id) = tables.intern(frames, size) {
-                tables.add_live(p as usize, size, id);
-            }
+            Locked::new().record(p, frames, size);
         }
         p
     } else {
@@ -401,10 +406,7 @@ fn sampled(size: usize, align: usize, tracing: bool) -> *mut u8 {
         let p = unsafe { alloc_in(&mut *heap, profiler_class_size(size, tracing), align) };
         if !p.is_null() {
             l.drain_deferred();
-            let tables = l.tables();
-            if let Some(id) = tables.intern(frames, size) {
-                tables.add_live(p as usize, size, id);
-            }
+            l.record(p, frames, size);
         }
         p
     };
