@@ -232,32 +232,34 @@ impl Tables {
         true
     }
 
-    /// Forgets the sampled block at `addr`, if it is one: takes it out of
-    /// its stack's in-use figures. Returns whether it was sampled.
-    pub fn remove_live(&mut self, addr: usize) -> bool {
+    /// The slot of the sampled block at `addr` in the live table, if it is
+    /// one.
+    fn find_live(&self, addr: usize) -> Option<usize> {
         if self.live.is_null() {
-            return false;
+            return None;
         }
         let mask = self.live_cap - 1;
         let mut i = hash_addr(addr) & mask;
+        loop {
+            // SAFETY: masked index inside the table.
+            let e = unsafe { *self.live.add(i) };
+            if e[0] == 0 {
+                return None;
+            }
+            if e[0] == addr {
+                return Some(i);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Empties slot `i` of the live table (a used one) and returns what it
+    /// held. Backward-shift deletion keeps every probe chain unbroken.
+    fn take_live_slot(&mut self, i: usize) -> [usize; 2] {
+        let mask = self.live_cap - 1;
         // SAFETY: all indices are masked below live_cap.
         unsafe {
-            loop {
-                let e = *self.live.add(i);
-                if e[0] == 0 {
-                    return false;
-                }
-                if e[0] == addr {
-                    let id = e[1] & ((1 << 24) - 1);
-                    let size = e[1] >> 24;
-                    let rec = &mut *self.stacks.add(id);
-                    rec.live_count -= 1;
-                    rec.live_bytes -= size as u64;
-                    break;
-                }
-                i = (i + 1) & mask;
-            }
-            // Backward-shift deletion keeps every probe chain unbroken.
+            let taken = *self.live.add(i);
             let mut hole = i;
             let mut j = (i + 1) & mask;
             loop {
@@ -276,59 +278,47 @@ impl Tables {
                 j = (j + 1) & mask;
             }
             *self.live.add(hole) = [0, 0];
+            self.live_len -= 1;
+            taken
         }
-        self.live_len -= 1;
+    }
+
+    /// Forgets the sampled block at `addr`, if it is one: takes it out of
+    /// its stack's in-use figures. Returns whether it was sampled.
+    pub fn remove_live(&mut self, addr: usize) -> bool {
+        let Some(i) = self.find_live(addr) else {
+            return false;
+        };
+        let e = self.take_live_slot(i);
+        let id = e[1] & ((1 << 24) - 1);
+        let size = e[1] >> 24;
+        // SAFETY: the id in a live entry is a record returned by `intern`.
+        let rec = unsafe { &mut *self.stacks.add(id) };
+        rec.live_count -= 1;
+        rec.live_bytes -= size as u64;
         true
     }
 
     /// The size recorded for the sampled block at `addr`, if it is one.
     pub fn live_size(&self, addr: usize) -> Option<usize> {
-        if self.live.is_null() {
-            return None;
-        }
-        let mask = self.live_cap - 1;
-        let mut i = hash_addr(addr) & mask;
-        loop {
-            // SAFETY: masked index inside the table.
-            let e = unsafe { *self.live.add(i) };
-            if e[0] == 0 {
-                return None;
-            }
-            if e[0] == addr {
-                return Some(e[1] >> 24);
-            }
-            i = (i + 1) & mask;
-        }
+        let i = self.find_live(addr)?;
+        // SAFETY: `i` is a slot of the table.
+        Some(unsafe { (*self.live.add(i))[1] } >> 24)
     }
 
     /// Moves the record of the sampled block at `old` to `new` (a huge
     /// block that realloc moved with `mremap`); returns its recorded size,
-    /// or None when `old` is not a sampled block.
+    /// or None when `old` is not a sampled block. Its stack's figures do
+    /// not change.
     pub fn move_live(&mut self, old: usize, new: usize) -> Option<usize> {
-        if self.live.is_null() || old == new {
+        if old == new {
             return None;
         }
-        let mask = self.live_cap - 1;
-        let mut i = hash_addr(old) & mask;
-        let value = loop {
-            // SAFETY: masked index inside the table.
-            let e = unsafe { *self.live.add(i) };
-            if e[0] == 0 {
-                return None;
-            }
-            if e[0] == old {
-                break e[1];
-            }
-            i = (i + 1) & mask;
-        };
-        self.remove_live(old);
-        // SAFETY: the id in `value` is a record returned by `intern`.
-        let rec = unsafe { &mut *self.stacks.add(value & ((1 << 24) - 1)) };
-        rec.live_count += 1;
-        rec.live_bytes += (value >> 24) as u64;
-        self.live_insert(new, value);
+        let i = self.find_live(old)?;
+        let e = self.take_live_slot(i);
+        self.live_insert(new, e[1]);
         self.live_len += 1;
-        Some(value >> 24)
+        Some(e[1] >> 24)
     }
 }
 
