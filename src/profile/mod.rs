@@ -5,13 +5,18 @@
 //! Ideas from tcmalloc's and jemalloc's samplers (byte countdowns drawn
 //! from an exponential distribution, pprof's unsampling); the code is ours.
 //!
-//! Cost when off: malloc tests one global byte ([`armed`]) and branches to
-//! [`malloc_hook`] when it is set; free tests nothing. A sampled block is
-//! allocated from the profiler's own heap, which no thread owns, so every
-//! free of it takes free's remote path (`free::free_remote`), where one
-//! comparison of the owner with that heap (a load free already made)
-//! reports it here; blocks of other heaps never see the profiler. Huge
-//! blocks are told from their (already slow) unmapping path.
+//! Cost, on or off: malloc's fast path subtracts each request from its
+//! heap's byte countdown (`Heap::sample_left`, one `sub` to memory) and
+//! misses when it goes negative ([`malloc_slow_hook`]); its slow paths,
+//! and calloc, realloc and aligned allocation, test one global byte
+//! ([`armed`]) and go through [`malloc_hook`] while it is set; free tests
+//! nothing on its fast path. A small sampled block is allocated from the
+//! profiler's own heap, which no thread owns, so every free of it takes
+//! free's remote path (`free::free_remote`), where one comparison of the
+//! owner with that heap (a load free already made) reports it here; a
+//! larger one is a large block of the thread's heap whose page is marked
+//! `FLAG_SAMPLED`, which the slow paths of large frees test. Huge blocks
+//! are told from their (already slow) unmapping path.
 //!
 //! Locking: one spin lock, [`LOCK`], held with the thread's `busy` flag set
 //! (see [`Locked`]), only around
