@@ -121,6 +121,61 @@ signame() {
   echo "SIG$n"
 }
 
+# descendants PID: the processes below PID (children first).
+descendants() {
+  local c
+  for c in $(pgrep -P "$1" 2>/dev/null); do
+    echo "$c"
+    descendants "$c"
+  done
+}
+
+# run_watched SECONDS LOG COMMAND...: runs COMMAND with its output in LOG
+# and returns its status. A command still running after SECONDS is a hang:
+# every thread's stack of it and of its descendants (a forked child the
+# test waits for) goes into LOG, by gdb where the machine has it, so that a
+# hang seen once, in CI, can be diagnosed; then all of them are killed and
+# the status is 124, as timeout(1) gives.
+run_watched() {
+  local secs="$1" log="$2"
+  shift 2
+  "$@" > "$log" 2>&1 < /dev/null &
+  local pid=$!
+  local flag="$log.timedout"
+  rm -f "$flag"
+  (
+    sleep "$secs"
+    kill -0 "$pid" 2>/dev/null || exit 0
+    : > "$flag"
+    local procs p
+    procs="$pid $(descendants "$pid")"
+    for p in $procs; do
+      {
+        echo "== hang: stacks of process $p ($(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null))"
+        if command -v gdb > /dev/null; then
+          timeout 60 gdb -p "$p" -batch -ex "thread apply all bt 40" < /dev/null 2>&1 \
+            | grep -E '^(Thread|#)' || true
+        else
+          echo "(no gdb on this machine)"
+        fi
+      } >> "$log"
+    done
+    # shellcheck disable=SC2086
+    kill -9 $procs 2>/dev/null || true
+  ) &
+  local watchdog=$!
+  local st=0
+  wait "$pid" || st=$?
+  pkill -P "$watchdog" 2>/dev/null || true # its sleep
+  kill "$watchdog" 2>/dev/null || true
+  wait "$watchdog" 2>/dev/null || true
+  if [ -e "$flag" ]; then
+    rm -f "$flag"
+    return 124
+  fi
+  return "$st"
+}
+
 passed=0
 failed=0
 skipped=0
@@ -171,9 +226,8 @@ for src in "${selected[@]}"; do
 
     status=0
     # The braces catch bash's own "Aborted"/"Segmentation fault" notices.
-    { "${run_env[@]}" "${env_arr[@]}" timeout -k 10 "$timeout_s" \
-        "$bin" "${args_arr[@]}" > "$log" 2>&1 < /dev/null; } 2>/dev/null \
-      || status=$?
+    { run_watched "$timeout_s" "$log" "${run_env[@]}" "${env_arr[@]}" \
+        "$bin" "${args_arr[@]}"; } 2>/dev/null || status=$?
 
     case "$status" in
       0)
@@ -193,7 +247,11 @@ for src in "${selected[@]}"; do
           why="exit $status"
         fi
         echo "FAIL: $name ($mode) [$why]"
-        tail_log "$log"
+        if [ "$status" -eq 124 ]; then
+          sed 's/^/    /' "$log" | head -n 400
+        else
+          tail_log "$log"
+        fi
         failed=$((failed + 1))
         ;;
     esac
