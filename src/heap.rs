@@ -685,14 +685,39 @@ pub fn purge_other_heaps(all: bool) {
     });
 }
 
+/// Takes the slow-path lock of `heap`, a heap the child of a `fork` may
+/// use that no single thread owns (the shared heap, the profiler's heap),
+/// and keeps it across `fork`: another thread of the parent may hold it to
+/// purge or collect the heap, and the child, where that thread does not
+/// exist, would otherwise find it held forever and the heap mid-update.
+/// Released by [`unlock_after_fork`] in the parent and the child.
+///
+/// # Safety
+/// `heap` must be a real heap (heaps are never unmapped); only from a fork
+/// prepare handler.
+pub unsafe fn lock_across_fork(heap: *mut Heap) {
+    // SAFETY: the caller guarantees `heap` is valid.
+    core::mem::forget(unsafe { SlowLock::lock(heap) });
+}
+
+/// Releases what [`lock_across_fork`] took (in the child, whose only
+/// thread is the one that took it).
+///
+/// # Safety
+/// `heap` must have been locked by [`lock_across_fork`] in this fork.
+pub unsafe fn unlock_after_fork(heap: *mut Heap) {
+    // SAFETY: the caller guarantees `heap` is valid and held by us.
+    unsafe { (*heap).slow_lock.store(0, Ordering::Release) };
+}
+
 /// Before `fork`: takes the shared heap's lock, so that the child finds the
 /// shared heap consistent (another thread may be using it).
 pub fn fork_prepare() {
     let shared = SHARED_HEAP.load(Ordering::Acquire);
     if !shared.is_null() {
         // SAFETY: the shared heap is never unmapped; released by
-        // `fork_parent` or reset by `after_fork_child`.
-        core::mem::forget(unsafe { SlowLock::lock(shared) });
+        // `fork_parent` or `after_fork_child`.
+        unsafe { lock_across_fork(shared) };
     }
 }
 
@@ -701,7 +726,7 @@ pub fn fork_parent() {
     let shared = SHARED_HEAP.load(Ordering::Acquire);
     if !shared.is_null() {
         // SAFETY: as in `fork_prepare`; this thread holds the lock.
-        unsafe { (*shared).slow_lock.store(0, Ordering::Release) };
+        unsafe { unlock_after_fork(shared) };
     }
 }
 
@@ -712,8 +737,8 @@ pub fn after_fork_child() {
     let shared = SHARED_HEAP.load(Ordering::Relaxed);
     if !shared.is_null() {
         // SAFETY: the shared heap is never unmapped. Its lock was taken by
-        // `fork_prepare` (or is held by a thread gone in the child).
-        unsafe { (*shared).slow_lock.store(0, Ordering::Relaxed) };
+        // `fork_prepare`.
+        unsafe { unlock_after_fork(shared) };
     }
     let heap = tls::current();
     if is_real(heap) {

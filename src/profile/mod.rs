@@ -593,17 +593,31 @@ impl Drop for Snapshot {
     }
 }
 
-/// Fork prepare (called before GLOBAL is taken): no unwind in progress and
-/// the profiler lock held across fork.
+/// Fork prepare (called with every signal blocked, before GLOBAL is
+/// taken): no unwind in progress, and the profiler lock and the profiler
+/// heap's slow-path lock held across fork. The second is taken by other
+/// threads too (the scans of `heap::collect_other_heaps` and
+/// `heap::purge_other_heaps`); held by one of them at the fork, the child
+/// would wait for it forever in its first refill of the profiler heap.
 pub fn fork_prepare() {
     // SAFETY: this thread's own state.
     let busy = unsafe { (*sample::state()).busy != 0 };
     stack::fork_prepare(busy);
     LOCK.lock();
+    let heap = PROF_HEAP.load(Ordering::Acquire);
+    if !heap.is_null() {
+        // SAFETY: the profiler heap is never unmapped; released by `fork_done`.
+        unsafe { heap::lock_across_fork(heap) };
+    }
 }
 
 /// Fork parent and child handlers (after GLOBAL is released or reset).
 pub fn fork_done(child: bool) {
+    let heap = PROF_HEAP.load(Ordering::Acquire);
+    if !heap.is_null() {
+        // SAFETY: taken by `fork_prepare` in this fork.
+        unsafe { heap::unlock_after_fork(heap) };
+    }
     if child {
         LOCK.reset();
     } else {
