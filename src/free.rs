@@ -169,7 +169,9 @@ unsafe fn free_remote(page: *mut Page, block: *mut Block) {
         if owner.is_null() || (*block).mark == (*page).key {
             return free_slow(block as *mut u8, "free");
         }
-        crate::profile::note_free(owner, page, block as *mut u8);
+        if crate::profile::note_free(owner, page, block as *mut u8) {
+            return; // a sampled block, freed by the profiler
+        }
         if !(*owner).pool.is_null() {
             return crate::pool::free_block(page, block, "free");
         }
@@ -177,6 +179,17 @@ unsafe fn free_remote(page: *mut Page, block: *mut Block) {
             heap::push_notify(owner, page);
         }
     }
+}
+
+/// [`free_local`] for a heap the caller holds exclusively without being
+/// its thread (the profiler's heap under the profiler's lock).
+///
+/// # Safety
+/// `page` must be a live page of `heap`, which no other thread uses now,
+/// and `block` one of its blocks in use.
+pub(crate) unsafe fn free_into_held_heap(heap: &mut Heap, page: &mut Page, block: *mut Block) {
+    // SAFETY: as the caller guarantees.
+    unsafe { free_local(heap, page, block) }
 }
 
 /// Pushes a block on its page's local free list.
@@ -286,8 +299,8 @@ fn free_slow_inner(p: *mut u8, func: &str) {
             diag::heap_error(func, "double free detected", addr);
             return;
         }
-        if !local {
-            crate::profile::note_free((*page).heap, page, p);
+        if !local && crate::profile::note_free((*page).heap, page, p) {
+            return; // a sampled block, freed by the profiler
         }
         if local {
             free_local(&mut *heap, &mut *page, block);
