@@ -1231,27 +1231,6 @@ unsafe fn free_local_slow_inner(heap: &mut Heap, page: *mut Page) {
     }
 }
 
-/// For a heap whose classes are used too rarely for a kept page or a
-/// purge delay to pay off (the profiler's, at sampling rates of 64 KiB and
-/// more): returns `page`, if given and empty, to its segment even as the
-/// head of its class, and purges every free slice of the heap now.
-///
-/// # Safety
-/// `heap` must be held exclusively by the caller (the profiler heap under
-/// the profiler's lock); `page` null or a live small page of it.
-pub unsafe fn release_held(heap: &mut Heap, page: *mut Page) {
-    // SAFETY: the caller holds the heap.
-    let _l = unsafe { SlowLock::lock(heap) };
-    // SAFETY: the caller guarantees the page is a live small page of the
-    // heap; not on the full list, it is on its class's queue.
-    unsafe {
-        if !page.is_null() && (*page).used_count() == 0 && !(*page).is_in_full() {
-            retire(heap, page, true);
-        }
-    }
-    purge(heap, true);
-}
-
 /// A page with no block in use: returned to its segment unless it is the
 /// only page of its class (kept to avoid thrashing) or a notification about
 /// it is still on its way.

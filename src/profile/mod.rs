@@ -492,25 +492,17 @@ pub unsafe fn note_free(owner: *mut Heap, page: *mut crate::page::Page, block: *
     false
 }
 
-/// The lowest sampling rate (bytes) at which a page of the profiler heap
-/// that a free empties is given back at once (see [`free_sampled_small`]):
-/// a sampled free then comes at most once per 64 KiB allocated, so the
-/// `madvise` it may cost is lost in the noise. At lower rates (1: every
-/// allocation) pages empty and refill at every allocation and free, and
-/// the heap keeps them as any heap does.
-const RELEASE_MIN_RATE: usize = 64 << 10;
-
 /// Forgets the sampled small block `block` and frees it into the profiler
 /// heap `heap` under the profiler's lock, which makes this thread the
 /// heap's holder: a local free, so the block is the first one its class
 /// hands out again and a page whose blocks are all free is retired at
-/// once; at sampling rates from [`RELEASE_MIN_RATE`] a page that empties
-/// is given back to the OS at once, even the one its class would keep.
-/// (Pushed on the page's remote list instead, as other threads' frees
-/// are, the blocks came back only when a class ran out of fresh blocks,
-/// and every page a class had touched stayed resident: 240 KiB of the
-/// profiler heap at the end of cxx at the default rate; 156 KiB with the
-/// local free and kept pages.) From
+/// once. (Pushed on the page's remote list instead, as other threads'
+/// frees are, the blocks came back only when a class ran out of fresh
+/// blocks, and every page a class had touched stayed resident: 240 KiB of
+/// the profiler heap at the end of cxx at the default rate, 156 KiB so.
+/// Giving a page that empties back to the OS at once as well left 0 KiB
+/// at the end but did not lower the peak RSS of any workload, measured 5
+/// times, and once in three runs of dormant cost 4 MiB more; dropped.) From
 /// a thread inside the profiler (a signal handler), the block is queued
 /// for the tables and freed remotely by the caller (false).
 ///
@@ -527,19 +519,10 @@ unsafe fn free_sampled_small(heap: *mut Heap, page: *mut crate::page::Page, bloc
     let found = {
         let mut l = Locked::new();
         let found = l.tables().remove_live(block as usize);
-        // Read before the free, after which an unpinned page that empties
-        // is retired and must not be touched.
-        // SAFETY: the caller guarantees the page is live.
-        let (empties, pinned) =
-            unsafe { ((*page).used_count() == 1, (*page).flags & crate::page::FLAG_PINNED != 0) };
         // SAFETY: the profiler heap is held by whoever holds LOCK (every
         // allocation from it and every local free into it is under LOCK);
         // the caller guarantees the page and block.
         unsafe { crate::free::free_into_held_heap(&mut *heap, &mut *page, block.cast()) };
-        if empties && RATE.load(Ordering::Relaxed) >= RELEASE_MIN_RATE && !TRACING.load(Ordering::Relaxed) {
-            // SAFETY: as above; a pinned page is never retired by the free.
-            unsafe { heap::release_held(&mut *heap, if pinned { page } else { ptr::null_mut() }) };
-        }
         found
     };
     if found {
