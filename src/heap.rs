@@ -239,6 +239,16 @@ fn thread_token() -> usize {
     unsafe { libc::pthread_self() as usize }
 }
 
+/// True if the calling thread holds `heap`'s slow-path lock (a signal
+/// handler that interrupted its own thread inside a slow path of `heap`).
+///
+/// # Safety
+/// `heap` must be a real heap (heaps are never unmapped).
+pub unsafe fn slow_lock_held_here(heap: *mut Heap) -> bool {
+    // SAFETY: the caller guarantees `heap` is valid.
+    unsafe { (*heap).slow_lock.load(Ordering::Relaxed) == thread_token() }
+}
+
 /// A held heap slow-path lock, released when dropped.
 ///
 /// The owner of a heap takes it in its slow paths (refill, large

@@ -504,15 +504,22 @@ pub unsafe fn note_free(owner: *mut Heap, page: *mut crate::page::Page, block: *
 /// at the end but did not lower the peak RSS of any workload, measured 5
 /// times, and once in three runs of dormant cost 4 MiB more; dropped.) From
 /// a thread inside the profiler (a signal handler), the block is queued
-/// for the tables and freed remotely by the caller (false).
+/// for the tables and freed remotely by the caller (false), as from a
+/// handler that interrupted this thread while it held the profiler heap's
+/// slow-path lock.
 ///
 /// # Safety
 /// As [`note_free`], with `heap` the profiler heap and `page` one of its pages.
 #[cold]
 #[inline(never)]
 unsafe fn free_sampled_small(heap: *mut Heap, page: *mut crate::page::Page, block: *mut u8) -> bool {
-    // SAFETY: the thread's own state.
-    if unsafe { (*sample::state()).busy } != 0 {
+    // Inside the profiler (its lock may be ours), or a handler that
+    // interrupted this thread inside a slow path of the profiler heap (a
+    // scan of another heap's pages: the re-entrant slow-path lock would
+    // let this free change the heap under it): queue it for the tables and
+    // let the caller push the block on the page's remote list.
+    // SAFETY: the thread's own state; the profiler heap is a real heap.
+    if unsafe { (*sample::state()).busy != 0 || heap::slow_lock_held_here(heap) } {
         defer_forget(block);
         return false;
     }
