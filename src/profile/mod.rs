@@ -499,9 +499,9 @@ pub unsafe fn note_free(owner: *mut Heap, page: *mut crate::page::Page, block: *
 /// once. (Pushed on the page's remote list instead, as other threads'
 /// frees are, the blocks came back only when a class ran out of fresh
 /// blocks, and every page a class had touched stayed resident: 240 KiB of
-/// the profiler heap at the end of cxx at the default rate, 156 KiB so.
-/// Giving a page that empties back to the OS at once as well left 0 KiB
-/// at the end but did not lower the peak RSS of any workload, measured 5
+/// the profiler heap at the end of cxx at the default rate, 160 to 176 KiB
+/// freed here. Giving a page that empties back to the OS at once as well
+/// left 0 KiB at the end but lowered no workload's peak RSS, measured 5
 /// times, and once in three runs of dormant cost 4 MiB more; dropped.) From
 /// a thread inside the profiler (a signal handler), the block is queued
 /// for the tables and freed remotely by the caller (false), as from a
