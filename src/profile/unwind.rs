@@ -36,10 +36,17 @@
 //! and every frame of every capture is looked up again, so a rule of an
 //! unloaded object is used for another object only if the new one is
 //! mapped at the same place with the same extent and eh_frame_hdr offset
-//! and its link map was allocated at the same address (the same library
-//! loaded again, in practice, whose rules are the same). A global
-//! generation counter bumped by dlclose would be exact, but glibc offers
-//! none that can be read without the loader's lock.
+//! and its link map was allocated at the same address. That happens: a
+//! plugin rebuilt with the same layout and reloaded under a path of the
+//! same length gets the same addresses and link map (a reviewer's test
+//! with two such libraries made by hand crashed here before the stack
+//! limit below). A global generation counter bumped by dlclose would be
+//! exact, but glibc offers none that can be read without the loader's
+//! lock, and ptrs does not wrap `dlclose`. So every step checks the CFA
+//! against the top of the thread's stack ([`stack_limit`]): a wrong rule
+//! almost always climbs past it, and the capture then falls back to
+//! libgcc; one that stays inside the stack gives a wrong stack, never a
+//! read outside it.
 
 use core::ffi::c_void;
 use core::sync::atomic::{fence, AtomicU16, AtomicU64, AtomicUsize, Ordering};
@@ -394,6 +401,9 @@ struct Row {
     cfa_ok: bool,
     bp: Reg,
     ra: Reg,
+    /// A rule for rsp itself: anything but `Same` (the caller's rsp is
+    /// the CFA) is not supported, as libgcc would honour it.
+    sp: Reg,
 }
 
 /// What the CIE says.
@@ -486,8 +496,10 @@ unsafe fn run_program(p: usize, end: usize, cie: &Cie, init: &Row, row: &mut Row
             match reg {
                 REG_RBP => row.bp = rule,
                 REG_RA => row.ra = rule,
-                // rsp is the CFA by definition; other registers do not
-                // take part in finding the CFA here.
+                // The caller's rsp is the CFA unless a rule says
+                // otherwise (hand-written code that moves its frame).
+                REG_RSP => row.sp = rule,
+                // Other registers do not take part in finding the CFA.
                 _ => {}
             }
         }
@@ -495,6 +507,7 @@ unsafe fn run_program(p: usize, end: usize, cie: &Cie, init: &Row, row: &mut Row
             match reg {
                 REG_RBP => row.bp = init.bp,
                 REG_RA => row.ra = init.ra,
+                REG_RSP => row.sp = init.sp,
                 _ => {}
             }
         }
@@ -710,7 +723,7 @@ unsafe fn compute(pc: usize, o: &DlFindObject) -> Rule {
             let aug = r.uleb() as usize;
             r.p += aug;
         }
-        let mut row = Row { cfa_reg: REG_RSP, cfa_off: 0, cfa_ok: false, bp: Reg::Same, ra: Reg::Same };
+        let mut row = Row { cfa_reg: REG_RSP, cfa_off: 0, cfa_ok: false, bp: Reg::Same, ra: Reg::Same, sp: Reg::Same };
         let blank = row;
         if !run_program(cie.insns, cie.end, &cie, &blank, &mut row, 0, usize::MAX) {
             return Rule::Fallback;
@@ -729,7 +742,7 @@ fn finish(row: &Row) -> Rule {
         return Rule::End;
     }
     let Reg::Offset(ra) = row.ra else { return Rule::Fallback };
-    if !row.cfa_ok || !(row.cfa_reg == REG_RSP || row.cfa_reg == REG_RBP) {
+    if !row.cfa_ok || !(row.cfa_reg == REG_RSP || row.cfa_reg == REG_RBP) || row.sp != Reg::Same {
         return Rule::Fallback;
     }
     if row.cfa_off < 8 || row.cfa_off > CFA_OFF_MAX as i64 {
@@ -765,9 +778,48 @@ fn rule_for(find: FindObject, ra: usize) -> Rule {
     rule
 }
 
-/// The highest stack a capture climbs above its start (bytes): a CFA
-/// beyond it is taken for a broken rule (fallback).
+/// The highest stack a capture climbs above its start (bytes) on a stack
+/// whose top is not known (see [`stack_limit`]): a CFA beyond it is taken
+/// for a broken rule (fallback).
 const STACK_WINDOW: usize = 1 << 30;
+
+unsafe extern "C" {
+    /// The main thread's stack pointer at process entry (where `argc`
+    /// sits), set by the dynamic loader before any code runs (ld.so).
+    static __libc_stack_end: *mut c_void;
+}
+
+/// Bytes above `__libc_stack_end` a CFA of the main thread may reach:
+/// `_start` calls `__libc_start_main` at most 16 bytes below it, and the
+/// kernel puts `argc`, `argv`, `envp` and the auxiliary vector (far more
+/// than this) above it, so the slots read stay mapped.
+const MAIN_STACK_SLACK: usize = 256;
+
+/// The highest CFA a frame of the stack that holds `start` may have. A
+/// thread made by glibc has its thread control block (the thread pointer,
+/// `%fs:0`) at the top of its stack, above every frame; the main thread's
+/// frames lie below `__libc_stack_end`. Elsewhere (a stack of the
+/// program's own, such as a coroutine's) `start` plus [`STACK_WINDOW`].
+/// A rule that is wrong for its frame (a library unloaded and another
+/// mapped at the same addresses with the same layout, which the cache's
+/// object tag cannot tell apart) mostly yields a CFA above the top: the
+/// walk stops there and libgcc takes the stack, instead of reading
+/// beyond the stack.
+fn stack_limit(start: usize) -> usize {
+    let tp: usize;
+    // SAFETY: reads the thread pointer, which glibc stores at %fs:0 on
+    // x86-64 (the TCB's self pointer).
+    unsafe { core::arch::asm!("mov {}, qword ptr fs:[0]", out(reg) tp, options(nostack, readonly, preserves_flags)) };
+    if start < tp && tp - start <= STACK_WINDOW {
+        return tp;
+    }
+    // SAFETY: a plain read of ld.so's variable, written once at start-up.
+    let main_end = unsafe { __libc_stack_end } as usize;
+    if start < main_end && main_end - start <= STACK_WINDOW {
+        return main_end + MAIN_STACK_SLACK;
+    }
+    start.saturating_add(STACK_WINDOW)
+}
 
 /// How a trace ended.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -814,7 +866,7 @@ pub fn trace_partial(frames: &mut [usize; MAX_DEPTH]) -> (usize, Outcome) {
 fn walk(regs: [usize; 3], frames: &mut [usize; MAX_DEPTH]) -> (usize, Outcome) {
     let Some(find) = find_object_fn() else { return (0, Outcome::Unsupported) };
     let [mut pc, mut sp, mut bp] = regs;
-    let start = sp;
+    let limit = stack_limit(sp);
     let mut depth = 0;
     let mut own = true; // the first frame is ours: stepped, not recorded
     loop {
@@ -835,20 +887,20 @@ fn walk(regs: [usize; 3], frames: &mut [usize; MAX_DEPTH]) -> (usize, Outcome) {
             Rule::Fallback => return (depth, Outcome::Unsupported),
         };
         let cfa = if cfa_rbp { bp } else { sp }.wrapping_add(cfa_off as usize);
-        if cfa < sp.wrapping_add(8) || cfa & 7 != 0 || cfa - start > STACK_WINDOW {
+        if cfa < sp.wrapping_add(8) || cfa & 7 != 0 || cfa > limit {
             return (depth, Outcome::Insane);
         }
         let ra_at = cfa.wrapping_add(ra_off as isize as usize);
-        if ra_at < sp || ra_at & 7 != 0 {
+        if ra_at < sp || ra_at & 7 != 0 || ra_at > limit {
             return (depth, Outcome::Insane);
         }
-        // SAFETY: the slot lies between the frame's stack pointer and its
-        // CFA (checked above: inside the thread's stack, which the rule,
-        // taken from the object's own unwind tables, describes).
+        // SAFETY: the slot lies between the frame's stack pointer and the
+        // top of the thread's stack (`limit`, checked above), as the rule,
+        // taken from the object's own unwind tables, describes.
         pc = unsafe { *(ra_at as *const usize) };
         if let Some(o) = bp_off {
             let at = cfa.wrapping_add(o as isize as usize);
-            if at < sp || at & 7 != 0 {
+            if at < sp || at & 7 != 0 || at > limit {
                 return (depth, Outcome::Insane);
             }
             // SAFETY: as above, a saved-register slot of the frame.
