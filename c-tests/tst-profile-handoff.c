@@ -161,27 +161,34 @@ main (void)
       }
 
   /* A sampled block of 3000 B has 4096 usable bytes; an unsampled one
-     less (its size class).  At 64 KiB about one in 22 is sampled.  */
+     less (its size class).  At 64 KiB about one in 22 is sampled.  Under
+     memcheck, ptrs serves every block itself with its requested size as
+     usable size (src/valgrind.rs), so no block can be told sampled there;
+     valgrind checks the rest.  */
   static void *held[4000];
-  void *sampled = NULL;
-  size_t other = 0;
   int n = 0;
-  for (; n < 4000 && sampled == NULL; n++)
+  if (!under_memcheck ())
     {
-      held[n] = malloc (3000);
-      CHECK (held[n] != NULL);
-      size_t u = malloc_usable_size (held[n]);
-      if (u == 4096)
-        sampled = held[n];
-      else
-        other = u;
+      void *sampled = NULL;
+      size_t other = 0;
+      for (; n < 4000 && sampled == NULL; n++)
+        {
+          held[n] = malloc (3000);
+          CHECK (held[n] != NULL);
+          size_t u = malloc_usable_size (held[n]);
+          if (u == 4096)
+            sampled = held[n];
+          else
+            other = u;
+        }
+      CHECK (sampled != NULL);
+      if (other != 0)
+        CHECK (other != 4096);
+      if (sampled != NULL)
+        expect_abort ("double free of a sampled small block",
+                      double_free_sampled, sampled, "free",
+                      "double free detected", sampled);
     }
-  CHECK (sampled != NULL);
-  if (other != 0)
-    CHECK (other != 4096);
-  if (sampled != NULL)
-    expect_abort ("double free of a sampled small block", double_free_sampled,
-                  sampled, "free", "double free detected", sampled);
   for (int i = 0; i < n; i++)
     free (held[i]);
 
