@@ -663,33 +663,38 @@ static void test_owner_handoff(void) {
   api.destroy(own.pool);
 }
 
-/* fork while another thread frees its pool's blocks locally (its owner
- * token, a busy count raised during each such free): the child, where
- * that thread does not exist, takes the pool over at its first allocation
- * and must not wait for a free that will never end. */
+/* fork while another thread allocates from its pool and frees the blocks
+ * locally (its owner token, a busy count raised during each such free;
+ * with large blocks or a shared pool, the pool heap's slow-path lock held
+ * in the free or the allocation): the child, where that thread does not
+ * exist, takes the pool over at its first allocation and must not wait
+ * for a free or a lock that will never end. */
 static int fork_stop;
 static ptrs_pool *fork_pool;
+static size_t fork_size;
 static void *local_churn(void *arg) {
   (void)arg;
   while (!__atomic_load_n(&fork_stop, __ATOMIC_RELAXED)) {
     void *b[8];
     for (int i = 0; i < 8; i++)
-      b[i] = api.malloc(fork_pool, 32);
+      b[i] = api.malloc(fork_pool, fork_size);
     for (int i = 0; i < 8; i++)
       free(b[i]);
   }
   return NULL;
 }
 
-static void test_fork_owner(void) {
-  fork_pool = make(0, 0, NULL);
+static void test_fork_owner(unsigned flags, size_t size) {
+  fork_pool = make(flags, 0, NULL);
+  fork_size = size;
+  __atomic_store_n(&fork_stop, 0, __ATOMIC_RELAXED);
   pthread_t t;
   pthread_create(&t, NULL, local_churn, NULL);
   int hung = 0, bad = 0;
   for (int k = 0; k < 200 && !hung; k++) {
     pid_t pid = fork();
     if (pid == 0) {
-      void *b = api.malloc(fork_pool, 32);
+      void *b = api.malloc(fork_pool, size);
       _exit(b != NULL ? 0 : 1);
     }
     int status = 0, waited = 0;
@@ -707,6 +712,9 @@ static void test_fork_owner(void) {
   }
   __atomic_store_n(&fork_stop, 1, __ATOMIC_RELAXED);
   pthread_join(t, NULL);
+  if (hung || bad)
+    fprintf(stderr, "fork with %s pool, %zu B blocks: %d hung, %d bad\n",
+            flags & PTRS_POOL_SHARED ? "a shared" : "a", size, hung, bad);
   CHECK(hung == 0);
   CHECK(bad == 0);
   api.destroy(fork_pool);
@@ -755,8 +763,12 @@ int main(void) {
   for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++)
     test_peak(modes[m]);
   test_owner_handoff();
-  if (!under_memcheck())
-    test_fork_owner();
+  if (!under_memcheck()) {
+    test_fork_owner(0, 32);
+    test_fork_owner(0, 100000);
+    test_fork_owner(PTRS_POOL_SHARED, 64);
+    test_fork_owner(PTRS_POOL_SHARED, 100000);
+  }
   test_many(0);
   test_many(PTRS_POOL_BUMP);
   return mt_result();

@@ -179,6 +179,7 @@ extern "C" fn fork_prepare() {
         libc::sigfillset(all.as_mut_ptr());
         libc::pthread_sigmask(libc::SIG_BLOCK, all.as_ptr(), saved.as_mut_ptr());
     }
+    crate::pool::fork_prepare(); // pool locks come before the others
     crate::profile::fork_prepare(); // the profiler's lock comes before GLOBAL
     heap::fork_prepare();
     GLOBAL.lock();
@@ -192,6 +193,7 @@ extern "C" fn fork_parent() {
     GLOBAL.unlock();
     heap::fork_parent();
     crate::profile::fork_done(false);
+    crate::pool::fork_done(false);
     // SAFETY: `saved` was initialised in fork_prepare; the stdio lock was
     // taken there by this thread.
     unsafe {
@@ -206,7 +208,7 @@ extern "C" fn fork_child() {
     GLOBAL.reset();
     heap::after_fork_child();
     crate::purger::after_fork_child();
-    crate::pool::after_fork_child();
+    crate::pool::fork_done(true);
     crate::profile::fork_done(true);
     // The heaps of the parent's other threads belong to threads that do not
     // exist here. They stay marked as owned, so that nobody adopts state

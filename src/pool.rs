@@ -266,22 +266,68 @@ impl Drop for Reg {
     }
 }
 
-/// In the child after `fork`: the registry lock may have been held by a
-/// thread that does not exist there, and so may a pool's busy count (a
-/// local free in progress in another thread), on which the child's next
-/// `claim` would wait forever.
-pub fn after_fork_child() {
-    REG_LOCK.reset();
-    ARENA_LOCK.reset();
-    let r = Reg::lock();
-    let mut pool = r.get().live;
+/// Before `fork` (every signal blocked, before the profiler's and ptrs's
+/// global locks): holds the registry lock, the slow-path lock of every
+/// live pool's heap, the arena lock and the arena heap's slow-path lock
+/// across fork, in the order the pool paths take them, so that the child
+/// finds no pool, registry or arena half-updated by a thread it does not
+/// have, and none of their locks held forever (a reviewer's child hung in
+/// `ptrs_pool_malloc` behind a slow-path lock that the parent's owner
+/// thread held in a local free). Time: proportional to the live pools.
+pub fn fork_prepare() {
+    core::mem::forget(Reg::lock());
+    // SAFETY: REG_LOCK is held (just taken, released by `fork_done`).
+    let mut pool = unsafe { (*REG.0.get()).live };
     while !pool.is_null() {
-        // SAFETY: live pools are valid, linked under the registry lock.
+        // SAFETY: live pools are valid, linked under the registry lock;
+        // pool heaps are never unmapped while their pool lives.
         unsafe {
-            (*pool).busy.store(0, Ordering::Relaxed);
+            let heap = (*pool).heap;
+            if !heap::is_empty_heap(heap) {
+                heap::lock_across_fork(heap);
+            }
             pool = (*pool).reg_next;
         }
     }
+    core::mem::forget(ArenaGuard::lock());
+    let arena = arena_heap();
+    if !arena.is_null() {
+        // SAFETY: the arena heap is never unmapped.
+        unsafe { heap::lock_across_fork(arena) };
+    }
+}
+
+/// After `fork`, in the parent (`child` false) or the child: releases what
+/// [`fork_prepare`] took. In the parent a pool heap that another thread
+/// gave a heap between the two (`ensure_heap`, which takes no lock) was not
+/// taken and is left alone; in the child every live pool's heap lock is
+/// cleared, as its holder can only be this thread or one that does not
+/// exist there. The child also clears every pool's busy count (a local
+/// free in progress in another thread), on which its next `claim` would
+/// wait forever.
+pub fn fork_done(child: bool) {
+    let arena = arena_heap();
+    if !arena.is_null() {
+        // SAFETY: taken by `fork_prepare`.
+        unsafe { heap::unlock_after_fork(arena) };
+    }
+    ARENA_LOCK.unlock();
+    // SAFETY: REG_LOCK is held since `fork_prepare`.
+    let mut pool = unsafe { (*REG.0.get()).live };
+    while !pool.is_null() {
+        // SAFETY: as in `fork_prepare`.
+        unsafe {
+            let heap = (*pool).heap;
+            if !heap::is_empty_heap(heap) && (child || heap::slow_lock_held_here(heap)) {
+                heap::unlock_after_fork(heap);
+            }
+            if child {
+                (*pool).busy.store(0, Ordering::Relaxed);
+            }
+            pool = (*pool).reg_next;
+        }
+    }
+    REG_LOCK.unlock();
 }
 
 // ---------------------------------------------------------------------------
