@@ -280,6 +280,44 @@ static void test_visit(unsigned flags) {
   api.destroy(p);
 }
 
+/* A visitor that frees every block it is given (the documented use):
+ * pages empty and segments with them while the walk goes on; with a
+ * purge delay of 0 an emptied segment used to be given back at once and
+ * the walk read it after (SIGSEGV). */
+static int visit_free(void *b, size_t u, void *arg) {
+  (void)u;
+  ++*(size_t *)arg;
+  free(b);
+  return 0;
+}
+
+static void test_visit_free(unsigned flags, size_t large, int nlarge) {
+  int32_t (*option_set)(const char *, int64_t) =
+      (int32_t (*)(const char *, int64_t))ptrs_symbol("ptrs_option_set");
+  int64_t (*option_get)(const char *) =
+      (int64_t (*)(const char *))ptrs_symbol("ptrs_option_get");
+  int64_t delay = option_get ? option_get("purge_delay") : -1;
+  if (option_set)
+    option_set("purge_delay", 0);
+  ptrs_pool *p = make(flags, 0, NULL);
+  for (int i = 0; i < nlarge; i++)
+    CHECK(api.malloc(p, large) != NULL);
+  for (int i = 0; i < 2000; i++)
+    CHECK(api.malloc(p, (size_t)(i % 50) * 16 + 16) != NULL);
+  size_t n = 0;
+  CHECK(api.visit(p, visit_free, &n) == 0);
+  CHECK(n == (size_t)nlarge + 2000);
+  ptrs_pool_stats st;
+  CHECK(api.stats_get(p, &st) == 0);
+  CHECK(st.blocks == 0 && st.allocated == 0);
+  n = 0;
+  CHECK(api.visit(p, visit_count, &n) == 0 && n == 0);
+  CHECK(api.malloc(p, large) != NULL);
+  api.destroy(p);
+  if (option_set && delay >= 0)
+    option_set("purge_delay", delay);
+}
+
 /* ---- cleanups and nesting ---- */
 
 static char order[64];
@@ -753,6 +791,10 @@ int main(void) {
   for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
     test_basic(modes[m]);
     test_visit(modes[m]);
+  test_visit_free(0, 200000, 100);
+  test_visit_free(0, 1000000, 20);
+  test_visit_free(0, 40000, 500);
+  test_visit_free(PTRS_POOL_SHARED, 200000, 100);
     test_limit(modes[m]);
     if (!under_memcheck())
       test_stale_free(modes[m]);

@@ -134,6 +134,10 @@ pub struct Heap {
     /// The memory pool this heap serves (`pool.rs`), null for thread heaps
     /// and the shared heap. Set once when the pool is made.
     pub pool: *mut crate::pool::Pool,
+    /// Set while `pool::visit` walks this heap's segments: a segment that
+    /// the visitor's frees leave empty stays with the heap (it is given
+    /// back by a later purge), so the walk never reads an unmapped one.
+    pub hold_segments: bool,
 }
 
 /// A heap in a static.
@@ -190,6 +194,7 @@ const fn heap_without_pages() -> Heap {
             large_frees: 0,
         },
         pool: ptr::null_mut(),
+        hold_segments: false,
     }
 }
 
@@ -1287,7 +1292,7 @@ unsafe fn free_page(heap: &mut Heap, page: *mut Page) {
     // a large block does not fault its pages in every time.
     // SAFETY: as above; the heap's segment list is ours.
     unsafe {
-        if (*seg).is_empty() && has_other_empty_segment(heap, seg) {
+        if (*seg).is_empty() && !heap.hold_segments && has_other_empty_segment(heap, seg) {
             unlink_segment(heap, seg);
             segment::release(seg);
             return;
@@ -1432,7 +1437,7 @@ pub fn purge(heap: &mut Heap, all: bool) {
             } else {
                 segment::purge_aged_slices(s, now, delay)
             } as u64;
-            if s.is_empty() && s.dirty_slices == s.used_slices {
+            if s.is_empty() && s.dirty_slices == s.used_slices && !heap.hold_segments {
                 unlink_segment(heap, seg);
                 segment::release(seg);
             } else if s.purge_candidates != 0 {

@@ -1719,9 +1719,19 @@ pub unsafe fn visit(pool: *mut Pool, visit: &mut dyn FnMut(*mut u8, usize) -> i3
             }
             c = next;
         }
+        // The visitor may free what it is given, which may free its page
+        // and leave its segment empty: segments stay with the heap until
+        // the walk ends (`Heap::hold_segments`), and a span's slices are
+        // taken out of the walk before its blocks are visited, so that no
+        // slice of a span freed meanwhile is read as a page. (A visitor
+        // freeing 100 blocks of 200000 B with PTRS_PURGE_DELAY=0 read a
+        // released segment: SIGSEGV.)
+        if !heap::is_empty_heap(p.heap) {
+            (*p.heap).hold_segments = true;
+        }
         let mut seg = (*p.heap).segments;
-        while !seg.is_null() {
-            let next_seg = (*seg).next;
+        let mut result = 0;
+        'walk: while !seg.is_null() {
             let mut used = (*seg).used_slices & !1;
             while used != 0 {
                 let i = used.trailing_zeros() as usize;
@@ -1730,14 +1740,27 @@ pub unsafe fn visit(pool: *mut Pool, visit: &mut dyn FnMut(*mut u8, usize) -> i3
                 if (*page).head != page || (*page).heap != p.heap {
                     continue;
                 }
+                let n = ((*page).slice_count as usize).max(1);
+                if n < 64 {
+                    used &= !(((1u64 << n) - 1) << i);
+                } else {
+                    used = 0;
+                }
                 // The current bump chunk is carved up to `bump_cur`.
                 let end = if page == p.bump_chunks && !p.in_arena { p.bump_cur } else { 0 };
                 let r = visit_page(&mut *page, end, visit);
                 if r != 0 {
-                    return r;
+                    result = r;
+                    break 'walk;
                 }
             }
-            seg = next_seg;
+            seg = (*seg).next;
+        }
+        if !heap::is_empty_heap(p.heap) {
+            (*p.heap).hold_segments = false;
+        }
+        if result != 0 {
+            return result;
         }
         // Huge blocks: the next link is read before the visitor runs, as
         // it may free (unlink) the block it is given.
