@@ -34,7 +34,7 @@ if gcc -std=gnu11 -O1 -g -w -o "$misuse" c-tests/memcheck/misuse.c \
      -L "$lib_dir" -Wl,--no-as-needed -lptrs "-Wl,-rpath,$lib_dir"; then
   valgrind --tool=memcheck -q --soname-synonyms=somalloc=nouserintercepts \
     "$misuse" >build/memcheck/misuse.log 2>&1
-  for f in use_after_free overflow_into_slack overflow_into_next uninitialised_read realloc_old_block use_after_destroy; do
+  for f in use_after_free overflow_into_slack overflow_into_next uninitialised_read realloc_old_block use_after_destroy use_after_parent_destroy; do
     # The first frame of each error report ("at 0x...: FUNC (misuse.c:N)").
     if grep -qE "^==[0-9]+==    at 0x[0-9A-F]+: $f \(misuse\.c" build/memcheck/misuse.log; then
       echo "PASS: memcheck reports $f"; passed=$((passed + 1))
@@ -43,10 +43,10 @@ if gcc -std=gnu11 -O1 -g -w -o "$misuse" c-tests/memcheck/misuse.c \
     fi
   done
   n=$(grep -cE "^==[0-9]+== (Invalid|Conditional|Use of uninit|Mismatched)" build/memcheck/misuse.log)
-  if [ "$n" -eq 6 ]; then
-    echo "PASS: memcheck reports 6 errors in misuse.c, none in correct uses"; passed=$((passed + 1))
+  if [ "$n" -eq 7 ]; then
+    echo "PASS: memcheck reports 7 errors in misuse.c, none in correct uses"; passed=$((passed + 1))
   else
-    echo "FAIL: memcheck reports $n errors in misuse.c, want 6 (build/memcheck/misuse.log)"
+    echo "FAIL: memcheck reports $n errors in misuse.c, want 7 (build/memcheck/misuse.log)"
     sed -n '1,30p' build/memcheck/misuse.log | sed 's/^/    /'; failed=$((failed + 1))
   fi
 else

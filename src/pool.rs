@@ -798,6 +798,10 @@ pub unsafe fn destroy(pool: *mut Pool) {
             reg.live_count -= 1;
             break reg.cache_count < CACHE_MAX;
         };
+        // Memcheck mode: its blocks are freed for memcheck now, after its
+        // children (each through this same path) and its cleanups, which
+        // may still read them.
+        crate::valgrind::pool_release(pool);
         release_pages(pool, if keep { Keep::Light } else { Keep::None });
         release_chunks(&mut *pool);
         let r = Reg::lock();
@@ -913,6 +917,7 @@ pub unsafe fn reset(pool: *mut Pool) {
     // SAFETY: the caller guarantees `pool` is live and ours.
     unsafe {
         run_children_and_cleanups(pool);
+        crate::valgrind::pool_release(pool); // as in `destroy`
         release_pages(pool, Keep::First);
         let p = &mut *pool;
         release_chunks(p);
@@ -975,7 +980,12 @@ unsafe fn run_cleanups(pool: *mut Pool) {
                 break;
             }
             (*pool).cleanups = (*c).next;
-            ((*c).func)((*c).arg);
+            {
+                // The program's code: memcheck reports its errors even
+                // inside the engine's quiet destroy or reset.
+                let _loud = crate::valgrind::Loud::new();
+                ((*c).func)((*c).arg);
+            }
             free::free(c as *mut u8);
         }
     }

@@ -49,9 +49,16 @@ __attribute__((noinline)) static void realloc_old_block(void) {
 
 /* ptrs's pool API (include/ptrs.h; declared here as the build has no -I). */
 typedef struct ptrs_pool ptrs_pool;
-extern ptrs_pool *ptrs_pool_create(const void *opts);
+typedef struct {
+  const char *name;
+  size_t limit;
+  unsigned flags;
+  ptrs_pool *parent;
+} ptrs_pool_options;
+extern ptrs_pool *ptrs_pool_create(const ptrs_pool_options *opts);
 extern void *ptrs_pool_malloc(ptrs_pool *pool, size_t size);
 extern void ptrs_pool_destroy(ptrs_pool *pool);
+extern int ptrs_pool_cleanup_add(ptrs_pool *pool, void (*fn)(void *), void *arg);
 
 __attribute__((noinline)) static void use_after_destroy(void) {
   ptrs_pool *pool = ptrs_pool_create(NULL);
@@ -60,6 +67,18 @@ __attribute__((noinline)) static void use_after_destroy(void) {
   ptrs_pool_destroy(pool); /* every block of the pool is freed */
   sink = p[0];             /* "Invalid read" */
 }
+
+__attribute__((noinline)) static void use_after_parent_destroy(void) {
+  ptrs_pool *parent = ptrs_pool_create(NULL);
+  ptrs_pool_options o = {"child", 0, 0, parent};
+  ptrs_pool *child = ptrs_pool_create(&o);
+  char *p = ptrs_pool_malloc(child, 5000);
+  memset(p, 5, 5000);
+  ptrs_pool_destroy(parent); /* the child and its blocks go with it */
+  sink = p[0];               /* "Invalid read" */
+}
+
+static void read_block(void *arg) { sink = *(volatile char *)arg; }
 
 /* Correct uses that must not be reported. */
 __attribute__((noinline)) static int correct_uses(void) {
@@ -74,6 +93,13 @@ __attribute__((noinline)) static int correct_uses(void) {
   size_t n = malloc_usable_size(s);
   memset(s, 3, n);
   free(s);
+  /* A cleanup reads a block of its pool: the blocks are freed after the
+     cleanups run. */
+  ptrs_pool *pool = ptrs_pool_create(NULL);
+  char *b = ptrs_pool_malloc(pool, 64);
+  memset(b, 6, 64);
+  ptrs_pool_cleanup_add(pool, read_block, b);
+  ptrs_pool_destroy(pool);
   return bad;
 }
 
@@ -86,5 +112,6 @@ int main(void) {
   uninitialised_read();
   realloc_old_block();
   use_after_destroy();
+  use_after_parent_destroy();
   return 0;
 }

@@ -144,10 +144,7 @@ pub unsafe extern "C" fn ptrs_pool_destroy(pool: *mut ptrs_pool) {
     let saved = os::errno();
     let _q = valgrind::Quiet::new();
     // SAFETY: checked live; the caller guarantees exclusive use.
-    unsafe {
-        valgrind::pool_release(engine(pool));
-        pool::destroy(engine(pool));
-    }
+    unsafe { pool::destroy(engine(pool)) };
     os::set_errno(saved);
 }
 
@@ -165,10 +162,7 @@ pub unsafe extern "C" fn ptrs_pool_reset(pool: *mut ptrs_pool) {
     let saved = os::errno();
     let _q = valgrind::Quiet::new();
     // SAFETY: checked live; the caller guarantees exclusive use.
-    unsafe {
-        valgrind::pool_release(engine(pool));
-        pool::reset(engine(pool));
-    }
+    unsafe { pool::reset(engine(pool)) };
     os::set_errno(saved);
 }
 
