@@ -173,6 +173,7 @@ pub fn fork_prepare(own_busy: bool) {
 pub fn fork_done(child: bool) {
     if child {
         UNWINDERS.store(0, Ordering::SeqCst);
+        super::unwind::after_fork_child();
     }
     FORKING.store(false, Ordering::SeqCst);
 }

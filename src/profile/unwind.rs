@@ -217,6 +217,11 @@ static CACHE_INDEX: [AtomicU16; CACHE_LEN] = [const { AtomicU16::new(0) }; CACHE
 /// Entries of [`CACHE`] handed out so far (may run past its length: see
 /// [`cache_put`]).
 static CACHE_USED: AtomicUsize = AtomicUsize::new(0);
+/// Threads inside [`cache_put`] (counted before an entry's sequence turns
+/// odd and after it is even again), so that a fork child knows whether
+/// an entry may have been left odd by a thread it does not have
+/// ([`after_fork_child`]).
+static CACHE_WRITERS: AtomicUsize = AtomicUsize::new(0);
 
 #[inline(always)]
 fn bucket(pc: usize) -> usize {
@@ -260,8 +265,10 @@ fn cache_put(pc: usize, tag: u64, rule: u64) {
         n = if k < CACHE_LEN { k + 1 } else { b + 1 };
     }
     let e = &CACHE[n - 1];
+    CACHE_WRITERS.fetch_add(1, Ordering::SeqCst);
     let s = e.seq.load(Ordering::Relaxed);
     if s & 1 != 0 || e.seq.compare_exchange(s, s + 1, Ordering::Relaxed, Ordering::Relaxed).is_err() {
+        CACHE_WRITERS.fetch_sub(1, Ordering::SeqCst);
         return; // being written (maybe by the thread this handler interrupted)
     }
     fence(Ordering::Release);
@@ -272,6 +279,28 @@ fn cache_put(pc: usize, tag: u64, rule: u64) {
     if fresh {
         CACHE_INDEX[b].store(n as u16, Ordering::Release);
     }
+    CACHE_WRITERS.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// In the child after `fork`: an entry that another thread of the parent
+/// was writing stays odd forever there (readers take it as a miss,
+/// writers skip it), so its return address would be computed again at
+/// every capture in the child, a long-lived worker of a forking server
+/// included. When a write was in progress at the fork, every odd entry is
+/// emptied and made even again; otherwise nothing is touched (the table
+/// stays out of the child's RSS).
+pub fn after_fork_child() {
+    if CACHE_WRITERS.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    for e in &CACHE {
+        let s = e.seq.load(Ordering::Relaxed);
+        if s & 1 != 0 {
+            e.pc.store(0, Ordering::Relaxed);
+            e.seq.store(s + 1, Ordering::Relaxed);
+        }
+    }
+    CACHE_WRITERS.store(0, Ordering::Relaxed);
 }
 
 /// The tag of an object as `_dl_find_object` describes it (never 0).
@@ -914,6 +943,39 @@ fn walk(regs: [usize; 3], frames: &mut [usize; MAX_DEPTH]) -> (usize, Outcome) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A rule cached, then an entry left odd as by a writer of a parent
+    /// that forked: the child's handler makes it usable again, and a
+    /// cached rule survives it. (Other tests of this binary share the
+    /// table: the addresses here are not code addresses.)
+    #[test]
+    fn fork_child_clears_entries_left_odd() {
+        // Addresses whose buckets no other test uses yet.
+        let mut free_pcs = (0..4096usize)
+            .map(|i| 0x7777_0000_0000usize + i * 0x10)
+            .filter(|&pc| CACHE_INDEX[bucket(pc)].load(Ordering::Relaxed) == 0);
+        let (pc, tag) = (free_pcs.next().unwrap(), 0x55u64);
+        let pc2 = free_pcs.find(|&p| bucket(p) != bucket(pc)).unwrap();
+        let tag2 = 0x66u64;
+        cache_put(pc, tag, 0x1234);
+        assert_eq!(cache_get(pc, tag), Some(0x1234));
+        cache_put(pc2, tag2, 0x5678);
+        let n = CACHE_INDEX[bucket(pc2)].load(Ordering::Relaxed) as usize;
+        assert!(n != 0);
+        let e = &CACHE[n - 1];
+        // A write in progress at the fork.
+        CACHE_WRITERS.fetch_add(1, Ordering::SeqCst);
+        e.seq.fetch_add(1, Ordering::SeqCst);
+        assert_eq!(cache_get(pc2, tag2), None);
+        cache_put(pc2, tag2, 0x5678); // skipped: the entry is odd
+        assert_eq!(cache_get(pc2, tag2), None);
+        after_fork_child();
+        assert_eq!(e.seq.load(Ordering::Relaxed) & 1, 0);
+        assert_eq!(cache_get(pc2, tag2), None); // emptied
+        cache_put(pc2, tag2, 0x5678);
+        assert_eq!(cache_get(pc2, tag2), Some(0x5678));
+        assert_eq!(cache_get(pc, tag), Some(0x1234));
+    }
 
     #[test]
     fn rules_encode_and_decode() {
