@@ -1,6 +1,8 @@
 /* realloc: NULL pointer is malloc, size 0 frees and returns NULL (glibc),
  * content is preserved over growth and shrinking through all size ranges,
- * and a failed realloc leaves the block intact. */
+ * a failed realloc leaves the block intact, and a successful one leaves
+ * errno alone (a huge block grown past a neighbour: mremap's first try in
+ * place fails with ENOMEM before the move succeeds). */
 #include "test_helper.h"
 #include <malloc.h>
 
@@ -99,6 +101,24 @@ int main(void) {
       p = q;
     }
     free(p);
+  }
+
+  for (int k = 0; k < 8; k++) {
+    char *h = malloc(5 << 20);
+    void *next = malloc(1 << 20); /* likely right after it: growth moves */
+    CHECK(h != NULL && next != NULL);
+    if (h == NULL)
+      break;
+    memset(h, 7, 5 << 20);
+    errno = 777;
+    char *g = realloc(h, (size_t)(15 + k) << 20);
+    CHECK(g != NULL);
+    CHECK(errno == 777);
+    if (g != NULL) {
+      CHECK(g[0] == 7 && g[(5 << 20) - 1] == 7);
+      free(g);
+    }
+    free(next);
   }
   return test_result();
 }

@@ -243,8 +243,12 @@ fn realloc_generic(p: *mut u8, size: usize) -> *mut u8 {
     let usable = info.usable;
     if info.huge {
         if size > large_limit() {
+            // mremap's first try in place fails with ENOMEM when the
+            // next pages are taken; realloc's success must not show it.
+            let saved = crate::os::errno();
             // SAFETY: `info.segment` is the live huge segment of `p`.
             let q = unsafe { huge::resize(info.segment, size) };
+            crate::os::set_errno(saved);
             if !q.is_null() {
                 crate::profile::note_moved_huge(p, q);
                 return q;

@@ -63,6 +63,20 @@ fn write_line(line: &[u8]) {
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, saved.as_ptr(), core::ptr::null_mut()) };
 }
 
+/// Fork prepare (every signal blocked, after the profiler's lock, the
+/// order `profile::Locked::drain_deferred` takes them in): the trace lock
+/// is held across fork, so that a child never finds it held by a thread
+/// writing a line in the parent (a review's child spun forever on its
+/// first traced allocation).
+pub fn fork_prepare() {
+    LOCK.lock();
+}
+
+/// Fork parent and child handlers: releases what [`fork_prepare`] took.
+pub fn fork_done() {
+    LOCK.unlock();
+}
+
 /// Starts tracing if `MALLOC_TRACE` names a file that can be written.
 pub fn mtrace() {
     if FD.load(Ordering::Relaxed) >= 0 {

@@ -523,18 +523,18 @@ unsafe fn free_sampled_small(heap: *mut Heap, page: *mut crate::page::Page, bloc
         defer_forget(block);
         return false;
     }
-    let found = {
-        let mut l = Locked::new();
-        let found = l.tables().remove_live(block as usize);
-        // SAFETY: the profiler heap is held by whoever holds LOCK (every
-        // allocation from it and every local free into it is under LOCK);
-        // the caller guarantees the page and block.
-        unsafe { crate::free::free_into_held_heap(&mut *heap, &mut *page, block.cast()) };
-        found
-    };
-    if found {
+    let mut l = Locked::new();
+    if l.tables().remove_live(block as usize) {
+        // Logged before the block can be handed out again, so that the
+        // trace never shows another thread's `+` of this address before
+        // this `-` (a review replayed 24 such lines in 400 000 frees).
         crate::mtrace::log_free(block);
     }
+    // SAFETY: the profiler heap is held by whoever holds LOCK (every
+    // allocation from it and every local free into it is under LOCK);
+    // the caller guarantees the page and block.
+    unsafe { crate::free::free_into_held_heap(&mut *heap, &mut *page, block.cast()) };
+    drop(l);
     true
 }
 
@@ -567,14 +567,12 @@ pub fn note_moved_huge(old: *mut u8, new: *mut u8) {
 #[cold]
 #[inline(never)]
 fn moved(old: *mut u8, new: *mut u8) {
-    let moved = {
-        let mut l = Locked::new();
-        l.tables().move_live(old as usize, new as usize)
-    };
-    if let Some(size) = moved {
+    let mut l = Locked::new();
+    if let Some(size) = l.tables().move_live(old as usize, new as usize) {
         crate::mtrace::log_free(old);
         crate::mtrace::log_moved(new, size);
     }
+    drop(l);
 }
 
 #[cold]
@@ -657,6 +655,7 @@ pub fn fork_prepare() {
     let busy = unsafe { (*sample::state()).busy != 0 };
     stack::fork_prepare(busy);
     LOCK.lock();
+    crate::mtrace::fork_prepare();
     let heap = PROF_HEAP.load(Ordering::Acquire);
     if !heap.is_null() {
         // SAFETY: the profiler heap is never unmapped; released by `fork_done`.
@@ -671,6 +670,7 @@ pub fn fork_done(child: bool) {
         // SAFETY: taken by `fork_prepare` in this fork.
         unsafe { heap::unlock_after_fork(heap) };
     }
+    crate::mtrace::fork_done();
     if child {
         LOCK.reset();
     } else {

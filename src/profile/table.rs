@@ -179,6 +179,10 @@ impl Tables {
 
     /// Records a sampled block of `size` bytes at `addr` from stack `id`.
     pub fn add_live(&mut self, addr: usize, size: usize, id: u32) {
+        // A stale entry for this address (its free was lost: the signal
+        // handlers' queue was full) leaves its stack's in-use figures
+        // first, so that they do not count a block forever.
+        self.remove_live(addr);
         // SAFETY: `id` is a record returned by `intern`.
         let rec = unsafe { &mut *self.stacks.add(id as usize) };
         rec.alloc_count += 1;
@@ -316,6 +320,7 @@ impl Tables {
         }
         let i = self.find_live(old)?;
         let e = self.take_live_slot(i);
+        self.remove_live(new); // a stale entry, as in `add_live`
         self.live_insert(new, e[1]);
         self.live_len += 1;
         Some(e[1] >> 24)
