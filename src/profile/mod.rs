@@ -167,10 +167,15 @@ impl Locked {
         None
     }
 
-    /// Records the sampled block `p` of `size` bytes with its stack.
-    fn record(&mut self, p: *mut u8, frames: &[usize], size: usize) {
+    /// Records the block `p` of `size` bytes: with its stack when the
+    /// sampler chose it; otherwise (a block only mtrace logs) as known
+    /// to the live table alone, so that its free is logged, and counted
+    /// in no stack's figures, which the writers scale up as samples.
+    fn record(&mut self, p: *mut u8, frames: &[usize], size: usize, chosen: bool) {
         let tables = self.tables();
-        if let Some(id) = tables.intern(frames, size) {
+        if !chosen {
+            tables.add_traced(p as usize, size);
+        } else if let Some(id) = tables.intern(frames, size) {
             tables.add_live(p as usize, size, id);
         }
     }
@@ -303,16 +308,17 @@ pub fn malloc_hook(size: usize, align: usize) -> *mut u8 {
     // signal handler of this thread, which only runs this same code, and
     // the flag below keeps it from nesting.
     let t = unsafe { &mut *sample::state() };
+    if t.busy != 0 {
+        return plain(size, align);
+    }
     let tracing = TRACING.load(Ordering::Relaxed);
-    if t.busy != 0
-        || !(tracing
-            || (SAMPLING.load(Ordering::Relaxed)
-                && sample::should_sample(t, size, RATE.load(Ordering::Relaxed), EPOCH.load(Ordering::Relaxed))))
-    {
+    let chosen = SAMPLING.load(Ordering::Relaxed)
+        && sample::should_sample(t, size, RATE.load(Ordering::Relaxed), EPOCH.load(Ordering::Relaxed));
+    if !(tracing || chosen) {
         return plain(size, align);
     }
     t.busy = 1;
-    let p = sampled(size, align, tracing);
+    let p = sampled(size, align, tracing, chosen);
     t.busy = 0;
     p
 }
@@ -345,14 +351,18 @@ pub fn malloc_slow_hook(size: usize) -> *mut u8 {
     let t = unsafe { &mut *sample::state() };
     let rate = RATE.load(Ordering::Relaxed);
     // Tracing and rate 1 record every allocation: the countdown stays
-    // negative, so that every malloc comes here.
+    // negative, so that every malloc comes here. While tracing, the
+    // heap's countdown chooses nothing: the thread's does, as in
+    // `malloc_hook`.
     let next = if tracing || rate <= 1 { -1 } else { sample::draw_countdown(t, rate).min(isize::MAX as i64 / 2) as isize };
     countdown.store(next, Ordering::Relaxed);
     if t.busy != 0 {
         return plain(size, 0);
     }
+    let chosen = sampling
+        && (!tracing || sample::should_sample(t, size, rate, EPOCH.load(Ordering::Relaxed)));
     t.busy = 1;
-    let p = sampled(size, 0, tracing);
+    let p = sampled(size, 0, tracing, chosen);
     t.busy = 0;
     p
 }
@@ -371,7 +381,7 @@ fn plain(size: usize, align: usize) -> *mut u8 {
 }
 
 #[inline(never)]
-fn sampled(size: usize, align: usize, tracing: bool) -> *mut u8 {
+fn sampled(size: usize, align: usize, tracing: bool, chosen: bool) -> *mut u8 {
     let mut frames = [0usize; MAX_DEPTH];
     let depth = stack::capture(&mut frames);
     // Our own frame (capture's caller) is always internal; the rest of the
@@ -401,7 +411,7 @@ fn sampled(size: usize, align: usize, tracing: bool) -> *mut u8 {
             }
         }
         if !p.is_null() {
-            Locked::new().record(p, frames, size);
+            Locked::new().record(p, frames, size, chosen);
         }
         p
     } else {
@@ -411,7 +421,7 @@ fn sampled(size: usize, align: usize, tracing: bool) -> *mut u8 {
         let p = unsafe { alloc_in(&mut *heap, profiler_class_size(size, tracing), align) };
         if !p.is_null() {
             l.drain_deferred();
-            l.record(p, frames, size);
+            l.record(p, frames, size, chosen);
         }
         p
     };

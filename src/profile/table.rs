@@ -12,6 +12,13 @@ use core::ptr;
 use super::stack::MAX_DEPTH;
 use crate::os;
 
+/// A live entry's value is `size << 24 | stack id`; sizes are capped here
+/// (bit 63 is [`TRACED_ONLY`]).
+const LIVE_SIZE_MAX: usize = (1usize << 39) - 1;
+/// Live-entry flag: a block mtrace logs that the sampler did not choose
+/// (no stack id, in no stack's figures).
+const TRACED_ONLY: usize = 1 << 63;
+
 /// One distinct call stack and what was sampled from it. Counts and bytes
 /// are raw samples (not scaled by the sampling rate).
 #[derive(Clone, Copy)]
@@ -178,6 +185,18 @@ impl Tables {
     }
 
     /// Records a sampled block of `size` bytes at `addr` from stack `id`.
+    /// Records the block at `addr` of `size` bytes in the live table
+    /// only ([`TRACED_ONLY`]): a block mtrace logs that the sampler did
+    /// not choose. Its free is found (and logged); no stack counts it.
+    pub fn add_traced(&mut self, addr: usize, size: usize) {
+        self.remove_live(addr);
+        if (self.live_len + 1) * 8 > self.live_cap * 5 && !self.grow_live() {
+            return;
+        }
+        self.live_insert(addr, TRACED_ONLY | (size.min(LIVE_SIZE_MAX) << 24));
+        self.live_len += 1;
+    }
+
     pub fn add_live(&mut self, addr: usize, size: usize, id: u32) {
         // A stale entry for this address (its free was lost: the signal
         // handlers' queue was full) leaves its stack's in-use figures
@@ -192,7 +211,7 @@ impl Tables {
         }
         rec.live_count += 1;
         rec.live_bytes += size as u64;
-        let size = size.min((1usize << 40) - 1);
+        let size = size.min(LIVE_SIZE_MAX);
         self.live_insert(addr, (size << 24) | id as usize);
         self.live_len += 1;
     }
@@ -294,6 +313,9 @@ impl Tables {
             return false;
         };
         let e = self.take_live_slot(i);
+        if e[1] & TRACED_ONLY != 0 {
+            return true;
+        }
         let id = e[1] & ((1 << 24) - 1);
         let size = e[1] >> 24;
         // SAFETY: the id in a live entry is a record returned by `intern`.
@@ -307,7 +329,7 @@ impl Tables {
     pub fn live_size(&self, addr: usize) -> Option<usize> {
         let i = self.find_live(addr)?;
         // SAFETY: `i` is a slot of the table.
-        Some(unsafe { (*self.live.add(i))[1] } >> 24)
+        Some((unsafe { (*self.live.add(i))[1] } & !TRACED_ONLY) >> 24)
     }
 
     /// Moves the record of the sampled block at `old` to `new` (a huge
@@ -323,7 +345,7 @@ impl Tables {
         self.remove_live(new); // a stale entry, as in `add_live`
         self.live_insert(new, e[1]);
         self.live_len += 1;
-        Some(e[1] >> 24)
+        Some((e[1] & !TRACED_ONLY) >> 24)
     }
 }
 
