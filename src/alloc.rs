@@ -218,9 +218,23 @@ pub fn malloc_aligned_unhooked(align: usize, size: usize) -> *mut u8 {
 /// block is then untouched).
 pub fn realloc(p: *mut u8, size: usize) -> *mut u8 {
     if free::small_block_fits(p, size) {
+        if crate::profile::ever_started() {
+            crate::profile::note_resized(p, size);
+        }
         return p;
     }
     realloc_generic(p, size)
+}
+
+/// realloc's result `p` when it keeps the block where it is: tells the
+/// heap profiler the block's new size (a sampled block's record keeps the
+/// size it was allocated with otherwise).
+#[inline(always)]
+fn kept(p: *mut u8, size: usize) -> *mut u8 {
+    if crate::profile::ever_started() {
+        crate::profile::note_resized(p, size);
+    }
+    p
 }
 
 #[inline(never)]
@@ -251,17 +265,17 @@ fn realloc_generic(p: *mut u8, size: usize) -> *mut u8 {
             crate::os::set_errno(saved);
             if !q.is_null() {
                 crate::profile::note_moved_huge(p, q);
-                return q;
+                return kept(q, size);
             }
             if size <= usable {
-                return p;
+                return kept(p, size);
             }
         }
     } else if size <= usable && size >= usable / 2 {
         // Shrinking by less than half keeps the block where it is.
-        return p;
+        return kept(p, size);
     } else if size <= usable && info.large_or_huge && usable - size < SLICE_SIZE {
-        return p;
+        return kept(p, size);
     } else if size > usable && info.large_or_huge && size <= large_limit() {
         let heap = tls::current();
         let grown = heap::is_real(heap)
@@ -270,7 +284,7 @@ fn realloc_generic(p: *mut u8, size: usize) -> *mut u8 {
             // of another heap is refused inside.
             && unsafe { heap::grow_large_in_place(&mut *heap, info.page, size.div_ceil(SLICE_SIZE)) };
         if grown {
-            return p;
+            return kept(p, size);
         }
     }
     let q = malloc(size);

@@ -565,6 +565,43 @@ pub fn note_free_huge(block: *mut u8) {
     }
 }
 
+/// True once the profiler or mtrace has run in this process (its heap
+/// exists): only then can a block be in the live table. One load.
+#[inline(always)]
+pub fn ever_started() -> bool {
+    !PROF_HEAP.load(Ordering::Relaxed).is_null()
+}
+
+/// realloc's hook when it keeps `p` in place with a new size of `size`
+/// bytes (call only when [`ever_started`]): a sampled block's record and
+/// its stack's in-use bytes take the new size, and mtrace logs the block
+/// freed and allocated again, as for a huge block moved by `mremap`. The
+/// lock is taken only for a block that can be sampled: one of the
+/// profiler heap's, a large one marked `FLAG_SAMPLED`, or a huge one.
+#[cold]
+#[inline(never)]
+pub fn note_resized(p: *mut u8, size: usize) {
+    // SAFETY: `p` is realloc's live block; block_info validates it first.
+    let Some(info) = (unsafe { crate::free::block_info(p) }) else { return };
+    // SAFETY: the page of a live block; its flags and owner are read as
+    // `note_free` reads them.
+    let candidate = info.huge
+        || unsafe { (*info.page).heap } == PROF_HEAP.load(Ordering::Relaxed)
+        || (info.large_or_huge && info.flags & crate::page::FLAG_SAMPLED != 0);
+    // SAFETY: the thread's own state.
+    if !candidate || unsafe { (*sample::state()).busy } != 0 {
+        return;
+    }
+    let mut l = Locked::new();
+    if let Some(old) = l.tables().resize_live(p as usize, size) {
+        if old != size {
+            crate::mtrace::log_free(p);
+            crate::mtrace::log_moved(p, size);
+        }
+    }
+    drop(l);
+}
+
 /// realloc's hook for a huge block that `mremap` moved from `old` to
 /// `new`: a sampled block keeps its record under its new address.
 #[inline]

@@ -332,6 +332,26 @@ impl Tables {
         Some((unsafe { (*self.live.add(i))[1] } & !TRACED_ONLY) >> 24)
     }
 
+    /// Gives the block at `addr`, if the table knows it, the size `size`
+    /// (realloc kept it in place): its stack's in-use bytes follow (its
+    /// allocated total does not). Returns the size it had.
+    pub fn resize_live(&mut self, addr: usize, size: usize) -> Option<usize> {
+        let i = self.find_live(addr)?;
+        let size = size.min(LIVE_SIZE_MAX);
+        // SAFETY: `i` is a slot of the table.
+        let v = unsafe { (*self.live.add(i))[1] };
+        let old = (v & !TRACED_ONLY) >> 24;
+        let low = v & (TRACED_ONLY | ((1 << 24) - 1));
+        // SAFETY: as above.
+        unsafe { (*self.live.add(i))[1] = low | (size << 24) };
+        if v & TRACED_ONLY == 0 {
+            // SAFETY: the id in a live entry is a record returned by `intern`.
+            let rec = unsafe { &mut *self.stacks.add(v & ((1 << 24) - 1)) };
+            rec.live_bytes = rec.live_bytes.wrapping_add(size as u64).wrapping_sub(old as u64);
+        }
+        Some(old)
+    }
+
     /// Moves the record of the sampled block at `old` to `new` (a huge
     /// block that realloc moved with `mremap`); returns its recorded size,
     /// or None when `old` is not a sampled block. Its stack's figures do
