@@ -139,6 +139,14 @@ fn expire(c: &mut Cache, now: u64, delay: u64, out: &mut [Cached; CACHE_SLOTS + 
         }
     }
     CACHE_COUNT.store(c.count, Ordering::Relaxed);
+    // The entries left wait for their own delay: a tick must come then
+    // (the one that ran this was armed for an older entry; without this a
+    // mapping freed a few ms after another stayed cached, resident, until
+    // some unrelated slow path re-armed the tick).
+    if delay != 0 && c.count > 0 {
+        let oldest = c.slots[..c.count].iter().map(|e| e.freed_at).min().unwrap_or(now);
+        crate::retain::arm(oldest + delay);
+    }
     n
 }
 
