@@ -212,7 +212,9 @@ impl Page {
     /// Blocks handed out, without the full-list bit and the pin.
     #[inline]
     pub fn used_count(&self) -> u32 {
-        (self.used & !IN_FULL) - (self.flags & FLAG_PINNED != 0) as u32
+        // Saturating: statistics read other heaps' pages without their
+        // lock, and the pin moves by a decrement before the flag clears.
+        (self.used & !IN_FULL).saturating_sub((self.flags & FLAG_PINNED != 0) as u32)
     }
 
     #[inline]
