@@ -555,6 +555,13 @@ pub unsafe fn abandon(heap: *mut Heap) {
         let _l = unsafe { SlowLock::lock(heap) };
         // SAFETY: as above.
         unsafe { collect(&mut *heap, true) };
+        // Unowned from here on, while its lock is held: the scans of
+        // other heaps check `owned` again once they hold a heap's lock, so
+        // none of them holds the lock of a heap being parked (a fork then
+        // would give the child a parked heap locked forever).
+        let _g = GlobalGuard::lock();
+        // SAFETY: GLOBAL is held; `heap` is valid.
+        unsafe { (*heap).owned = false };
     }
     crate::retain::on_thread_exit();
     // Thread-exit destructors that run after this one (or in a later round)
@@ -567,10 +574,7 @@ pub unsafe fn abandon(heap: *mut Heap) {
     // SAFETY: GLOBAL is held; `heap` is valid.
     let reg = unsafe { HEAPS.get() };
     // SAFETY: as above.
-    unsafe {
-        (*heap).owned = false;
-        (*heap).pool_next = reg.pool;
-    }
+    unsafe { (*heap).pool_next = reg.pool };
     reg.pool = heap;
     reg.owned -= 1;
     if holds_pages {
@@ -710,6 +714,9 @@ pub fn purge_other_heaps(all: bool) {
                 return;
             }
             if let Some(_l) = SlowLock::try_lock(heap) {
+                if !(*heap).owned {
+                    return; // parked meanwhile (see `abandon`)
+                }
                 if heap == SHARED_HEAP.load(Ordering::Relaxed) {
                     collect(&mut *heap, all);
                 } else {
@@ -1258,7 +1265,12 @@ pub fn collect_other_heaps(dormant_only: bool) {
                 let taken = (!dormant_only || dormant)
                     && match SlowLock::try_lock(heap) {
                         Some(_l) => {
-                            collect_freed_pages(&mut *heap);
+                            // Parked meanwhile (see `abandon`): the heaps
+                            // of exited threads are collected by
+                            // `collect_parked`.
+                            if (*heap).owned {
+                                collect_freed_pages(&mut *heap);
+                            }
                             true
                         }
                         None => false,
