@@ -13,16 +13,19 @@
 //! nothing on its fast path. A small sampled block is allocated from the
 //! profiler's own heap, which no thread owns, so every free of it takes
 //! free's remote path (`free::free_remote`), where one comparison of the
-//! owner with that heap (a load free already made) reports it here; a
-//! larger one is a large block of the thread's heap whose page is marked
-//! `FLAG_SAMPLED`, which the slow paths of large frees test. Huge blocks
-//! are told from their (already slow) unmapping path.
+//! owner with that heap (a load free already made) hands it here, where
+//! it is forgotten and freed into that heap under the profiler's lock
+//! ([`free_sampled_small`]); a larger one is a large block of the thread's
+//! heap whose page is marked `FLAG_SAMPLED`, which the slow paths of large
+//! frees test. Huge blocks are told from their (already slow) unmapping
+//! path. realloc that keeps a block in place tells [`note_resized`].
 //!
 //! Locking: one spin lock, [`LOCK`], held with the thread's `busy` flag set
-//! (see [`Locked`]), only around
-//! table updates and allocation from the profiler heap (which may take
-//! GLOBAL: order LOCK before GLOBAL). Never held while unwinding or calling
-//! the loader (`dladdr`), so no cycle with the loader's locks exists.
+//! (see [`Locked`]), only around table updates and allocation from and
+//! frees into the profiler heap (which take that heap's slow-path lock and
+//! may take GLOBAL: order LOCK, profiler heap, GLOBAL; mtrace's lock also
+//! comes after LOCK). Never held while unwinding or calling the loader
+//! (`dladdr`), so no cycle with the loader's locks exists.
 
 pub mod math;
 pub mod sample;
