@@ -217,8 +217,12 @@ pub fn malloc_aligned_unhooked(align: usize, size: usize) -> *mut u8 {
 /// in place when it can. Null when out of memory or `p` is invalid (the
 /// block is then untouched).
 pub fn realloc(p: *mut u8, size: usize) -> *mut u8 {
-    if free::small_block_fits(p, size) {
-        if crate::profile::ever_started() {
+    let page = free::small_block_fits(p, size);
+    if !page.is_null() {
+        // A sampled small block lives in the profiler's heap (reported
+        // only when every allocation is recorded: see `exact_sizes`).
+        // SAFETY: the live page of `p` (small_block_fits validated it).
+        if crate::profile::exact_sizes() && crate::profile::is_profiler_heap(unsafe { (*page).heap }) {
             crate::profile::note_resized(p, size);
         }
         return p;
@@ -226,12 +230,18 @@ pub fn realloc(p: *mut u8, size: usize) -> *mut u8 {
     realloc_generic(p, size)
 }
 
-/// realloc's result `p` when it keeps the block where it is: tells the
-/// heap profiler the block's new size (a sampled block's record keeps the
-/// size it was allocated with otherwise).
+/// realloc's result `p` (described by `info`) when it keeps the block
+/// where it is: a block that can be sampled (in the profiler's heap, a
+/// large one marked sampled, a huge one) tells the heap profiler its new
+/// size (its record keeps the size it was allocated with otherwise).
 #[inline(always)]
-fn kept(p: *mut u8, size: usize) -> *mut u8 {
-    if crate::profile::ever_started() {
+fn kept(p: *mut u8, size: usize, info: &free::BlockInfo) -> *mut u8 {
+    if crate::profile::ever_started()
+        && (info.huge
+            || (info.large_or_huge && info.flags & crate::page::FLAG_SAMPLED != 0)
+            // SAFETY: the live page of `p` (block_info validated it).
+            || crate::profile::is_profiler_heap(unsafe { (*info.page).heap }))
+    {
         crate::profile::note_resized(p, size);
     }
     p
@@ -265,17 +275,17 @@ fn realloc_generic(p: *mut u8, size: usize) -> *mut u8 {
             crate::os::set_errno(saved);
             if !q.is_null() {
                 crate::profile::note_moved_huge(p, q);
-                return kept(q, size);
+                return kept(q, size, &info);
             }
             if size <= usable {
-                return kept(p, size);
+                return kept(p, size, &info);
             }
         }
     } else if size <= usable && size >= usable / 2 {
         // Shrinking by less than half keeps the block where it is.
-        return kept(p, size);
+        return kept(p, size, &info);
     } else if size <= usable && info.large_or_huge && usable - size < SLICE_SIZE {
-        return kept(p, size);
+        return kept(p, size, &info);
     } else if size > usable && info.large_or_huge && size <= large_limit() {
         let heap = tls::current();
         let grown = heap::is_real(heap)
@@ -284,7 +294,7 @@ fn realloc_generic(p: *mut u8, size: usize) -> *mut u8 {
             // of another heap is refused inside.
             && unsafe { heap::grow_large_in_place(&mut *heap, info.page, size.div_ceil(SLICE_SIZE)) };
         if grown {
-            return kept(p, size);
+            return kept(p, size, &info);
         }
     }
     let q = malloc(size);

@@ -12,6 +12,7 @@
 //! a handed-out block, and (via the free mark in the block's second word,
 //! confirmed by walking the page's lists) is not already free.
 
+use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::diag;
@@ -130,23 +131,25 @@ fn free_checked_slow(p: *mut u8, size: usize, align: usize, func: &str) {
 
 /// If `p` is a live small block (validated as `free` does) whose size class
 /// still fits `size` bytes without wasting more than half of it (or is the
-/// smallest class), returns
-/// true: realloc can return `p` unchanged. False sends realloc to its full
-/// path, which also reports invalid pointers.
+/// smallest class), returns its page: realloc can return `p` unchanged.
+/// Null sends realloc to its full path, which also reports invalid
+/// pointers.
 #[inline(always)]
-pub fn small_block_fits(p: *mut u8, size: usize) -> bool {
+pub fn small_block_fits(p: *mut u8, size: usize) -> *const Page {
     let addr = p as usize;
-    let Some(seg) = mapped_segment(addr) else { return false };
+    let Some(seg) = mapped_segment(addr) else { return ptr::null() };
     // SAFETY: a live segment header is at `seg`; see `free`.
     unsafe {
-        let page = &*(*seg).page_of(addr);
+        let page = (*seg).page_of(addr);
+        let pg = &*page;
         let block = p as *mut Block;
-        page.bin != page::NO_BIN
-            && page.is_block_start(addr)
-            && (*block).mark != page.key
-            && size <= page.block_size
+        let fits = pg.bin != page::NO_BIN
+            && pg.is_block_start(addr)
+            && (*block).mark != pg.key
+            && size <= pg.block_size
             // Shrinking below half moves to a smaller class, if there is one.
-            && (size >= page.block_size / 2 || page.block_size == MIN_ALIGN)
+            && (size >= pg.block_size / 2 || pg.block_size == MIN_ALIGN);
+        if fits { page } else { ptr::null() }
     }
 }
 
