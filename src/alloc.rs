@@ -274,8 +274,8 @@ fn realloc_generic(p: *mut u8, size: usize) -> *mut u8 {
             let q = unsafe { huge::resize(info.segment, size) };
             crate::os::set_errno(saved);
             if !q.is_null() {
-                crate::profile::note_moved_huge(p, q);
-                return kept(q, size, &info);
+                crate::profile::note_resized_huge(p, q, size);
+                return q;
             }
             if size <= usable {
                 return kept(p, size, &info);

@@ -624,24 +624,36 @@ pub fn note_resized(p: *mut u8, size: usize) {
     drop(l);
 }
 
-/// realloc's hook for a huge block that `mremap` moved from `old` to
-/// `new`: a sampled block keeps its record under its new address.
+/// realloc's hook for a huge block that `huge::resize` gave `size` bytes,
+/// in place or moved by `mremap` from `old` to `new`: a sampled block
+/// keeps its record under its new address with its new size, and mtrace
+/// logs it freed and allocated again, once (under one lock: the move and
+/// the resize were two hooks, two lock round trips and four trace lines).
 #[inline]
-pub fn note_moved_huge(old: *mut u8, new: *mut u8) {
-    if old != new && !PROF_HEAP.load(Ordering::Relaxed).is_null() {
-        moved(old, new);
+pub fn note_resized_huge(old: *mut u8, new: *mut u8, size: usize) {
+    if ever_started() {
+        resized_huge(old, new, size);
     }
 }
 
 #[cold]
 #[inline(never)]
-fn moved(old: *mut u8, new: *mut u8) {
-    let mut l = Locked::new();
-    if let Some(size) = l.tables().move_live(old as usize, new as usize) {
-        crate::mtrace::log_free(old);
-        crate::mtrace::log_moved(new, size);
+fn resized_huge(old: *mut u8, new: *mut u8, size: usize) {
+    // SAFETY: the thread's own state.
+    if unsafe { (*sample::state()).busy } != 0 {
+        return; // inside the profiler: its lock may be this thread's
     }
-    drop(l);
+    let mut l = Locked::new();
+    let tables = l.tables();
+    if old != new {
+        tables.move_live(old as usize, new as usize);
+    }
+    if let Some(prev) = tables.resize_live(new as usize, size) {
+        if old != new || prev != size {
+            crate::mtrace::log_free(old);
+            crate::mtrace::log_moved(new, size);
+        }
+    }
 }
 
 #[cold]
