@@ -18,6 +18,13 @@ const LIVE_SIZE_MAX: usize = (1usize << 39) - 1;
 /// Live-entry flag: a block mtrace logs that the sampler did not choose
 /// (no stack id, in no stack's figures).
 const TRACED_ONLY: usize = 1 << 63;
+/// The stack id in a live entry's value.
+const ID_MASK: usize = (1 << 24) - 1;
+
+/// The block size in a live entry's value.
+fn entry_size(value: usize) -> usize {
+    (value & !TRACED_ONLY) >> 24
+}
 
 /// One distinct call stack and what was sampled from it. Counts and bytes
 /// are raw samples (not scaled by the sampling rate).
@@ -189,46 +196,52 @@ impl Tables {
     /// only ([`TRACED_ONLY`]): a block mtrace logs that the sampler did
     /// not choose. Its free is found (and logged); no stack counts it.
     pub fn add_traced(&mut self, addr: usize, size: usize) {
-        self.remove_live(addr);
-        if (self.live_len + 1) * 8 > self.live_cap * 5 && !self.grow_live() {
-            return;
-        }
-        self.live_insert(addr, TRACED_ONLY | (size.min(LIVE_SIZE_MAX) << 24));
-        self.live_len += 1;
+        self.insert_new(addr, TRACED_ONLY | (size.min(LIVE_SIZE_MAX) << 24));
     }
 
     pub fn add_live(&mut self, addr: usize, size: usize, id: u32) {
-        // A stale entry for this address (its free was lost: the signal
-        // handlers' queue was full) leaves its stack's in-use figures
-        // first, so that they do not count a block forever.
-        self.remove_live(addr);
-        // SAFETY: `id` is a record returned by `intern`.
-        let rec = unsafe { &mut *self.stacks.add(id as usize) };
-        rec.alloc_count += 1;
-        rec.alloc_bytes += size as u64;
-        if (self.live_len + 1) * 8 > self.live_cap * 5 && !self.grow_live() {
+        // SAFETY: `id` is a record returned by `intern`; the stack table
+        // does not move while the live table changes.
+        let rec = unsafe { self.stacks.add(id as usize) };
+        // SAFETY: as above.
+        unsafe {
+            (*rec).alloc_count += 1;
+            (*rec).alloc_bytes += size as u64;
+        }
+        if !self.insert_new(addr, (size.min(LIVE_SIZE_MAX) << 24) | id as usize) {
             return; // untracked: counted as allocated, never as in use
         }
-        rec.live_count += 1;
-        rec.live_bytes += size as u64;
-        let size = size.min(LIVE_SIZE_MAX);
-        self.live_insert(addr, (size << 24) | id as usize);
-        self.live_len += 1;
+        // SAFETY: as above.
+        unsafe {
+            (*rec).live_count += 1;
+            (*rec).live_bytes += size as u64;
+        }
     }
 
+    /// Enters `addr -> value` for a block just allocated. A stale entry
+    /// for `addr` (its free was lost: the signal handlers' queue was full)
+    /// first leaves its stack's in-use figures, so that they do not count
+    /// a block forever. False when the table is full and cannot grow (the
+    /// block is not entered).
+    fn insert_new(&mut self, addr: usize, value: usize) -> bool {
+        self.remove_live(addr);
+        if (self.live_len + 1) * 8 > self.live_cap * 5 && !self.grow_live() {
+            return false;
+        }
+        self.live_insert(addr, value);
+        self.live_len += 1;
+        true
+    }
+
+    /// Puts `[addr, value]` in the first free slot of its probe chain;
+    /// `addr` must not be in the table (see `insert_new`, `move_live`).
     fn live_insert(&mut self, addr: usize, value: usize) {
         let mask = self.live_cap - 1;
         let mut i = hash_addr(addr) & mask;
         // SAFETY: `i` stays below live_cap; the table is never full.
         unsafe {
             while (*self.live.add(i))[0] != 0 {
-                if (*self.live.add(i))[0] == addr {
-                    break; // a stale entry (see `huge` realloc): replaced
-                }
                 i = (i + 1) & mask;
-            }
-            if (*self.live.add(i))[0] == addr {
-                self.live_len -= 1;
             }
             *self.live.add(i) = [addr, value];
         }
@@ -316,8 +329,8 @@ impl Tables {
         if e[1] & TRACED_ONLY != 0 {
             return true;
         }
-        let id = e[1] & ((1 << 24) - 1);
-        let size = e[1] >> 24;
+        let id = e[1] & ID_MASK;
+        let size = entry_size(e[1]);
         // SAFETY: the id in a live entry is a record returned by `intern`.
         let rec = unsafe { &mut *self.stacks.add(id) };
         rec.live_count -= 1;
@@ -329,7 +342,7 @@ impl Tables {
     pub fn live_size(&self, addr: usize) -> Option<usize> {
         let i = self.find_live(addr)?;
         // SAFETY: `i` is a slot of the table.
-        Some((unsafe { (*self.live.add(i))[1] } & !TRACED_ONLY) >> 24)
+        Some(entry_size(unsafe { (*self.live.add(i))[1] }))
     }
 
     /// Gives the block at `addr`, if the table knows it, the size `size`
@@ -340,13 +353,13 @@ impl Tables {
         let size = size.min(LIVE_SIZE_MAX);
         // SAFETY: `i` is a slot of the table.
         let v = unsafe { (*self.live.add(i))[1] };
-        let old = (v & !TRACED_ONLY) >> 24;
-        let low = v & (TRACED_ONLY | ((1 << 24) - 1));
+        let old = entry_size(v);
+        let low = v & (TRACED_ONLY | ID_MASK);
         // SAFETY: as above.
         unsafe { (*self.live.add(i))[1] = low | (size << 24) };
         if v & TRACED_ONLY == 0 {
             // SAFETY: the id in a live entry is a record returned by `intern`.
-            let rec = unsafe { &mut *self.stacks.add(v & ((1 << 24) - 1)) };
+            let rec = unsafe { &mut *self.stacks.add(v & ID_MASK) };
             rec.live_bytes = rec.live_bytes.wrapping_add(size as u64).wrapping_sub(old as u64);
         }
         Some(old)
@@ -365,7 +378,7 @@ impl Tables {
         self.remove_live(new); // a stale entry, as in `add_live`
         self.live_insert(new, e[1]);
         self.live_len += 1;
-        Some((e[1] & !TRACED_ONLY) >> 24)
+        Some(entry_size(e[1]))
     }
 }
 
