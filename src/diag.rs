@@ -25,6 +25,13 @@ impl LineBuf {
         &self.buf[..self.len]
     }
 
+    /// Appends raw bytes (what does not fit is dropped).
+    pub fn push(&mut self, b: &[u8]) {
+        let n = b.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&b[..n]);
+        self.len += n;
+    }
+
     pub fn clear(&mut self) {
         self.len = 0;
     }
@@ -32,10 +39,7 @@ impl LineBuf {
 
 impl Write for LineBuf {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        let room = self.buf.len() - self.len;
-        let n = s.len().min(room);
-        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
-        self.len += n;
+        self.push(s.as_bytes());
         Ok(())
     }
 }

@@ -28,6 +28,7 @@
 //! (`dladdr`), so no cycle with the loader's locks exists.
 
 pub mod math;
+mod objfile;
 pub mod sample;
 pub mod stack;
 pub mod table;

@@ -51,6 +51,7 @@
 use core::ffi::c_void;
 use core::sync::atomic::{fence, AtomicU16, AtomicU64, AtomicUsize, Ordering};
 
+use super::objfile::ObjFile;
 use super::stack::MAX_DEPTH;
 
 /// glibc's `struct dl_find_object` (dlfcn.h, glibc 2.35).
@@ -316,37 +317,64 @@ fn object_tag(o: &DlFindObject) -> u64 {
 // ---------------------------------------------------------------------
 // Reading .eh_frame_hdr and .eh_frame
 
+/// Reads the unwind tables at their mapped addresses: from the mapping
+/// itself (`f` null), or from the object's file through `f` (see
+/// `objfile.rs`).
 struct Reader {
     p: usize,
+    f: *mut ObjFile,
 }
 
 impl Reader {
-    // SAFETY (all readers): the callers only read inside the
+    // SAFETY (all readers): with `f` null, the callers only read inside the
     // `.eh_frame_hdr` and `.eh_frame` sections of a loaded object, whose
-    // contents (written by the linker) they trust, as libgcc does.
+    // contents (written by the linker) they trust, as libgcc does. With
+    // `f` set, it points to the `ObjFile` of the computation in progress,
+    // which outlives every reader and is used by one at a time.
     unsafe fn u8(&mut self) -> u8 {
-        // SAFETY: see above.
-        let v = unsafe { *(self.p as *const u8) };
-        self.p += 1;
+        let v = if self.f.is_null() {
+            // SAFETY: see above.
+            unsafe { *(self.p as *const u8) }
+        } else {
+            // SAFETY: see above.
+            unsafe { (*self.f).byte(self.p) }
+        };
+        self.p = self.p.wrapping_add(1);
         v
+    }
+    /// `N` bytes, little-endian.
+    unsafe fn le<const N: usize>(&mut self) -> u64 {
+        if self.f.is_null() {
+            let mut b = [0u8; 8];
+            // SAFETY: see above.
+            unsafe { core::ptr::copy_nonoverlapping(self.p as *const u8, b.as_mut_ptr(), N) };
+            self.p = self.p.wrapping_add(N);
+            return u64::from_le_bytes(b);
+        }
+        let mut v = 0u64;
+        for i in 0..N {
+            // SAFETY: see above.
+            v |= (unsafe { self.u8() } as u64) << (8 * i);
+        }
+        v
+    }
+    /// Whether a read from the file failed: what was read is not to be
+    /// trusted, and loops over it must stop.
+    fn failed(&self) -> bool {
+        // SAFETY: see above.
+        !self.f.is_null() && unsafe { (*self.f).failed }
     }
     unsafe fn u16(&mut self) -> u16 {
         // SAFETY: see above.
-        let v = unsafe { (self.p as *const u16).read_unaligned() };
-        self.p += 2;
-        v
+        unsafe { self.le::<2>() as u16 }
     }
     unsafe fn u32(&mut self) -> u32 {
         // SAFETY: see above.
-        let v = unsafe { (self.p as *const u32).read_unaligned() };
-        self.p += 4;
-        v
+        unsafe { self.le::<4>() as u32 }
     }
     unsafe fn u64(&mut self) -> u64 {
         // SAFETY: see above.
-        let v = unsafe { (self.p as *const u64).read_unaligned() };
-        self.p += 8;
-        v
+        unsafe { self.le::<8>() }
     }
     unsafe fn uleb(&mut self) -> u64 {
         let (mut v, mut shift) = (0u64, 0u32);
@@ -449,15 +477,15 @@ struct Cie {
 ///
 /// # Safety
 /// `p` must be a CIE inside a loaded object's `.eh_frame`.
-unsafe fn parse_cie(p: usize) -> Option<Cie> {
-    let mut r = Reader { p };
+unsafe fn parse_cie(p: usize, f: *mut ObjFile) -> Option<Cie> {
+    let mut r = Reader { p, f };
     // SAFETY: reads inside the CIE (caller).
     unsafe {
         let mut len = r.u32() as u64;
         if len == 0xffff_ffff {
             len = r.u64();
         }
-        let end = r.p + len as usize;
+        let end = r.p.wrapping_add(len as usize);
         if r.u32() != 0 {
             return None; // not a CIE
         }
@@ -465,10 +493,21 @@ unsafe fn parse_cie(p: usize) -> Option<Cie> {
         if version != 1 && version != 3 {
             return None;
         }
-        let aug = r.p;
-        while r.u8() != 0 {}
-        let aug_len = r.p - aug - 1;
-        let aug = core::slice::from_raw_parts(aug as *const u8, aug_len);
+        // The augmentation string (every one in use has a few letters).
+        let mut aug_buf = [0u8; 8];
+        let mut aug_len = 0;
+        loop {
+            let c = r.u8();
+            if c == 0 {
+                break;
+            }
+            if aug_len == aug_buf.len() {
+                return None;
+            }
+            aug_buf[aug_len] = c;
+            aug_len += 1;
+        }
+        let aug = &aug_buf[..aug_len];
         let code_align = r.uleb();
         let data_align = r.sleb();
         let ra = if version == 1 { r.u8() as u64 } else { r.uleb() };
@@ -479,7 +518,7 @@ unsafe fn parse_cie(p: usize) -> Option<Cie> {
         if aug.first() == Some(&b'z') {
             cie.has_z = true;
             let len = r.uleb() as usize;
-            let data_end = r.p + len;
+            let data_end = r.p.wrapping_add(len);
             for &c in &aug[1..] {
                 match c {
                     b'L' => {
@@ -499,6 +538,9 @@ unsafe fn parse_cie(p: usize) -> Option<Cie> {
             return None;
         }
         cie.insns = r.p;
+        if r.failed() {
+            return None;
+        }
         Some(cie)
     }
 }
@@ -513,8 +555,18 @@ const MAX_REMEMBER: usize = 8;
 ///
 /// # Safety
 /// The program must be inside a loaded object's `.eh_frame`.
-unsafe fn run_program(p: usize, end: usize, cie: &Cie, init: &Row, row: &mut Row, mut loc: usize, target: usize) -> bool {
-    let mut r = Reader { p };
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_program(
+    p: usize,
+    end: usize,
+    f: *mut ObjFile,
+    cie: &Cie,
+    init: &Row,
+    row: &mut Row,
+    mut loc: usize,
+    target: usize,
+) -> bool {
+    let mut r = Reader { p, f };
     let mut stack = [*row; MAX_REMEMBER];
     let mut depth = 0;
     let ca = cie.code_align as usize;
@@ -540,7 +592,7 @@ unsafe fn run_program(p: usize, end: usize, cie: &Cie, init: &Row, row: &mut Row
                 _ => {}
             }
         }
-        while r.p < end {
+        while r.p < end && !r.failed() {
             let op = r.u8();
             let (hi, lo) = (op & 0xc0, (op & 0x3f) as u64);
             match hi {
@@ -633,13 +685,13 @@ unsafe fn run_program(p: usize, end: usize, cie: &Cie, init: &Row, row: &mut Row
                 }
                 0x0f => {
                     let len = r.uleb() as usize;
-                    r.p += len;
+                    r.p = r.p.wrapping_add(len);
                     row.cfa_ok = false;
                 }
                 0x10 | 0x16 => {
                     let reg = r.uleb();
                     let len = r.uleb() as usize;
-                    r.p += len;
+                    r.p = r.p.wrapping_add(len);
                     set(row, reg, Reg::Unsupported);
                 }
                 0x11 => {
@@ -676,24 +728,60 @@ unsafe fn run_program(p: usize, end: usize, cie: &Cie, init: &Row, row: &mut Row
                 _ => return false,
             }
         }
+        !r.failed()
     }
-    true
 }
 
+/// Rules computed from object files so far (see [`compute`]).
+static FILE_COMPUTES: AtomicUsize = AtomicUsize::new(0);
+/// After this many rules computed from object files, the rest are computed
+/// from the mappings. Each computation from a file costs about 20 system
+/// calls (open, a build-id check, the table's binary search, the FDE and
+/// CIE, close; some 10 us), against none from the mapping; a program
+/// whose samples keep bringing new return addresses (every allocation
+/// sampled, more addresses than the cache holds) would pay that on every
+/// capture, and it is large enough that the tables' resident pages are a
+/// small part of its memory.
+const FILE_COMPUTES_MAX: usize = 1024;
+
 /// Computes the rule for the instruction at `pc` (a return address minus
-/// one) of the object `o`.
+/// one) of the object `o`: from the object's file while
+/// [`FILE_COMPUTES_MAX`] allows and the file can be used (`objfile.rs`
+/// says why), else from its mapping.
 ///
 /// # Safety
 /// `o` must be `_dl_find_object`'s description of the object holding `pc`.
 unsafe fn compute(pc: usize, o: &DlFindObject) -> Rule {
+    if o.eh_frame != 0 && FILE_COMPUTES.load(Ordering::Relaxed) < FILE_COMPUTES_MAX {
+        // SAFETY: `o` describes a loaded object (caller).
+        if let Some(mut f) = unsafe { ObjFile::open(o.map_start, o.link_map) } {
+            FILE_COMPUTES.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: `f` reads the file; addresses are those of `o`.
+            let rule = unsafe { compute_from(pc, o, &mut f) };
+            if !f.failed {
+                return rule;
+            }
+        }
+    }
+    // SAFETY: as the caller guarantees.
+    unsafe { compute_from(pc, o, core::ptr::null_mut()) }
+}
+
+/// [`compute`] reading through `f` (the mapping itself when null).
+///
+/// # Safety
+/// `o` must be `_dl_find_object`'s description of the object holding `pc`;
+/// `f` null or the object's open file.
+unsafe fn compute_from(pc: usize, o: &DlFindObject, f: *mut ObjFile) -> Rule {
     let hdr = o.eh_frame;
     if hdr == 0 {
         return Rule::Fallback;
     }
     // SAFETY: `hdr` is the object's PT_GNU_EH_FRAME (caller), the FDE and
-    // CIE it leads to lie in its .eh_frame.
+    // CIE it leads to lie in its .eh_frame; `f` reads the same bytes from
+    // the file (or fails).
     unsafe {
-        let mut r = Reader { p: hdr };
+        let mut r = Reader { p: hdr, f };
         if r.u8() != 1 {
             return Rule::Fallback;
         }
@@ -707,28 +795,33 @@ unsafe fn compute(pc: usize, o: &DlFindObject) -> Rule {
             return Rule::Fallback;
         }
         let Some(count) = r.encoded(count_enc, hdr) else { return Rule::Fallback };
-        let table = r.p as *const [i32; 2];
-        if count == 0 {
+        let table = r.p;
+        if count == 0 || r.failed() {
             return Rule::Fallback;
         }
+        // Entry `i` of the sorted table: (start, FDE), relative to `hdr`.
+        let entry = |i: usize| -> (usize, usize) {
+            let mut e = Reader { p: table.wrapping_add(i.wrapping_mul(8)), f };
+            let start = e.u32() as i32 as isize as usize;
+            let fde = e.u32() as i32 as isize as usize;
+            (hdr.wrapping_add(start), hdr.wrapping_add(fde))
+        };
         // The last entry whose start is at or below pc.
         let (mut lo, mut hi) = (0usize, count);
-        while hi - lo > 1 {
+        while hi - lo > 1 && !r.failed() {
             let mid = lo + (hi - lo) / 2;
-            let start = hdr.wrapping_add((*table.add(mid))[0] as isize as usize);
-            if start <= pc {
+            if entry(mid).0 <= pc {
                 lo = mid;
             } else {
                 hi = mid;
             }
         }
-        let e = *table.add(lo);
-        if hdr.wrapping_add(e[0] as isize as usize) > pc {
+        let (start, fde) = entry(lo);
+        if start > pc || r.failed() {
             return Rule::Fallback;
         }
-        let fde = hdr.wrapping_add(e[1] as isize as usize);
         // The FDE.
-        let mut r = Reader { p: fde };
+        let mut r = Reader { p: fde, f };
         let mut len = r.u32() as u64;
         if len == 0xffff_ffff {
             len = r.u64();
@@ -736,13 +829,13 @@ unsafe fn compute(pc: usize, o: &DlFindObject) -> Rule {
         if len == 0 {
             return Rule::Fallback;
         }
-        let end = r.p + len as usize;
+        let end = r.p.wrapping_add(len as usize);
         let id_field = r.p;
         let id = r.u32() as usize;
         if id == 0 {
             return Rule::Fallback; // a CIE, not an FDE
         }
-        let Some(cie) = parse_cie(id_field - id) else { return Rule::Fallback };
+        let Some(cie) = parse_cie(id_field.wrapping_sub(id), f) else { return Rule::Fallback };
         let Some(begin) = r.encoded(cie.fde_enc & 0x7f, hdr) else { return Rule::Fallback };
         let Some(range) = r.encoded(cie.fde_enc & 0x0f, 0) else { return Rule::Fallback };
         if pc < begin || pc - begin >= range {
@@ -750,15 +843,18 @@ unsafe fn compute(pc: usize, o: &DlFindObject) -> Rule {
         }
         if cie.has_z {
             let aug = r.uleb() as usize;
-            r.p += aug;
+            r.p = r.p.wrapping_add(aug);
+        }
+        if r.failed() {
+            return Rule::Fallback;
         }
         let mut row = Row { cfa_reg: REG_RSP, cfa_off: 0, cfa_ok: false, bp: Reg::Same, ra: Reg::Same, sp: Reg::Same };
         let blank = row;
-        if !run_program(cie.insns, cie.end, &cie, &blank, &mut row, 0, usize::MAX) {
+        if !run_program(cie.insns, cie.end, f, &cie, &blank, &mut row, 0, usize::MAX) {
             return Rule::Fallback;
         }
         let init = row;
-        if !run_program(r.p, end, &cie, &init, &mut row, begin, pc) {
+        if !run_program(r.p, end, f, &cie, &init, &mut row, begin, pc) {
             return Rule::Fallback;
         }
         finish(&row)
@@ -987,6 +1083,51 @@ mod tests {
             Rule::Step { cfa_rbp: false, cfa_off: CFA_OFF_MAX, ra_off: -8, bp_off: Some(-32000) },
         ] {
             assert_eq!(Rule::decode(r.encode()), r);
+        }
+    }
+
+    /// Rules computed from an object's file equal those computed from its
+    /// mapping, at addresses spread over the C library's text and over
+    /// this test program's (the main program: its file is found through
+    /// /proc/self/exe); most of them are simple rules, so the comparison
+    /// covers the tables' search, the CIEs and the CFA programs.
+    #[test]
+    fn file_and_mapping_give_the_same_rules() {
+        let Some(find) = find_object_fn() else { return };
+        let anchors = [libc::qsort as usize, file_and_mapping_give_the_same_rules as usize];
+        for (k, &anchor) in anchors.iter().enumerate() {
+            let mut o = DlFindObject { flags: 0, map_start: 0, map_end: 0, link_map: 0, eh_frame: 0, reserved: [0; 7] };
+            // SAFETY: `_dl_find_object` only fills `o`.
+            assert_eq!(unsafe { find(anchor as *mut c_void, &mut o) }, 0);
+            // SAFETY: `o` describes a loaded object.
+            let Some(mut f) = (unsafe { ObjFile::open(o.map_start, o.link_map) }) else {
+                panic!("object {k}: its file cannot be opened");
+            };
+            // 1 MiB of addresses around the anchor (code, mostly).
+            let lo = anchor.saturating_sub(512 << 10).max(o.map_start);
+            let hi = (anchor + (512 << 10)).min(o.map_end);
+            let n = 3000;
+            let (mut steps, mut t_file, mut t_map) = (0, 0u128, 0u128);
+            for i in 0..n {
+                let pc = lo + (hi - lo) / n * i + i % 7;
+                let t = std::time::Instant::now();
+                // SAFETY: `f` is the object's file; `pc` lies in the object.
+                let a = unsafe { compute_from(pc, &o, &mut f) };
+                t_file += t.elapsed().as_nanos();
+                let t = std::time::Instant::now();
+                // SAFETY: as above, from the mapping.
+                let b = unsafe { compute_from(pc, &o, core::ptr::null_mut()) };
+                t_map += t.elapsed().as_nanos();
+                assert!(!f.failed, "object {k}: a read failed at {pc:#x}");
+                assert_eq!(a, b, "object {k} at {pc:#x}");
+                steps += matches!(a, Rule::Step { .. }) as usize;
+            }
+            println!(
+                "object {k}: {steps} of {n} rules simple; {} ns per rule from the file, {} ns from the mapping",
+                t_file / n as u128,
+                t_map / n as u128
+            );
+            assert!(steps > n / 4, "object {k}: only {steps} of {n} rules are simple");
         }
     }
 
