@@ -732,7 +732,8 @@ unsafe fn run_program(
     }
 }
 
-/// Rules computed from object files so far (see [`compute`]).
+/// Rules computed (or tried) from object files so far (see [`compute`]);
+/// it keeps counting past the maximum (harmless: 2^64 computations).
 static FILE_COMPUTES: AtomicUsize = AtomicUsize::new(0);
 /// After this many rules computed from object files, the rest are computed
 /// from the mappings. Each computation from a file costs about 20 system
@@ -752,10 +753,12 @@ const FILE_COMPUTES_MAX: usize = 1024;
 /// # Safety
 /// `o` must be `_dl_find_object`'s description of the object holding `pc`.
 unsafe fn compute(pc: usize, o: &DlFindObject) -> Rule {
-    if o.eh_frame != 0 && FILE_COMPUTES.load(Ordering::Relaxed) < FILE_COMPUTES_MAX {
+    // Attempts are counted, not successes: where files cannot be used
+    // (open refused, libraries replaced by an upgrade), each attempt costs
+    // the system calls all the same.
+    if o.eh_frame != 0 && FILE_COMPUTES.fetch_add(1, Ordering::Relaxed) < FILE_COMPUTES_MAX {
         // SAFETY: `o` describes a loaded object (caller).
         if let Some(mut f) = unsafe { ObjFile::open(o.map_start, o.link_map) } {
-            FILE_COMPUTES.fetch_add(1, Ordering::Relaxed);
             // SAFETY: `f` reads the file; addresses are those of `o`.
             let rule = unsafe { compute_from(pc, o, &mut f) };
             if !f.failed {
