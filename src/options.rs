@@ -20,6 +20,7 @@
 //! | `PTRS_LEAK_REPORT` | off | profiling on, and the blocks still allocated at exit reported on stderr |
 //! | `PTRS_LEAK_EXITCODE` | 0 (none) | with the leak report: exit status of a program that leaks |
 //! | `PTRS_PROFILE_UNWIND_CHECK` | off | debugging aid: the profiler takes every stack with both unwinders and aborts on a difference |
+//! | `PTRS_PROFILE_UNWIND_FILES` | on | the profiler's unwinder reads unwind tables from the object files (`open`, `pread`) rather than their mappings, keeping them out of RSS; off for a process whose seccomp filter kills on `open` |
 //!
 //! `GLIBC_TUNABLES` entries `glibc.malloc.mmap_threshold`, `trim_threshold`
 //! and `top_pad` are honoured like the `MALLOC_*_` variables. glibc's
@@ -51,6 +52,21 @@ static PROFILE_RATE: AtomicUsize = AtomicUsize::new(0);
 static LEAK_REPORT: AtomicBool = AtomicBool::new(false);
 static LEAK_EXITCODE: AtomicU64 = AtomicU64::new(0);
 static PROFILE_UNWIND_CHECK: AtomicBool = AtomicBool::new(false);
+static PROFILE_UNWIND_FILES: AtomicBool = AtomicBool::new(true);
+
+/// `PTRS_PROFILE_UNWIND_FILES`: the profiler's unwinder may read unwind
+/// tables from object files (`open`/`pread`) instead of their mappings
+/// (`profile/objfile.rs`); off for processes under a seccomp filter that
+/// kills on `open`.
+pub fn profile_unwind_files() -> bool {
+    PROFILE_UNWIND_FILES.load(Ordering::Relaxed)
+}
+fn get_profile_unwind_files() -> u64 {
+    profile_unwind_files() as u64
+}
+fn apply_profile_unwind_files(v: u64) {
+    PROFILE_UNWIND_FILES.store(v != 0, Ordering::Relaxed)
+}
 
 /// `PTRS_PROFILE_UNWIND_CHECK`: compare the profiler's unwinder with
 /// libgcc's on every stack (`profile::stack::capture`).
@@ -285,6 +301,12 @@ static TABLE: &[OptionSpec] = &[
         kind: Kind::Bool,
         apply: apply_profile_unwind_check,
         get: get_profile_unwind_check,
+    },
+    OptionSpec {
+        name: b"PTRS_PROFILE_UNWIND_FILES",
+        kind: Kind::Bool,
+        apply: apply_profile_unwind_files,
+        get: get_profile_unwind_files,
     },
 ];
 

@@ -27,11 +27,15 @@
 //! meets it).
 
 use core::ffi::c_char;
+use core::sync::atomic::{AtomicI32, Ordering};
 
 /// Bytes read from the file at a time.
 const WINDOW: usize = 256;
 /// Most `PT_LOAD` segments kept (objects have 2 to 5).
 const MAX_LOADS: usize = 8;
+
+/// Most `PT_NOTE` segments looked at for the build-id.
+const MAX_NOTES: usize = 4;
 
 const PT_LOAD: u32 = 1;
 const PT_NOTE: u32 = 4;
@@ -62,6 +66,10 @@ pub struct ObjFile {
     /// A read failed (or went outside every segment): the bytes returned
     /// since are zeros and the caller must not trust its result.
     pub failed: bool,
+    /// The slot of `fd` in [`OPEN_FDS`] (None until it is open).
+    slot: Option<FdSlot>,
+    /// How the file was found to be the mapped one.
+    pub checked: Check,
 }
 
 /// `struct link_map`'s first two fields (link.h).
@@ -128,8 +136,13 @@ impl ObjFile {
             win_addr: 0,
             win_len: 0,
             failed: false,
+            slot: None,
+            checked: Check::Headers,
         };
-        let mut note: Option<(usize, usize)> = None; // (vaddr, size) of a PT_NOTE
+        // (vaddr, size, alignment) of the PT_NOTE segments: libraries linked
+        // with a `.note.gnu.property` have two, the build-id in the second.
+        let mut notes = [(0usize, 0usize, 0usize); MAX_NOTES];
+        let mut nnotes = 0;
         for i in 0..phnum {
             let ph = phoff + i * 56;
             let kind = field::<4>(page, ph) as u32;
@@ -148,8 +161,10 @@ impl ObjFile {
                 }
                 f.loads[f.nloads] = Load { vaddr, filesz, offset };
                 f.nloads += 1;
-            } else if kind == PT_NOTE && note.is_none() {
-                note = Some((vaddr, filesz));
+            } else if kind == PT_NOTE && nnotes < MAX_NOTES {
+                let align = field::<8>(page, ph + 48) as usize;
+                notes[nnotes] = (vaddr, filesz, if align == 8 { 8 } else { 4 });
+                nnotes += 1;
             }
         }
         if f.nloads == 0 {
@@ -170,43 +185,60 @@ impl ObjFile {
         } else {
             return None; // the vDSO, or a path relative to some old cwd
         };
+        // O_NONBLOCK: a path that is now a FIFO must not block malloc.
+        let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY;
+        let slot = FdSlot::take()?;
         // SAFETY: a NUL-terminated path; a raw call that allocates nothing.
-        f.fd = unsafe { libc::syscall(libc::SYS_openat, libc::AT_FDCWD, path, libc::O_RDONLY | libc::O_CLOEXEC) } as i32;
+        f.fd = unsafe { libc::syscall(libc::SYS_openat, libc::AT_FDCWD, path, flags) } as i32;
         if f.fd < 0 {
+            slot.release();
             return None;
         }
-        if !f.same_as_mapped(page, note, ph_end) {
+        f.slot = Some(slot);
+        slot.hold(f.fd);
+        // SAFETY: `st` is written by fstat; a raw call.
+        let mut st: libc::stat = unsafe { core::mem::zeroed() };
+        // SAFETY: as above.
+        if unsafe { libc::syscall(libc::SYS_fstat, f.fd, &raw mut st) } != 0 || st.st_mode & libc::S_IFMT != libc::S_IFREG {
             return None; // `f` closes the descriptor
         }
+        f.checked = f.same_as_mapped(page, &notes[..nnotes], ph_end)?;
         Some(f)
     }
 
     /// Whether the open file is the one mapped: the build-id note when the
-    /// object has one in its first page, else the ELF and program headers.
-    fn same_as_mapped(&mut self, page: &[u8], note: Option<(usize, usize)>, ph_end: usize) -> bool {
+    /// object has one in its first page (compared byte for byte with the
+    /// file's), else the ELF and program headers. Some(how it was checked)
+    /// if it is, None if not.
+    fn same_as_mapped(&mut self, page: &[u8], notes: &[(usize, usize, usize)], ph_end: usize) -> Option<Check> {
         let mut buf = [0u8; 256];
-        if let Some((vaddr, size)) = note {
-            // The note's place in the first page (mapped at bias + vaddr).
+        for &(vaddr, size, align) in notes {
+            // The note segment's place in the first page; page[i] is file
+            // byte i (the first segment maps the file from offset 0,
+            // page-aligned, as p_vaddr and p_offset agree modulo the page
+            // size).
             let at = vaddr.wrapping_sub(self.loads[0].vaddr & !(FIRST_PAGE - 1));
-            if at < FIRST_PAGE && size <= FIRST_PAGE - at {
-                let mut p = at;
-                while p + 12 <= at + size {
-                    let namesz = field::<4>(page, p) as usize;
-                    let descsz = field::<4>(page, p + 4) as usize;
-                    let kind = field::<4>(page, p + 8) as u32;
-                    let desc = p + 12 + ((namesz + 3) & !3);
-                    let next = desc + ((descsz + 3) & !3);
-                    if next > at + size {
-                        break;
-                    }
-                    if kind == NT_GNU_BUILD_ID && namesz == 4 && &page[p + 12..p + 16] == b"GNU\0" && descsz <= buf.len() {
-                        // The first segment maps the file from offset 0
-                        // (page-aligned, as p_vaddr and p_offset agree
-                        // modulo the page size): page[i] is file byte i.
-                        return pread_exact(self.fd, &mut buf[..descsz], desc) && buf[..descsz] == page[desc..desc + descsz];
-                    }
-                    p = next;
+            if at >= FIRST_PAGE || size > FIRST_PAGE - at {
+                continue;
+            }
+            let end = at + size;
+            let pad = |n: usize| (n + align - 1) & !(align - 1);
+            let mut p = at;
+            while p + 12 <= end {
+                let namesz = field::<4>(page, p) as usize;
+                let descsz = field::<4>(page, p + 4) as usize;
+                let kind = field::<4>(page, p + 8) as u32;
+                // Both sizes are below 2^32: no overflow in usize.
+                let desc = pad(p + 12 + namesz);
+                let next = pad(desc + descsz);
+                if next > end || desc + descsz > end {
+                    break;
                 }
+                if kind == NT_GNU_BUILD_ID && namesz == 4 && &page[p + 12..p + 16] == b"GNU\0" && descsz <= buf.len() {
+                    let same = pread_exact(self.fd, &mut buf[..descsz], desc) && buf[..descsz] == page[desc..desc + descsz];
+                    return if same { Some(Check::BuildId) } else { None };
+                }
+                p = next;
             }
         }
         // No build-id: the headers must match.
@@ -214,11 +246,11 @@ impl ObjFile {
         while off < ph_end {
             let n = (ph_end - off).min(buf.len());
             if !pread_exact(self.fd, &mut buf[..n], off) || buf[..n] != page[off..off + n] {
-                return false;
+                return None;
             }
             off += n;
         }
-        true
+        Some(Check::Headers)
     }
 
     /// The byte mapped at `addr`, read from the file (0 and `failed` when
@@ -259,9 +291,58 @@ impl ObjFile {
 
 impl Drop for ObjFile {
     fn drop(&mut self) {
-        if self.fd >= 0 {
+        if let Some(slot) = self.slot {
+            // The slot first: a fork child must not close a number that
+            // this thread has given back and someone else reopened.
+            slot.release();
             // SAFETY: the descriptor was opened by `open` and is ours.
             unsafe { libc::syscall(libc::SYS_close, self.fd) };
+        }
+    }
+}
+
+/// How the file was found to be the mapped one.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Check {
+    BuildId,
+    Headers,
+}
+
+/// Descriptors open for rule computations, so that a fork child (which
+/// has copies of them but not the threads that would close them) closes
+/// them: `after_fork_child`. -1: free; -2: taken, not yet open.
+static OPEN_FDS: [AtomicI32; MAX_OPEN] = [const { AtomicI32::new(-1) }; MAX_OPEN];
+/// Computations from files at once (more wait for nothing: they read the
+/// mapping).
+const MAX_OPEN: usize = 8;
+
+#[derive(Clone, Copy)]
+struct FdSlot(usize);
+
+impl FdSlot {
+    fn take() -> Option<FdSlot> {
+        (0..MAX_OPEN)
+            .find(|&i| OPEN_FDS[i].compare_exchange(-1, -2, Ordering::AcqRel, Ordering::Relaxed).is_ok())
+            .map(FdSlot)
+    }
+    fn hold(self, fd: i32) {
+        OPEN_FDS[self.0].store(fd, Ordering::Release);
+    }
+    fn release(self) {
+        OPEN_FDS[self.0].store(-1, Ordering::Release);
+    }
+}
+
+/// In the child after `fork`: closes the descriptors that threads of the
+/// parent had open for rule computations (only the forking thread runs
+/// in the child, and it was not inside one: `fork` is not called from
+/// malloc).
+pub fn after_fork_child() {
+    for s in &OPEN_FDS {
+        let fd = s.swap(-1, Ordering::AcqRel);
+        if fd >= 0 {
+            // SAFETY: the child's copy of a descriptor no thread here uses.
+            unsafe { libc::syscall(libc::SYS_close, fd) };
         }
     }
 }

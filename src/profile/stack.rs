@@ -174,6 +174,7 @@ pub fn fork_done(child: bool) {
     if child {
         UNWINDERS.store(0, Ordering::SeqCst);
         super::unwind::after_fork_child();
+        super::objfile::after_fork_child();
     }
     FORKING.store(false, Ordering::SeqCst);
 }

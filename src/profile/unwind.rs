@@ -756,14 +756,25 @@ unsafe fn compute(pc: usize, o: &DlFindObject) -> Rule {
     // Attempts are counted, not successes: where files cannot be used
     // (open refused, libraries replaced by an upgrade), each attempt costs
     // the system calls all the same.
-    if o.eh_frame != 0 && FILE_COMPUTES.fetch_add(1, Ordering::Relaxed) < FILE_COMPUTES_MAX {
+    // (A load first: past the maximum, no write to the shared line.)
+    if o.eh_frame != 0
+        && FILE_COMPUTES.load(Ordering::Relaxed) < FILE_COMPUTES_MAX
+        && crate::options::profile_unwind_files()
+        && FILE_COMPUTES.fetch_add(1, Ordering::Relaxed) < FILE_COMPUTES_MAX
+    {
+        // The system calls must not change errno under a malloc that
+        // succeeds (a library deleted by an upgrade: ENOENT).
+        let saved = crate::os::errno();
         // SAFETY: `o` describes a loaded object (caller).
-        if let Some(mut f) = unsafe { ObjFile::open(o.map_start, o.link_map) } {
+        let file = unsafe { ObjFile::open(o.map_start, o.link_map) };
+        let rule = file.map(|mut f| {
             // SAFETY: `f` reads the file; addresses are those of `o`.
             let rule = unsafe { compute_from(pc, o, &mut f) };
-            if !f.failed {
-                return rule;
-            }
+            (rule, f.failed)
+        });
+        crate::os::set_errno(saved);
+        if let Some((rule, false)) = rule {
+            return rule;
         }
     }
     // SAFETY: as the caller guarantees.
@@ -1106,6 +1117,11 @@ mod tests {
             let Some(mut f) = (unsafe { ObjFile::open(o.map_start, o.link_map) }) else {
                 panic!("object {k}: its file cannot be opened");
             };
+            if k == 0 {
+                // The C library has two PT_NOTE segments (a GNU property
+                // note, then the build-id): its build-id must be found.
+                assert_eq!(f.checked, super::super::objfile::Check::BuildId);
+            }
             // 1 MiB of addresses around the anchor (code, mostly).
             let lo = anchor.saturating_sub(512 << 10).max(o.map_start);
             let hi = (anchor + (512 << 10)).min(o.map_end);
