@@ -375,3 +375,29 @@ pub fn leak_report(fd: i32) -> usize {
     o.flush();
     recs.len()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hand-written numbers of the heap profile are what `core::fmt`
+    /// wrote before (`{:6}`, `{:8}`, `{}`, `{:#x}`), so google-pprof reads
+    /// the same lines.
+    #[test]
+    fn numbers_are_written_as_core_fmt_writes_them() {
+        let values = [0u64, 1, 9, 10, 99_999, 999_999, 1_000_000, 12_345_678, 99_999_999, 100_000_000, u32::MAX as u64, u64::MAX];
+        for &a in &values {
+            for &b in &values {
+                let mut o = Out::new(-1);
+                o.counts(a, b, b, a);
+                o.bytes(b" ");
+                o.dec(a, 0);
+                o.bytes(b" ");
+                o.hex(b);
+                let mut want = crate::diag::LineBuf::new();
+                let _ = write!(want, "{:6}: {:8} [{:6}: {:8}] @ {} {:#x}", a, b, b, a, a, b);
+                assert_eq!(&o.buf[..o.len], want.as_bytes(), "{a} {b}");
+            }
+        }
+    }
+}
