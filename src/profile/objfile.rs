@@ -18,13 +18,16 @@
 //! stay inside the stack buffer, so a mismatch can give a wrong rule
 //! (which the walk's stack bounds catch as for any wrong rule), never a
 //! wrong memory access. Where the file cannot be used (no absolute path,
-//! as for the vDSO; `open` refused, as under a strict seccomp filter; a
-//! mismatch; a read error), the caller reads the mapping as before.
+//! as for the vDSO; `open` refused, as under a seccomp filter that fails
+//! it; a mismatch; a read error), the caller reads the mapping as before.
+//! A seccomp filter that kills the process on `open` instead kills it
+//! here: `PTRS_PROFILE_UNWIND_FILES=0` is for such programs.
 //!
 //! Nothing here allocates or takes a lock: raw system calls on a
-//! descriptor opened for one rule computation and closed after it (kept
-//! nowhere, so a program that closes every descriptor, or forks, never
-//! meets it).
+//! descriptor opened for one rule computation and closed after it. It is
+//! recorded in [`OPEN_FDS`] meanwhile, so that a fork child, which has a
+//! copy of it but not the thread that would close it, closes it
+//! ([`after_fork_child`]). errno is the caller's to keep (`unwind.rs`).
 
 use core::ffi::c_char;
 use core::sync::atomic::{AtomicI32, Ordering};
@@ -175,6 +178,9 @@ impl ObjFile {
         if head.l_addr != f.bias {
             return None;
         }
+        if head.l_name.is_null() {
+            return None;
+        }
         // SAFETY: l_name is a NUL-terminated string owned by the loader
         // ("" for the main program).
         let name = unsafe { core::ffi::CStr::from_ptr(head.l_name) }.to_bytes();
@@ -312,8 +318,8 @@ pub enum Check {
 /// has copies of them but not the threads that would close them) closes
 /// them: `after_fork_child`. -1: free; -2: taken, not yet open.
 static OPEN_FDS: [AtomicI32; MAX_OPEN] = [const { AtomicI32::new(-1) }; MAX_OPEN];
-/// Computations from files at once (more wait for nothing: they read the
-/// mapping).
+/// Computations from files at once (beyond that, rules are computed
+/// from the mappings).
 const MAX_OPEN: usize = 8;
 
 #[derive(Clone, Copy)]
