@@ -1070,6 +1070,33 @@ pub fn alloc_span(heap: &mut Heap, count: usize) -> *mut Page {
     }
 }
 
+/// A span of `count` slices for a large block: where the most of it is
+/// still resident, over every segment of the heap, then the shortest free
+/// run (`segment::SpanFit`), else as [`alloc_span`].
+fn alloc_span_resident(heap: &mut Heap, count: usize) -> *mut Page {
+    let mut best: Option<(*mut Segment, segment::SpanFit)> = None;
+    let mut seg = heap.segments;
+    while !seg.is_null() {
+        // SAFETY: segments on the heap's list are live and owned by it.
+        unsafe {
+            if let Some(fit) = segment::find_span_fit(&*seg, count) {
+                if best.is_none_or(|(_, b)| fit.better_than(&b)) {
+                    best = Some((seg, fit));
+                    if fit.perfect(count) {
+                        break;
+                    }
+                }
+            }
+            seg = (*seg).next;
+        }
+    }
+    match best {
+        // SAFETY: as above; the run is free.
+        Some((seg, fit)) => unsafe { segment::claim_span(&mut *seg, fit.index, count, heap as *mut Heap) },
+        None => alloc_span(heap, count),
+    }
+}
+
 /// A large block: a span of `count` slices holding one block. Remote frees
 /// of it notify the owner. Null when out of memory.
 ///
@@ -1085,7 +1112,7 @@ pub unsafe fn alloc_large(heap: &mut Heap, count: usize) -> *mut u8 {
         }
         maybe_purge(heap);
     }
-    let page = alloc_span(heap, count);
+    let page = alloc_span_resident(heap, count);
     if page.is_null() {
         return ptr::null_mut();
     }

@@ -413,6 +413,61 @@ pub fn find_span(seg: &Segment, count: usize) -> Option<usize> {
     find_free_run(seg.used_slices, count)
 }
 
+/// A place for a span: its first slice, how many of its slices are still
+/// resident (dirty), and the length of the free run it is cut from.
+#[derive(Clone, Copy)]
+pub struct SpanFit {
+    pub index: usize,
+    pub dirty: u32,
+    pub run: u32,
+}
+
+impl SpanFit {
+    /// Whether `self` is a better place than `other`: more resident
+    /// slices (reuse before refault), then a shorter free run (best fit:
+    /// long runs stay whole for long spans).
+    pub fn better_than(&self, other: &SpanFit) -> bool {
+        self.dirty > other.dirty || (self.dirty == other.dirty && self.run < other.run)
+    }
+    /// Nothing can be better: all resident, and the run fits exactly.
+    pub fn perfect(&self, count: usize) -> bool {
+        self.dirty as usize == count && self.run as usize == count
+    }
+}
+
+/// Finds the best place for `count` free slices in `seg` (see
+/// [`SpanFit::better_than`]): at either end of each free run long enough,
+/// never in its middle, which would cut it in two. Owner only.
+pub fn find_span_fit(seg: &Segment, count: usize) -> Option<SpanFit> {
+    span_fit(seg.used_slices, seg.dirty_slices, count)
+}
+
+/// [`find_span_fit`] on a segment's `used` and `dirty` slice bits.
+fn span_fit(used: u64, dirty: u64, count: usize) -> Option<SpanFit> {
+    let used = used | HEADER_SLICE;
+    let dirty = dirty & !used;
+    let mask = run_mask(count);
+    let mut best: Option<SpanFit> = None;
+    let mut i = 1;
+    while i < SLICE_COUNT {
+        i += (!(used >> i)).trailing_zeros() as usize; // used slices first
+        if i >= SLICE_COUNT {
+            break;
+        }
+        let len = ((used >> i).trailing_zeros() as usize).min(SLICE_COUNT - i);
+        if len >= count {
+            for start in [i, i + len - count] {
+                let fit = SpanFit { index: start, dirty: ((dirty >> start) & mask).count_ones(), run: len as u32 };
+                if best.is_none_or(|b| fit.better_than(&b)) {
+                    best = Some(fit);
+                }
+            }
+        }
+        i += len;
+    }
+    best
+}
+
 /// Releases the memory of every free, dirty slice of `seg` to the OS.
 /// Returns the bytes purged.
 pub fn purge_free_slices(seg: &mut Segment) -> usize {
@@ -502,6 +557,31 @@ mod tests {
         assert_eq!(find_free_run(used, 10), Some(21));
         assert_eq!(find_free_run(used, 9), Some(1));
         assert_eq!(find_free_run(!(1u64 << 63), 1), Some(63));
+    }
+
+    #[test]
+    fn spans_go_where_memory_is_resident_then_best_fit() {
+        let at = |used: u64, dirty: u64, count: usize| span_fit(used, dirty, count).map(|f| (f.index, f.dirty, f.run));
+        // Nothing free.
+        assert_eq!(at(u64::MAX, 0, 1), None);
+        assert_eq!(at(0b11, 0, 63), None);
+        // All clean: the shortest run that fits, at its start.
+        let used = 1 | (1 << 10) | (1 << 14); // runs 1..10 (9), 11..14 (3), 15..64 (49)
+        assert_eq!(at(used, 0, 2), Some((11, 0, 3)));
+        assert_eq!(at(used, 0, 4), Some((1, 0, 9)));
+        assert_eq!(at(used, 0, 10), Some((15, 0, 49)));
+        // Resident slices win over a tighter run: the end of the long run
+        // is dirty, so the span goes there (not into its middle).
+        let dirty = 0b11u64 << 62;
+        assert_eq!(at(used, dirty, 2), Some((62, 2, 49)));
+        // Partly resident: the most resident of the runs' two ends.
+        let dirty = 1u64 << 3;
+        assert_eq!(at(used, dirty, 4), Some((1, 1, 9)));
+        // Dirty bits of used slices do not count.
+        assert_eq!(at(used, 1 << 10, 1), Some((11, 0, 3)));
+        // The whole segment free.
+        assert_eq!(at(1, 0, 63), Some((1, 0, 63)));
+        assert_eq!(at(0, ALL_SLICES, 63), Some((1, 63, 63)));
     }
 
     #[test]
