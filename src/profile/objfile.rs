@@ -13,8 +13,10 @@
 //!
 //! The file is the one the loader mapped only if it was not replaced since
 //! (a package upgrade while the program runs): the object's GNU build-id
-//! note in memory must equal the file's, or, for an object without one,
-//! its ELF header and program headers. Whatever the file holds, reads
+//! note in memory must equal the file's. An object without a build-id is
+//! read through its mapping: its ELF and program headers were compared at
+//! first, but a rebuild with the same layout and other frame rules has the
+//! same headers (a review made one: a wrong stack). Whatever the file holds, reads
 //! stay inside the stack buffer, so a mismatch can give a wrong rule
 //! (which the walk's stack bounds catch as for any wrong rule), never a
 //! wrong memory access. Where the file cannot be used (no absolute path,
@@ -27,7 +29,14 @@
 //! descriptor opened for one rule computation and closed after it. It is
 //! recorded in [`OPEN_FDS`] meanwhile, so that a fork child, which has a
 //! copy of it but not the thread that would close it, closes it
-//! ([`after_fork_child`]). errno is the caller's to keep (`unwind.rs`).
+//! ([`after_fork_child`]). Another thread of the program may close it
+//! under us (`close_range(3, ~0)` in a daemon) and open a file of its own
+//! under the same number: the descriptor's device and inode are checked
+//! again after the computation ([`ObjFile::still_ours`]), so the rule is
+//! then not used and the program's descriptor is not closed (a review saw
+//! both happen, in 5 runs of 6, before this check). Between that check
+//! and the close, a window of one system call remains. errno is the
+//! caller's to keep (`unwind.rs`).
 
 use core::ffi::c_char;
 use core::sync::atomic::{AtomicI32, Ordering};
@@ -71,8 +80,9 @@ pub struct ObjFile {
     pub failed: bool,
     /// The slot of `fd` in [`OPEN_FDS`] (None until it is open).
     slot: Option<FdSlot>,
-    /// How the file was found to be the mapped one.
-    pub checked: Check,
+    /// Device and inode of the file opened (see [`ObjFile::still_ours`]).
+    dev: u64,
+    ino: u64,
 }
 
 /// `struct link_map`'s first two fields (link.h).
@@ -140,7 +150,8 @@ impl ObjFile {
             win_len: 0,
             failed: false,
             slot: None,
-            checked: Check::Headers,
+            dev: 0,
+            ino: 0,
         };
         // (vaddr, size, alignment) of the PT_NOTE segments: libraries linked
         // with a `.note.gnu.property` have two, the build-id in the second.
@@ -208,15 +219,28 @@ impl ObjFile {
         if unsafe { libc::syscall(libc::SYS_fstat, f.fd, &raw mut st) } != 0 || st.st_mode & libc::S_IFMT != libc::S_IFREG {
             return None; // `f` closes the descriptor
         }
-        f.checked = f.same_as_mapped(page, &notes[..nnotes], ph_end)?;
+        f.dev = st.st_dev;
+        f.ino = st.st_ino;
+        if !f.same_build_id(page, &notes[..nnotes]) {
+            return None;
+        }
         Some(f)
     }
 
-    /// Whether the open file is the one mapped: the build-id note when the
-    /// object has one in its first page (compared byte for byte with the
-    /// file's), else the ELF and program headers. Some(how it was checked)
-    /// if it is, None if not.
-    fn same_as_mapped(&mut self, page: &[u8], notes: &[(usize, usize, usize)], ph_end: usize) -> Option<Check> {
+    /// Whether the descriptor still refers to the file opened: another
+    /// thread may have closed it and opened something else under its
+    /// number (see the module documentation).
+    pub fn still_ours(&self) -> bool {
+        // SAFETY: `st` is written by fstat; a raw call.
+        let mut st: libc::stat = unsafe { core::mem::zeroed() };
+        // SAFETY: as above.
+        let ok = unsafe { libc::syscall(libc::SYS_fstat, self.fd, &raw mut st) } == 0;
+        ok && st.st_dev == self.dev && st.st_ino == self.ino
+    }
+
+    /// Whether the open file is the one mapped: the object has a GNU
+    /// build-id note in its first page, and the file the same bytes there.
+    fn same_build_id(&mut self, page: &[u8], notes: &[(usize, usize, usize)]) -> bool {
         let mut buf = [0u8; 256];
         for &(vaddr, size, align) in notes {
             // The note segment's place in the first page; page[i] is file
@@ -241,22 +265,12 @@ impl ObjFile {
                     break;
                 }
                 if kind == NT_GNU_BUILD_ID && namesz == 4 && &page[p + 12..p + 16] == b"GNU\0" && descsz <= buf.len() {
-                    let same = pread_exact(self.fd, &mut buf[..descsz], desc) && buf[..descsz] == page[desc..desc + descsz];
-                    return if same { Some(Check::BuildId) } else { None };
+                    return pread_exact(self.fd, &mut buf[..descsz], desc) && buf[..descsz] == page[desc..desc + descsz];
                 }
                 p = next;
             }
         }
-        // No build-id: the headers must match.
-        let mut off = 0;
-        while off < ph_end {
-            let n = (ph_end - off).min(buf.len());
-            if !pread_exact(self.fd, &mut buf[..n], off) || buf[..n] != page[off..off + n] {
-                return None;
-            }
-            off += n;
-        }
-        Some(Check::Headers)
+        false
     }
 
     /// The byte mapped at `addr`, read from the file (0 and `failed` when
@@ -301,17 +315,13 @@ impl Drop for ObjFile {
             // The slot first: a fork child must not close a number that
             // this thread has given back and someone else reopened.
             slot.release();
-            // SAFETY: the descriptor was opened by `open` and is ours.
-            unsafe { libc::syscall(libc::SYS_close, self.fd) };
+            // Not closed if the number is someone else's file now.
+            if self.dev == 0 && self.ino == 0 || self.still_ours() {
+                // SAFETY: the descriptor was opened by `open` and is ours.
+                unsafe { libc::syscall(libc::SYS_close, self.fd) };
+            }
         }
     }
-}
-
-/// How the file was found to be the mapped one.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Check {
-    BuildId,
-    Headers,
 }
 
 /// Descriptors open for rule computations, so that a fork child (which
