@@ -230,8 +230,10 @@ int32_t ptrs_profile_dump(const char *path);
  Writes the leak report (allocation sites whose sampled blocks are still
  in use, largest first, with their stacks resolved by `dladdr`) to the
  file descriptor `fd`, now. Returns the number of sites reported (0: no
- leak seen), or -1 with errno EBADF for a negative `fd`. Any thread; not
- from a signal handler.
+ leak seen), or -1 with errno set when the report could not be written:
+ EBADF for a negative or closed `fd`, else the error of write(2). Sites
+ are whole stacks (a stack's records of several block sizes are one
+ site). Any thread; not from a signal handler.
  */
 int32_t ptrs_leak_report(int32_t fd);
 

@@ -249,13 +249,20 @@ pub unsafe extern "C" fn ptrs_profile_dump(path: *const c_char) -> i32 {
 /// Writes the leak report (allocation sites whose sampled blocks are still
 /// in use, largest first, with their stacks resolved by `dladdr`) to the
 /// file descriptor `fd`, now. Returns the number of sites reported (0: no
-/// leak seen), or -1 with errno EBADF for a negative `fd`. Any thread; not
-/// from a signal handler.
+/// leak seen), or -1 with errno set when the report could not be written:
+/// EBADF for a negative or closed `fd`, else the error of write(2). Sites
+/// are whole stacks (a stack's records of several block sizes are one
+/// site). Any thread; not from a signal handler.
 #[unsafe(no_mangle)]
 pub extern "C" fn ptrs_leak_report(fd: i32) -> i32 {
     if fd < 0 {
         os::set_errno(libc::EBADF);
         return -1;
     }
-    crate::profile::write::leak_report(fd).min(i32::MAX as usize) as i32
+    let r = crate::profile::write::leak_report(fd);
+    if r.error != 0 {
+        os::set_errno(r.error);
+        return -1;
+    }
+    r.sites.min(i32::MAX as usize) as i32
 }

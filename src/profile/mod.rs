@@ -787,7 +787,7 @@ extern "C" fn at_exit() {
         unsafe { write::dump_at_exit(prefix) };
     }
     if options::leak_report() {
-        let leaks = write::leak_report(write::stderr_fd());
+        let leaks = write::leak_report(write::stderr_fd()).sites;
         let code = options::leak_exitcode();
         if leaks > 0 && code != 0 {
             // SAFETY: flushing stdio and _exit have no preconditions; the

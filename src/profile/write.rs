@@ -7,7 +7,7 @@
 
 use core::ffi::{c_char, CStr};
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicI32, Ordering};
+use core::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 
 use super::stack;
 use super::table::StackRec;
@@ -19,11 +19,13 @@ pub struct Out {
     buf: [u8; 8192],
     len: usize,
     pub failed: bool,
+    /// The errno of the first write that failed (0: none).
+    pub error: i32,
 }
 
 impl Out {
     pub fn new(fd: i32) -> Self {
-        Self { fd, buf: [0; 8192], len: 0, failed: false }
+        Self { fd, buf: [0; 8192], len: 0, failed: false, error: 0 }
     }
 
     pub fn bytes(&mut self, b: &[u8]) {
@@ -49,6 +51,9 @@ impl Out {
                 continue;
             }
             if n <= 0 {
+                if !self.failed {
+                    self.error = if n < 0 { os::errno() } else { libc::EIO };
+                }
                 self.failed = true;
                 break;
             }
@@ -258,7 +263,8 @@ pub unsafe fn dump_at_exit(prefix: *const c_char) {
     // SAFETY: `bytes` ends with the NUL checked just above.
     let r = unsafe { dump(bytes.as_ptr().cast()) };
     if r != 0 {
-        crate::diag::print(format_args!("ptrs: could not write the heap profile {} (errno {})\n", p.to_str().unwrap_or("?"), r));
+        let name = core::str::from_utf8(&bytes[..bytes.len() - 1]).unwrap_or("?");
+        crate::diag::print(format_args!("ptrs: could not write the heap profile {} (errno {})\n", name, r));
     }
 }
 
@@ -270,12 +276,41 @@ pub fn remember_stderr() {
     // SAFETY: fcntl on fd 2 has no memory-safety preconditions.
     let fd = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 10) };
     if fd >= 0 {
+        if let Some((dev, ino)) = file_id(fd) {
+            STDERR_ID[0].store(dev, Ordering::Relaxed);
+            STDERR_ID[1].store(ino, Ordering::Relaxed);
+        }
         STDERR_FD.store(fd, Ordering::Relaxed);
     }
 }
 
+/// Device and inode of the file the copy of stderr was made of.
+static STDERR_ID: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+
+/// The device and inode of the file open as `fd`.
+fn file_id(fd: i32) -> Option<(u64, u64)> {
+    // SAFETY: `st` is written by fstat; a raw call.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::syscall(libc::SYS_fstat, fd, &raw mut st) } != 0 {
+        return None;
+    }
+    Some((st.st_dev, st.st_ino))
+}
+
+/// Where the report at exit goes: the copy of stderr made at start, if it
+/// still is that file, else fd 2. A daemon that closes every descriptor
+/// and opens its own files may have been given the copy's number for one
+/// of them (a new-user review saw the report overwrite such a file).
 pub fn stderr_fd() -> i32 {
-    STDERR_FD.load(Ordering::Relaxed)
+    let fd = STDERR_FD.load(Ordering::Relaxed);
+    if fd != 2 {
+        let id = (STDERR_ID[0].load(Ordering::Relaxed), STDERR_ID[1].load(Ordering::Relaxed));
+        if file_id(fd) != Some(id) {
+            return 2;
+        }
+    }
+    fd
 }
 
 /// Whether a stack's innermost frame is a one-time allocation of the C
@@ -290,9 +325,17 @@ fn suppressed(frame: usize) -> bool {
     name == b"_IO_file_doallocate"
 }
 
+/// What [`leak_report`] found and whether it could write it.
+pub struct LeakReport {
+    /// Allocation sites with blocks still in use.
+    pub sites: usize,
+    /// 0, or the errno of the write(2) that failed.
+    pub error: i32,
+}
+
 /// Writes the leak report (allocation sites with blocks still in use,
-/// largest first) to `fd`. Returns the number of sites reported.
-pub fn leak_report(fd: i32) -> usize {
+/// largest first) to `fd`.
+pub fn leak_report(fd: i32) -> LeakReport {
     let mut o = Out::new(fd);
     let rate = super::rate();
     let exact = rate <= 1;
@@ -319,24 +362,41 @@ pub fn leak_report(fd: i32) -> usize {
         kept += 1;
     }
     let recs = &mut recs[..kept];
-    let est = |r: &StackRec| r.live_bytes as f64 * scale(r.live_count, r.live_bytes, rate);
-    recs.sort_unstable_by(|a, b| est(b).partial_cmp(&est(a)).unwrap_or(core::cmp::Ordering::Equal));
-    let (mut bytes, mut blocks) = (0f64, 0f64);
-    for r in recs.iter() {
+    // Estimates first (each record is unsampled with its own average block
+    // size, as pprof does), then one entry per stack: a stack has one
+    // record per size bucket (table.rs), which the report would otherwise
+    // list as separate sites with the same frames.
+    for r in recs.iter_mut() {
         let s = scale(r.live_count, r.live_bytes, rate);
-        bytes += r.live_bytes as f64 * s;
-        blocks += r.live_count as f64 * s;
+        r.live_bytes = (r.live_bytes as f64 * s) as u64;
+        r.live_count = (r.live_count as f64 * s).round() as u64;
     }
+    let frames_of = |r: &StackRec| (r.depth, r.frames);
+    recs.sort_unstable_by(|a, b| frames_of(a).cmp(&frames_of(b)));
+    let mut sites = 0usize;
+    for i in 0..recs.len() {
+        if sites > 0 && frames_of(&recs[sites - 1]) == frames_of(&recs[i]) {
+            recs[sites - 1].live_bytes += recs[i].live_bytes;
+            recs[sites - 1].live_count += recs[i].live_count;
+        } else {
+            recs[sites] = recs[i];
+            sites += 1;
+        }
+    }
+    let recs = &mut recs[..sites];
+    recs.sort_unstable_by(|a, b| b.live_bytes.cmp(&a.live_bytes));
+    let bytes: u64 = recs.iter().map(|r| r.live_bytes).sum();
+    let blocks: u64 = recs.iter().map(|r| r.live_count).sum();
     if recs.is_empty() {
         let _ = writeln!(o, "ptrs: leak report: no leaks{}", if exact { "" } else { " among sampled blocks" });
         o.flush();
-        return 0;
+        return LeakReport { sites: 0, error: o.error };
     }
     let _ = writeln!(
         o,
         "ptrs: leak report: {} bytes in {} blocks still allocated, from {} sites ({})",
-        bytes as u64,
-        blocks.round() as u64,
+        bytes,
+        blocks,
         recs.len(),
         if exact { "exact: every allocation recorded" } else { "estimated from samples" }
     );
@@ -344,13 +404,12 @@ pub fn leak_report(fd: i32) -> usize {
         let _ = writeln!(o, "ptrs:   (one sample per {} bytes; PTRS_PROFILE_RATE=1 for exact figures)", rate);
     }
     for (n, r) in recs.iter().enumerate() {
-        let s = scale(r.live_count, r.live_bytes, rate);
         let _ = writeln!(
             o,
             "ptrs: #{} {} bytes in {} blocks{}",
             n + 1,
-            (r.live_bytes as f64 * s) as u64,
-            (r.live_count as f64 * s).round() as u64,
+            r.live_bytes,
+            r.live_count,
             if exact { "" } else { " (estimated)" }
         );
         for (i, &f) in r.frames[..r.depth as usize].iter().enumerate() {
@@ -373,7 +432,7 @@ pub fn leak_report(fd: i32) -> usize {
         }
     }
     o.flush();
-    recs.len()
+    LeakReport { sites: recs.len(), error: o.error }
 }
 
 #[cfg(test)]
