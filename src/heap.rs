@@ -1388,7 +1388,7 @@ unsafe fn free_page(heap: &mut Heap, page: *mut Page) {
             return;
         }
     }
-    let delay = options::purge_delay_ms();
+    let delay = crate::retain::wait_ms();
     if delay == 0 {
         // SAFETY: as above.
         heap.counters.purged_bytes += segment::purge_free_slices(unsafe { &mut *seg }) as u64;
@@ -1515,7 +1515,7 @@ pub fn purge(heap: &mut Heap, all: bool) {
     heap.purge_deadline = 0;
     let mut pending = false;
     let now = os::now_ms();
-    let delay = options::purge_delay_ms();
+    let delay = crate::retain::wait_ms();
     let mut seg = heap.segments;
     while !seg.is_null() {
         // SAFETY: the heap's segments are live and owned by it.
@@ -1537,7 +1537,7 @@ pub fn purge(heap: &mut Heap, all: bool) {
         }
     }
     if pending {
-        heap.purge_deadline = os::now_ms() + options::purge_delay_ms().max(1);
+        heap.purge_deadline = os::now_ms() + crate::retain::wait_ms().max(1);
     }
 }
 

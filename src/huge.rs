@@ -91,7 +91,7 @@ fn cache_take(total: usize) -> Option<Cached> {
 /// (the offered one if it does not fit, and expired or evicted ones).
 fn cache_put(base: usize, total: usize, out: &mut [Cached; CACHE_SLOTS + 1]) -> usize {
     let now = os::now_ms();
-    let delay = crate::options::purge_delay_ms();
+    let delay = crate::retain::wait_ms();
     let _g = GlobalGuard::lock();
     // SAFETY: GLOBAL is held.
     let c = unsafe { CACHE.get() };
@@ -169,7 +169,7 @@ pub fn trim_cache(all: bool) -> bool {
         let _g = GlobalGuard::lock();
         // SAFETY: GLOBAL is held.
         let c = unsafe { CACHE.get() };
-        let delay = if all { 0 } else { crate::options::purge_delay_ms() };
+        let delay = if all { 0 } else { crate::retain::wait_ms() };
         expire(c, os::now_ms(), delay, &mut out)
     };
     for e in &out[..n] {

@@ -195,6 +195,25 @@ fn valgrind_request() -> usize {
 }
 
 /// Milliseconds from a coarse monotonic clock (vDSO, no system call).
+/// The resolution of [`now_ms`]'s clock in ms, rounded up (the kernel's
+/// tick: 4 ms at 250 Hz); read once.
+pub fn coarse_resolution_ms() -> u64 {
+    static RES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+    let r = RES.load(core::sync::atomic::Ordering::Relaxed);
+    if r != 0 {
+        return r;
+    }
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid out-parameter.
+    let ok = unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &mut ts) } == 0;
+    let ns = if ok { ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64 } else { 10_000_000 };
+    let r = ns.div_ceil(1_000_000).clamp(1, 1000);
+    RES.store(r, core::sync::atomic::Ordering::Relaxed);
+    r
+}
+
+/// Milliseconds of a coarse monotonic clock (no system call), which lags
+/// real time by up to [`coarse_resolution_ms`].
 pub fn now_ms() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid out-parameter.
