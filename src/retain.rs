@@ -13,7 +13,9 @@
 //!   one). It stays resident for one to two delays: free slices inside a
 //!   heap's segments (aged by `segment::purge_aged_slices`), empty segments
 //!   (the dirty list below), freed huge mappings (`huge.rs`'s cache).
-//!   Allocation takes resident memory first: the heap's own free slices,
+//!   Allocation takes resident memory first: the heap's own free slices
+//!   (for a large block, the run with the most resident slices over all
+//!   of the heap's segments, then the shortest: `heap::alloc_span_resident`),
 //!   then the resident empty segment that emptied longest ago (the next the
 //!   decay would purge), then a purged one, and only then a new mapping.
 //! - **Return what nobody reuses.** Memory that has stayed unused for one
