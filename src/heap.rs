@@ -224,7 +224,8 @@ pub fn is_empty_heap(heap: *mut Heap) -> bool {
 struct HeapRegistry {
     all: *mut Heap,
     pool: *mut Heap,
-    /// Heaps ever made.
+    /// Heaps ever made, less those that lost the race to become the
+    /// shared heap (registered, never used: `shared_heap`).
     count: usize,
     /// Heaps owned by a live thread.
     owned: usize,
@@ -447,10 +448,16 @@ fn shared_heap() -> *mut Heap {
     match SHARED_HEAP.compare_exchange(ptr::null_mut(), heap, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => heap,
         // Another thread made it first; ours stays registered, empty and
-        // unowned (a few KiB, once).
+        // unowned (a few KiB, once), and is not counted: the statistics'
+        // heap count would otherwise depend on how many threads raced here
+        // (tst-arena-max saw 4 heaps under its bound of 3, once, with 64
+        // threads starting at once under valgrind on a busy machine).
         Err(winner) => {
             // SAFETY: `heap` is ours and on no list but the registry.
             unsafe { (*heap).owned = false };
+            let _g = GlobalGuard::lock();
+            // SAFETY: GLOBAL is held.
+            unsafe { HEAPS.get() }.count -= 1;
             winner
         }
     }
