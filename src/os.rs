@@ -195,6 +195,19 @@ fn valgrind_request() -> usize {
 }
 
 /// Milliseconds from a coarse monotonic clock (vDSO, no system call).
+/// The identity of the file open as `fd` (device and inode), and whether
+/// it is a regular file; None when `fd` is not open. A raw fstat(2): no
+/// allocation, no lock.
+pub fn file_id(fd: i32) -> Option<((u64, u64), bool)> {
+    // SAFETY: `st` is plain data that fstat fills.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: `st` is a valid out-parameter; a raw call.
+    if unsafe { libc::syscall(libc::SYS_fstat, fd, &raw mut st) } != 0 {
+        return None;
+    }
+    Some(((st.st_dev, st.st_ino), st.st_mode & libc::S_IFMT == libc::S_IFREG))
+}
+
 /// The resolution of [`now_ms`]'s clock in ms, rounded up (the kernel's
 /// tick: 4 ms at 250 Hz); read once.
 pub fn coarse_resolution_ms() -> u64 {

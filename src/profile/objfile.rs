@@ -80,9 +80,9 @@ pub struct ObjFile {
     pub failed: bool,
     /// The slot of `fd` in [`OPEN_FDS`] (None until it is open).
     slot: Option<FdSlot>,
-    /// Device and inode of the file opened (see [`ObjFile::still_ours`]).
-    dev: u64,
-    ino: u64,
+    /// Device and inode of the file opened (see [`ObjFile::still_ours`]);
+    /// None until checked.
+    id: Option<(u64, u64)>,
 }
 
 /// `struct link_map`'s first two fields (link.h).
@@ -150,8 +150,7 @@ impl ObjFile {
             win_len: 0,
             failed: false,
             slot: None,
-            dev: 0,
-            ino: 0,
+            id: None,
         };
         // (vaddr, size, alignment) of the PT_NOTE segments: libraries linked
         // with a `.note.gnu.property` have two, the build-id in the second.
@@ -213,14 +212,10 @@ impl ObjFile {
         }
         f.slot = Some(slot);
         slot.hold(f.fd);
-        // SAFETY: `st` is written by fstat; a raw call.
-        let mut st: libc::stat = unsafe { core::mem::zeroed() };
-        // SAFETY: as above.
-        if unsafe { libc::syscall(libc::SYS_fstat, f.fd, &raw mut st) } != 0 || st.st_mode & libc::S_IFMT != libc::S_IFREG {
-            return None; // `f` closes the descriptor
-        }
-        f.dev = st.st_dev;
-        f.ino = st.st_ino;
+        let Some((id, true)) = crate::os::file_id(f.fd) else {
+            return None; // not a regular file; `f` closes the descriptor
+        };
+        f.id = Some(id);
         if !f.same_build_id(page, &notes[..nnotes]) {
             return None;
         }
@@ -231,11 +226,7 @@ impl ObjFile {
     /// thread may have closed it and opened something else under its
     /// number (see the module documentation).
     pub fn still_ours(&self) -> bool {
-        // SAFETY: `st` is written by fstat; a raw call.
-        let mut st: libc::stat = unsafe { core::mem::zeroed() };
-        // SAFETY: as above.
-        let ok = unsafe { libc::syscall(libc::SYS_fstat, self.fd, &raw mut st) } == 0;
-        ok && st.st_dev == self.dev && st.st_ino == self.ino
+        self.id.is_some() && crate::os::file_id(self.fd).map(|(id, _)| id) == self.id
     }
 
     /// Whether the open file is the one mapped: the object has a GNU
@@ -316,7 +307,7 @@ impl Drop for ObjFile {
             // this thread has given back and someone else reopened.
             slot.release();
             // Not closed if the number is someone else's file now.
-            if self.dev == 0 && self.ino == 0 || self.still_ours() {
+            if self.id.is_none() || self.still_ours() {
                 // SAFETY: the descriptor was opened by `open` and is ours.
                 unsafe { libc::syscall(libc::SYS_close, self.fd) };
             }

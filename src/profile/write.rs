@@ -276,7 +276,7 @@ pub fn remember_stderr() {
     // SAFETY: fcntl on fd 2 has no memory-safety preconditions.
     let fd = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 10) };
     if fd >= 0 {
-        if let Some((dev, ino)) = file_id(fd) {
+        if let Some(((dev, ino), _)) = os::file_id(fd) {
             STDERR_ID[0].store(dev, Ordering::Relaxed);
             STDERR_ID[1].store(ino, Ordering::Relaxed);
         }
@@ -287,17 +287,6 @@ pub fn remember_stderr() {
 /// Device and inode of the file the copy of stderr was made of.
 static STDERR_ID: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
 
-/// The device and inode of the file open as `fd`.
-fn file_id(fd: i32) -> Option<(u64, u64)> {
-    // SAFETY: `st` is written by fstat; a raw call.
-    let mut st: libc::stat = unsafe { core::mem::zeroed() };
-    // SAFETY: as above.
-    if unsafe { libc::syscall(libc::SYS_fstat, fd, &raw mut st) } != 0 {
-        return None;
-    }
-    Some((st.st_dev, st.st_ino))
-}
-
 /// Where the report at exit goes: the copy of stderr made at start, if it
 /// still is that file, else fd 2. A daemon that closes every descriptor
 /// and opens its own files may have been given the copy's number for one
@@ -306,7 +295,7 @@ pub fn stderr_fd() -> i32 {
     let fd = STDERR_FD.load(Ordering::Relaxed);
     if fd != 2 {
         let id = (STDERR_ID[0].load(Ordering::Relaxed), STDERR_ID[1].load(Ordering::Relaxed));
-        if file_id(fd) != Some(id) {
+        if os::file_id(fd).map(|(id, _)| id) != Some(id) {
             return 2;
         }
     }
@@ -372,7 +361,7 @@ pub fn leak_report(fd: i32) -> LeakReport {
         r.live_count = (r.live_count as f64 * s).round() as u64;
     }
     let frames_of = |r: &StackRec| (r.depth, r.frames);
-    recs.sort_unstable_by(|a, b| frames_of(a).cmp(&frames_of(b)));
+    recs.sort_unstable_by_key(frames_of);
     let mut sites = 0usize;
     for i in 0..recs.len() {
         if sites > 0 && frames_of(&recs[sites - 1]) == frames_of(&recs[i]) {
@@ -384,7 +373,7 @@ pub fn leak_report(fd: i32) -> LeakReport {
         }
     }
     let recs = &mut recs[..sites];
-    recs.sort_unstable_by(|a, b| b.live_bytes.cmp(&a.live_bytes));
+    recs.sort_unstable_by_key(|r| core::cmp::Reverse(r.live_bytes));
     let bytes: u64 = recs.iter().map(|r| r.live_bytes).sum();
     let blocks: u64 = recs.iter().map(|r| r.live_count).sum();
     if recs.is_empty() {
