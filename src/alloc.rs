@@ -34,6 +34,7 @@ pub fn malloc(size: usize) -> *mut u8 {
 /// hook when the heap's sampling countdown ran out or the profiler (or
 /// mtrace) is on, else [`malloc_generic`]. Null when out of memory.
 #[inline(never)]
+#[unsafe(link_section = ".text.hot.ptrs")]
 pub fn malloc_miss(size: usize) -> *mut u8 {
     if crate::profile::armed() || crate::profile::countdown_expired() {
         return crate::profile::malloc_slow_hook(size);
@@ -131,6 +132,7 @@ pub fn try_pop(size: usize) -> *mut u8 {
 
 /// Everything the fast path does not cover.
 #[inline(never)]
+#[unsafe(link_section = ".text.hot.ptrs")]
 pub fn malloc_generic(size: usize) -> *mut u8 {
     if size > SMALL_MAX && size > large_limit() {
         if size > MAX_REQUEST {
@@ -216,6 +218,7 @@ pub fn malloc_aligned_unhooked(align: usize, size: usize) -> *mut u8 {
 /// Resizes the block at `p` (non-null, live) to `size` bytes (non-zero),
 /// in place when it can. Null when out of memory or `p` is invalid (the
 /// block is then untouched).
+#[unsafe(link_section = ".text.hot.ptrs")]
 pub fn realloc(p: *mut u8, size: usize) -> *mut u8 {
     let page = free::small_block_fits(p, size);
     if !page.is_null() {

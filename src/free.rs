@@ -160,6 +160,7 @@ pub fn small_block_fits(p: *mut u8, size: usize) -> *const Page {
 /// # Safety
 /// `block` must be a carved block start of `page`.
 #[inline(never)]
+#[unsafe(link_section = ".text.hot.ptrs")]
 unsafe fn free_remote(page: *mut Page, block: *mut Block) {
     // Under memcheck no thread owns a heap, so every free arrives here:
     // memcheck mode takes it (see `abi::malloc::malloc_slow`).
@@ -230,6 +231,7 @@ unsafe fn free_local(heap: &mut Heap, page: &mut Page, block: *mut Block) {
 /// Everything that is not a local free of a block whose mark is clear.
 #[cold]
 #[inline(never)]
+#[unsafe(link_section = ".text.hot.ptrs")]
 pub fn free_slow(p: *mut u8, func: &str) {
     if p.is_null() {
         return;
@@ -245,6 +247,7 @@ pub fn free_slow(p: *mut u8, func: &str) {
 /// The engine part of [`free_slow`] (memcheck mode calls it directly).
 #[cold]
 #[inline(never)]
+#[unsafe(link_section = ".text.hot.ptrs")]
 pub fn free_slow_engine(p: *mut u8, func: &str) {
     if p.is_null() {
         return;
@@ -386,6 +389,7 @@ pub struct BlockInfo {
 /// None beyond what the checks establish; marked unsafe because it reads
 /// headers of segments that another thread could be unmapping if the
 /// program frees and queries the same block concurrently.
+#[unsafe(link_section = ".text.hot.ptrs")]
 pub unsafe fn block_info(p: *mut u8) -> Option<BlockInfo> {
     let addr = p as usize;
     if addr & (MIN_ALIGN - 1) != 0 || !segment_map::in_range(addr) {

@@ -330,6 +330,7 @@ static PARKED_PENDING: AtomicBool = AtomicBool::new(false);
 impl Heap {
     /// Makes the queue head of `bin` visible to the fast path and moves the
     /// pin to it.
+    #[unsafe(link_section = ".text.hot.ptrs")]
     fn publish_first(&mut self, bin: usize) {
         let first = self.bins[bin].first;
         let old = self.pinned[bin];
@@ -471,6 +472,7 @@ pub fn is_real(heap: *mut Heap) -> bool {
 
 #[cold]
 #[inline(never)]
+#[unsafe(link_section = ".text.hot.ptrs")]
 fn thread_heap_slow() -> *mut Heap {
     crate::init::ensure();
     // Under valgrind's memcheck no thread owns a heap: every allocation
@@ -525,6 +527,7 @@ fn thread_heap_slow() -> *mut Heap {
     heap
 }
 
+#[unsafe(link_section = ".text.hot.ptrs")]
 pub(crate) fn new_heap() -> *mut Heap {
     let size = (core::mem::size_of::<Heap>() + os::OS_PAGE_SIZE - 1) & !(os::OS_PAGE_SIZE - 1);
     let heap = os::map(size) as *mut Heap;
@@ -937,6 +940,7 @@ pub fn corrupted_list(block: *mut page::Block) -> ! {
 /// `heap` must be the calling thread's (real) heap.
 #[cold]
 #[inline(never)]
+#[unsafe(link_section = ".text.hot.ptrs")]
 pub unsafe fn refill(heap: &mut Heap, bin: usize) -> *mut Page {
     // SAFETY: `heap` is ours (caller).
     let _l = unsafe { SlowLock::lock(heap) };
@@ -1041,6 +1045,7 @@ fn new_page(heap: &mut Heap, bin: usize) -> *mut Page {
 
 /// Claims `count` free slices in one of the heap's segments (acquiring a new
 /// segment if none has room). Null when out of memory.
+#[unsafe(link_section = ".text.hot.ptrs")]
 pub fn alloc_span(heap: &mut Heap, count: usize) -> *mut Page {
     let heap_ptr = heap as *mut Heap;
     let mut seg = heap.segments;
@@ -1172,6 +1177,7 @@ pub unsafe fn grow_large_in_place(heap: &mut Heap, page: *mut Page, count: usize
 /// `block` one of its blocks in use.
 #[cold]
 #[inline(never)]
+#[unsafe(link_section = ".text.hot.ptrs")]
 pub unsafe fn free_local_slow(heap: &mut Heap, page: *mut Page, block: *mut page::Block) {
     // free must preserve errno; purging could change it.
     let saved = os::errno();
@@ -1273,6 +1279,7 @@ unsafe fn collect_freed_pages(heap: &mut Heap) {
 /// (statistics, malloc_trim), else of heaps whose owner has not been in a
 /// slow path for a purge delay, at most once per delay (a thread about to
 /// map a new segment). Heaps whose lock is busy are skipped.
+#[unsafe(link_section = ".text.hot.ptrs")]
 pub fn collect_other_heaps(dormant_only: bool) {
     let now = os::now_ms();
     let delay = options::purge_delay_ms();
@@ -1442,6 +1449,7 @@ pub unsafe fn push_notify(heap: *mut Heap, page: *mut Page) {
 ///
 /// # Safety
 /// `heap` must be owned by the calling thread (or exclusively held).
+#[unsafe(link_section = ".text.hot.ptrs")]
 unsafe fn process_notify(heap: &mut Heap) {
     let mut page = heap.notify.swap(ptr::null_mut(), Ordering::Acquire);
     while !page.is_null() {

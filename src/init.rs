@@ -48,6 +48,7 @@ pub fn ensure() {
 
 #[cold]
 #[inline(never)]
+#[unsafe(link_section = ".text.hot.ptrs")]
 fn init_slow() {
     match STATE.compare_exchange(UNINIT, RUNNING, Ordering::Acquire, Ordering::Acquire) {
         Ok(_) => {}
@@ -133,6 +134,7 @@ fn print_stats_now() {
 /// options such as PTRS_SHOW_STATS take effect even in a program that never
 /// allocates. Allocation still works before it (the loader and earlier
 /// constructors may allocate): initialisation is also lazy.
+#[unsafe(link_section = ".text.hot.ptrs")]
 extern "C" fn init_at_load() {
     ensure();
 }
@@ -154,6 +156,7 @@ pub fn register_thread(heap: *mut Heap) {
 }
 
 /// The thread-exit destructor: parks the thread's heap.
+#[unsafe(link_section = ".text.hot.ptrs")]
 extern "C" fn thread_exit(value: *mut libc::c_void) {
     let heap = value as *mut Heap;
     if heap.is_null() || heap != crate::tls::current() || !heap::is_real(heap) {

@@ -17,6 +17,22 @@
 //!
 //! Nothing here allocates through Rust's `alloc` (no `Vec`, `Box`,
 //! `String`, `format!`): under `LD_PRELOAD` that would call back into us.
+//!
+//! # Hot code
+//!
+//! The functions that every program runs (the C entry points that are
+//! not inlined, the heap's refill and span paths, start-up, thread start
+//! and exit, remote frees) carry `#[unsafe(link_section =
+//! ".text.hot.ptrs")]`, which puts them next to each other in the
+//! library's text (the Linux kernel's `__hot`, GCC's `.text.hot`). The
+//! kernel maps a file's pages around each one a program touches (64 KiB
+//! fault-around, or the whole page-cache folio), so spread over the text
+//! they kept most of it resident in every process: grouped, the peak RSS
+//! of a small program is lower (falsesharing 2132 -> 1940 KiB, python3
+//! -c 'import json' 15512 -> 15452 KiB, bash -c 'echo hi' 3656 -> 3616
+//! KiB, medians of 5). Rarely run paths (huge blocks, fork, purges,
+//! profiler, statistics) stay out of it. The attribute changes placement
+//! only: a function without it is as correct, just farther away.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]

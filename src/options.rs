@@ -457,6 +457,7 @@ fn for_each_env(mut f: impl FnMut(&[u8])) {
 
 /// Applies one `NAME=value` entry of the environment, or with `check`
 /// only reports what is wrong with it (unknown `PTRS_*` name, bad value).
+#[unsafe(link_section = ".text.hot.ptrs")]
 fn apply_entry(entry: &[u8], check: bool) {
     let Some(eq) = entry.iter().position(|&c| c == b'=') else { return };
     let (name, value) = (&entry[..eq], &entry[eq + 1..]);

@@ -261,6 +261,7 @@ const EXIT_KEEP_SEGMENTS: usize = 1;
 /// Called when a thread has released its heap's empty memory at exit (or
 /// gone idle): resident empty segments beyond one are purged now, the
 /// oldest first, so a burst of exiting threads leaves little behind.
+#[unsafe(link_section = ".text.hot.ptrs")]
 pub fn on_thread_exit() {
     let keep = EXIT_KEEP_SEGMENTS.min(options::retain() / SEGMENT_SIZE);
     let dirty = DIRTY_BYTES.load(Ordering::Relaxed) / SEGMENT_SIZE;

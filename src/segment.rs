@@ -318,6 +318,7 @@ pub fn acquire(heap: *mut Heap) -> *mut Segment {
 ///
 /// # Safety
 /// `seg` must be empty and no longer on any heap's list.
+#[unsafe(link_section = ".text.hot.ptrs")]
 pub unsafe fn release(seg: *mut Segment) {
     // SAFETY: the caller guarantees the segment is empty and unlinked.
     unsafe {
@@ -332,6 +333,7 @@ pub unsafe fn release(seg: *mut Segment) {
 ///
 /// # Safety
 /// The slices must be free, in a segment owned by `heap`'s thread.
+#[unsafe(link_section = ".text.hot.ptrs")]
 pub unsafe fn claim_span(seg: &mut Segment, index: usize, count: usize, heap: *mut Heap) -> *mut Page {
     let mask = run_mask(count) << index;
     let was_dirty = seg.dirty_slices & mask != 0;

@@ -59,6 +59,7 @@ const MAKE_MEM_DEFINED: usize = MC_BASE + 2;
 /// natively and under tools that do not handle the request.
 #[cfg(target_arch = "x86_64")]
 #[inline(never)]
+#[unsafe(link_section = ".text.hot.ptrs")]
 fn request(req: usize, a1: usize, a2: usize, a3: usize, a4: usize, default: usize) -> usize {
     let args: [usize; 6] = [req, a1, a2, a3, a4, 0];
     let result: usize;
@@ -113,6 +114,7 @@ pub fn active() -> bool {
 
 #[cold]
 #[inline(never)]
+#[unsafe(link_section = ".text.hot.ptrs")]
 fn decide() -> bool {
     let yes = request(RUNNING_ON_VALGRIND, 0, 0, 0, 0, 0) != 0 && {
         // Memcheck answers -1 to MAKE_MEM_DEFINED; other tools ignore it.

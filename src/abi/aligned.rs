@@ -38,6 +38,7 @@ pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
 /// # Safety
 /// C ABI: any values.
 #[unsafe(no_mangle)]
+#[unsafe(link_section = ".text.hot.ptrs")]
 pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
     if !align.is_power_of_two() {
         os::set_errno(libc::EINVAL);

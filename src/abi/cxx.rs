@@ -34,6 +34,7 @@ pub extern "C" fn ptrs_cxx_alloc(size: usize) -> *mut c_void {
 }
 
 #[inline(never)]
+#[unsafe(link_section = ".text.hot.ptrs")]
 fn cxx_alloc_slow(size: usize) -> *mut c_void {
     if crate::valgrind::active() {
         return or_enomem(crate::valgrind::alloc(size, 0, false), size);

@@ -8,6 +8,7 @@ use crate::{alloc, free, os, valgrind};
 /// # Safety
 /// C ABI: any size.
 #[unsafe(no_mangle)]
+#[unsafe(link_section = ".text.hot.ptrs")]
 pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
     // The heap profiler's countdown is part of the fast path: see
     // `alloc::try_pop_counted`.
@@ -37,6 +38,7 @@ fn malloc_slow(size: usize) -> *mut c_void {
 /// # Safety
 /// `p` must be null or a live block from this allocator.
 #[unsafe(no_mangle)]
+#[unsafe(link_section = ".text.hot.ptrs")]
 pub unsafe extern "C" fn free(p: *mut c_void) {
     // Memcheck mode: see `malloc_slow`.
     free::free(p.cast())
@@ -45,6 +47,7 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
 /// # Safety
 /// C ABI: any counts.
 #[unsafe(no_mangle)]
+#[unsafe(link_section = ".text.hot.ptrs")]
 pub unsafe extern "C" fn calloc(count: usize, size: usize) -> *mut c_void {
     if valgrind::active() {
         let p = count.checked_mul(size).map_or(core::ptr::null_mut(), |n| valgrind::alloc(n, 0, true));
@@ -56,6 +59,7 @@ pub unsafe extern "C" fn calloc(count: usize, size: usize) -> *mut c_void {
 /// # Safety
 /// `p` must be null or a live block from this allocator.
 #[unsafe(no_mangle)]
+#[unsafe(link_section = ".text.hot.ptrs")]
 pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
     if p.is_null() {
         // SAFETY: same contract.
@@ -76,6 +80,7 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
 /// # Safety
 /// `p` must be null or a live block from this allocator.
 #[unsafe(no_mangle)]
+#[unsafe(link_section = ".text.hot.ptrs")]
 pub unsafe extern "C" fn reallocarray(p: *mut c_void, count: usize, size: usize) -> *mut c_void {
     match count.checked_mul(size) {
         // SAFETY: forwarded with the caller's guarantee on `p`.

@@ -357,6 +357,7 @@ pub fn malloc_hook(size: usize, align: usize) -> *mut u8 {
 /// unbiased. Null when out of memory.
 #[cold]
 #[inline(never)]
+#[unsafe(link_section = ".text.hot.ptrs")]
 pub fn malloc_slow_hook(size: usize) -> *mut u8 {
     let heap = crate::tls::current();
     // SAFETY: the thread's heap pointer is always valid.
