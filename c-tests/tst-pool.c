@@ -13,6 +13,8 @@
 #include "mt_helper.h"
 #include "ptrs.h"
 
+#include <stdatomic.h>
+
 /* Pool statistics count the engine's usable sizes. Under memcheck
  * malloc_usable_size gives the requested size (each block is request +
  * 16 B redzone, rounded), so there the statistics can only be larger. */
@@ -316,6 +318,131 @@ static void test_visit_free(unsigned flags, size_t large, int nlarge) {
   api.destroy(p);
   if (option_set && delay >= 0)
     option_set("purge_delay", delay);
+}
+
+/* ---- visit while other threads free huge blocks ----
+ * Frees are allowed from any thread at any time, also during a walk. The
+ * walk used to read the next link of a huge block after its visitor ran:
+ * freed meanwhile by another thread, the block was unmapped (SIGSEGV with
+ * a purge delay of 0) or cached with its link cleared (the walk ended
+ * early, skipping live blocks). */
+#define RACE_BLOCKS 24
+static void *race_blocks[RACE_BLOCKS];
+/* The visitor asks the freer thread to free the block the walk goes to
+ * next (-1: none yet, -2: stop) and waits for it to be done. */
+static atomic_int race_request = -1, race_done = -1;
+
+static void *free_on_request(void *arg) {
+  (void)arg;
+  for (;;) {
+    int i = atomic_load(&race_request);
+    if (i == -2)
+      return NULL;
+    if (i >= 0 && atomic_load(&race_done) != i) {
+      free(race_blocks[i]);
+      atomic_store(&race_done, i);
+    }
+  }
+}
+
+struct race_seen {
+  int seen[RACE_BLOCKS];
+  int other;
+};
+
+/* Blocks are listed newest first: the walk goes 23, 22, 21, ... While it
+ * visits an even block, the odd block after it is freed by the other
+ * thread, which is the block whose link the walk follows next. */
+static int visit_and_free_next(void *b, size_t u, void *arg) {
+  struct race_seen *r = arg;
+  (void)u;
+  int found = -1;
+  for (int i = 0; i < RACE_BLOCKS; i++)
+    if (race_blocks[i] == b)
+      found = i;
+  if (found < 0) {
+    r->other++;
+    return 0;
+  }
+  r->seen[found]++;
+  if (found % 2 == 0 && found > 0) {
+    atomic_store(&race_request, found - 1);
+    while (atomic_load(&race_done) != found - 1)
+      ;
+  }
+  return 0;
+}
+
+static void test_visit_huge_race(unsigned flags) {
+  int32_t (*option_set)(const char *, int64_t) =
+      (int32_t (*)(const char *, int64_t))ptrs_symbol("ptrs_option_set");
+  int64_t (*option_get)(const char *) =
+      (int64_t (*)(const char *))ptrs_symbol("ptrs_option_get");
+  int64_t delay = option_get ? option_get("purge_delay") : -1;
+  for (int round = 0; round < 2; round++) {
+    /* round 0: freed mappings unmapped at once; round 1: cached */
+    if (option_set)
+      option_set("purge_delay", round == 0 ? 0 : 1000);
+    ptrs_pool *p = make(flags, 0, NULL);
+    for (int i = 0; i < RACE_BLOCKS; i++) {
+      race_blocks[i] = api.malloc(p, 3u << 20);
+      CHECK(race_blocks[i] != NULL);
+      memset(race_blocks[i], i, 4096);
+    }
+    atomic_store(&race_request, -1);
+    atomic_store(&race_done, -1);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, free_on_request, NULL) == 0);
+    struct race_seen r = {{0}, 0};
+    CHECK(api.visit(p, visit_and_free_next, &r) == 0);
+    atomic_store(&race_request, -2);
+    CHECK(pthread_join(t, NULL) == 0);
+    /* the even blocks and the first one (live for the whole walk) seen
+     * once; the odd ones freed before the walk reached them not at all */
+    for (int i = 0; i < RACE_BLOCKS; i++) {
+      int want = (i % 2 == 0 || i == RACE_BLOCKS - 1) ? 1 : 0;
+      if (r.seen[i] != want) {
+        fprintf(stderr, "huge race (%s, round %d): block %d seen %d times, want %d\n",
+                mode_name(flags), round, i, r.seen[i], want);
+        test_failures++;
+      }
+    }
+    CHECK(r.other == 0);
+    for (int i = 0; i < RACE_BLOCKS; i += 2)
+      CHECK(((unsigned char *)race_blocks[i])[4095] == (unsigned char)i);
+    /* the blocks freed during the walk are gone from the pool */
+    ptrs_pool_stats st;
+    CHECK(api.stats_get(p, &st) == 0);
+    CHECK(st.blocks == RACE_BLOCKS / 2 + 1);
+    size_t n = 0;
+    CHECK(api.visit(p, visit_count, &n) == 0 && n == RACE_BLOCKS / 2 + 1);
+    api.destroy(p);
+  }
+  if (option_set && delay >= 0)
+    option_set("purge_delay", delay);
+}
+
+/* A huge block freed twice during a walk (kept mapped for the walk, so
+ * not caught as an unknown pointer) is still a double free. */
+static int visit_free_twice(void *b, size_t u, void *arg) {
+  (void)u;
+  (void)arg;
+  free(b);
+  free(b);
+  return 0;
+}
+
+static void visit_double_free(void *arg) {
+  api.visit(arg, visit_free_twice, NULL);
+}
+
+static void test_visit_huge_double_free(void) {
+  ptrs_pool *p = make(0, 0, NULL);
+  void *b = api.malloc(p, 3u << 20);
+  CHECK(b != NULL);
+  expect_abort("double free of a huge block during a visit", visit_double_free, p, "free",
+               "double free detected", b);
+  api.destroy(p);
 }
 
 /* ---- cleanups and nesting ---- */
@@ -799,6 +926,10 @@ int main(void) {
     if (!under_memcheck())
       test_stale_free(modes[m]);
   }
+  test_visit_huge_race(0);
+  test_visit_huge_race(PTRS_POOL_SHARED);
+  if (!under_memcheck())
+    test_visit_huge_double_free();
   test_nesting();
   test_threads();
   test_owner_local();

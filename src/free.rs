@@ -272,9 +272,10 @@ fn free_slow_inner(p: *mut u8, func: &str) {
     if info.huge {
         crate::profile::note_free_huge(p);
         // SAFETY: `info.segment` is the live huge segment of `p`.
-        if unsafe { !(*info.segment).heap.is_null() } {
-            // SAFETY: as above; a pool's huge block (pool.rs).
-            unsafe { crate::pool::forget_huge(info.segment) };
+        // SAFETY: as above; a pool's huge block (pool.rs). One that a walk
+        // of its pool keeps mapped is freed when the walk ends.
+        if unsafe { !(*info.segment).heap.is_null() && !crate::pool::forget_huge(info.segment, func) } {
+            return;
         }
         remember_huge_free(addr);
         // SAFETY: `info.segment` is the live huge segment of `p`.
@@ -332,7 +333,9 @@ fn free_slow_inner(p: *mut u8, func: &str) {
 static FREED_HUGE: [AtomicUsize; 16] = [const { AtomicUsize::new(0) }; 16];
 static FREED_HUGE_NEXT: AtomicUsize = AtomicUsize::new(0);
 
-fn remember_huge_free(addr: usize) {
+/// Notes that the huge block at `addr` is being unmapped, so that a later
+/// free of it is reported as a double free rather than an invalid pointer.
+pub(crate) fn remember_huge_free(addr: usize) {
     let i = FREED_HUGE_NEXT.fetch_add(1, Ordering::Relaxed) % FREED_HUGE.len();
     FREED_HUGE[i].store(addr, Ordering::Relaxed);
 }

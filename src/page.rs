@@ -116,6 +116,7 @@ pub const FLAG_ZERO: u8 = 4; // a large or huge block on memory never written si
 pub const FLAG_PINNED: u8 = 8; // the head of its queue: `used` holds one extra count
 pub const FLAG_BUMP: u8 = 16; // a pool's bump chunk: blocks of any size, each after a header (pool.rs)
 pub const FLAG_SAMPLED: u8 = 32; // a large block the heap profiler recorded: its free tells the profiler (profile/mod.rs)
+pub const FLAG_FREED_IN_VISIT: u8 = 64; // a pool's huge block freed while `ptrs_pool_visit` walks the pool: kept listed and mapped until the walk ends (pool.rs)
 
 /// `bin` value of pages that are not in a size class.
 pub const NO_BIN: u8 = 255;

@@ -54,7 +54,7 @@ use crate::heap::{self, Heap, PageQueue, SlowLock, EMPTY_HEAP};
 use crate::huge;
 use crate::options;
 use crate::os;
-use crate::page::{self, Block, Page, FLAG_BUMP, FLAG_LARGE, NO_BIN, TF_FLAGS};
+use crate::page::{self, Block, Page, FLAG_BUMP, FLAG_FREED_IN_VISIT, FLAG_LARGE, NO_BIN, TF_FLAGS};
 use crate::segment::{self, Segment, LARGE_MAX, SLICE_SHIFT, SLICE_SIZE};
 use crate::size_class::{bin_for_aligned, bin_of, bin_size, BIN_COUNT, DIRECT_MAX, MIN_ALIGN, SMALL_MAX};
 use crate::sync::RawLock;
@@ -203,6 +203,11 @@ pub struct Pool {
     /// Huge blocks, linked through their segments' `next`/`prev`.
     huge: *mut Segment,
     huge_lock: AtomicBool,
+    /// Walks of the huge list in progress (`visit`), under `huge_lock`:
+    /// while there is one, a huge block freed by any thread stays on the
+    /// list and mapped, marked `FLAG_FREED_IN_VISIT`, so that the walk can
+    /// follow its link; the last walk to end frees such blocks.
+    huge_visits: u32,
     /// The owner token: the heap of the thread allocating from the pool now
     /// (a real thread heap), or null. Only pools without `SHARED` and
     /// `BUMP` have one. Its thread frees the pool's blocks onto their
@@ -664,6 +669,7 @@ pub fn create(opts: &Options<'_>) -> Result<*mut Pool, CreateError> {
             (&raw mut (*pool).freed_bytes).write(AtomicUsize::new(0));
             (&raw mut (*pool).freed_blocks).write(AtomicUsize::new(0));
             (&raw mut (*pool).huge_lock).write(AtomicBool::new(false));
+            (&raw mut (*pool).huge_visits).write(0);
             (&raw mut (*pool).owner).write(AtomicPtr::new(ptr::null_mut()));
             (&raw mut (*pool).busy).write(AtomicUsize::new(0));
             (&raw mut (*pool).alloc_bytes).write(AtomicUsize::new(0));
@@ -1298,17 +1304,49 @@ fn lock_huge(p: &Pool) {
 }
 
 /// Called by `free` before it unmaps a huge block whose segment names a
-/// heap: takes the block off its pool's list and counts it freed.
+/// heap: takes the block off its pool's list and counts it freed. False
+/// when the caller must not unmap it: a `visit` of the pool is walking the
+/// list (the block stays listed and mapped, marked freed, and the walk's
+/// end frees it), or the block was already freed that way (a double free,
+/// reported for `func`).
 ///
 /// # Safety
 /// `seg` must be a live huge segment of a pool, about to be freed.
-pub unsafe fn forget_huge(seg: *mut Segment) {
+pub unsafe fn forget_huge(seg: *mut Segment, func: &str) -> bool {
     // SAFETY: a tagged huge segment names a live pool's heap (the tag is
-    // cleared before the pool lets the segment go).
+    // cleared before the pool lets the segment go); its list and flags are
+    // under the pool's huge lock.
     unsafe {
         let pool = (*(*seg).heap).pool;
         let p = &mut *pool;
         lock_huge(p);
+        let flags = &raw mut (*seg).pages[0].flags;
+        if *flags & FLAG_FREED_IN_VISIT != 0 {
+            p.huge_lock.store(false, Ordering::Release);
+            crate::diag::heap_error(func, "double free detected", (*seg).pages[0].start as usize);
+            return false;
+        }
+        let size = (*seg).pages[0].block_size;
+        if p.huge_visits != 0 {
+            *flags |= FLAG_FREED_IN_VISIT;
+            p.huge_lock.store(false, Ordering::Release);
+            count_freed(p, size);
+            return false;
+        }
+        unlink_huge(p, seg);
+        p.huge_lock.store(false, Ordering::Release);
+        count_freed(p, size);
+        true
+    }
+}
+
+/// Takes `seg` off the pool's huge list and untags it.
+///
+/// # Safety
+/// `seg` is on `p`'s huge list; the caller holds the huge lock.
+unsafe fn unlink_huge(p: &mut Pool, seg: *mut Segment) {
+    // SAFETY: as the caller guarantees.
+    unsafe {
         let (prev, next) = ((*seg).prev, (*seg).next);
         if prev.is_null() {
             p.huge = next;
@@ -1321,8 +1359,6 @@ pub unsafe fn forget_huge(seg: *mut Segment) {
         (*seg).heap = ptr::null_mut();
         (*seg).next = ptr::null_mut();
         (*seg).prev = ptr::null_mut();
-        p.huge_lock.store(false, Ordering::Release);
-        count_freed(p, (*seg).pages[0].block_size);
     }
 }
 
@@ -1772,23 +1808,76 @@ pub unsafe fn visit(pool: *mut Pool, visit: &mut dyn FnMut(*mut u8, usize) -> i3
         if result != 0 {
             return result;
         }
-        // Huge blocks: the next link is read before the visitor runs, as
-        // it may free (unlink) the block it is given.
+        // Huge blocks: the visitor may free the block it is given, and
+        // other threads may free any block meanwhile. While the walk runs,
+        // such frees leave the blocks listed and mapped, marked freed
+        // (`forget_huge`), so the link to the next block stays readable;
+        // the walk skips marked blocks and frees them at its end. (Read
+        // before the visitor ran and followed after it, a link to a block
+        // another thread had freed meanwhile crashed the walk, or ended it
+        // early when the freed segment had gone to the mapping cache.)
         lock_huge(p);
+        p.huge_visits += 1;
         let mut h = p.huge;
         p.huge_lock.store(false, Ordering::Release);
         while !h.is_null() {
             lock_huge(p);
             let next = (*h).next;
+            let freed = (*h).pages[0].flags & FLAG_FREED_IN_VISIT != 0;
             let (b, usable) = ((*h).pages[0].start, (*h).pages[0].block_size);
             p.huge_lock.store(false, Ordering::Release);
-            let r = visit(b, usable);
-            if r != 0 {
-                return r;
+            if !freed {
+                let r = visit(b, usable);
+                if r != 0 {
+                    result = r;
+                    break;
+                }
             }
             h = next;
         }
-        0
+        end_huge_visit(p);
+        result
+    }
+}
+
+/// Ends a walk of the pool's huge list: the last walk to end takes off the
+/// list and frees the blocks freed while it ran.
+///
+/// # Safety
+/// `p` is live; the caller began a walk (`huge_visits` counted it).
+unsafe fn end_huge_visit(p: &mut Pool) {
+    let mut done: *mut Segment = ptr::null_mut();
+    lock_huge(p);
+    p.huge_visits -= 1;
+    if p.huge_visits == 0 {
+        let mut h = p.huge;
+        // SAFETY: the list is under the huge lock; marked blocks are still
+        // mapped (nobody frees them but this).
+        unsafe {
+            while !h.is_null() {
+                let next = (*h).next;
+                if (*h).pages[0].flags & FLAG_FREED_IN_VISIT != 0 {
+                    unlink_huge(p, h);
+                    (*h).next = done;
+                    done = h;
+                }
+                h = next;
+            }
+        }
+    }
+    p.huge_lock.store(false, Ordering::Release);
+    while !done.is_null() {
+        // SAFETY: taken off the list above; each is freed once, here.
+        unsafe {
+            let next = (*done).next;
+            (*done).next = ptr::null_mut();
+            (*done).pages[0].flags &= !FLAG_FREED_IN_VISIT;
+            free::remember_huge_free((*done).pages[0].start as usize);
+            let saved = os::errno();
+            huge::free(done);
+            os::set_errno(saved);
+            done = next;
+        }
     }
 }
 

@@ -407,9 +407,11 @@ pub unsafe extern "C" fn ptrs_pool_stats_get(pool: *const ptrs_pool, out: *mut p
 /// (`usable` in bytes, as malloc_usable_size), in no particular order,
 /// and stops at the first non-zero return value, which it returns; 0 when
 /// every block was visited. -1 with errno EINVAL for a NULL pool or
-/// `visit`. The visitor may free the block it is given; it must not
-/// allocate from the pool, reset or destroy it. Time: proportional to the
-/// pool's blocks.
+/// `visit`. The visitor may free the block it is given (not realloc it);
+/// it must not allocate from the pool, reset or destroy it. Other threads
+/// may free the pool's blocks meanwhile: every block live for the whole
+/// walk is visited once, a block freed before the walk reaches it is not.
+/// Time: proportional to the pool's blocks.
 ///
 /// # Safety
 /// `pool` NULL or live, and no other thread allocates from it meanwhile.
