@@ -320,6 +320,30 @@ static void test_visit_free(unsigned flags, size_t large, int nlarge) {
     option_set("purge_delay", delay);
 }
 
+/* ---- errno kept by successful allocations ----
+ * A huge allocation that reuses a cached mapping first tries to grow it in
+ * place with mremap, which fails with ENOMEM when the next pages are
+ * taken; the allocation then succeeds elsewhere and must leave errno as
+ * it was (it returned a block with errno ENOMEM). */
+static void test_errno_kept(unsigned flags) {
+  ptrs_pool *p = make(flags, 0, NULL);
+  for (int round = 0; round < 4; round++) {
+    void *b = api.malloc(p, 5u << 20);
+    CHECK(b != NULL);
+    free(b);
+    void *hold = malloc(1u << 20); /* something mapped after it */
+    errno = 0;
+    void *c = api.malloc(p, (20u << 20) + (size_t)round * 4096);
+    CHECK(c != NULL && errno == 0);
+    errno = 0;
+    void *d = realloc(c, 40u << 20);
+    CHECK(d != NULL && errno == 0);
+    free(d);
+    free(hold);
+  }
+  api.destroy(p);
+}
+
 /* ---- visit while other threads free huge blocks ----
  * Frees are allowed from any thread at any time, also during a walk. The
  * walk used to read the next link of a huge block after its visitor ran:
@@ -926,6 +950,8 @@ int main(void) {
     if (!under_memcheck())
       test_stale_free(modes[m]);
   }
+  test_errno_kept(0);
+  test_errno_kept(PTRS_POOL_BUMP);
   test_visit_huge_race(0);
   test_visit_huge_race(PTRS_POOL_SHARED);
   if (!under_memcheck())

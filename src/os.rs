@@ -106,7 +106,11 @@ pub unsafe fn protect_none(addr: *mut u8, size: usize) -> bool {
     unsafe { libc::mprotect(addr.cast(), size, libc::PROT_NONE) == 0 }
 }
 
-/// Grows or shrinks the mapping at `addr` in place. False if it cannot.
+/// Grows or shrinks the mapping at `addr` in place. False if it cannot;
+/// errno is kept either way (a refusal, usually ENOMEM because the next
+/// pages are taken, is an answer, not an error of the allocation that
+/// asked: a pool's huge allocation that reused a cached mapping returned
+/// its block with errno ENOMEM).
 /// Always false under valgrind, whose emulation of in-place `mremap` can
 /// grow a mapping across a neighbouring one.
 ///
@@ -116,9 +120,11 @@ pub unsafe fn remap_in_place(addr: *mut u8, old_size: usize, new_size: usize) ->
     if running_on_valgrind() {
         return false;
     }
+    let saved = errno();
     // SAFETY: without MREMAP_MAYMOVE the mapping either changes size at the
     // same address or the call fails with no effect.
     let p = unsafe { libc::mremap(addr.cast(), old_size, new_size, 0) };
+    set_errno(saved);
     p != libc::MAP_FAILED
 }
 
