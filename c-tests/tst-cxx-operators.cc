@@ -425,6 +425,16 @@ static void check_mismatch(void) {
                   Bad{aa, 0, misaligning(aa), 1});
   expect_mismatch("new[](5000, align 4096), sized+aligned delete[], wrong size",
                   Bad{aa, 100000, 4096, 1});
+  // A size far below the block's is caught with an alignment too (the
+  // block is at most about twice the larger of size and alignment).
+  void *ha = ::operator new(test_size(8 << 20), std::align_val_t(1 << 20));
+  expect_mismatch("new(8 MiB, align 1 MiB), sized+aligned delete of 100",
+                  Bad{ha, 100, 1 << 20, 0});
+  void *la = ::operator new[](test_size(300000), std::align_val_t(4096));
+  expect_mismatch("new[](300000, align 4096), sized+aligned delete[] of 16",
+                  Bad{la, 16, 4096, 1});
+  ::operator delete[](la, test_size(300000), std::align_val_t(4096));
+  ::operator delete(ha, test_size(8 << 20), std::align_val_t(1 << 20));
 
   // A pointer ptrs does not know, and a double sized delete.
   static char not_heap[64] __attribute__((aligned(64)));

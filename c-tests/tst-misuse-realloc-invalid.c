@@ -1,10 +1,21 @@
 /* realloc of a pointer ptrs did not hand out aborts the process (SIGABRT)
- * with the line "ptrs: realloc(): invalid pointer: 0x<address>". */
+ * with the line "ptrs: realloc(): invalid pointer: 0x<address>"; realloc
+ * of a block already freed (which it would otherwise copy from, or hand
+ * back when the new size fits) with "ptrs: realloc(): double free
+ * detected: 0x<address>", for small blocks, a pool's bump blocks and the
+ * small blocks of a default pool's first chunk. */
 #include "test_helper.h"
+#include "ptrs.h"
+#include <malloc.h>
 #include <sys/mman.h>
 
 static void do_realloc(void *p) {
   void *q = realloc(p, 200);
+  fprintf(stderr, "realloc returned %p\n", q);
+}
+
+static void do_realloc_small(void *p) {
+  void *q = realloc(p, 40);
   fprintf(stderr, "realloc returned %p\n", q);
 }
 
@@ -33,6 +44,41 @@ int main(void) {
   expect_abort("realloc of malloc(3 MiB) + 4096", do_realloc, big + 4096,
                "realloc", "invalid pointer", big + 4096);
   free(big);
+
+  /* freed blocks: shrinking (fits in place) and growing */
+  char *f = malloc(100);
+  CHECK(f != NULL);
+  char *keep = malloc(100); /* the page stays in use */
+  free(f);
+  /* a freed block has no usable bytes (glibc's answer for a free chunk) */
+  CHECK(malloc_usable_size(f) == 0);
+  expect_abort("realloc of a freed malloc(100), smaller", do_realloc_small, f, "realloc",
+               "double free detected", f);
+  expect_abort("realloc of a freed malloc(100), larger", do_realloc, f, "realloc",
+               "double free detected", f);
+  free(keep);
+  /* The same for pool blocks (resolved at run time: the test also runs
+   * preloaded without -lptrs). */
+  ptrs_pool *(*pool_create)(const ptrs_pool_options *) =
+      (ptrs_pool *(*)(const ptrs_pool_options *))ptrs_symbol("ptrs_pool_create");
+  void *(*pool_malloc)(ptrs_pool *, size_t) =
+      (void *(*)(ptrs_pool *, size_t))ptrs_symbol("ptrs_pool_malloc");
+  void (*pool_destroy)(ptrs_pool *) = (void (*)(ptrs_pool *))ptrs_symbol("ptrs_pool_destroy");
+  CHECK(pool_create && pool_malloc && pool_destroy);
+  if (pool_create && pool_malloc && pool_destroy) {
+    for (unsigned flags = 0; flags <= PTRS_POOL_BUMP; flags += PTRS_POOL_BUMP) {
+      ptrs_pool_options o = {"realloc-freed", 0, flags, NULL};
+      ptrs_pool *pool = pool_create(&o);
+      CHECK(pool != NULL);
+      char *b = pool_malloc(pool, 300);
+      CHECK(b != NULL && pool_malloc(pool, 300) != NULL);
+      free(b);
+      expect_abort(flags ? "realloc of a freed bump block, smaller"
+                         : "realloc of a freed pool block, smaller",
+                   do_realloc_small, b, "realloc", "double free detected", b);
+      pool_destroy(pool);
+    }
+  }
 
   void *m = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

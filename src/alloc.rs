@@ -257,6 +257,11 @@ fn realloc_generic(p: *mut u8, size: usize) -> *mut u8 {
         free::report_invalid("realloc", p);
         return ptr::null_mut();
     };
+    // SAFETY: `info` was just returned by block_info for `p`.
+    if unsafe { free::is_freed(&info, p) } {
+        crate::diag::heap_error("realloc", "double free detected", p as usize);
+        return ptr::null_mut();
+    }
     if size > MAX_REQUEST {
         return ptr::null_mut();
     }

@@ -105,11 +105,14 @@ pub fn free_checked(p: *mut u8, size: usize, align: usize, func: &str) {
         // block, which it gives more slack, may be sent to the slow path
         // by this tighter test, never accepted wrongly. `bs - size` cannot
         // wrap once `size <= bs`, nor `size + 32` then.
-        let bs = (*page).block_size;
+        // A pool's bump page has blocks of any size (its block size, 16,
+        // is only their grain): the slow path reads the block's header.
+        let bs = if (*page).flags & page::FLAG_BUMP == 0 { (*page).block_size } else { 0 };
         let fits = if align == 0 {
             size <= bs && bs - size <= size + 2 * MIN_ALIGN
         } else {
-            size <= bs && addr & (align - 1) == 0
+            // size 0: the aligned deletes without a size
+            size <= bs && addr & (align - 1) == 0 && (size == 0 || bs - size <= size.max(align) + 2 * MIN_ALIGN)
         };
         if !fits {
             return free_checked_slow(p, size, align, func);
@@ -289,20 +292,7 @@ fn free_slow_inner(p: *mut u8, func: &str) {
     // a live page, so the page and the block's first words are readable.
     unsafe {
         let local = (*page).heap == heap;
-        // The owner confirms a mark by finding the block on the page's
-        // lists. Another thread cannot walk the owner's local list, where
-        // a small block the owner freed sits: for it the mark alone decides
-        // (`pop` hands out every small block with 0 there, so a block in
-        // use has the key only if the program stored this page's secret
-        // random key in it), rather than pushing a block that is already
-        // free onto the remote list, after which it would be handed out
-        // twice. A large block is not cleared when handed out (it may hold
-        // a stale mark) and never sits on a local list: its remote list
-        // decides.
-        let small = (*page).flags & FLAG_LARGE == 0;
-        if (*block).mark == (*page).key
-            && ((!local && small) || page::list_contains(&*page, block, local))
-        {
+        if is_freed(&info, p) {
             diag::heap_error(func, "double free detected", addr);
             return;
         }
@@ -323,6 +313,41 @@ fn free_slow_inner(p: *mut u8, func: &str) {
         } else if page::push_remote(&*page, block) {
             heap::push_notify((*page).heap, page);
         }
+    }
+}
+
+/// Whether the block `p`, described by `info`, is already free: the test
+/// free makes before freeing a block, also made by realloc (which would
+/// otherwise copy from a freed block, or hand it back when it fits).
+///
+/// The owner confirms a mark by finding the block on the page's lists.
+/// Another thread cannot walk the owner's local list, where a small block
+/// the owner freed sits: for it the mark alone decides (`pop` hands out
+/// every small block with 0 there, so a block in use has the key only if
+/// the program stored this page's secret random key in it), rather than
+/// pushing a block that is already free onto the remote list, after which
+/// it would be handed out twice. A large block is not cleared when handed
+/// out (it may hold a stale mark) and never sits on a local list: its
+/// remote list decides. A pool's bump block carries a freed bit in its
+/// header; a pool's huge block freed during a walk of the pool, a flag.
+///
+/// # Safety
+/// `info` must be what `block_info(p)` just returned.
+pub unsafe fn is_freed(info: &BlockInfo, p: *mut u8) -> bool {
+    // SAFETY: `info` describes `p`: its page (or huge segment) is live and
+    // `p` is a carved block start, so its first words are readable.
+    unsafe {
+        let page = info.page;
+        if info.huge {
+            return (*page).flags & page::FLAG_FREED_IN_VISIT != 0;
+        }
+        if (*page).flags & page::FLAG_BUMP != 0 {
+            return crate::pool::bump_freed(&*page, p as usize);
+        }
+        let block = p as *mut Block;
+        let local = (*page).heap == tls::current();
+        let small = (*page).flags & FLAG_LARGE == 0;
+        (*block).mark == (*page).key && ((!local && small) || page::list_contains(&*page, block, local))
     }
 }
 
@@ -441,8 +466,8 @@ pub unsafe fn block_info(p: *mut u8) -> Option<BlockInfo> {
     }
 }
 
-/// The usable size of the block at `p`: 0 for null, and a reported error
-/// (then 0) for a pointer ptrs does not know.
+/// The usable size of the block at `p`: 0 for null and for a block already
+/// freed, and a reported error (then 0) for a pointer ptrs does not know.
 // The pointer is validated (segment map, cookie, block start) before any
 // read, so any value is accepted: the function is safe to call.
 #[allow(clippy::not_unsafe_ptr_arg_deref)]
@@ -452,7 +477,10 @@ pub fn usable_size(p: *mut u8) -> usize {
     }
     // SAFETY: block_info validates the pointer before reading headers.
     match unsafe { block_info(p) } {
-        Some(info) => info.usable,
+        // A block already freed has no usable bytes (glibc's answer for a
+        // free chunk).
+        // SAFETY: `info` was just returned by block_info for `p`.
+        Some(info) => if unsafe { is_freed(&info, p) } { 0 } else { info.usable },
         None => {
             report_invalid("malloc_usable_size", p);
             0
@@ -476,10 +504,12 @@ pub fn owns(p: *const u8) -> bool {
 
 /// Checks the size (and alignment) a program passes to `free_sized` or
 /// `free_aligned_sized` against the block: the size must fit in the block
-/// and, for unaligned blocks, be more than half of it less 16 bytes (malloc
-/// never hands out a block more than that much larger, and realloc keeps a
-/// block in place only while it stays at least half used). Reports and
-/// returns false on a mismatch, and on a pointer ptrs does not know.
+/// and be more than half of it less 16 bytes (malloc never hands out a
+/// block more than that much larger, and realloc keeps a block in place
+/// only while it stays at least half used); for an aligned block, the
+/// larger of the size and the alignment must be.
+/// Reports and returns false on a mismatch, and on a pointer ptrs does not
+/// know.
 #[allow(clippy::not_unsafe_ptr_arg_deref)] // validated first, as usable_size
 pub fn size_matches(p: *mut u8, size: usize, align: usize, func: &str) -> bool {
     // SAFETY: block_info validates the pointer before reading headers.
@@ -488,9 +518,16 @@ pub fn size_matches(p: *mut u8, size: usize, align: usize, func: &str) -> bool {
         return false;
     };
     let fits = size <= info.usable;
-    // A huge block may come from a cached mapping up to twice its size.
+    // A huge block may come from a cached mapping up to twice its size. An
+    // aligned block may be larger than twice its size, but not than twice
+    // its alignment: a class that is a multiple of the alignment is found
+    // below the next power of two of the larger of the two (a span, over
+    // 64 KiB, is rounded up to a slice: less than twice its size).
     let slack = if info.huge { crate::segment::HEADER_END + 2 * crate::os::OS_PAGE_SIZE } else { 2 * MIN_ALIGN };
-    let tight = align != 0 || info.usable <= size.saturating_mul(2).saturating_add(slack);
+    let least = if align.is_power_of_two() { size.max(align) } else { size };
+    // With an alignment, size 0 is C++'s aligned delete without a size:
+    // only the alignment can be checked.
+    let tight = (align != 0 && size == 0) || info.usable <= least.saturating_mul(2).saturating_add(slack);
     let aligned = align == 0 || !align.is_power_of_two() || (p as usize) % align == 0;
     if fits && tight && aligned {
         return true;

@@ -1499,6 +1499,17 @@ pub unsafe fn bump_usable(page: &Page, addr: usize) -> Option<usize> {
     unsafe { bump_block(page, addr) }.map(|(usable, _)| usable)
 }
 
+/// True if `addr` is a bump block of `page` (validated as `bump_usable`
+/// does) that was freed.
+///
+/// # Safety
+/// As `bump_usable`.
+pub unsafe fn bump_freed(page: &Page, addr: usize) -> bool {
+    // SAFETY: as the caller guarantees; a validated block's header is the
+    // two words before it.
+    unsafe { bump_block(page, addr).is_some() && *((addr - HDR) as *const usize) & HDR_FREED != 0 }
+}
+
 /// `bump_usable`, with the pool (live or not, never null) holding the
 /// block.
 ///
