@@ -986,11 +986,15 @@ unsafe fn run_cleanups(pool: *mut Pool) {
                 break;
             }
             (*pool).cleanups = (*c).next;
+            // The record is the engine's memory, which memcheck may see as
+            // freed (it is not a block the program allocated): read before
+            // the program's code runs with errors reported.
+            let (func, arg) = ((*c).func, (*c).arg);
             {
                 // The program's code: memcheck reports its errors even
                 // inside the engine's quiet destroy or reset.
                 let _loud = crate::valgrind::Loud::new();
-                ((*c).func)((*c).arg);
+                func(arg);
             }
             free::free(c as *mut u8);
         }
