@@ -150,6 +150,11 @@ impl Tables {
         // SAFETY: `id` < MAX_STACKS, inside the mapping.
         unsafe {
             let rec = &mut *self.stacks.add(id);
+            // A record discarded by `discard_samples` may be reused.
+            rec.live_count = 0;
+            rec.live_bytes = 0;
+            rec.alloc_count = 0;
+            rec.alloc_bytes = 0;
             rec.hash = hash;
             rec.depth = frames.len() as u32;
             rec.bucket = bucket;
@@ -365,6 +370,33 @@ impl Tables {
         Some(old)
     }
 
+    /// Forgets every sampled block and every stack record (the sampling
+    /// rate changed: see `profile::start`); blocks known only to mtrace
+    /// stay in the live table. A later free of a forgotten block finds
+    /// nothing, as for any block never sampled.
+    pub fn discard_samples(&mut self) {
+        if self.stacks.is_null() {
+            return;
+        }
+        // Backward-shift deletion only moves entries towards the slot just
+        // emptied (a later one of its probe chain, possibly wrapped round to
+        // the start): a slot is read again after each removal, and an entry
+        // moved to a slot already passed is one already kept (mtrace's).
+        let mut i = 0;
+        while i < self.live_cap {
+            // SAFETY: `i` < live_cap, inside the table.
+            let e = unsafe { *self.live.add(i) };
+            if e[0] != 0 && e[1] & TRACED_ONLY == 0 {
+                self.take_live_slot(i);
+            } else {
+                i += 1;
+            }
+        }
+        self.nstacks = 0;
+        // SAFETY: the index is `index_cap` mapped u32 slots, ours.
+        unsafe { ptr::write_bytes(self.index, 0, self.index_cap) };
+    }
+
     /// Moves the record of the sampled block at `old` to `new` (a huge
     /// block that realloc moved with `mremap`); returns its recorded size,
     /// or None when `old` is not a sampled block. Its stack's figures do
@@ -432,5 +464,31 @@ mod tests {
         let total: u64 = t.records().iter().map(|r| r.live_count).sum();
         assert_eq!(total as usize, t.live_len);
         assert_eq!(t.records().iter().map(|r| r.alloc_count).sum::<u64>(), 19_999);
+    }
+
+    #[test]
+    fn discarding_samples_keeps_traced_blocks() {
+        let mut t = Tables::new();
+        assert!(t.init());
+        let a = t.intern(&[1, 2, 3], 10).unwrap();
+        for i in 1..5_000usize {
+            if i % 3 == 0 {
+                t.add_traced(i * 16, 10);
+            } else {
+                t.add_live(i * 16, 10, a);
+            }
+        }
+        t.discard_samples();
+        assert_eq!(t.records().len(), 0);
+        assert_eq!(t.live_len, (1..5_000usize).filter(|i| i % 3 == 0).count());
+        for i in 1..5_000usize {
+            assert_eq!(t.live_size(i * 16).is_some(), i % 3 == 0, "{i}");
+            assert_eq!(t.remove_live(i * 16), i % 3 == 0, "{i}");
+        }
+        // A stack interned again starts from zero.
+        let b = t.intern(&[1, 2, 3], 10).unwrap();
+        t.add_live(16, 10, b);
+        assert_eq!(t.records()[b as usize].alloc_count, 1);
+        assert_eq!(t.records()[b as usize].live_bytes, 10);
     }
 }

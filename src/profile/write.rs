@@ -169,11 +169,13 @@ pub fn scale(count: u64, bytes: u64, rate: usize) -> f64 {
 }
 
 /// Writes a heap profile of everything recorded to `fd`. Returns 0 or an
-/// errno value (EIO when a write failed).
+/// errno value: that of the first write(2) that failed (ENOSPC on a full
+/// disk; EIO when a write wrote nothing without an error), as the leak
+/// report's.
 pub fn heap_profile(fd: i32) -> i32 {
     let mut o = Out::new(fd);
-    let rate = super::rate();
     let mut snap = super::snapshot();
+    let rate = snap.as_ref().map_or_else(super::rate, |s| s.rate);
     let recs: &mut [StackRec] = match snap.as_mut() {
         Some(s) => s.records(),
         None => &mut [],
@@ -206,7 +208,7 @@ pub fn heap_profile(fd: i32) -> i32 {
     o.bytes(b"\nMAPPED_LIBRARIES:\n");
     copy_file(&mut o, c"/proc/self/maps");
     o.flush();
-    if o.failed { libc::EIO } else { 0 }
+    if o.failed { o.error } else { 0 }
 }
 
 fn copy_file(o: &mut Out, path: &CStr) {
@@ -330,6 +332,11 @@ fn suppressed(frame: usize) -> bool {
     name == b"_IO_file_doallocate"
 }
 
+/// "s" unless `n` is 1 (the leak report's "1 block", "2 blocks").
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
 /// What [`leak_report`] found and whether it could write it.
 pub struct LeakReport {
     /// Allocation sites with blocks still in use.
@@ -342,9 +349,13 @@ pub struct LeakReport {
 /// largest first) to `fd`.
 pub fn leak_report(fd: i32) -> LeakReport {
     let mut o = Out::new(fd);
-    let rate = super::rate();
+    let snap = super::snapshot();
+    let rate = snap.as_ref().map_or_else(super::rate, |s| s.rate);
+    // Rate 1: the figures of the blocks recorded are exact (not scaled);
+    // complete: and every allocation of the process was recorded.
     let exact = rate <= 1;
-    let mut snap = super::snapshot();
+    let complete = exact && snap.as_ref().is_some_and(|s| s.complete);
+    let mut snap = snap;
     let recs: &mut [StackRec] = match snap.as_mut() {
         Some(s) => s.records(),
         None => &mut [],
@@ -393,17 +404,33 @@ pub fn leak_report(fd: i32) -> LeakReport {
     let bytes: u64 = recs.iter().map(|r| r.live_bytes).sum();
     let blocks: u64 = recs.iter().map(|r| r.live_count).sum();
     if recs.is_empty() {
-        let _ = writeln!(o, "ptrs: leak report: no leaks{}", if exact { "" } else { " among sampled blocks" });
+        let among = if complete {
+            ""
+        } else if exact {
+            " among recorded blocks"
+        } else {
+            " among sampled blocks"
+        };
+        let _ = writeln!(o, "ptrs: leak report: no leaks{}", among);
         o.flush();
         return LeakReport { sites: 0, error: o.error };
     }
     let _ = writeln!(
         o,
-        "ptrs: leak report: {} bytes in {} blocks still allocated, from {} sites ({})",
+        "ptrs: leak report: {} byte{} in {} block{} still allocated, from {} site{} ({})",
         bytes,
+        plural(bytes),
         blocks,
+        plural(blocks),
         recs.len(),
-        if exact { "exact: every allocation recorded" } else { "estimated from samples" }
+        plural(recs.len() as u64),
+        if complete {
+            "exact: every allocation recorded"
+        } else if exact {
+            "from the blocks recorded: allocations made while the profiler was off or at another rate are not included"
+        } else {
+            "estimated from samples"
+        }
     );
     if !exact {
         let _ = writeln!(o, "ptrs:   (one sample per {} bytes; PTRS_PROFILE_RATE=1 for exact figures)", rate);
@@ -411,10 +438,12 @@ pub fn leak_report(fd: i32) -> LeakReport {
     for (n, r) in recs.iter().enumerate() {
         let _ = writeln!(
             o,
-            "ptrs: #{} {} bytes in {} blocks{}",
+            "ptrs: #{} {} byte{} in {} block{}{}",
             n + 1,
             r.live_bytes,
+            plural(r.live_bytes),
             r.live_count,
+            plural(r.live_count),
             if exact { "" } else { " (estimated)" }
         );
         for (i, &f) in r.frames[..r.depth as usize].iter().enumerate() {
