@@ -259,30 +259,63 @@ pub unsafe fn dump(path: *const c_char) -> i32 {
     r
 }
 
-/// Writes `<prefix>.<pid>.heap` (PTRS_PROFILE at exit).
+/// The longest path the profile at exit may have, its NUL included
+/// (PATH_MAX).
+const EXIT_PATH_MAX: usize = libc::PATH_MAX as usize;
+
+/// The buffer the path of the profile at exit is built in: static, not on
+/// the stack (4 KiB more touched at exit, on a stack that may be nearly
+/// full), used once ([`EXIT_PATH_TAKEN`]).
+static EXIT_PATH: crate::sync::GlobalCell<[u8; EXIT_PATH_MAX]> = crate::sync::GlobalCell::new([0; EXIT_PATH_MAX]);
+/// Set by the one caller of [`dump_at_exit`] that uses [`EXIT_PATH`].
+static EXIT_PATH_TAKEN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Writes `<prefix>.<pid>.heap` (PTRS_PROFILE at exit). A path longer than
+/// PATH_MAX (4096 bytes with its NUL) is not written: the usual "could not
+/// write" line names ENAMETOOLONG (a prefix over about 490 bytes, the
+/// size of the stack buffer the path was built in, silently wrote
+/// nothing). Once per process (the exit handler).
 ///
 /// # Safety
 /// `prefix` must be a NUL-terminated string.
 pub unsafe fn dump_at_exit(prefix: *const c_char) {
-    let mut path = crate::diag::LineBuf::new();
+    if EXIT_PATH_TAKEN.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    // SAFETY: taken once, by the swap just above.
+    let buf = unsafe { EXIT_PATH.get() };
     // SAFETY: the prefix is a NUL-terminated string (caller).
-    let p = unsafe { CStr::from_ptr(prefix) };
+    let p = unsafe { CStr::from_ptr(prefix) }.to_bytes();
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() };
     let mut digits = [0u8; 20];
-    path.push(p.to_bytes());
-    path.push(b".");
-    path.push(dec_digits(pid as u64, &mut digits));
-    path.push(b".heap\0");
-    let bytes = path.as_bytes();
-    if bytes.last() != Some(&0) {
-        return; // too long
-    }
-    // SAFETY: `bytes` ends with the NUL checked just above.
-    let r = unsafe { dump(bytes.as_ptr().cast()) };
+    let parts: [&[u8]; 4] = [p, b".", dec_digits(pid as u64, &mut digits), b".heap\0"];
+    let total: usize = parts.iter().map(|x| x.len()).sum();
+    let r = if total > buf.len() {
+        libc::ENAMETOOLONG
+    } else {
+        let mut len = 0;
+        for part in parts {
+            buf[len..len + part.len()].copy_from_slice(part);
+            len += part.len();
+        }
+        // SAFETY: `buf` holds the path and its NUL, written just above.
+        unsafe { dump(buf.as_ptr().cast()) }
+    };
     if r != 0 {
-        let name = core::str::from_utf8(&bytes[..bytes.len() - 1]).unwrap_or("?");
-        crate::diag::print(format_args!("ptrs: could not write the heap profile {} (errno {})\n", name, r));
+        // Through `Out`: the name may be longer than diag's line buffer.
+        let mut o = Out::new(2);
+        o.bytes(b"ptrs: could not write the heap profile ");
+        for part in &parts[..3] {
+            o.bytes(part);
+        }
+        o.bytes(b".heap (errno ");
+        o.dec(r as u64, 0);
+        if r == libc::ENAMETOOLONG {
+            o.bytes(b", ENAMETOOLONG: the path is longer than PATH_MAX");
+        }
+        o.bytes(b")\n");
+        o.flush();
     }
 }
 
