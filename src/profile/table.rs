@@ -351,8 +351,13 @@ impl Tables {
     }
 
     /// Gives the block at `addr`, if the table knows it, the size `size`
-    /// (realloc kept it in place): its stack's in-use bytes follow (its
-    /// allocated total does not). Returns the size it had.
+    /// (realloc kept it in place): its stack's in-use bytes follow, and
+    /// growth is also added to its allocated total (the bytes were handed
+    /// out to the program), so that in-use bytes never exceed allocated
+    /// bytes (`1: 120 [1: 100]` after growing 100 bytes to 120). The block
+    /// stays with the stack that allocated it; a realloc that moves a block
+    /// is a new allocation, recorded with the realloc's stack. Returns the
+    /// size it had.
     pub fn resize_live(&mut self, addr: usize, size: usize) -> Option<usize> {
         let i = self.find_live(addr)?;
         let size = size.min(LIVE_SIZE_MAX);
@@ -366,6 +371,9 @@ impl Tables {
             // SAFETY: the id in a live entry is a record returned by `intern`.
             let rec = unsafe { &mut *self.stacks.add(v & ID_MASK) };
             rec.live_bytes = rec.live_bytes.wrapping_add(size as u64).wrapping_sub(old as u64);
+            if size > old {
+                rec.alloc_bytes += (size - old) as u64;
+            }
         }
         Some(old)
     }
@@ -464,6 +472,22 @@ mod tests {
         let total: u64 = t.records().iter().map(|r| r.live_count).sum();
         assert_eq!(total as usize, t.live_len);
         assert_eq!(t.records().iter().map(|r| r.alloc_count).sum::<u64>(), 19_999);
+    }
+
+    #[test]
+    fn in_place_growth_counts_as_allocated() {
+        let mut t = Tables::new();
+        assert!(t.init());
+        let a = t.intern(&[7, 8], 100).unwrap();
+        t.add_live(4096, 100, a);
+        assert_eq!(t.resize_live(4096, 120), Some(100));
+        let r = t.records()[a as usize];
+        assert_eq!((r.live_count, r.live_bytes, r.alloc_count, r.alloc_bytes), (1, 120, 1, 120));
+        // Shrinking leaves the allocated total alone.
+        assert_eq!(t.resize_live(4096, 50), Some(120));
+        let r = t.records()[a as usize];
+        assert_eq!((r.live_bytes, r.alloc_bytes), (50, 120));
+        assert!(r.live_bytes <= r.alloc_bytes);
     }
 
     #[test]
