@@ -112,7 +112,7 @@ main (int argc, char **argv)
   st = run ("PTRS_LEAK_REPORT=1 PTRS_PROFILE_RATE=1", 2, out, sizeof out);
   fprintf (stderr, "--- one stack, two sizes (status %d):\n%s", st, out);
   CHECK (st == 3);
-  CHECK (strstr (out, "leak report: 403000 bytes in 5 blocks still allocated, from 1 sites") != NULL);
+  CHECK (strstr (out, "leak report: 403000 bytes in 5 blocks still allocated, from 1 site (") != NULL);
 
   char dir[] = "/tmp/tst-profile-leaks-XXXXXX";
   if (mkdtemp (dir) == NULL)

@@ -37,9 +37,9 @@ main (void)
       static char text[1 << 16];
       size_t n = fread (text, 1, sizeof text - 1, r);
       text[n] = '\0';
-      CHECK (strstr (text, " 62914560 bytes in 1 blocks") != NULL);
-      CHECK (strstr (text, " 200000 bytes in 1 blocks") != NULL);
-      CHECK (strstr (text, " 60 bytes in 1 blocks") != NULL);
+      CHECK (strstr (text, " 62914560 bytes in 1 block\n") != NULL);
+      CHECK (strstr (text, " 200000 bytes in 1 block\n") != NULL);
+      CHECK (strstr (text, " 60 bytes in 1 block\n") != NULL);
       CHECK (strstr (text, " 5242880 bytes") == NULL);
       CHECK (strstr (text, " 100000 bytes") == NULL);
       if (test_failures)

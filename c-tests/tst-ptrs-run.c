@@ -155,6 +155,17 @@ int main(int argc, char **argv) {
   CHECK(strstr(err, "ptrs-run:") != NULL);
   CHECK(strstr(err, "not found") != NULL);
 
+  /* --profile without a value, or with an empty one: a usage error (exit
+   * 2, no shell error such as "$2: unbound variable"), nothing run (an
+   * empty prefix wrote a hidden ./.<pid>.heap). */
+  CHECK(run(SCRIPT " --profile", out, sizeof out, err, sizeof err) == 2);
+  CHECK(strstr(err, "--profile needs a non-empty value") != NULL);
+  CHECK(strstr(err, "unbound") == NULL);
+  CHECK(run(SCRIPT " --profile '' sh -c 'echo ran'", out, sizeof out, err,
+            sizeof err) == 2);
+  CHECK(strstr(out, "ran") == NULL);
+  CHECK(strstr(err, "--profile needs a non-empty value") != NULL);
+
   /* --lib with a file that is not a loadable library: fails with a message. */
   CHECK(run(SCRIPT " --lib Cargo.toml sh -c 'echo ran'", out, sizeof out, err,
             sizeof err) != 0);

@@ -201,8 +201,14 @@ void (*ptrs_set_oom_handler(void (*handler)(size_t size)))(size_t size);
  bytes allocated is sampled with its call stack (0: the default, 512 KiB;
  1: every allocation, exact figures). Sampling by bytes as tcmalloc and
  jemalloc do; see the README, "Heap profiling". Returns 0, or ENOMEM
- when the profiler's tables cannot be mapped. Any thread, any time;
- starting again only changes the rate, and earlier records are kept.
+ when the profiler's tables cannot be mapped. Any thread, any time.
+ Starting again at the rate in use (after `ptrs_profile_stop`, say)
+ keeps the earlier records; starting at another rate discards them
+ (a profile has one rate, by which every record is scaled), and later
+ frees of the blocks they described are not seen. The leak report calls
+ its figures exact only when every allocation of the process was
+ recorded: `PTRS_PROFILE_RATE=1` from the start, never stopped nor
+ started at another rate.
  */
 int32_t ptrs_profile_start(size_t sample_bytes);
 
@@ -218,8 +224,10 @@ int32_t ptrs_profile_stop(void);
  in total, per call stack) to the file `path`, created or truncated, in
  gperftools' heap-profile text format (`heap_v2/<rate>`), read by
  `google-pprof` and Go's `pprof`. Returns 0, EINVAL for a NULL path, the
- errno of a failed open, or EIO when a write failed. Any thread; not from
- a signal handler.
+ errno of a failed open, or the errno of the first write(2) that failed
+ (ENOSPC for a full disk, as `ptrs_leak_report` sets; EIO when a write
+ wrote nothing without an error). errno itself is left alone. Any
+ thread; not from a signal handler.
 
  # Safety
  `path` must be NULL or a NUL-terminated string.
@@ -231,7 +239,9 @@ int32_t ptrs_profile_dump(const char *path);
  in use, largest first, with their stacks resolved by `dladdr`) to the
  file descriptor `fd`, now. Returns the number of sites reported (0: no
  leak seen), or -1 with errno set when the report could not be written:
- EBADF for a negative or closed `fd`, else the error of write(2). Sites
+ EBADF for a negative or closed `fd`, else the error of the first write(2)
+ that failed (ENOSPC for a full disk; EIO when a write wrote nothing
+ without an error), as `ptrs_profile_dump` returns it. Sites
  are whole stacks (a stack's records of several block sizes are one
  site). Any thread; not from a signal handler.
  */

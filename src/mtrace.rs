@@ -44,23 +44,80 @@ unsafe extern "C" {
     fn __cxa_atexit(f: extern "C" fn(*mut libc::c_void), arg: *mut libc::c_void, dso: *mut libc::c_void) -> i32;
 }
 
+/// Bytes of [`Line`]'s buffer: a line longer than this (a C++ or Rust
+/// symbol can take thousands of bytes) is written in several write(2)
+/// calls, all under the lock.
+const LINE_BUF: usize = 512;
+
+/// One line of the trace being written: holds the lock (with every signal
+/// blocked) from [`Line::new`] to its drop, so that a line longer than its
+/// buffer, written in pieces, is never interleaved with other threads'
+/// lines. (Lines were formatted into a 512-byte buffer first and what did
+/// not fit was dropped: the `+` of a function with a 606-character name
+/// lost its address and size, and glibc's `mtrace` script missed the leak.)
+/// Nothing that takes another lock may run while a `Line` lives: callers
+/// resolve symbols (`dladdr`) before making one.
+struct Line {
+    saved: libc::sigset_t,
+    buf: [u8; LINE_BUF],
+    len: usize,
+}
+
+impl Line {
+    fn new() -> Self {
+        let mut all = core::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        let mut saved = core::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: sigfillset initialises `all`; the mask call fills `saved`.
+        let saved = unsafe {
+            libc::sigfillset(all.as_mut_ptr());
+            libc::pthread_sigmask(libc::SIG_BLOCK, all.as_ptr(), saved.as_mut_ptr());
+            saved.assume_init()
+        };
+        LOCK.lock();
+        Self { saved, buf: [0; LINE_BUF], len: 0 }
+    }
+
+    fn bytes(&mut self, b: &[u8]) {
+        let mut rest = b;
+        while !rest.is_empty() {
+            if self.len == self.buf.len() {
+                self.flush();
+            }
+            let n = rest.len().min(self.buf.len() - self.len);
+            self.buf[self.len..self.len + n].copy_from_slice(&rest[..n]);
+            self.len += n;
+            rest = &rest[n..];
+        }
+    }
+
+    fn flush(&mut self) {
+        let fd = FD.load(Ordering::Relaxed);
+        if fd >= 0 {
+            crate::os::write_fd(fd, &self.buf[..self.len]);
+        }
+        self.len = 0;
+    }
+}
+
+impl Write for Line {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.bytes(s.as_bytes());
+        Ok(())
+    }
+}
+
+impl Drop for Line {
+    fn drop(&mut self) {
+        self.flush();
+        LOCK.unlock();
+        // SAFETY: `saved` is the mask `new` replaced.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.saved, core::ptr::null_mut()) };
+    }
+}
+
 /// Writes one line to the trace file, whole, under the lock.
 fn write_line(line: &[u8]) {
-    let mut all = core::mem::MaybeUninit::<libc::sigset_t>::uninit();
-    let mut saved = core::mem::MaybeUninit::<libc::sigset_t>::uninit();
-    // SAFETY: sigfillset initialises `all`; the mask call fills `saved`.
-    unsafe {
-        libc::sigfillset(all.as_mut_ptr());
-        libc::pthread_sigmask(libc::SIG_BLOCK, all.as_ptr(), saved.as_mut_ptr());
-    }
-    LOCK.lock();
-    let fd = FD.load(Ordering::Relaxed);
-    if fd >= 0 {
-        crate::os::write_fd(fd, line);
-    }
-    LOCK.unlock();
-    // SAFETY: `saved` was filled above.
-    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, saved.as_ptr(), core::ptr::null_mut()) };
+    Line::new().bytes(line);
 }
 
 /// Fork prepare (every signal blocked, after the profiler's lock, the
@@ -138,9 +195,10 @@ pub fn log_alloc(p: *mut u8, size: usize, frames: &[usize]) {
         return;
     }
     let skip = stack::internal_frames(frames);
-    let mut line = crate::diag::LineBuf::new();
-    if let Some(&caller) = frames.get(skip) {
-        match stack::resolve(caller) {
+    let caller = frames.get(skip).map(|&c| (c, stack::resolve(c)));
+    let mut line = Line::new();
+    if let Some((caller, sym)) = caller {
+        match sym {
             Some(s) => {
                 let _ = line.write_str("@ ");
                 if !s.file.is_null() {
@@ -163,7 +221,6 @@ pub fn log_alloc(p: *mut u8, size: usize, frames: &[usize]) {
         }
     }
     let _ = writeln!(line, "+ {:#x} {:#x}", p as usize, size);
-    write_line(line.as_bytes());
 }
 
 /// Logs a free of a recorded block.
@@ -174,16 +231,12 @@ pub fn log_moved(p: *mut u8, size: usize) {
     if FD.load(Ordering::Relaxed) < 0 {
         return;
     }
-    let mut line = crate::diag::LineBuf::new();
-    let _ = writeln!(line, "+ {:#x} {:#x}", p as usize, size);
-    write_line(line.as_bytes());
+    let _ = writeln!(Line::new(), "+ {:#x} {:#x}", p as usize, size);
 }
 
 pub fn log_free(p: *mut u8) {
     if FD.load(Ordering::Relaxed) < 0 {
         return;
     }
-    let mut line = crate::diag::LineBuf::new();
-    let _ = writeln!(line, "- {:#x}", p as usize);
-    write_line(line.as_bytes());
+    let _ = writeln!(Line::new(), "- {:#x}", p as usize);
 }

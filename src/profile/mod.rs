@@ -79,11 +79,30 @@ pub fn armed() -> bool {
 /// thread may miss when it does not see [`start`]'s reset (see there).
 pub const IDLE_COUNTDOWN: isize = 1 << 20;
 
-/// The countdown a new heap starts with: -1 (the next malloc comes to
-/// [`malloc_slow_hook`], which draws a real one) while the profiler is
-/// armed, else [`IDLE_COUNTDOWN`].
+/// The countdown that asks for a new one: the next malloc misses its fast
+/// path and [`malloc_slow_hook`] draws a countdown for the current state,
+/// against which that allocation is then counted like any other (sampled
+/// with probability `1 - exp(-size/rate)`). It is far below any countdown
+/// that ran out (which lies between `-size` and -1 after the fast path's
+/// subtraction), so the two are told apart: a countdown of -1 taken as run
+/// out sampled the first allocation of every new heap and every first
+/// allocation after a start (a 100-byte block of a five-malloc program was
+/// reported as 5243 leaked blocks at the default rate).
+pub const REDRAW_COUNTDOWN: isize = isize::MIN / 2;
+
+/// Whether a heap's countdown `v` (negative) asks for a new draw rather than
+/// having run out: below [`REDRAW_COUNTDOWN`] / 2 (the fast path subtracts
+/// at most one request before it misses).
+#[inline]
+fn is_redraw(v: isize) -> bool {
+    v <= REDRAW_COUNTDOWN / 2
+}
+
+/// The countdown a new heap starts with: [`REDRAW_COUNTDOWN`] (the next
+/// malloc comes to [`malloc_slow_hook`], which draws a real one) while the
+/// profiler is armed, else [`IDLE_COUNTDOWN`].
 pub fn initial_countdown() -> isize {
-    if armed() { -1 } else { IDLE_COUNTDOWN }
+    if armed() { REDRAW_COUNTDOWN } else { IDLE_COUNTDOWN }
 }
 
 /// Whether the calling thread's heap's countdown ran out, i.e. malloc's
@@ -95,16 +114,16 @@ pub fn countdown_expired() -> bool {
     unsafe { (*crate::tls::current()).sample_left.load(Ordering::Relaxed) < 0 }
 }
 
-/// Sets every heap's countdown to -1, so that each thread's next malloc
-/// fast path misses and [`malloc_slow_hook`] draws a countdown for the new
-/// state. A heap's owner updates its countdown with a plain load and store
+/// Sets every heap's countdown to [`REDRAW_COUNTDOWN`], so that each
+/// thread's next malloc fast path misses and [`malloc_slow_hook`] draws a
+/// countdown for the new state. A heap's owner updates its countdown with a plain load and store
 /// (no atomic read-modify-write, which would cost the fast path); if this
 /// store falls between the two, it is lost, and that thread sees the new
 /// state only after at most the countdown it had ([`IDLE_COUNTDOWN`] bytes
 /// when the profiler was off). Allocations that miss the fast path see it
 /// at once (they test [`armed`]).
 fn reset_countdowns() {
-    heap::for_each_heap(|h| h.sample_left.store(-1, Ordering::Relaxed));
+    heap::for_each_heap(|h| h.sample_left.store(REDRAW_COUNTDOWN, Ordering::Relaxed));
 }
 
 /// The sampling rate in bytes (1: every allocation).
@@ -191,13 +210,18 @@ impl Locked {
     }
 
     /// Records the block `p` of `size` bytes: with its stack when the
-    /// sampler chose it; otherwise (a block only mtrace logs) as known
-    /// to the live table alone, so that its free is logged, and counted
-    /// in no stack's figures, which the writers scale up as samples.
-    fn record(&mut self, p: *mut u8, frames: &[usize], size: usize, chosen: bool) {
+    /// sampler chose it at `rate`, the current rate; otherwise (a block
+    /// only mtrace logs, or one chosen at a rate that [`start`] changed
+    /// since) as known to the live table alone, so that its free is logged,
+    /// and counted in no stack's figures, which the writers scale up as
+    /// samples at the current rate.
+    fn record(&mut self, p: *mut u8, frames: &[usize], size: usize, chosen: bool, rate: usize) {
+        let chosen = chosen && rate == RATE.load(Ordering::Relaxed);
         let tables = self.tables();
         if !chosen {
-            tables.add_traced(p as usize, size);
+            if TRACING.load(Ordering::Relaxed) {
+                tables.add_traced(p as usize, size);
+            }
         } else if let Some(id) = tables.intern(frames, size) {
             tables.add_live(p as usize, size, id);
         }
@@ -281,15 +305,43 @@ fn prepare() -> i32 {
     0
 }
 
+/// Set while every allocation of the process's life has been recorded:
+/// sampling started from the environment at rate 1, never stopped nor
+/// started again at another rate. Only then does the leak report call its
+/// figures complete.
+static COMPLETE: AtomicBool = AtomicBool::new(false);
+
+/// Whether every allocation of the process's life was recorded (see
+/// [`COMPLETE`]).
+pub fn complete() -> bool {
+    COMPLETE.load(Ordering::SeqCst)
+}
+
 /// Starts sampling, one sample per `rate` bytes on average (0: the
 /// default, [`DEFAULT_RATE`]; 1: every allocation). Returns 0 or ENOMEM.
-/// Any thread; records of an earlier run are kept.
+/// Any thread. Records of an earlier run at the same rate are kept; when
+/// the rate changes, the records taken at the old one are discarded, with
+/// their live-table entries (a later free of such a block finds nothing
+/// to forget), because a profile has one rate, which its writers and
+/// pprof scale every record by (records of rate 1 written under a
+/// `heap_v2/4096` header made 1 MB kept read as 41 MB).
 pub fn start(rate: usize) -> i32 {
     let e = prepare();
     if e != 0 {
         return e;
     }
-    RATE.store(if rate == 0 { DEFAULT_RATE } else { rate }, Ordering::SeqCst);
+    let rate = if rate == 0 { DEFAULT_RATE } else { rate };
+    {
+        let mut l = Locked::new();
+        let old = RATE.load(Ordering::SeqCst);
+        if old != rate {
+            l.tables().discard_samples();
+        }
+        if old != rate || !SAMPLING.load(Ordering::SeqCst) {
+            COMPLETE.store(false, Ordering::SeqCst);
+        }
+        RATE.store(rate, Ordering::SeqCst);
+    }
     EPOCH.fetch_add(1, Ordering::SeqCst);
     SAMPLING.store(true, Ordering::SeqCst);
     update_armed();
@@ -299,6 +351,7 @@ pub fn start(rate: usize) -> i32 {
 /// Stops sampling; sampled blocks stay tracked until freed.
 pub fn stop() {
     SAMPLING.store(false, Ordering::SeqCst);
+    COMPLETE.store(false, Ordering::SeqCst);
     update_armed();
 }
 
@@ -335,13 +388,13 @@ pub fn malloc_hook(size: usize, align: usize) -> *mut u8 {
         return plain(size, align);
     }
     let tracing = TRACING.load(Ordering::Relaxed);
-    let chosen = SAMPLING.load(Ordering::Relaxed)
-        && sample::should_sample(t, size, RATE.load(Ordering::Relaxed), EPOCH.load(Ordering::Relaxed));
+    let rate = RATE.load(Ordering::Relaxed);
+    let chosen = SAMPLING.load(Ordering::Relaxed) && sample::should_sample(t, size, rate, EPOCH.load(Ordering::Relaxed));
     if !(tracing || chosen) {
         return plain(size, align);
     }
     t.busy = 1;
-    let p = sampled(size, align, tracing, chosen);
+    let p = sampled(size, align, tracing, chosen, rate);
     t.busy = 0;
     p
 }
@@ -374,19 +427,42 @@ pub fn malloc_slow_hook(size: usize) -> *mut u8 {
     // SAFETY: the thread's own state (see `malloc_hook`).
     let t = unsafe { &mut *sample::state() };
     let rate = RATE.load(Ordering::Relaxed);
+    // A countdown that asks for a draw (a new heap's, or after a start)
+    // chose nothing: this allocation is counted against the new draw, which
+    // is what an exponential countdown running since any earlier point
+    // would give it (memoryless), so sampling stays unbiased.
+    let redraw = is_redraw(countdown.load(Ordering::Relaxed));
+    let mut hit = true;
     // Tracing and rate 1 record every allocation: the countdown stays
     // negative, so that every malloc comes here. While tracing, the
     // heap's countdown chooses nothing: the thread's does, as in
     // `malloc_hook`.
-    let next = if tracing || rate <= 1 { -1 } else { sample::draw_countdown(t, rate).min(isize::MAX as i64 / 2) as isize };
+    let next = if tracing || rate <= 1 {
+        -1
+    } else {
+        let mut gap = sample::draw_countdown(t, rate);
+        if redraw {
+            let s = size.min(i64::MAX as usize / 4) as i64;
+            if gap > s {
+                gap -= s;
+                hit = false;
+            } else {
+                gap = sample::draw_countdown(t, rate);
+            }
+        }
+        gap.min(isize::MAX as i64 / 2) as isize
+    };
     countdown.store(next, Ordering::Relaxed);
     if t.busy != 0 {
         return plain(size, 0);
     }
     let chosen = sampling
-        && (!tracing || sample::should_sample(t, size, rate, EPOCH.load(Ordering::Relaxed)));
+        && if tracing { sample::should_sample(t, size, rate, EPOCH.load(Ordering::Relaxed)) } else { hit };
+    if !(tracing || chosen) {
+        return plain(size, 0);
+    }
     t.busy = 1;
-    let p = sampled(size, 0, tracing, chosen);
+    let p = sampled(size, 0, tracing, chosen, rate);
     t.busy = 0;
     p
 }
@@ -405,7 +481,7 @@ fn plain(size: usize, align: usize) -> *mut u8 {
 }
 
 #[inline(never)]
-fn sampled(size: usize, align: usize, tracing: bool, chosen: bool) -> *mut u8 {
+fn sampled(size: usize, align: usize, tracing: bool, chosen: bool, rate: usize) -> *mut u8 {
     let mut frames = [0usize; MAX_DEPTH];
     let depth = stack::capture(&mut frames);
     // Our own frame (capture's caller) is always internal; the rest of the
@@ -435,7 +511,7 @@ fn sampled(size: usize, align: usize, tracing: bool, chosen: bool) -> *mut u8 {
             }
         }
         if !p.is_null() {
-            Locked::new().record(p, frames, size, chosen);
+            Locked::new().record(p, frames, size, chosen, rate);
         }
         p
     } else {
@@ -445,7 +521,7 @@ fn sampled(size: usize, align: usize, tracing: bool, chosen: bool) -> *mut u8 {
         let p = unsafe { alloc_in(&mut *heap, profiler_class_size(size, tracing), align) };
         if !p.is_null() {
             l.drain_deferred();
-            l.record(p, frames, size, chosen);
+            l.record(p, frames, size, chosen, rate);
         }
         p
     };
@@ -716,7 +792,9 @@ pub fn snapshot() -> Option<Snapshot> {
     }
     // SAFETY: `map` holds room for `recs.len()` records.
     unsafe { ptr::copy_nonoverlapping(recs.as_ptr(), map, recs.len()) };
-    Some(Snapshot { recs: map, len: recs.len(), bytes })
+    let rate = RATE.load(Ordering::SeqCst);
+    let complete = COMPLETE.load(Ordering::SeqCst);
+    Some(Snapshot { recs: map, len: recs.len(), bytes, rate, complete })
 }
 
 /// A private copy of the stack records (see [`snapshot`]).
@@ -724,6 +802,11 @@ pub struct Snapshot {
     recs: *mut table::StackRec,
     len: usize,
     bytes: usize,
+    /// The rate every record was taken at (read under the lock, so that a
+    /// concurrent [`start`] at another rate cannot pair them wrongly).
+    pub rate: usize,
+    /// [`complete`] when the copy was made.
+    pub complete: bool,
 }
 
 impl Snapshot {
@@ -788,6 +871,9 @@ pub fn start_from_environment() {
         crate::diag::print(format_args!("ptrs: warning: heap profiler could not start (out of memory)\n"));
         return;
     }
+    // Started before the program's first allocation: at rate 1, every
+    // allocation is recorded from here on.
+    COMPLETE.store(rate() <= 1, Ordering::SeqCst);
     write::remember_stderr();
     // SAFETY: `at_exit` is a valid function for the process's lifetime.
     unsafe { libc::atexit(at_exit) };

@@ -150,6 +150,11 @@ impl Tables {
         // SAFETY: `id` < MAX_STACKS, inside the mapping.
         unsafe {
             let rec = &mut *self.stacks.add(id);
+            // A record discarded by `discard_samples` may be reused.
+            rec.live_count = 0;
+            rec.live_bytes = 0;
+            rec.alloc_count = 0;
+            rec.alloc_bytes = 0;
             rec.hash = hash;
             rec.depth = frames.len() as u32;
             rec.bucket = bucket;
@@ -346,8 +351,13 @@ impl Tables {
     }
 
     /// Gives the block at `addr`, if the table knows it, the size `size`
-    /// (realloc kept it in place): its stack's in-use bytes follow (its
-    /// allocated total does not). Returns the size it had.
+    /// (realloc kept it in place): its stack's in-use bytes follow, and
+    /// growth is also added to its allocated total (the bytes were handed
+    /// out to the program), so that in-use bytes never exceed allocated
+    /// bytes (`1: 120 [1: 100]` after growing 100 bytes to 120). The block
+    /// stays with the stack that allocated it; a realloc that moves a block
+    /// is a new allocation, recorded with the realloc's stack. Returns the
+    /// size it had.
     pub fn resize_live(&mut self, addr: usize, size: usize) -> Option<usize> {
         let i = self.find_live(addr)?;
         let size = size.min(LIVE_SIZE_MAX);
@@ -361,8 +371,38 @@ impl Tables {
             // SAFETY: the id in a live entry is a record returned by `intern`.
             let rec = unsafe { &mut *self.stacks.add(v & ID_MASK) };
             rec.live_bytes = rec.live_bytes.wrapping_add(size as u64).wrapping_sub(old as u64);
+            if size > old {
+                rec.alloc_bytes += (size - old) as u64;
+            }
         }
         Some(old)
+    }
+
+    /// Forgets every sampled block and every stack record (the sampling
+    /// rate changed: see `profile::start`); blocks known only to mtrace
+    /// stay in the live table. A later free of a forgotten block finds
+    /// nothing, as for any block never sampled.
+    pub fn discard_samples(&mut self) {
+        if self.stacks.is_null() {
+            return;
+        }
+        // Backward-shift deletion only moves entries towards the slot just
+        // emptied (a later one of its probe chain, possibly wrapped round to
+        // the start): a slot is read again after each removal, and an entry
+        // moved to a slot already passed is one already kept (mtrace's).
+        let mut i = 0;
+        while i < self.live_cap {
+            // SAFETY: `i` < live_cap, inside the table.
+            let e = unsafe { *self.live.add(i) };
+            if e[0] != 0 && e[1] & TRACED_ONLY == 0 {
+                self.take_live_slot(i);
+            } else {
+                i += 1;
+            }
+        }
+        self.nstacks = 0;
+        // SAFETY: the index is `index_cap` mapped u32 slots, ours.
+        unsafe { ptr::write_bytes(self.index, 0, self.index_cap) };
     }
 
     /// Moves the record of the sampled block at `old` to `new` (a huge
@@ -432,5 +472,47 @@ mod tests {
         let total: u64 = t.records().iter().map(|r| r.live_count).sum();
         assert_eq!(total as usize, t.live_len);
         assert_eq!(t.records().iter().map(|r| r.alloc_count).sum::<u64>(), 19_999);
+    }
+
+    #[test]
+    fn in_place_growth_counts_as_allocated() {
+        let mut t = Tables::new();
+        assert!(t.init());
+        let a = t.intern(&[7, 8], 100).unwrap();
+        t.add_live(4096, 100, a);
+        assert_eq!(t.resize_live(4096, 120), Some(100));
+        let r = t.records()[a as usize];
+        assert_eq!((r.live_count, r.live_bytes, r.alloc_count, r.alloc_bytes), (1, 120, 1, 120));
+        // Shrinking leaves the allocated total alone.
+        assert_eq!(t.resize_live(4096, 50), Some(120));
+        let r = t.records()[a as usize];
+        assert_eq!((r.live_bytes, r.alloc_bytes), (50, 120));
+        assert!(r.live_bytes <= r.alloc_bytes);
+    }
+
+    #[test]
+    fn discarding_samples_keeps_traced_blocks() {
+        let mut t = Tables::new();
+        assert!(t.init());
+        let a = t.intern(&[1, 2, 3], 10).unwrap();
+        for i in 1..5_000usize {
+            if i % 3 == 0 {
+                t.add_traced(i * 16, 10);
+            } else {
+                t.add_live(i * 16, 10, a);
+            }
+        }
+        t.discard_samples();
+        assert_eq!(t.records().len(), 0);
+        assert_eq!(t.live_len, (1..5_000usize).filter(|i| i % 3 == 0).count());
+        for i in 1..5_000usize {
+            assert_eq!(t.live_size(i * 16).is_some(), i % 3 == 0, "{i}");
+            assert_eq!(t.remove_live(i * 16), i % 3 == 0, "{i}");
+        }
+        // A stack interned again starts from zero.
+        let b = t.intern(&[1, 2, 3], 10).unwrap();
+        t.add_live(16, 10, b);
+        assert_eq!(t.records()[b as usize].alloc_count, 1);
+        assert_eq!(t.records()[b as usize].live_bytes, 10);
     }
 }

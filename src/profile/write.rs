@@ -169,11 +169,13 @@ pub fn scale(count: u64, bytes: u64, rate: usize) -> f64 {
 }
 
 /// Writes a heap profile of everything recorded to `fd`. Returns 0 or an
-/// errno value (EIO when a write failed).
+/// errno value: that of the first write(2) that failed (ENOSPC on a full
+/// disk; EIO when a write wrote nothing without an error), as the leak
+/// report's.
 pub fn heap_profile(fd: i32) -> i32 {
     let mut o = Out::new(fd);
-    let rate = super::rate();
     let mut snap = super::snapshot();
+    let rate = snap.as_ref().map_or_else(super::rate, |s| s.rate);
     let recs: &mut [StackRec] = match snap.as_mut() {
         Some(s) => s.records(),
         None => &mut [],
@@ -206,7 +208,7 @@ pub fn heap_profile(fd: i32) -> i32 {
     o.bytes(b"\nMAPPED_LIBRARIES:\n");
     copy_file(&mut o, c"/proc/self/maps");
     o.flush();
-    if o.failed { libc::EIO } else { 0 }
+    if o.failed { o.error } else { 0 }
 }
 
 fn copy_file(o: &mut Out, path: &CStr) {
@@ -257,30 +259,63 @@ pub unsafe fn dump(path: *const c_char) -> i32 {
     r
 }
 
-/// Writes `<prefix>.<pid>.heap` (PTRS_PROFILE at exit).
+/// The longest path the profile at exit may have, its NUL included
+/// (PATH_MAX).
+const EXIT_PATH_MAX: usize = libc::PATH_MAX as usize;
+
+/// The buffer the path of the profile at exit is built in: static, not on
+/// the stack (4 KiB more touched at exit, on a stack that may be nearly
+/// full), used once ([`EXIT_PATH_TAKEN`]).
+static EXIT_PATH: crate::sync::GlobalCell<[u8; EXIT_PATH_MAX]> = crate::sync::GlobalCell::new([0; EXIT_PATH_MAX]);
+/// Set by the one caller of [`dump_at_exit`] that uses [`EXIT_PATH`].
+static EXIT_PATH_TAKEN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Writes `<prefix>.<pid>.heap` (PTRS_PROFILE at exit). A path longer than
+/// PATH_MAX (4096 bytes with its NUL) is not written: the usual "could not
+/// write" line names ENAMETOOLONG (a prefix over about 490 bytes, the
+/// size of the stack buffer the path was built in, silently wrote
+/// nothing). Once per process (the exit handler).
 ///
 /// # Safety
 /// `prefix` must be a NUL-terminated string.
 pub unsafe fn dump_at_exit(prefix: *const c_char) {
-    let mut path = crate::diag::LineBuf::new();
+    if EXIT_PATH_TAKEN.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    // SAFETY: taken once, by the swap just above.
+    let buf = unsafe { EXIT_PATH.get() };
     // SAFETY: the prefix is a NUL-terminated string (caller).
-    let p = unsafe { CStr::from_ptr(prefix) };
+    let p = unsafe { CStr::from_ptr(prefix) }.to_bytes();
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() };
     let mut digits = [0u8; 20];
-    path.push(p.to_bytes());
-    path.push(b".");
-    path.push(dec_digits(pid as u64, &mut digits));
-    path.push(b".heap\0");
-    let bytes = path.as_bytes();
-    if bytes.last() != Some(&0) {
-        return; // too long
-    }
-    // SAFETY: `bytes` ends with the NUL checked just above.
-    let r = unsafe { dump(bytes.as_ptr().cast()) };
+    let parts: [&[u8]; 4] = [p, b".", dec_digits(pid as u64, &mut digits), b".heap\0"];
+    let total: usize = parts.iter().map(|x| x.len()).sum();
+    let r = if total > buf.len() {
+        libc::ENAMETOOLONG
+    } else {
+        let mut len = 0;
+        for part in parts {
+            buf[len..len + part.len()].copy_from_slice(part);
+            len += part.len();
+        }
+        // SAFETY: `buf` holds the path and its NUL, written just above.
+        unsafe { dump(buf.as_ptr().cast()) }
+    };
     if r != 0 {
-        let name = core::str::from_utf8(&bytes[..bytes.len() - 1]).unwrap_or("?");
-        crate::diag::print(format_args!("ptrs: could not write the heap profile {} (errno {})\n", name, r));
+        // Through `Out`: the name may be longer than diag's line buffer.
+        let mut o = Out::new(2);
+        o.bytes(b"ptrs: could not write the heap profile ");
+        for part in &parts[..3] {
+            o.bytes(part);
+        }
+        o.bytes(b".heap (errno ");
+        o.dec(r as u64, 0);
+        if r == libc::ENAMETOOLONG {
+            o.bytes(b", ENAMETOOLONG: the path is longer than PATH_MAX");
+        }
+        o.bytes(b")\n");
+        o.flush();
     }
 }
 
@@ -318,16 +353,37 @@ pub fn stderr_fd() -> i32 {
     fd
 }
 
-/// Whether a stack's innermost frame is a one-time allocation of the C
-/// library that is never freed by design (stdio buffers).
-fn suppressed(frame: usize) -> bool {
-    let Some(s) = stack::resolve(frame) else { return false };
+/// The exported name of the function holding `frame`, if `dladdr` finds one.
+fn frame_name(frame: usize) -> Option<&'static [u8]> {
+    let s = stack::resolve(frame)?;
     if s.name.is_null() {
-        return false;
+        return None;
     }
-    // SAFETY: dladdr's names are NUL-terminated.
-    let name = unsafe { CStr::from_ptr(s.name) }.to_bytes();
-    name == b"_IO_file_doallocate"
+    // SAFETY: dladdr's names are NUL-terminated and live as long as their
+    // object (the C library and the loader are never unloaded).
+    Some(unsafe { CStr::from_ptr(s.name) }.to_bytes())
+}
+
+/// Whether a stack (the allocator's frames cut) is an allocation of the C
+/// library's runtime that the program cannot free and that is never freed
+/// by design, which valgrind and LeakSanitizer do not report either:
+/// - stdio buffers: the innermost frame is `_IO_file_doallocate`;
+/// - a thread's dynamic thread vector (DTV): `_dl_allocate_tls` among the
+///   two innermost frames (the loader's `allocate_dtv`, a local function
+///   that `dladdr` cannot name, calls calloc from it). glibc keeps the
+///   stacks of exited threads, with their DTV, in a cache for reuse and
+///   never frees them: every program that creates a thread showed a
+///   288-byte leak from `pthread_create`.
+fn suppressed(frames: &[usize]) -> bool {
+    if frames.first().and_then(|&f| frame_name(f)) == Some(b"_IO_file_doallocate") {
+        return true;
+    }
+    frames.iter().take(2).any(|&f| frame_name(f) == Some(b"_dl_allocate_tls"))
+}
+
+/// "s" unless `n` is 1 (the leak report's "1 block", "2 blocks").
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }
 
 /// What [`leak_report`] found and whether it could write it.
@@ -342,9 +398,13 @@ pub struct LeakReport {
 /// largest first) to `fd`.
 pub fn leak_report(fd: i32) -> LeakReport {
     let mut o = Out::new(fd);
-    let rate = super::rate();
+    let snap = super::snapshot();
+    let rate = snap.as_ref().map_or_else(super::rate, |s| s.rate);
+    // Rate 1: the figures of the blocks recorded are exact (not scaled);
+    // complete: and every allocation of the process was recorded.
     let exact = rate <= 1;
-    let mut snap = super::snapshot();
+    let complete = exact && snap.as_ref().is_some_and(|s| s.complete);
+    let mut snap = snap;
     let recs: &mut [StackRec] = match snap.as_mut() {
         Some(s) => s.records(),
         None => &mut [],
@@ -360,7 +420,7 @@ pub fn leak_report(fd: i32) -> LeakReport {
         let mut r = recs[i];
         r.frames.copy_within(skip..depth, 0);
         r.depth = (depth - skip) as u32;
-        if r.depth > 0 && suppressed(r.frames[0]) {
+        if suppressed(&r.frames[..r.depth as usize]) {
             continue;
         }
         recs[kept] = r;
@@ -393,17 +453,33 @@ pub fn leak_report(fd: i32) -> LeakReport {
     let bytes: u64 = recs.iter().map(|r| r.live_bytes).sum();
     let blocks: u64 = recs.iter().map(|r| r.live_count).sum();
     if recs.is_empty() {
-        let _ = writeln!(o, "ptrs: leak report: no leaks{}", if exact { "" } else { " among sampled blocks" });
+        let among = if complete {
+            ""
+        } else if exact {
+            " among recorded blocks"
+        } else {
+            " among sampled blocks"
+        };
+        let _ = writeln!(o, "ptrs: leak report: no leaks{}", among);
         o.flush();
         return LeakReport { sites: 0, error: o.error };
     }
     let _ = writeln!(
         o,
-        "ptrs: leak report: {} bytes in {} blocks still allocated, from {} sites ({})",
+        "ptrs: leak report: {} byte{} in {} block{} still allocated, from {} site{} ({})",
         bytes,
+        plural(bytes),
         blocks,
+        plural(blocks),
         recs.len(),
-        if exact { "exact: every allocation recorded" } else { "estimated from samples" }
+        plural(recs.len() as u64),
+        if complete {
+            "exact: every allocation recorded"
+        } else if exact {
+            "from the blocks recorded: allocations made while the profiler was off or at another rate are not included"
+        } else {
+            "estimated from samples"
+        }
     );
     if !exact {
         let _ = writeln!(o, "ptrs:   (one sample per {} bytes; PTRS_PROFILE_RATE=1 for exact figures)", rate);
@@ -411,10 +487,12 @@ pub fn leak_report(fd: i32) -> LeakReport {
     for (n, r) in recs.iter().enumerate() {
         let _ = writeln!(
             o,
-            "ptrs: #{} {} bytes in {} blocks{}",
+            "ptrs: #{} {} byte{} in {} block{}{}",
             n + 1,
             r.live_bytes,
+            plural(r.live_bytes),
             r.live_count,
+            plural(r.live_count),
             if exact { "" } else { " (estimated)" }
         );
         for (i, &f) in r.frames[..r.depth as usize].iter().enumerate() {
