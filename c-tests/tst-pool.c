@@ -518,6 +518,49 @@ static void test_nesting(void) {
 
 /* ---- limits ---- */
 
+/* The out-of-memory handler hears of a pool allocation that fails for
+ * want of memory (it was never called for pools), not of one the pool's
+ * limit refuses. */
+static int oom_calls;
+static size_t oom_size;
+static void count_oom(size_t size) {
+  oom_calls++;
+  oom_size = size;
+}
+
+static void test_oom_handler(unsigned flags) {
+  typedef void (*handler_t)(size_t);
+  handler_t (*set_handler)(handler_t) =
+      (handler_t (*)(handler_t))ptrs_symbol("ptrs_set_oom_handler");
+  CHECK(set_handler != NULL);
+  if (set_handler == NULL)
+    return;
+  handler_t old = set_handler(count_oom);
+  ptrs_pool *p = make(flags, 0, NULL);
+  oom_calls = 0;
+  size_t huge = (size_t)1 << 50; /* more than the address space allows */
+  errno = 0;
+  CHECK(api.malloc(p, huge) == NULL && errno == ENOMEM);
+  CHECK(oom_calls == 1 && oom_size == huge);
+  CHECK(api.calloc(p, 1, huge) == NULL && errno == ENOMEM);
+  CHECK(oom_calls == 2);
+  void *b = api.malloc(p, 100);
+  CHECK(b != NULL);
+  CHECK(api.realloc(p, b, huge) == NULL && errno == ENOMEM);
+  CHECK(oom_calls == 3);
+  api.destroy(p);
+  /* a limit's refusal is the pool's policy, not exhaustion */
+  ptrs_pool *q = make(flags, 1000, NULL);
+  oom_calls = 0;
+  CHECK(api.malloc(q, 5000) == NULL && errno == ENOMEM);
+  void *c = api.malloc(q, 100);
+  CHECK(c != NULL);
+  CHECK(api.realloc(q, c, 5000) == NULL && errno == ENOMEM);
+  CHECK(oom_calls == 0);
+  api.destroy(q);
+  set_handler(old);
+}
+
 static void test_limit(unsigned flags) {
   ptrs_pool *p = make(flags, 10000, NULL);
   void *blocks[200];
@@ -950,6 +993,9 @@ int main(void) {
     if (!under_memcheck())
       test_stale_free(modes[m]);
   }
+  test_oom_handler(0);
+  test_oom_handler(PTRS_POOL_BUMP);
+  test_oom_handler(PTRS_POOL_SHARED);
   test_errno_kept(0);
   test_errno_kept(PTRS_POOL_BUMP);
   test_visit_huge_race(0);

@@ -51,7 +51,9 @@ typedef struct ptrs_stats {
    */
   size_t mapped;
   /*
-   Bytes of empty segments kept mapped for reuse (already purged).
+   Bytes of empty segments kept mapped for reuse: still resident for a
+   purge delay or two after they emptied (see `PTRS_PURGE_DELAY`), then
+   purged and kept as address space only.
    */
   size_t retained;
   /*
@@ -190,9 +192,12 @@ int32_t ptrs_option_set(const char *name, int64_t value);
 int64_t ptrs_option_get(const char *name);
 
 /*
- A function ptrs calls (with the request size) when an allocation fails,
- before returning NULL with errno ENOMEM. It may free memory, log, or
- abort. NULL removes it. Returns the previous handler.
+ A function ptrs calls (with the request size, bytes) when an allocation
+ fails for want of memory, before returning NULL with errno ENOMEM: the
+ C allocation functions and the `ptrs_pool_*` ones (not when a pool's
+ own limit refuses a request). It may free memory, log, or abort. NULL
+ removes it. Returns the previous handler. Any thread; the handler runs
+ on the thread whose allocation failed.
  */
 void (*ptrs_set_oom_handler(void (*handler)(size_t size)))(size_t size);
 
@@ -262,8 +267,9 @@ struct ptrs_pool *ptrs_pool_create(const struct ptrs_pool_options *opts);
 /*
  Destroys a pool: its child pools (newest first), then its cleanups
  (last added first), then every block it holds, in time proportional to
- its pages. Afterwards `free` of one of its blocks is reported as an
- invalid pointer (until its memory is reused by another allocation).
+ its pages. Afterwards `free` of one of its blocks is reported, as an
+ invalid pointer or (a large block, whose span is free again) a double
+ free, until its memory is reused by another allocation.
  NULL sets errno EINVAL; otherwise errno is preserved.
 
  # Safety

@@ -208,6 +208,11 @@ pub struct Pool {
     /// list and mapped, marked `FLAG_FREED_IN_VISIT`, so that the walk can
     /// follow its link; the last walk to end frees such blocks.
     huge_visits: u32,
+    /// Set when the last allocation was refused by `limit` (not for want
+    /// of memory): the C API then does not call the out-of-memory handler.
+    /// Atomic only because a shared pool's allocators read it after
+    /// leaving the lock; a race there only mislabels one failure.
+    limit_refused: AtomicBool,
     /// The owner token: the heap of the thread allocating from the pool now
     /// (a real thread heap), or null. Only pools without `SHARED` and
     /// `BUMP` have one. Its thread frees the pool's blocks onto their
@@ -670,6 +675,7 @@ pub fn create(opts: &Options<'_>) -> Result<*mut Pool, CreateError> {
             (&raw mut (*pool).freed_blocks).write(AtomicUsize::new(0));
             (&raw mut (*pool).huge_lock).write(AtomicBool::new(false));
             (&raw mut (*pool).huge_visits).write(0);
+            (&raw mut (*pool).limit_refused).write(AtomicBool::new(false));
             (&raw mut (*pool).owner).write(AtomicPtr::new(ptr::null_mut()));
             (&raw mut (*pool).busy).write(AtomicUsize::new(0));
             (&raw mut (*pool).alloc_bytes).write(AtomicUsize::new(0));
@@ -1209,12 +1215,14 @@ fn round16(n: usize) -> usize {
 /// # Safety
 /// `p` must be live and used by the calling thread alone (or locked).
 unsafe fn alloc_inner(p: &mut Pool, size: usize, align: usize) -> *mut u8 {
+    p.limit_refused.store(false, Ordering::Relaxed);
     if size > crate::alloc::MAX_REQUEST || align > crate::alloc::MAX_REQUEST / 2 {
         return ptr::null_mut();
     }
     if p.in_arena && align <= MIN_ALIGN && size <= CHUNK / 2 {
         let usable = round16(size.max(MIN_ALIGN));
         if p.limit != 0 && live_bytes(p).saturating_add(usable) > p.limit {
+            p.limit_refused.store(true, Ordering::Relaxed);
             return ptr::null_mut();
         }
         // SAFETY: the pool is ours (caller).
@@ -1252,6 +1260,7 @@ unsafe fn alloc_inner(p: &mut Pool, size: usize, align: usize) -> *mut u8 {
         (Kind::Huge, (size.max(1) + os::OS_PAGE_SIZE - 1) & !(os::OS_PAGE_SIZE - 1))
     };
     if p.limit != 0 && live_bytes(p).saturating_add(usable) > p.limit {
+        p.limit_refused.store(true, Ordering::Relaxed);
         return ptr::null_mut();
     }
     // SAFETY: the pool heap is used by this thread alone (caller).
@@ -1687,6 +1696,16 @@ pub unsafe fn realloc_block(pool: *mut Pool, p: *mut u8, size: usize, info: &Blo
     unsafe { ptr::copy_nonoverlapping(p, q, usable.min(size)) };
     free::free(p);
     q
+}
+
+/// Whether the last allocation from `pool` that failed was refused by the
+/// pool's limit rather than for want of memory.
+///
+/// # Safety
+/// `pool` must be live.
+pub unsafe fn refused_by_limit(pool: *const Pool) -> bool {
+    // SAFETY: as the caller guarantees.
+    unsafe { (*pool).limit_refused.load(Ordering::Relaxed) }
 }
 
 /// Registers `func(arg)` to run when the pool is destroyed or reset. False

@@ -44,7 +44,9 @@ pub struct ptrs_stats {
     pub resident: usize,
     /// Bytes mapped from the OS for the heap.
     pub mapped: usize,
-    /// Bytes of empty segments kept mapped for reuse (already purged).
+    /// Bytes of empty segments kept mapped for reuse: still resident for a
+    /// purge delay or two after they emptied (see `PTRS_PURGE_DELAY`), then
+    /// purged and kept as address space only.
     pub retained: usize,
     /// The highest `mapped` seen.
     pub peak_mapped: usize,
@@ -157,9 +159,12 @@ pub unsafe extern "C" fn ptrs_option_get(name: *const c_char) -> i64 {
     crate::options::get_by_name(name).map_or(-1, |v| v.min(i64::MAX as u64) as i64)
 }
 
-/// A function ptrs calls (with the request size) when an allocation fails,
-/// before returning NULL with errno ENOMEM. It may free memory, log, or
-/// abort. NULL removes it. Returns the previous handler.
+/// A function ptrs calls (with the request size, bytes) when an allocation
+/// fails for want of memory, before returning NULL with errno ENOMEM: the
+/// C allocation functions and the `ptrs_pool_*` ones (not when a pool's
+/// own limit refuses a request). It may free memory, log, or abort. NULL
+/// removes it. Returns the previous handler. Any thread; the handler runs
+/// on the thread whose allocation failed.
 #[unsafe(no_mangle)]
 pub extern "C" fn ptrs_set_oom_handler(
     handler: Option<extern "C" fn(size: usize)>,

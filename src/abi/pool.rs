@@ -130,8 +130,9 @@ pub unsafe extern "C" fn ptrs_pool_create(opts: *const ptrs_pool_options) -> *mu
 
 /// Destroys a pool: its child pools (newest first), then its cleanups
 /// (last added first), then every block it holds, in time proportional to
-/// its pages. Afterwards `free` of one of its blocks is reported as an
-/// invalid pointer (until its memory is reused by another allocation).
+/// its pages. Afterwards `free` of one of its blocks is reported, as an
+/// invalid pointer or (a large block, whose span is free again) a double
+/// free, until its memory is reused by another allocation.
 /// NULL sets errno EINVAL; otherwise errno is preserved.
 ///
 /// # Safety
@@ -232,6 +233,12 @@ unsafe fn pool_alloc_any(pool: *mut ptrs_pool, size: usize, align: usize, zero: 
         b
     };
     if b.is_null() {
+        // Out of memory, not the pool's own limit: the process's handler
+        // is told, as for malloc.
+        // SAFETY: `p` is live (checked above).
+        if !unsafe { pool::refused_by_limit(p) } {
+            crate::abi::api::out_of_memory(size);
+        }
         return enomem();
     }
     b.cast()
@@ -290,6 +297,10 @@ pub unsafe extern "C" fn ptrs_pool_realloc(pool: *mut ptrs_pool, p: *mut c_void,
         alloc::realloc(p.cast(), size)
     };
     if q.is_null() {
+        // SAFETY: `pool` is live (checked above).
+        if !unsafe { pool::refused_by_limit(engine(pool)) } {
+            crate::abi::api::out_of_memory(size);
+        }
         return enomem();
     }
     q.cast()
