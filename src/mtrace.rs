@@ -223,7 +223,6 @@ pub fn log_alloc(p: *mut u8, size: usize, frames: &[usize]) {
     let _ = writeln!(line, "+ {:#x} {:#x}", p as usize, size);
 }
 
-/// Logs a free of a recorded block.
 /// Logs a traced block that realloc moved to `p` (`size` bytes as
 /// recorded), after the `-` line of its old address: a `+` line without a
 /// caller, which glibc's `mtrace` script accepts.

@@ -224,6 +224,15 @@ pub fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
     })
 }
 
+/// The size the program asked for, from the size the engine is asked for
+/// in memcheck mode (the program's bytes and the redzone after them, see
+/// [`alloc_from`]); `size` itself otherwise. For what the heap profiler
+/// and mtrace record: a block of 0x1234 bytes was traced as 0x1244 under
+/// memcheck.
+pub fn program_size(size: usize) -> usize {
+    if active() { size.saturating_sub(REDZONE) } else { size }
+}
+
 /// As `alloc`, with the block (of `total` bytes, the request and the
 /// redzone) from `get`: a pool's allocation (`abi/pool.rs`).
 pub fn alloc_from(size: usize, zero: bool, get: impl FnOnce(usize) -> *mut u8) -> *mut u8 {

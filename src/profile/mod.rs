@@ -487,6 +487,8 @@ fn sampled(size: usize, align: usize, tracing: bool, chosen: bool, rate: usize) 
     // Our own frame (capture's caller) is always internal; the rest of the
     // allocator's frames are cut when the profile is written.
     let frames = &frames[depth.min(1)..depth];
+    // The program's request (in memcheck mode `size` includes the redzone).
+    let recorded = crate::valgrind::program_size(size);
     // A small block comes from the profiler heap, so that its free is
     // recognised on free's remote path at no cost to other blocks' frees;
     // there blocks of one class are packed as densely as in any heap. A
@@ -511,7 +513,7 @@ fn sampled(size: usize, align: usize, tracing: bool, chosen: bool, rate: usize) 
             }
         }
         if !p.is_null() {
-            Locked::new().record(p, frames, size, chosen, rate);
+            Locked::new().record(p, frames, recorded, chosen, rate);
         }
         p
     } else {
@@ -521,12 +523,12 @@ fn sampled(size: usize, align: usize, tracing: bool, chosen: bool, rate: usize) 
         let p = unsafe { alloc_in(&mut *heap, profiler_class_size(size, tracing), align) };
         if !p.is_null() {
             l.drain_deferred();
-            l.record(p, frames, size, chosen, rate);
+            l.record(p, frames, recorded, chosen, rate);
         }
         p
     };
     if tracing && !p.is_null() {
-        crate::mtrace::log_alloc(p, size, frames);
+        crate::mtrace::log_alloc(p, recorded, frames);
     }
     p
 }
