@@ -233,6 +233,8 @@ pub fn log_moved(p: *mut u8, size: usize) {
     let _ = writeln!(Line::new(), "+ {:#x} {:#x}", p as usize, size);
 }
 
+/// Logs a free of a recorded block: `- addr` (glibc's free lines name their
+/// caller; these do not, which glibc's `mtrace` script accepts).
 pub fn log_free(p: *mut u8) {
     if FD.load(Ordering::Relaxed) < 0 {
         return;

@@ -1108,7 +1108,7 @@ mod tests {
     #[test]
     fn file_and_mapping_give_the_same_rules() {
         let Some(find) = find_object_fn() else { return };
-        let anchors = [libc::qsort as usize, file_and_mapping_give_the_same_rules as usize];
+        let anchors = [libc::qsort as *const () as usize, file_and_mapping_give_the_same_rules as *const () as usize];
         for (k, &anchor) in anchors.iter().enumerate() {
             let mut o = DlFindObject { flags: 0, map_start: 0, map_end: 0, link_map: 0, eh_frame: 0, reserved: [0; 7] };
             // SAFETY: `_dl_find_object` only fills `o`.
