@@ -1,6 +1,7 @@
 /* A PTRS_PROFILE prefix of any length up to PATH_MAX is written at exit
    (one over about 490 bytes silently wrote nothing), and one too long for
    PATH_MAX gives the usual "could not write" line naming ENAMETOOLONG.
+   An empty PTRS_PROFILE is as if unset: no profile is written.
    The test re-runs itself as the program.  */
 #include "test_helper.h"
 #include <dirent.h>
@@ -95,6 +96,26 @@ main (int argc, char **argv __attribute__ ((unused)))
   CHECK (st == 3);
   CHECK (strstr (out, "ptrs: could not write the heap profile ") != NULL);
   CHECK (strstr (out, "ENAMETOOLONG") != NULL);
+
+  /* Empty: no profile at all (run in the deepest directory, now empty).  */
+  char cwd[4096];
+  CHECK (getcwd (cwd, sizeof cwd) != NULL);
+  CHECK (chdir (dir) == 0);
+  st = run ("", out, sizeof out);
+  CHECK (st == 3);
+  CHECK (out[0] == 0);
+  int heaps = 0;
+  d = opendir (".");
+  while (d != NULL && (e = readdir (d)) != NULL)
+    if (strstr (e->d_name, ".heap") != NULL)
+      {
+        heaps++;
+        unlink (e->d_name);
+      }
+  if (d)
+    closedir (d);
+  CHECK (heaps == 0);
+  CHECK (chdir (cwd) == 0);
 
   for (int i = 0; i < 4; i++)
     {
