@@ -2,7 +2,7 @@
 
 use core::ffi::c_void;
 
-use super::{or_enomem, preserving_errno};
+use super::{or_enomem, or_retry, preserving_errno, retry_after_trim};
 use crate::os::{self, OS_PAGE_SIZE};
 use crate::{alloc, valgrind};
 
@@ -22,7 +22,7 @@ fn memalign_impl(align: usize, size: usize) -> *mut c_void {
         return core::ptr::null_mut();
     }
     let align = align.max(1).next_power_of_two();
-    or_enomem(aligned(align, size), size)
+    or_retry(size, aligned(align, size), || aligned(align, size))
 }
 
 /// # Safety
@@ -44,7 +44,7 @@ pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void
         os::set_errno(libc::EINVAL);
         return core::ptr::null_mut();
     }
-    or_enomem(aligned(align, size), size)
+    or_retry(size, aligned(align, size), || aligned(align, size))
 }
 
 /// POSIX posix_memalign: EINVAL unless `align` is a power of two multiple
@@ -60,7 +60,10 @@ pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, siz
     if !align.is_power_of_two() || align % core::mem::size_of::<*mut c_void>() != 0 {
         return libc::EINVAL;
     }
-    let p = preserving_errno(|| aligned(align, size));
+    let mut p = preserving_errno(|| aligned(align, size));
+    if p.is_null() {
+        p = preserving_errno(|| retry_after_trim(size, || aligned(align, size)));
+    }
     if p.is_null() {
         or_enomem(p, size);
         return libc::ENOMEM;
@@ -74,7 +77,7 @@ pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, siz
 /// C ABI: any size.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn valloc(size: usize) -> *mut c_void {
-    or_enomem(aligned(OS_PAGE_SIZE, size), size)
+    or_retry(size, aligned(OS_PAGE_SIZE, size), || aligned(OS_PAGE_SIZE, size))
 }
 
 /// Page-aligned, with the size rounded up to whole pages (one page for 0).
@@ -87,7 +90,8 @@ pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
         os::set_errno(libc::ENOMEM);
         return core::ptr::null_mut();
     };
-    or_enomem(aligned(OS_PAGE_SIZE, rounded & !(OS_PAGE_SIZE - 1)), size)
+    let pages = rounded & !(OS_PAGE_SIZE - 1);
+    or_retry(size, aligned(OS_PAGE_SIZE, pages), || aligned(OS_PAGE_SIZE, pages))
 }
 
 /// # Safety

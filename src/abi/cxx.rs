@@ -14,7 +14,7 @@
 
 use core::ffi::c_void;
 
-use super::or_enomem;
+use super::{or_enomem, or_retry};
 use crate::{alloc, diag, free};
 
 /// `operator new(size)`'s allocation: `size` bytes, 16-byte aligned (the
@@ -39,7 +39,7 @@ fn cxx_alloc_slow(size: usize) -> *mut c_void {
     if crate::valgrind::active() {
         return or_enomem(crate::valgrind::alloc(size, 0, false), size);
     }
-    or_enomem(alloc::malloc_miss(size), size)
+    or_retry(size, alloc::malloc_miss(size), || alloc::malloc_miss(size))
 }
 
 /// `operator new(size, align_val_t)`'s allocation: `size` bytes aligned to
@@ -52,7 +52,7 @@ pub extern "C" fn ptrs_cxx_alloc_aligned(size: usize, align: usize) -> *mut c_vo
     if crate::valgrind::active() {
         return or_enomem(crate::valgrind::alloc(size, align, false), size);
     }
-    or_enomem(alloc::malloc_aligned(align, size), size)
+    or_retry(size, alloc::malloc_aligned(align, size), || alloc::malloc_aligned(align, size))
 }
 
 /// `operator delete(p)`: frees `p` as `free` does (null is ignored; an

@@ -2,7 +2,7 @@
 
 use core::ffi::c_void;
 
-use super::or_enomem;
+use super::{or_enomem, or_retry};
 use crate::{alloc, free, os, valgrind};
 
 /// # Safety
@@ -32,7 +32,7 @@ fn malloc_slow(size: usize) -> *mut c_void {
     if valgrind::active() {
         return or_enomem(valgrind::alloc(size, 0, false), size);
     }
-    or_enomem(alloc::malloc_miss(size), size)
+    or_retry(size, alloc::malloc_miss(size), || alloc::malloc_miss(size))
 }
 
 /// # Safety
@@ -53,7 +53,7 @@ pub unsafe extern "C" fn calloc(count: usize, size: usize) -> *mut c_void {
         let p = count.checked_mul(size).map_or(core::ptr::null_mut(), |n| valgrind::alloc(n, 0, true));
         return or_enomem(p, count.saturating_mul(size));
     }
-    or_enomem(alloc::calloc(count, size), count.saturating_mul(size))
+    or_retry(count.saturating_mul(size), alloc::calloc(count, size), || alloc::calloc(count, size))
 }
 
 /// # Safety
@@ -74,7 +74,7 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
     if valgrind::active() {
         return or_enomem(valgrind::realloc(p.cast(), size), size);
     }
-    or_enomem(alloc::realloc(p.cast(), size), size)
+    or_retry(size, alloc::realloc(p.cast(), size), || alloc::realloc(p.cast(), size))
 }
 
 /// # Safety

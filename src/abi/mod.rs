@@ -42,6 +42,36 @@ pub(crate) fn preserving_errno<T>(f: impl FnOnce() -> T) -> T {
     r
 }
 
+/// Returns `p`, the block `alloc` gave; when it is null (and `size`, in
+/// bytes, is a request that could be met), first gives back the memory ptrs
+/// keeps after frees (what `malloc_trim(0)` gives back: cached segments and
+/// huge mappings, free pages of parked heaps) and runs `alloc` once more,
+/// then as [`or_enomem`]. Without it a request under `PTRS_HEAP_LIMIT` or
+/// RLIMIT_AS failed while nothing was live, because the memory freed just
+/// before still counted until its purge delay ran out (a tester: 40 MiB
+/// freed, then malloc(50 MiB) under a 64 MiB limit: NULL).
+#[inline(always)]
+pub(crate) fn or_retry(size: usize, p: *mut u8, alloc: impl FnOnce() -> *mut u8) -> *mut libc::c_void {
+    if !p.is_null() {
+        return p.cast();
+    }
+    or_enomem(retry_after_trim(size, alloc), size)
+}
+
+/// The second try of [`or_retry`]: null without trying when `size` could
+/// never be met or nothing was given back.
+#[cold]
+#[inline(never)]
+pub(crate) fn retry_after_trim(size: usize, alloc: impl FnOnce() -> *mut u8) -> *mut u8 {
+    if size > crate::alloc::MAX_REQUEST {
+        return core::ptr::null_mut();
+    }
+    if !preserving_errno(api::trim) {
+        return core::ptr::null_mut();
+    }
+    alloc()
+}
+
 /// Returns `p`; when it is null, sets errno to ENOMEM and calls the
 /// program's out-of-memory handler, if it set one, with the request size.
 #[cfg_attr(not(feature = "override"), allow(dead_code))]
