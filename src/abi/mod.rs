@@ -63,13 +63,39 @@ pub(crate) fn or_retry(size: usize, p: *mut u8, alloc: impl FnOnce() -> *mut u8)
 #[cold]
 #[inline(never)]
 pub(crate) fn retry_after_trim(size: usize, alloc: impl FnOnce() -> *mut u8) -> *mut u8 {
-    if size > crate::alloc::MAX_REQUEST {
+    if !could_fit(size) {
         return core::ptr::null_mut();
     }
     if !preserving_errno(api::trim) {
         return core::ptr::null_mut();
     }
     alloc()
+}
+
+/// Whether a request of `size` bytes could be met at all: within malloc's
+/// limit, `PTRS_HEAP_LIMIT`, RLIMIT_AS and the 128 TiB of a process's
+/// address space (x86-64, 4-level paging). Only then is a trim worth its
+/// cost: glibc's tst-malloc-too-large asks for tens of thousands of sizes
+/// from 2^50 up, and a trim at each failure took it past its time limit.
+fn could_fit(size: usize) -> bool {
+    const ADDRESS_SPACE: usize = 1 << 47;
+    if size > crate::alloc::MAX_REQUEST || size >= ADDRESS_SPACE {
+        return false;
+    }
+    let limit = crate::options::heap_limit();
+    if limit != 0 && size > limit {
+        return false;
+    }
+    let mut rl = core::mem::MaybeUninit::<libc::rlimit>::uninit();
+    // SAFETY: getrlimit fills `rl` when it returns 0.
+    if unsafe { libc::getrlimit(libc::RLIMIT_AS, rl.as_mut_ptr()) } == 0 {
+        // SAFETY: filled just above.
+        let cur = unsafe { rl.assume_init() }.rlim_cur;
+        if cur != libc::RLIM_INFINITY && size as u64 > cur {
+            return false;
+        }
+    }
+    true
 }
 
 /// Returns `p`; when it is null, sets errno to ENOMEM and calls the
