@@ -200,7 +200,6 @@ fn valgrind_request() -> usize {
     0
 }
 
-/// Milliseconds from a coarse monotonic clock (vDSO, no system call).
 /// The identity of the file open as `fd` (device and inode), and whether
 /// it is a regular file; None when `fd` is not open. A raw fstat(2): no
 /// allocation, no lock.
@@ -262,6 +261,14 @@ pub fn random_u64() -> u64 {
 
 /// Writes all of `bytes` to file descriptor `fd`, ignoring errors.
 pub fn write_fd(fd: i32, bytes: &[u8]) {
+    let _ = write_all(fd, bytes);
+}
+
+/// Writes all of `bytes` to `fd` with raw write(2) calls, retrying after
+/// EINTR and short writes. Err: the errno of the first call that failed,
+/// or EIO for one that wrote nothing without an error; what was written
+/// before stays written.
+pub fn write_all(fd: i32, bytes: &[u8]) -> Result<(), i32> {
     let mut rest = bytes;
     while !rest.is_empty() {
         // The raw system call: libc's write() is a cancellation point, and
@@ -272,10 +279,11 @@ pub fn write_fd(fd: i32, bytes: &[u8]) {
             if n < 0 && errno() == libc::EINTR {
                 continue;
             }
-            return;
+            return Err(if n < 0 { errno() } else { libc::EIO });
         }
         rest = &rest[n as usize..];
     }
+    Ok(())
 }
 
 /// The calling thread's errno.

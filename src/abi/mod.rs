@@ -50,6 +50,7 @@ pub(crate) fn preserving_errno<T>(f: impl FnOnce() -> T) -> T {
 /// RLIMIT_AS failed while nothing was live, because the memory freed just
 /// before still counted until its purge delay ran out (a tester: 40 MiB
 /// freed, then malloc(50 MiB) under a 64 MiB limit: NULL).
+#[cfg_attr(not(feature = "override"), allow(dead_code))]
 #[inline(always)]
 pub(crate) fn or_retry(size: usize, p: *mut u8, alloc: impl FnOnce() -> *mut u8) -> *mut libc::c_void {
     if !p.is_null() {
@@ -60,6 +61,7 @@ pub(crate) fn or_retry(size: usize, p: *mut u8, alloc: impl FnOnce() -> *mut u8)
 
 /// The second try of [`or_retry`]: null without trying when `size` could
 /// never be met or nothing was given back.
+#[cfg_attr(not(feature = "override"), allow(dead_code))]
 #[cold]
 #[inline(never)]
 pub(crate) fn retry_after_trim(size: usize, alloc: impl FnOnce() -> *mut u8) -> *mut u8 {
@@ -77,6 +79,7 @@ pub(crate) fn retry_after_trim(size: usize, alloc: impl FnOnce() -> *mut u8) -> 
 /// address space (x86-64, 4-level paging). Only then is a trim worth its
 /// cost: glibc's tst-malloc-too-large asks for tens of thousands of sizes
 /// from 2^50 up, and a trim at each failure took it past its time limit.
+#[cfg_attr(not(feature = "override"), allow(dead_code))]
 fn could_fit(size: usize) -> bool {
     const ADDRESS_SPACE: usize = 1 << 47;
     if size > crate::alloc::MAX_REQUEST || size >= ADDRESS_SPACE {

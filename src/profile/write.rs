@@ -69,22 +69,11 @@ impl Out {
     }
 
     pub fn flush(&mut self) {
-        let mut rest = &self.buf[..self.len];
-        while !rest.is_empty() {
-            // SAFETY: `rest` is a valid buffer; the raw call is no
-            // cancellation point.
-            let n = unsafe { libc::syscall(libc::SYS_write, self.fd, rest.as_ptr(), rest.len()) } as isize;
-            if n < 0 && os::errno() == libc::EINTR {
-                continue;
+        if let Err(e) = os::write_all(self.fd, &self.buf[..self.len]) {
+            if !self.failed {
+                self.error = e;
             }
-            if n <= 0 {
-                if !self.failed {
-                    self.error = if n < 0 { os::errno() } else { libc::EIO };
-                }
-                self.failed = true;
-                break;
-            }
-            rest = &rest[n as usize..];
+            self.failed = true;
         }
         self.len = 0;
     }
