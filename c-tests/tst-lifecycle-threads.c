@@ -15,6 +15,14 @@
  *           are counted free), and the peak RSS during the rebuild at most
  *           start + 1.5 x the working set (the emptied memory is reused,
  *           not mapped anew beside it).
+ * exitedquiet  as exited, but main then makes no new segment: (a) it
+ *           keeps allocating and freeing one 256 KiB block for 300 ms
+ *           (slow paths of a live thread, none mapping anything); (b) the
+ *           set is built and freed again and main calls ptrs_thread_idle().
+ *           Each time RSS must come back to at most start + 10 % of the
+ *           working set + 8 MiB: the exited thread's emptied pages are
+ *           returned without a new thread adopting its heap and without
+ *           malloc_trim (a tester's 577 MiB stayed resident).
  * latedtor  THREADS (3000) threads, one after another, whose pthread-key
  *           destructor frees its block and mallocs 4 KiB again in each of
  *           the destructor rounds (allocation after the thread's heap was
@@ -22,7 +30,7 @@
  *           ~12 MiB; a heap lost per thread gave 96+ MiB).
  *
  * Usage: tst-lifecycle-threads [part [latedtor-threads]]
- *   part: burst, exited, latedtor or all (default). */
+ *   part: burst, exited, exitedquiet, dormant, latedtor or all (default). */
 #include "mt_helper.h"
 
 #include <sys/mman.h>
@@ -174,6 +182,61 @@ static void part_exited(void) {
   munmap(set, SET * sizeof *set);
 }
 
+/* ---- exitedquiet ---------------------------------------------------- */
+
+static void exited_and_freed(void) {
+  mt_thread_join(mt_thread_create(builder, NULL));
+  free_set();
+}
+
+static void part_exitedquiet(void) {
+  set = mmap(NULL, SET * sizeof *set, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (set == MAP_FAILED)
+    FAIL_EXIT("mmap: %s", strerror(errno));
+  long ws_kib = (long)(working_set() / 1024);
+  long start = mt_rss_kib();
+  long bound = start + ws_kib / 10 + 8 * 1024;
+
+  /* (a) later slow paths of the live thread. */
+  exited_and_freed();
+  long after_free = mt_rss_kib();
+  struct timespec t0, t;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  long quiet = after_free, ms = 0;
+  do {
+    char *b = xmalloc(256 * 1024);
+    b[0] = 1;
+    free(b);
+    usleep(1000);
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    quiet = mt_rss_kib();
+    ms = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+  } while (quiet > bound && ms < 300);
+  printf("exitedquiet: working_set_kb=%ld start_kb=%ld after_free_kb=%ld "
+         "after_slow_paths_kb=%ld after %ld ms (bound %ld)\n",
+         ws_kib, start, after_free, quiet, ms, bound);
+  CHECK(after_free - start >= ws_kib / 2); /* there was something to return */
+  CHECK(quiet <= bound);
+
+#ifndef NO_PTRS
+  /* (b) ptrs_thread_idle(), at once. */
+  void (*idle)(void) = (void (*)(void))ptrs_symbol("ptrs_thread_idle");
+  CHECK(idle != NULL);
+  if (idle != NULL) {
+    exited_and_freed();
+    long before_idle = mt_rss_kib();
+    idle();
+    long after_idle = mt_rss_kib();
+    printf("exitedquiet: before_idle_kb=%ld after_idle_kb=%ld (bound %ld)\n",
+           before_idle, after_idle, bound);
+    CHECK(before_idle - start >= ws_kib / 2);
+    CHECK(after_idle <= bound);
+  }
+#endif
+  munmap(set, SET * sizeof *set);
+}
+
 /* ---- dormant -------------------------------------------------------- */
 /* Thread A builds the set and blocks on a condition variable (its heap's
  * owner is alive but never runs); thread B frees every block; thread C
@@ -319,6 +382,8 @@ static int run_part(const char *name, long late_threads) {
       part_burst();
     else if (strcmp(name, "exited") == 0)
       part_exited();
+    else if (strcmp(name, "exitedquiet") == 0)
+      part_exitedquiet();
     else if (strcmp(name, "dormant") == 0)
       part_dormant();
     else
@@ -342,9 +407,10 @@ int main(int argc, char **argv) {
 #endif
   const char *part = argc > 1 ? argv[1] : "all";
   long late_threads = mt_arg(argc, argv, 2, 3000);
-  static const char *const parts[] = {"burst", "exited", "dormant", "latedtor"};
+  static const char *const parts[] = {"burst", "exited", "exitedquiet", "dormant",
+                                      "latedtor"};
   int ran = 0;
-  for (size_t i = 0; i < 4; i++) {
+  for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
     if (strcmp(part, "all") != 0 && strcmp(part, parts[i]) != 0)
       continue;
     ran = 1;

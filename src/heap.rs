@@ -580,15 +580,18 @@ pub unsafe fn abandon(heap: *mut Heap) {
     tls::set_current(SHARED_MARK.get());
     // SAFETY: `heap` is valid.
     let holds_pages = unsafe { !(*heap).segments.is_null() };
-    let _g = GlobalGuard::lock();
-    // SAFETY: GLOBAL is held; `heap` is valid.
-    let reg = unsafe { HEAPS.get() };
-    // SAFETY: as above.
-    unsafe { (*heap).pool_next = reg.pool };
-    reg.pool = heap;
-    reg.owned -= 1;
+    {
+        let _g = GlobalGuard::lock();
+        // SAFETY: GLOBAL is held; `heap` is valid.
+        let reg = unsafe { HEAPS.get() };
+        // SAFETY: as above.
+        unsafe { (*heap).pool_next = reg.pool };
+        reg.pool = heap;
+        reg.owned -= 1;
+    }
     if holds_pages {
         PARKED_PENDING.store(true, Ordering::Relaxed);
+        crate::retain::parked_pending(true);
     }
 }
 
@@ -600,13 +603,30 @@ pub unsafe fn abandon(heap: *mut Heap) {
 /// a thread about to map a new segment when a parked heap may have memory
 /// to give.
 pub fn collect_parked(force: bool) {
-    collect_parked_with(force, force);
+    collect_parked_with(force, force, true);
 }
 
-/// [`collect_parked`] for a thread about to map a segment: empty memory is
-/// handed over, free slices purged only once free for a purge delay.
+/// [`collect_parked`] for a thread about to map a segment or going idle:
+/// empty memory is handed over, free slices purged only once free for a
+/// purge delay.
 fn collect_parked_reclaim() {
-    collect_parked_with(true, false);
+    collect_parked_with(true, false, true);
+}
+
+/// What a collection of the parked heaps found.
+pub struct ParkedCollection {
+    /// Some parked heap still holds pages (live blocks of exited threads).
+    pub holds_pages: bool,
+    /// Blocks freed by other threads were taken back or segments released.
+    pub gave_back: bool,
+}
+
+/// The decay tick's collection of the parked heaps (`retain::tick`): as
+/// [`collect_parked_reclaim`], but never waits for another collection (nor
+/// for one this thread is inside of, when the tick runs from a slow path of
+/// that collection). None when it did not run.
+pub fn collect_parked_on_tick() -> Option<ParkedCollection> {
+    collect_parked_with(true, false, false)
 }
 
 /// Held while the parked heaps are out of the pool (taken out, worked on,
@@ -622,13 +642,17 @@ static PARK_OWNER: AtomicUsize = AtomicUsize::new(0);
 static FORK_TOOK_OWN: AtomicBool = AtomicBool::new(false);
 static FORK_TOOK_PARK: AtomicBool = AtomicBool::new(false);
 
-fn collect_parked_with(force: bool, purge_all: bool) {
+/// `force`: every empty page goes (see [`collect`]); `purge_all`: free
+/// slices are purged now; `wait`: wait for a collection under way in
+/// another thread rather than leave the work pending for the next one.
+fn collect_parked_with(force: bool, purge_all: bool, wait: bool) -> Option<ParkedCollection> {
     if !PARK_LOCK.try_lock() {
-        if !force {
+        if !force || !wait || PARK_OWNER.load(Ordering::Relaxed) == thread_token() {
             // Another thread is at it (or this thread, interrupted by a
-            // signal handler that allocates): leave the work pending.
+            // signal handler that allocates, or ticking from inside the
+            // collection): leave the work pending.
             PARKED_PENDING.store(true, Ordering::Relaxed);
-            return;
+            return None;
         }
         PARK_LOCK.lock();
     }
@@ -645,6 +669,7 @@ fn collect_parked_with(force: bool, purge_all: bool) {
     let mut kept: *mut Heap = ptr::null_mut();
     let mut kept_last: *mut Heap = ptr::null_mut();
     let mut holds_pages = false;
+    let mut gave_back = false;
     while !list.is_null() {
         // SAFETY: the heaps taken from the pool are valid and now
         // exclusively ours until they are put back.
@@ -652,10 +677,13 @@ fn collect_parked_with(force: bool, purge_all: bool) {
             let next = (*list).pool_next;
             {
                 let _l = SlowLock::lock(list);
-                collect(&mut *list, force);
+                let h = &mut *list;
+                let (collected, segments) = (h.counters.remote_collected, segment_count(h));
+                collect(h, force);
                 if purge_all {
-                    purge(&mut *list, true);
+                    purge(h, true);
                 }
+                gave_back |= h.counters.remote_collected != collected || segment_count(h) != segments;
             }
             holds_pages |= !(*list).segments.is_null();
             (*list).pool_next = kept;
@@ -678,15 +706,24 @@ fn collect_parked_with(force: bool, purge_all: bool) {
     PARK_LOCK.unlock();
     if holds_pages {
         PARKED_PENDING.store(true, Ordering::Relaxed);
+        if wait {
+            // The tick schedules its own next collection.
+            crate::retain::parked_pending(false);
+        }
     }
+    Some(ParkedCollection { holds_pages, gave_back })
 }
 
-/// Collects parked heaps if a remote free or a thread exit left them
-/// memory to give back (the background purger's sweep).
-pub fn collect_parked_if_pending() {
-    if PARKED_PENDING.load(Ordering::Relaxed) {
-        collect_parked_reclaim();
+/// Segments the heap owns.
+fn segment_count(heap: &Heap) -> usize {
+    let mut n = 0;
+    let mut seg = heap.segments;
+    while !seg.is_null() {
+        n += 1;
+        // SAFETY: the heap's segments are live and linked through `next`.
+        seg = unsafe { (*seg).next };
     }
+    n
 }
 
 /// Calls `visit` for every registered heap other than the calling
@@ -847,6 +884,12 @@ pub fn thread_idle() {
             collect(&mut *heap, true);
             purge(&mut *heap, true);
         }
+    }
+    // What this thread freed into the heaps of exited threads may be all
+    // that keeps their segments: it is going idle, perhaps the last thread
+    // to run for a while.
+    if PARKED_PENDING.load(Ordering::Relaxed) {
+        collect_parked_reclaim();
     }
     crate::retain::on_thread_exit();
 }
@@ -1439,6 +1482,7 @@ pub unsafe fn push_notify(heap: *mut Heap, page: *mut Page) {
         // itself when it holds pages.
         if !(*heap).owned {
             PARKED_PENDING.store(true, Ordering::Relaxed);
+            crate::retain::parked_pending(true);
         } else if !NOTIFY_PENDING.load(Ordering::Relaxed) {
             NOTIFY_PENDING.store(true, Ordering::Relaxed);
         }

@@ -68,7 +68,7 @@ extern "C" fn run(_: *mut libc::c_void) -> *mut libc::c_void {
             return core::ptr::null_mut();
         }
         heap::purge_other_heaps(false);
-        heap::collect_parked_if_pending();
+        // Also collects the heaps of exited threads when their turn has come.
         retain::tick(false);
     }
 }

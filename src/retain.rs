@@ -31,6 +31,14 @@
 //! - **Exiting threads** release their empty pages and segments at once;
 //!   dirty empty segments beyond `PTRS_RETAIN` are purged at that moment,
 //!   so a burst of threads that exit leaves no more than that resident.
+//! - **Heaps of exited threads** (parked, with the pages that still hold
+//!   live blocks) are collected by the decay tick one purge delay after a
+//!   thread exited holding pages or another thread freed into one of their
+//!   full pages ([`parked_pending`]), then again while they hold pages, at
+//!   waits that double up to a second while nothing comes back (a free into
+//!   a page that is not full does not say so). What they emptied joins the
+//!   empty segments above. A thread about to map a segment and
+//!   `ptrs_thread_idle()` collect them at once.
 
 use core::ptr;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -67,6 +75,18 @@ static EMPTY_COUNT: AtomicUsize = AtomicUsize::new(0);
 static DIRTY_BYTES: AtomicUsize = AtomicUsize::new(0);
 /// When the next decay tick is due (coarse ms), 0: nothing pending.
 static NEXT_TICK: AtomicU64 = AtomicU64::new(0);
+/// When the decay tick next collects the parked heaps (coarse ms), 0: not
+/// scheduled.
+static PARKED_DUE: AtomicU64 = AtomicU64::new(0);
+/// The wait before the collection after [`PARKED_DUE`] (ms): one purge
+/// delay after something was freed into a parked heap, doubling (up to
+/// [`PARKED_MAX_WAIT_MS`]) while collections find nothing to take back.
+static PARKED_WAIT: AtomicU64 = AtomicU64::new(0);
+/// The longest wait between two collections of parked heaps that still
+/// hold live blocks: their owners exited, so only other threads' frees can
+/// empty their pages, and a free into a page that is not full does not
+/// say so.
+const PARKED_MAX_WAIT_MS: u64 = 1000;
 
 /// How long the decay waits before it purges, on [`os::now_ms`]'s coarse
 /// clock: the purge delay plus the clock's resolution (0 when the delay
@@ -243,12 +263,63 @@ pub fn maybe_tick() {
     }
 }
 
+/// The heaps of exited threads may hold memory to give back: a thread
+/// exited holding pages, or another thread freed into one of their full
+/// pages (`fresh`: one purge delay from now; otherwise keep the wait the
+/// last collection set, if one is scheduled). The decay tick then
+/// collects them (`heap::collect_parked_on_tick`): the empty memory goes to
+/// the empty-segment lists here, to be reused or purged in its turn.
+pub fn parked_pending(fresh: bool) {
+    let wait = wait_ms().max(1);
+    if fresh {
+        PARKED_WAIT.store(wait, Ordering::Relaxed);
+    } else if PARKED_DUE.load(Ordering::Relaxed) != 0 {
+        return;
+    }
+    let when = os::now_ms() + PARKED_WAIT.load(Ordering::Relaxed).max(wait);
+    let cur = PARKED_DUE.load(Ordering::Relaxed);
+    if cur == 0 || when < cur {
+        PARKED_DUE.store(when, Ordering::Relaxed);
+    }
+    arm(when);
+}
+
+/// Collects the parked heaps if their turn has come, and schedules the
+/// next collection while they hold pages: one purge delay after one that
+/// took something back, twice the last wait after one that did not.
+fn tick_parked(now: u64) {
+    let due = PARKED_DUE.load(Ordering::Relaxed);
+    if due == 0 || now < due {
+        return;
+    }
+    PARKED_DUE.store(0, Ordering::Relaxed);
+    let wait = wait_ms().max(1);
+    let next = match crate::heap::collect_parked_on_tick() {
+        // Busy: another thread is collecting them; look again soon.
+        None => wait,
+        Some(c) if !c.holds_pages => return,
+        Some(c) if c.gave_back => wait,
+        Some(_) => (PARKED_WAIT.load(Ordering::Relaxed) * 2).clamp(wait, PARKED_MAX_WAIT_MS.max(wait)),
+    };
+    PARKED_WAIT.store(next, Ordering::Relaxed);
+    let when = now + next;
+    let cur = PARKED_DUE.load(Ordering::Relaxed);
+    if cur == 0 || when < cur {
+        PARKED_DUE.store(when, Ordering::Relaxed);
+    }
+    arm(when);
+}
+
 /// Purges the dirty empty segments that have waited at least one purge
-/// delay (`all`: every one), and the huge mappings that have. Returns the
+/// delay (`all`: every one), and the huge mappings that have; first, when
+/// their turn has come, collects the heaps of exited threads. Returns the
 /// bytes purged or unmapped.
 pub fn tick(all: bool) -> usize {
     NEXT_TICK.store(0, Ordering::Relaxed);
     let now = os::now_ms();
+    if !all {
+        tick_parked(now);
+    }
     let delay = if all { 0 } else { wait_ms() };
     let released = if crate::huge::trim_cache(all) { 1 } else { 0 };
     released + purge_dirty(|seg| now >= seg.freed_at + delay, usize::MAX)
