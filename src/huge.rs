@@ -15,7 +15,7 @@
 //! and the header sits in the granule just below it (`offset` = 4 MiB);
 //! `segment_map` records those granules separately.
 
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::os::{self, OS_PAGE_SIZE};
 use crate::page::{FLAG_HUGE, FLAG_ZERO};
@@ -49,6 +49,19 @@ static CACHE: GlobalCell<Cache> = GlobalCell::new(Cache {
     bytes: 0,
 });
 static CACHE_COUNT: AtomicUsize = AtomicUsize::new(0);
+/// When the oldest cached mapping was freed (coarse ms; `u64::MAX` when
+/// the cache is empty), written under GLOBAL with the slots: the decay
+/// tick, which runs on every slow path once something is due, looks here
+/// before it takes GLOBAL (and blocks signals, two system calls) for a
+/// cache with nothing old enough to unmap.
+static CACHE_OLDEST: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// Publishes the cache's figures read without the lock.
+fn publish(c: &Cache) {
+    CACHE_COUNT.store(c.count, Ordering::Relaxed);
+    let oldest = c.slots[..c.count].iter().map(|e| e.freed_at).min().unwrap_or(u64::MAX);
+    CACHE_OLDEST.store(oldest, Ordering::Relaxed);
+}
 
 /// Takes the cached mapping that best fits `total` bytes: the smallest one
 /// at least that large, or else the largest one (which the caller grows
@@ -83,7 +96,7 @@ fn cache_take(total: usize) -> Option<Cached> {
     c.count -= 1;
     c.slots[i] = c.slots[c.count];
     c.bytes -= e.total;
-    CACHE_COUNT.store(c.count, Ordering::Relaxed);
+    publish(c);
     Some(e)
 }
 
@@ -117,7 +130,7 @@ fn cache_put(base: usize, total: usize, out: &mut [Cached; CACHE_SLOTS + 1]) -> 
     c.slots[c.count] = Cached { base, total, freed_at: now };
     c.count += 1;
     c.bytes += total;
-    CACHE_COUNT.store(c.count, Ordering::Relaxed);
+    publish(c);
     // The next slow path after one delay unmaps it (retain.rs's tick).
     crate::retain::arm(now + delay);
     n
@@ -138,7 +151,7 @@ fn expire(c: &mut Cache, now: u64, delay: u64, out: &mut [Cached; CACHE_SLOTS + 
             i += 1;
         }
     }
-    CACHE_COUNT.store(c.count, Ordering::Relaxed);
+    publish(c);
     // The entries left wait for their own delay: a tick must come then
     // (the one that ran this was armed for an older entry; without this a
     // mapping freed a few ms after another stayed cached, resident, until
@@ -162,6 +175,9 @@ fn unmap_all(list: &[Cached]) {
 /// Returns true if any was unmapped.
 pub fn trim_cache(all: bool) -> bool {
     if CACHE_COUNT.load(Ordering::Relaxed) == 0 {
+        return false;
+    }
+    if !all && os::now_ms() < CACHE_OLDEST.load(Ordering::Relaxed).saturating_add(crate::retain::wait_ms()) {
         return false;
     }
     let mut out = [Cached { base: 0, total: 0, freed_at: 0 }; CACHE_SLOTS + 1];
