@@ -768,6 +768,10 @@ pub fn purge_other_heaps(all: bool) {
                     collect(&mut *heap, all);
                 } else {
                     collect_freed_pages(&mut *heap);
+                    collect_freed_queued_pages(&mut *heap);
+                    if all {
+                        purge_pending_blocks(&mut *heap);
+                    }
                 }
                 if all {
                     purge(&mut *heap, true);
@@ -1317,6 +1321,160 @@ unsafe fn collect_freed_pages(heap: &mut Heap) {
     }
 }
 
+/// Takes back, in a heap whose owner is another (perhaps idle) thread, the
+/// pages of its class queues, other than the queue heads, whose every block
+/// in use was freed by other threads. A free into a page that is not full
+/// does not notify its owner (only the first into a full page does), so a
+/// thread that stops allocating a size class kept such pages, counted in
+/// use, until it allocated that class again (a tester: 28 MB freed by main
+/// for 8 waiting threads stayed in use and resident through malloc_trim).
+/// Safe against the owner's fast paths: malloc pops only from a queue head;
+/// a page with no live block cannot be freed into by its owner, and the
+/// owner's free of a page's last live block takes the slow path and this
+/// lock (so while it is on its way the block still counts in `used`).
+/// Returns the pages taken.
+///
+/// # Safety
+/// The caller holds `heap`'s slow-path lock and `heap` is not its own.
+unsafe fn collect_freed_queued_pages(heap: &mut Heap) -> usize {
+    let mut taken = 0;
+    for bin in 0..BIN_COUNT {
+        let first = heap.bins[bin].first;
+        if first.is_null() {
+            continue;
+        }
+        // SAFETY: queued pages are live pages of this heap; the queues are
+        // changed only under the lock the caller holds.
+        let mut page = unsafe { (*first).next };
+        while !page.is_null() {
+            // SAFETY: as above.
+            unsafe {
+                let next = (*page).next;
+                let p = &mut *page;
+                let used = p.used_count();
+                // The owner's stores to the page's free list come before its
+                // store of `used` (see above): read them after it.
+                core::sync::atomic::fence(Ordering::Acquire);
+                if used != 0
+                    && p.thread_free.load(Ordering::Acquire) & TF_NOTIFIED == 0
+                    && remote_count(p) == used
+                {
+                    heap.counters.remote_collected += page::collect_remote(p, false) as u64;
+                    heap.remove_page(bin, page);
+                    free_page(heap, page);
+                    taken += 1;
+                }
+                page = next;
+            }
+        }
+    }
+    taken
+}
+
+/// Purges the memory inside the blocks that other threads freed into the
+/// pages of `heap` and its owner has not taken back yet, all but each
+/// block's first OS page (its link and free mark): the pages of an idle
+/// thread that were the heads of their queues stay its own (its malloc may
+/// pop from them without a lock at any moment) but the blocks on their
+/// remote lists are untouchable by it until it takes them back under the
+/// lock the caller holds. For classes of 8 KiB and more; the owner finds
+/// those blocks zero-filled when it reuses them. Returns the bytes purged.
+///
+/// # Safety
+/// The caller holds `heap`'s slow-path lock and `heap` is not its own.
+unsafe fn purge_pending_blocks(heap: &mut Heap) -> usize {
+    let mut purged = 0;
+    let mut visit = |page: *mut Page| {
+        // SAFETY: queued pages are live; their remote lists do not change
+        // below their heads while the lock is held (see `remote_count`).
+        unsafe {
+            let p = &*page;
+            let size = p.block_size;
+            if p.flags & FLAG_LARGE != 0 || p.bin == NO_BIN || size < 2 * os::OS_PAGE_SIZE {
+                return;
+            }
+            let mut cur = (p.thread_free.load(Ordering::Acquire) & !TF_FLAGS) as *mut page::Block;
+            let mut n = 0;
+            while !cur.is_null() && n <= p.reserved && page::same_segment(cur, p) {
+                let start = (cur as usize + os::OS_PAGE_SIZE) & !(os::OS_PAGE_SIZE - 1);
+                let end = (cur as usize + size) & !(os::OS_PAGE_SIZE - 1);
+                // Only what is resident: a later malloc_trim finds these
+                // blocks purged already and must not say it released them.
+                if end > start && os::any_resident(start as *mut u8, end - start) {
+                    os::purge(start as *mut u8, end - start);
+                    purged += end - start;
+                }
+                n += 1;
+                cur = page::next_of(cur, p.key);
+            }
+        }
+    };
+    for bin in 0..BIN_COUNT {
+        let mut page = heap.bins[bin].first;
+        while !page.is_null() {
+            visit(page);
+            // SAFETY: queue links change only under the caller's lock.
+            page = unsafe { (*page).next };
+        }
+    }
+    let mut page = heap.full.first;
+    while !page.is_null() {
+        visit(page);
+        // SAFETY: as above.
+        page = unsafe { (*page).next };
+    }
+    heap.counters.purged_bytes += purged as u64;
+    purged
+}
+
+/// Blocks other threads freed into the pages of every heap that a live
+/// thread owns, not yet taken back by their owners, per size class (added
+/// to `out`): statistics count them as free. The calling thread takes back
+/// its own; a heap whose lock is busy is skipped (its owner is in a slow
+/// path, which takes them back).
+pub fn pending_remote_blocks(out: &mut [usize; BIN_COUNT]) {
+    let own = tls::current();
+    if is_real(own) {
+        // SAFETY: the calling thread's real heap, under its lock.
+        unsafe {
+            let _l = SlowLock::lock(own);
+            collect(&mut *own, false);
+        }
+    }
+    for_each_other_heap(|heap| {
+        // SAFETY: registered heaps are valid forever; their remote lists
+        // are read under their lock (see `remote_count`).
+        unsafe {
+            if !(*heap).owned {
+                return;
+            }
+            let Some(_l) = SlowLock::try_lock(heap) else { return };
+            if !(*heap).owned {
+                return;
+            }
+            let h = &*heap;
+            let mut count = |page: *mut Page| {
+                let p = &*page;
+                if p.flags & FLAG_LARGE == 0 && p.bin != NO_BIN {
+                    out[p.bin as usize] += remote_count(p) as usize;
+                }
+            };
+            for bin in 0..BIN_COUNT {
+                let mut page = h.bins[bin].first;
+                while !page.is_null() {
+                    count(page);
+                    page = (*page).next;
+                }
+            }
+            let mut page = h.full.first;
+            while !page.is_null() {
+                count(page);
+                page = (*page).next;
+            }
+        }
+    });
+}
+
 /// Takes back the fully freed pages of other live heaps (see
 /// [`collect_freed_pages`]): of every heap when `dormant_only` is false
 /// (statistics, malloc_trim), else of heaps whose owner has not been in a
@@ -1344,7 +1502,18 @@ pub fn collect_other_heaps(dormant_only: bool) {
         // before anything of the heap is changed.
         unsafe {
             let h = &*heap;
-            if h.owned && !h.notify.load(Ordering::Relaxed).is_null() {
+            if !dormant_only && h.owned && heap != shared {
+                // Statistics and malloc_trim: every page whose blocks other
+                // threads freed entirely, notified or not.
+                if let Some(_l) = SlowLock::try_lock(heap) {
+                    if (*heap).owned {
+                        collect_freed_pages(&mut *heap);
+                        collect_freed_queued_pages(&mut *heap);
+                    }
+                } else {
+                    NOTIFY_PENDING.store(true, Ordering::Relaxed);
+                }
+            } else if h.owned && !h.notify.load(Ordering::Relaxed).is_null() {
                 let dormant = h.last_active.load(Ordering::Relaxed) + delay <= now;
                 let taken = (!dormant_only || dormant)
                     && match SlowLock::try_lock(heap) {

@@ -244,6 +244,14 @@ fn account(mapped_delta: isize, usable_delta: isize) {
         HUGE_USABLE.fetch_sub((-usable_delta) as usize, Ordering::Relaxed);
     }
     HUGE_PEAK_MAPPED.fetch_max(mapped, Ordering::Relaxed);
+    if mapped_delta > 0 {
+        segment::note_mapped_peak();
+    }
+}
+
+/// Bytes mapped for huge blocks, live and cached.
+pub fn mapped_bytes() -> usize {
+    HUGE_MAPPED.load(Ordering::Relaxed) + HUGE_CACHED.load(Ordering::Relaxed)
 }
 
 fn page_round(size: usize) -> Option<usize> {

@@ -97,6 +97,25 @@ pub unsafe fn purge(addr: *mut u8, size: usize) {
     unsafe { libc::madvise(addr.cast(), size, libc::MADV_DONTNEED) };
 }
 
+/// Whether any OS page of `[addr, addr + size)` (page-aligned, at most 64
+/// pages) is resident, from mincore(2); true when it cannot tell.
+///
+/// # Safety
+/// The range must be mapped.
+pub unsafe fn any_resident(addr: *mut u8, size: usize) -> bool {
+    let mut vec = [0u8; 64];
+    let pages = size.div_ceil(OS_PAGE_SIZE);
+    if pages > vec.len() {
+        return true;
+    }
+    // SAFETY: the caller guarantees the range is mapped; `vec` holds one
+    // byte per page of it.
+    if unsafe { libc::mincore(addr.cast(), size, vec.as_mut_ptr()) } != 0 {
+        return true;
+    }
+    vec[..pages].iter().any(|v| v & 1 != 0)
+}
+
 /// Makes `[addr, addr + size)` inaccessible (a guard).
 ///
 /// # Safety

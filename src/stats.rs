@@ -60,6 +60,11 @@ pub fn gather() -> Totals {
     let _q = crate::valgrind::Quiet::new();
     heap::collect_parked(false);
     heap::collect_other_heaps(false);
+    // Blocks other threads freed into pages that still hold live blocks
+    // (their owners take them back at their next allocation of that class):
+    // counted free, so the figures are exact even while those owners wait.
+    let mut pending = [0usize; BIN_COUNT];
+    heap::pending_remote_blocks(&mut pending);
     let mut t = Totals {
         allocated: 0,
         active: 0,
@@ -90,7 +95,9 @@ pub fn gather() -> Totals {
             }
             // A snapshot of a counter its owner may be updating.
             let used = page.used_count() as usize;
-            t.active += page.span_size();
+            if used != 0 {
+                t.active += page.span_size();
+            }
             if page.flags & FLAG_LARGE != 0 {
                 t.large_allocated += used * page.block_size;
                 t.large_count += used;
@@ -103,6 +110,12 @@ pub fn gather() -> Totals {
             }
         }
     });
+    for (bin, &n) in pending.iter().enumerate() {
+        let c = &mut t.classes[bin];
+        let n = n.min(c.blocks_used);
+        c.blocks_used -= n;
+        t.small_allocated -= n * bin_size(bin);
+    }
     let (huge_count, huge_mapped, huge_usable, huge_peak) = huge::totals();
     t.heaps = heap::for_each_heap(|h| {
         let c = &h.counters;
@@ -124,7 +137,7 @@ pub fn gather() -> Totals {
     let huge_cached = huge::cached_bytes();
     t.retained = seg_totals.cached * SEGMENT_SIZE + huge_cached;
     t.mapped = seg_totals.mapped + huge_mapped + huge_cached;
-    t.peak_mapped = seg_totals.peak_mapped + huge_peak;
+    t.peak_mapped = segment::peak_mapped_all().max(t.mapped);
     t.allocated = t.small_allocated + t.large_allocated + huge_usable;
     t.active += huge_usable;
     t.resident = os::resident_bytes();

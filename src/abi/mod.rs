@@ -101,8 +101,9 @@ fn could_fit(size: usize) -> bool {
     true
 }
 
-/// Returns `p`; when it is null, sets errno to ENOMEM and calls the
-/// program's out-of-memory handler, if it set one, with the request size.
+/// Returns `p`; when it is null, calls the program's out-of-memory
+/// handler, if it set one, with the request size. errno is left as the
+/// failing allocation set it (ENOMEM).
 #[cfg_attr(not(feature = "override"), allow(dead_code))]
 #[inline(always)]
 pub(crate) fn or_enomem(p: *mut u8, size: usize) -> *mut libc::c_void {
