@@ -702,6 +702,30 @@ fn collect_parked_with(force: bool, purge_all: bool, wait: bool) -> Option<Parke
         unsafe { (*kept_last).pool_next = reg.pool };
         reg.pool = kept;
     }
+    // The shared heap (threads beyond the arena limit) is like a parked
+    // heap once its users have gone quiet: nobody takes back what other
+    // threads freed into it (a tester: with PTRS_ARENA_MAX=2, 93 MiB that a
+    // thread allocated there and main freed after it exited stayed
+    // resident). Its users take back remote frees in their own slow paths,
+    // so it is left to them while they are active.
+    let shared = SHARED_HEAP.load(Ordering::Acquire);
+    if !shared.is_null() {
+        let now = os::now_ms();
+        // SAFETY: the shared heap is never unmapped; it is changed only
+        // under its lock, which every user takes.
+        unsafe {
+            let idle = (*shared).last_active.load(Ordering::Relaxed) + crate::retain::wait_ms() <= now;
+            if idle {
+                if let Some(_l) = SlowLock::try_lock(shared) {
+                    let h = &mut *shared;
+                    let (collected, segments) = (h.counters.remote_collected, segment_count(h));
+                    collect(h, false);
+                    gave_back |= h.counters.remote_collected != collected || segment_count(h) != segments;
+                }
+            }
+            holds_pages |= !(*shared).segments.is_null();
+        }
+    }
     PARK_OWNER.store(0, Ordering::Relaxed);
     PARK_LOCK.unlock();
     if holds_pages {
@@ -1649,7 +1673,7 @@ pub unsafe fn push_notify(heap: *mut Heap, page: *mut Page) {
         }
         // A racy read is enough: a heap parked meanwhile sets the flag
         // itself when it holds pages.
-        if !(*heap).owned {
+        if !(*heap).owned || heap == SHARED_HEAP.load(Ordering::Relaxed) {
             PARKED_PENDING.store(true, Ordering::Relaxed);
             crate::retain::parked_pending(true);
         } else if !NOTIFY_PENDING.load(Ordering::Relaxed) {

@@ -245,11 +245,17 @@ unsafe fn put_clean(seg: *mut Segment) {
     }
 }
 
-/// Asks for a decay tick at `when` (coarse ms) or earlier.
+/// Asks for a decay tick at `when` (coarse ms) or earlier. A
+/// compare-and-swap: two threads arming at once must leave the earlier
+/// time, not whichever stored last.
 pub(crate) fn arm(when: u64) {
-    let cur = NEXT_TICK.load(Ordering::Relaxed);
-    if cur == 0 || when < cur {
-        NEXT_TICK.store(when, Ordering::Relaxed);
+    let when = when.max(1);
+    let mut cur = NEXT_TICK.load(Ordering::Relaxed);
+    while cur == 0 || when < cur {
+        match NEXT_TICK.compare_exchange_weak(cur, when, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return,
+            Err(now) => cur = now,
+        }
     }
 }
 
@@ -289,10 +295,18 @@ pub fn parked_pending(fresh: bool) {
 /// took something back, twice the last wait after one that did not.
 fn tick_parked(now: u64) {
     let due = PARKED_DUE.load(Ordering::Relaxed);
-    if due == 0 || now < due {
+    if due == 0 {
         return;
     }
-    PARKED_DUE.store(0, Ordering::Relaxed);
+    if now < due {
+        // This tick was for something else and cleared the request: the
+        // collection's own time stays asked for.
+        arm(due);
+        return;
+    }
+    if PARKED_DUE.compare_exchange(due, 0, Ordering::Relaxed, Ordering::Relaxed).is_err() {
+        return; // another thread's tick took it
+    }
     let wait = wait_ms().max(1);
     let next = match crate::heap::collect_parked_on_tick() {
         // Busy: another thread is collecting them; look again soon.
