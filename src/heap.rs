@@ -1452,22 +1452,15 @@ unsafe fn purge_pending_blocks(heap: &mut Heap) -> usize {
 }
 
 /// Blocks other threads freed into the pages of every heap that a live
-/// thread owns, not yet taken back by their owners, per size class (added
-/// to `out`): statistics count them as free. The calling thread takes back
-/// its own; a heap whose lock is busy is skipped (its owner is in a slow
-/// path, which takes them back).
+/// thread owns, the caller's included, not yet taken back by their owners,
+/// per size class (added to `out`): statistics count them as free. Read
+/// only, under each heap's lock; a heap whose lock is busy is skipped (its
+/// owner is in a slow path, which takes them back; or this thread is, when
+/// a signal handler asks for statistics).
 pub fn pending_remote_blocks(out: &mut [usize; BIN_COUNT]) {
-    let own = tls::current();
-    if is_real(own) {
-        // SAFETY: the calling thread's real heap, under its lock.
-        unsafe {
-            let _l = SlowLock::lock(own);
-            collect(&mut *own, false);
-        }
-    }
-    for_each_other_heap(|heap| {
-        // SAFETY: registered heaps are valid forever; their remote lists
-        // are read under their lock (see `remote_count`).
+    let mut count_heap = |heap: *mut Heap| {
+        // SAFETY: registered heaps are valid forever; their queues and
+        // remote lists are read under their lock (see `remote_count`).
         unsafe {
             if !(*heap).owned {
                 return;
@@ -1496,7 +1489,12 @@ pub fn pending_remote_blocks(out: &mut [usize; BIN_COUNT]) {
                 page = (*page).next;
             }
         }
-    });
+    };
+    let own = tls::current();
+    if is_real(own) {
+        count_heap(own);
+    }
+    for_each_other_heap(count_heap);
 }
 
 /// Takes back the fully freed pages of other live heaps (see
