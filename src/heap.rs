@@ -1153,11 +1153,24 @@ pub fn alloc_span(heap: &mut Heap, count: usize) -> *mut Page {
     }
 }
 
+/// How many more segments a large block's span search reads once it holds
+/// a fit with every slice resident (see `alloc_span_resident`).
+const SPAN_SEARCH_SLACK: usize = 8;
+
 /// A span of `count` slices for a large block: where the most of it is
-/// still resident, over every segment of the heap, then the shortest free
-/// run (`segment::SpanFit`), else as [`alloc_span`].
+/// still resident, then the shortest free run (`segment::SpanFit`), over
+/// the heap's segments (all of them until a fit is all resident, then at
+/// most [`SPAN_SEARCH_SLACK`] more), else as [`alloc_span`].
 fn alloc_span_resident(heap: &mut Heap, count: usize) -> *mut Page {
     let mut best: Option<(*mut Segment, segment::SpanFit)> = None;
+    // Segments looked at since the best fit was found, once that fit is all
+    // resident: the search stops after SPAN_SEARCH_SLACK of them. Each
+    // segment costs a read of its header (a cache and TLB miss in a big
+    // heap): a heap that freed 1000 blocks of 256 KiB has 62 empty segments,
+    // and every allocation of the next round read all 62 headers (a third
+    // of rounds256k's allocation time; 1.8 against mimalloc's 1.3 us per
+    // malloc and touch).
+    let mut since_best = 0;
     let mut seg = heap.segments;
     while !seg.is_null() {
         // SAFETY: segments on the heap's list are live and owned by it.
@@ -1165,9 +1178,16 @@ fn alloc_span_resident(heap: &mut Heap, count: usize) -> *mut Page {
             if let Some(fit) = segment::find_span_fit(&*seg, count) {
                 if best.is_none_or(|(_, b)| fit.better_than(&b)) {
                     best = Some((seg, fit));
+                    since_best = 0;
                     if fit.perfect(count) {
                         break;
                     }
+                }
+            }
+            if best.is_some_and(|(_, b)| b.dirty as usize == count) {
+                since_best += 1;
+                if since_best > SPAN_SEARCH_SLACK {
+                    break;
                 }
             }
             seg = (*seg).next;
