@@ -185,8 +185,16 @@ pub fn trim_cache(all: bool) -> bool {
     if CACHE_COUNT.load(Ordering::Relaxed) == 0 {
         return false;
     }
-    if !all && os::now_ms() < CACHE_OLDEST.load(Ordering::Relaxed).saturating_add(crate::retain::wait_ms()) {
-        return false;
+    if !all {
+        let due = CACHE_OLDEST.load(Ordering::Relaxed).saturating_add(crate::retain::wait_ms());
+        if os::now_ms() < due {
+            // The tick that called us cleared its request; the oldest
+            // entry's own time stays asked for (as `expire` would).
+            if due != u64::MAX {
+                crate::retain::arm(due);
+            }
+            return false;
+        }
     }
     let mut out = [Cached { base: 0, total: 0, freed_at: 0 }; CACHE_SLOTS + 1];
     let n = {
