@@ -1517,11 +1517,13 @@ pub fn pending_remote_blocks(out: &mut [usize; BIN_COUNT]) {
     for_each_other_heap(count_heap);
 }
 
-/// Takes back the fully freed pages of other live heaps (see
-/// [`collect_freed_pages`]): of every heap when `dormant_only` is false
-/// (statistics, malloc_trim), else of heaps whose owner has not been in a
-/// slow path for a purge delay, at most once per delay (a thread about to
-/// map a new segment). Heaps whose lock is busy are skipped.
+/// Takes back the fully freed pages of other live heaps: of every heap,
+/// notified full pages and queued ones alike, when `dormant_only` is false
+/// (statistics; see [`collect_freed_pages`] and
+/// [`collect_freed_queued_pages`]), else the notified pages of heaps whose
+/// owner has not been in a slow path for a purge delay, at most once per
+/// delay (a thread about to map a new segment). Heaps whose lock is busy
+/// are skipped.
 #[unsafe(link_section = ".text.hot.ptrs")]
 pub fn collect_other_heaps(dormant_only: bool) {
     let now = os::now_ms();
