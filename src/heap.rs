@@ -677,13 +677,12 @@ fn collect_parked_with(force: bool, purge_all: bool, wait: bool) -> Option<Parke
             let next = (*list).pool_next;
             {
                 let _l = SlowLock::lock(list);
-                let h = &mut *list;
-                let (collected, segments) = (h.counters.remote_collected, segment_count(h));
-                collect(h, force);
-                if purge_all {
-                    purge(h, true);
-                }
-                gave_back |= h.counters.remote_collected != collected || segment_count(h) != segments;
+                gave_back |= gives_back(&mut *list, |h| {
+                    collect(h, force);
+                    if purge_all {
+                        purge(h, true);
+                    }
+                });
             }
             holds_pages |= !(*list).segments.is_null();
             (*list).pool_next = kept;
@@ -715,13 +714,8 @@ fn collect_parked_with(force: bool, purge_all: bool, wait: bool) -> Option<Parke
         // under its lock, which every user takes.
         unsafe {
             let idle = (*shared).last_active.load(Ordering::Relaxed) + crate::retain::wait_ms() <= now;
-            if idle {
-                if let Some(_l) = SlowLock::try_lock(shared) {
-                    let h = &mut *shared;
-                    let (collected, segments) = (h.counters.remote_collected, segment_count(h));
-                    collect(h, false);
-                    gave_back |= h.counters.remote_collected != collected || segment_count(h) != segments;
-                }
+            if idle && let Some(_l) = SlowLock::try_lock(shared) {
+                gave_back |= gives_back(&mut *shared, |h| collect(h, false));
             }
             holds_pages |= !(*shared).segments.is_null();
         }
@@ -736,6 +730,14 @@ fn collect_parked_with(force: bool, purge_all: bool, wait: bool) -> Option<Parke
         }
     }
     Some(ParkedCollection { holds_pages, gave_back })
+}
+
+/// Runs `work` on `heap` and says whether it took back blocks other
+/// threads freed or gave back segments.
+fn gives_back(heap: &mut Heap, work: impl FnOnce(&mut Heap)) -> bool {
+    let (collected, segments) = (heap.counters.remote_collected, segment_count(heap));
+    work(heap);
+    heap.counters.remote_collected != collected || segment_count(heap) != segments
 }
 
 /// Segments the heap owns.
@@ -791,8 +793,7 @@ pub fn purge_other_heaps(all: bool) {
                 if heap == SHARED_HEAP.load(Ordering::Relaxed) {
                     collect(&mut *heap, all);
                 } else {
-                    collect_freed_pages(&mut *heap);
-                    collect_freed_queued_pages(&mut *heap);
+                    collect_all_freed_pages(&mut *heap);
                     if all {
                         purge_pending_blocks(&mut *heap);
                     }
@@ -1136,7 +1137,7 @@ pub fn alloc_span(heap: &mut Heap, count: usize) -> *mut Page {
     }
     // Likewise the pages other threads freed entirely in the heaps of
     // dormant threads (blocked for a while: they would not take them back).
-    collect_other_heaps(true);
+    collect_dormant_heaps();
     let seg = segment::acquire(heap_ptr);
     if seg.is_null() {
         return ptr::null_mut();
@@ -1297,13 +1298,14 @@ static NOTIFY_PENDING: AtomicBool = AtomicBool::new(false);
 /// When that look last happened (coarse ms): at most once per purge delay.
 static LAST_DORMANT_SCAN: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
-/// The number of blocks on a page's remote list, counted from a snapshot of
-/// its head. Blocks below the head do not change until a holder of the
-/// owner's slow-path lock takes the list.
+/// Calls `f` for each block on a page's remote list, from a snapshot of
+/// its head, and returns how many there were. Blocks below the head do not
+/// change until a holder of the owner's slow-path lock takes the list; the
+/// walk stops at the page's capacity or at a link outside its segment.
 ///
 /// # Safety
 /// The caller holds the slow-path lock of the page's heap.
-unsafe fn remote_count(page: &Page) -> u32 {
+unsafe fn for_each_remote_block(page: &Page, mut f: impl FnMut(*mut page::Block)) -> u32 {
     let mut cur = (page.thread_free.load(Ordering::Acquire) & !TF_FLAGS) as *mut page::Block;
     let limit = page.reserved + 1;
     let mut n = 0;
@@ -1311,11 +1313,38 @@ unsafe fn remote_count(page: &Page) -> u32 {
         if !page::same_segment(cur, page) {
             break;
         }
+        f(cur);
         n += 1;
         // SAFETY: `cur` is a free block of this page on its remote list.
         cur = unsafe { page::next_of(cur, page.key) };
     }
     n
+}
+
+/// The number of blocks on a page's remote list (see
+/// [`for_each_remote_block`]).
+///
+/// # Safety
+/// As [`for_each_remote_block`].
+unsafe fn remote_count(page: &Page) -> u32 {
+    // SAFETY: as the caller guarantees.
+    unsafe { for_each_remote_block(page, |_| {}) }
+}
+
+/// Calls `f` for every page on the heap's class queues and its full list.
+///
+/// # Safety
+/// The caller holds `heap`'s slow-path lock (queue links change only under
+/// it) and `f` takes no page off a queue.
+unsafe fn for_each_queued_page(heap: &Heap, mut f: impl FnMut(*mut Page)) {
+    for queue in heap.bins.iter().chain(core::iter::once(&heap.full)) {
+        let mut page = queue.first;
+        while !page.is_null() {
+            f(page);
+            // SAFETY: queued pages are live pages of this heap.
+            page = unsafe { (*page).next };
+        }
+    }
 }
 
 /// Takes back, in a heap whose owner is another (perhaps dormant) thread,
@@ -1428,160 +1457,156 @@ unsafe fn collect_freed_queued_pages(heap: &mut Heap) -> usize {
 /// The caller holds `heap`'s slow-path lock and `heap` is not its own.
 unsafe fn purge_pending_blocks(heap: &mut Heap) -> usize {
     let mut purged = 0;
-    let mut visit = |page: *mut Page| {
-        // SAFETY: queued pages are live; their remote lists do not change
-        // below their heads while the lock is held (see `remote_count`).
-        unsafe {
+    // SAFETY: the caller holds the lock; the visit only reads the pages.
+    unsafe {
+        for_each_queued_page(heap, |page| {
             let p = &*page;
             let size = p.block_size;
             if p.flags & FLAG_LARGE != 0 || p.bin == NO_BIN || size < 2 * os::OS_PAGE_SIZE {
                 return;
             }
-            let mut cur = (p.thread_free.load(Ordering::Acquire) & !TF_FLAGS) as *mut page::Block;
-            let mut n = 0;
-            while !cur.is_null() && n <= p.reserved && page::same_segment(cur, p) {
-                let start = (cur as usize + os::OS_PAGE_SIZE) & !(os::OS_PAGE_SIZE - 1);
-                let end = (cur as usize + size) & !(os::OS_PAGE_SIZE - 1);
+            for_each_remote_block(p, |block| {
+                let start = (block as usize + os::OS_PAGE_SIZE) & !(os::OS_PAGE_SIZE - 1);
+                let end = (block as usize + size) & !(os::OS_PAGE_SIZE - 1);
                 // Only what is resident: a later malloc_trim finds these
                 // blocks purged already and must not say it released them.
                 if end > start && os::any_resident(start as *mut u8, end - start) {
+                    // SAFETY: the inside of a free block on the remote list,
+                    // which nobody touches until it is taken back.
                     os::purge(start as *mut u8, end - start);
                     purged += end - start;
                 }
-                n += 1;
-                cur = page::next_of(cur, p.key);
-            }
-        }
-    };
-    for bin in 0..BIN_COUNT {
-        let mut page = heap.bins[bin].first;
-        while !page.is_null() {
-            visit(page);
-            // SAFETY: queue links change only under the caller's lock.
-            page = unsafe { (*page).next };
-        }
-    }
-    let mut page = heap.full.first;
-    while !page.is_null() {
-        visit(page);
-        // SAFETY: as above.
-        page = unsafe { (*page).next };
+            });
+        });
     }
     heap.counters.purged_bytes += purged as u64;
     purged
 }
 
-/// Blocks other threads freed into the pages of every heap that a live
-/// thread owns, the caller's included, not yet taken back by their owners,
-/// per size class (added to `out`): statistics count them as free. Read
-/// only, under each heap's lock; a heap whose lock is busy is skipped (its
-/// owner is in a slow path, which takes them back; or this thread is, when
-/// a signal handler asks for statistics).
-pub fn pending_remote_blocks(out: &mut [usize; BIN_COUNT]) {
-    let mut count_heap = |heap: *mut Heap| {
-        // SAFETY: registered heaps are valid forever; their queues and
-        // remote lists are read under their lock (see `remote_count`).
-        unsafe {
-            if !(*heap).owned {
-                return;
+/// Adds to `out`, per size class, the blocks other threads freed into the
+/// pages of `heap` and its owner has not taken back yet: statistics count
+/// them as free.
+///
+/// # Safety
+/// The caller holds `heap`'s slow-path lock.
+unsafe fn count_pending_remote(heap: &Heap, out: &mut [usize; BIN_COUNT]) {
+    // SAFETY: as the caller guarantees; the visit only reads the pages.
+    unsafe {
+        for_each_queued_page(heap, |page| {
+            let p = &*page;
+            if p.flags & FLAG_LARGE == 0 && p.bin != NO_BIN {
+                out[p.bin as usize] += remote_count(p) as usize;
             }
-            let Some(_l) = SlowLock::try_lock(heap) else { return };
-            if !(*heap).owned {
-                return;
-            }
-            let h = &*heap;
-            let mut count = |page: *mut Page| {
-                let p = &*page;
-                if p.flags & FLAG_LARGE == 0 && p.bin != NO_BIN {
-                    out[p.bin as usize] += remote_count(p) as usize;
-                }
-            };
-            for bin in 0..BIN_COUNT {
-                let mut page = h.bins[bin].first;
-                while !page.is_null() {
-                    count(page);
-                    page = (*page).next;
-                }
-            }
-            let mut page = h.full.first;
-            while !page.is_null() {
-                count(page);
-                page = (*page).next;
-            }
-        }
-    };
-    let own = tls::current();
-    if is_real(own) {
-        count_heap(own);
+        });
     }
-    for_each_other_heap(count_heap);
 }
 
-/// Takes back the fully freed pages of other live heaps: of every heap,
-/// notified full pages and queued ones alike, when `dormant_only` is false
-/// (statistics; see [`collect_freed_pages`] and
-/// [`collect_freed_queued_pages`]), else the notified pages of heaps whose
-/// owner has not been in a slow path for a purge delay, at most once per
-/// delay (a thread about to map a new segment). Heaps whose lock is busy
-/// are skipped.
-#[unsafe(link_section = ".text.hot.ptrs")]
-pub fn collect_other_heaps(dormant_only: bool) {
-    let now = os::now_ms();
-    let delay = options::purge_delay_ms();
-    if dormant_only {
-        if !NOTIFY_PENDING.load(Ordering::Relaxed) {
-            return;
-        }
-        let last = LAST_DORMANT_SCAN.load(Ordering::Relaxed);
-        if now < last + delay.max(1)
-            || LAST_DORMANT_SCAN.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
-        {
-            return;
+/// Takes back, in a heap whose owner is another thread, every page whose
+/// blocks other threads freed entirely: notified full pages and queued
+/// ones alike (see [`collect_freed_pages`], [`collect_freed_queued_pages`]).
+///
+/// # Safety
+/// As both.
+unsafe fn collect_all_freed_pages(heap: &mut Heap) {
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        collect_freed_pages(heap);
+        collect_freed_queued_pages(heap);
+    }
+}
+
+/// For statistics: in every heap that a live thread owns, takes back the
+/// pages other threads freed entirely (the shared heap: every remote free)
+/// and adds to `pending`, per size class, the blocks other threads freed
+/// into pages that still hold live blocks, not yet taken back by their
+/// owners (counted free, so the figures are exact even while those owners
+/// wait). The caller's own heap is only counted. A heap whose lock is busy
+/// is skipped: its owner is in a slow path, which takes them back (or this
+/// thread is, when a signal handler asks for statistics).
+pub fn collect_for_statistics(pending: &mut [usize; BIN_COUNT]) {
+    let own = tls::current();
+    if is_real(own) {
+        // SAFETY: the calling thread's real heap, under its lock (not taken
+        // if this thread holds it already: a handler inside a slow path).
+        unsafe {
+            if let Some(_l) = SlowLock::try_lock(own) {
+                count_pending_remote(&*own, pending);
+            }
         }
     }
     NOTIFY_PENDING.store(false, Ordering::Relaxed);
     let shared = SHARED_HEAP.load(Ordering::Relaxed);
     for_each_other_heap(|heap| {
         // SAFETY: registered heaps are valid forever; the lock is taken
-        // before anything of the heap is changed.
+        // before anything of the heap is read or changed.
         unsafe {
-            let h = &*heap;
-            if !dormant_only && h.owned && heap != shared {
-                // Statistics and malloc_trim: every page whose blocks other
-                // threads freed entirely, notified or not.
-                if let Some(_l) = SlowLock::try_lock(heap) {
-                    if (*heap).owned {
-                        collect_freed_pages(&mut *heap);
-                        collect_freed_queued_pages(&mut *heap);
-                    }
-                } else {
-                    NOTIFY_PENDING.store(true, Ordering::Relaxed);
-                }
-            } else if h.owned && !h.notify.load(Ordering::Relaxed).is_null() {
-                let dormant = h.last_active.load(Ordering::Relaxed) + delay <= now;
-                let taken = (!dormant_only || dormant)
-                    && match SlowLock::try_lock(heap) {
-                        Some(_l) => {
-                            // Parked meanwhile (see `abandon`): the heaps
-                            // of exited threads are collected by
-                            // `collect_parked`.
-                            if (*heap).owned {
-                                collect_freed_pages(&mut *heap);
-                            }
-                            true
-                        }
-                        None => false,
-                    };
-                if !taken {
-                    // Not dormant yet (or busy): look again at a later scan.
-                    NOTIFY_PENDING.store(true, Ordering::Relaxed);
-                }
-            }
-            if !dormant_only && heap == shared {
+            if heap == shared {
                 // The shared heap has no owner: whoever holds its lock may
                 // take back every remote free (its users free only remotely).
                 let _l = SlowLock::lock(heap);
                 collect(&mut *heap, false);
+                count_pending_remote(&*heap, pending);
+                return;
+            }
+            if !(*heap).owned {
+                return;
+            }
+            let Some(_l) = SlowLock::try_lock(heap) else {
+                NOTIFY_PENDING.store(true, Ordering::Relaxed);
+                return;
+            };
+            // Parked meanwhile (see `abandon`): the heaps of exited threads
+            // are collected by `collect_parked`.
+            if (*heap).owned {
+                collect_all_freed_pages(&mut *heap);
+                count_pending_remote(&*heap, pending);
+            }
+        }
+    });
+}
+
+/// Takes back the notified, fully freed pages (see
+/// [`collect_freed_pages`]) of heaps whose owner has not been in a slow path
+/// for a purge delay, at most once per delay: a thread about to map a new
+/// segment. Heaps whose lock is busy are skipped.
+#[unsafe(link_section = ".text.hot.ptrs")]
+pub fn collect_dormant_heaps() {
+    let now = os::now_ms();
+    let delay = options::purge_delay_ms();
+    if !NOTIFY_PENDING.load(Ordering::Relaxed) {
+        return;
+    }
+    let last = LAST_DORMANT_SCAN.load(Ordering::Relaxed);
+    if now < last + delay.max(1)
+        || LAST_DORMANT_SCAN.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
+    {
+        return;
+    }
+    NOTIFY_PENDING.store(false, Ordering::Relaxed);
+    for_each_other_heap(|heap| {
+        // SAFETY: registered heaps are valid forever; the lock is taken
+        // before anything of the heap is changed.
+        unsafe {
+            let h = &*heap;
+            if !h.owned || h.notify.load(Ordering::Relaxed).is_null() {
+                return;
+            }
+            let dormant = h.last_active.load(Ordering::Relaxed) + delay <= now;
+            let taken = dormant
+                && match SlowLock::try_lock(heap) {
+                    Some(_l) => {
+                        // Parked meanwhile (see `abandon`): the heaps of
+                        // exited threads are collected by `collect_parked`.
+                        if (*heap).owned {
+                            collect_freed_pages(&mut *heap);
+                        }
+                        true
+                    }
+                    None => false,
+                };
+            if !taken {
+                // Not dormant yet (or busy): look again at a later scan.
+                NOTIFY_PENDING.store(true, Ordering::Relaxed);
             }
         }
     });

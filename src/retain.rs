@@ -249,10 +249,16 @@ unsafe fn put_clean(seg: *mut Segment) {
 /// compare-and-swap: two threads arming at once must leave the earlier
 /// time, not whichever stored last.
 pub(crate) fn arm(when: u64) {
+    set_earlier(&NEXT_TICK, when);
+}
+
+/// Stores `when` (coarse ms) in `due` unless it already holds an earlier
+/// time (0: none).
+fn set_earlier(due: &AtomicU64, when: u64) {
     let when = when.max(1);
-    let mut cur = NEXT_TICK.load(Ordering::Relaxed);
+    let mut cur = due.load(Ordering::Relaxed);
     while cur == 0 || when < cur {
-        match NEXT_TICK.compare_exchange_weak(cur, when, Ordering::Relaxed, Ordering::Relaxed) {
+        match due.compare_exchange_weak(cur, when, Ordering::Relaxed, Ordering::Relaxed) {
             Ok(_) => return,
             Err(now) => cur = now,
         }
@@ -283,10 +289,7 @@ pub fn parked_pending(fresh: bool) {
         return;
     }
     let when = os::now_ms() + PARKED_WAIT.load(Ordering::Relaxed).max(wait);
-    let cur = PARKED_DUE.load(Ordering::Relaxed);
-    if cur == 0 || when < cur {
-        PARKED_DUE.store(when, Ordering::Relaxed);
-    }
+    set_earlier(&PARKED_DUE, when);
     arm(when);
 }
 
@@ -316,12 +319,8 @@ fn tick_parked(now: u64) {
         Some(_) => (PARKED_WAIT.load(Ordering::Relaxed) * 2).clamp(wait, PARKED_MAX_WAIT_MS.max(wait)),
     };
     PARKED_WAIT.store(next, Ordering::Relaxed);
-    let when = now + next;
-    let cur = PARKED_DUE.load(Ordering::Relaxed);
-    if cur == 0 || when < cur {
-        PARKED_DUE.store(when, Ordering::Relaxed);
-    }
-    arm(when);
+    set_earlier(&PARKED_DUE, now + next);
+    arm(now + next);
 }
 
 /// Purges the dirty empty segments that have waited at least one purge

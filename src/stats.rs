@@ -59,12 +59,11 @@ pub fn gather() -> Totals {
     // Memcheck mode: collecting reads links inside freed blocks.
     let _q = crate::valgrind::Quiet::new();
     heap::collect_parked(false);
-    heap::collect_other_heaps(false);
-    // Blocks other threads freed into pages that still hold live blocks
-    // (their owners take them back at their next allocation of that class):
-    // counted free, so the figures are exact even while those owners wait.
+    // Pages other threads freed entirely are taken back; blocks they freed
+    // into pages that still hold live blocks (their owners take them back
+    // at their next allocation of that class) are counted free below.
     let mut pending = [0usize; BIN_COUNT];
-    heap::pending_remote_blocks(&mut pending);
+    heap::collect_for_statistics(&mut pending);
     let mut t = Totals {
         allocated: 0,
         active: 0,

@@ -203,6 +203,21 @@ fn einval() -> *mut c_void {
     core::ptr::null_mut()
 }
 
+/// A pool allocation of `size` bytes failed: NULL with errno ENOMEM, and,
+/// when it was for want of memory rather than the pool's own limit, the
+/// process's out-of-memory handler is told, as for malloc.
+///
+/// # Safety
+/// `p` must be a live pool.
+#[cold]
+unsafe fn failed(p: *const pool::Pool, size: usize) -> *mut c_void {
+    // SAFETY: as the caller guarantees.
+    if !unsafe { pool::refused_by_limit(p) } {
+        crate::abi::api::out_of_memory(size);
+    }
+    enomem()
+}
+
 #[cold]
 fn enomem() -> *mut c_void {
     os::set_errno(libc::ENOMEM);
@@ -233,13 +248,8 @@ unsafe fn pool_alloc_any(pool: *mut ptrs_pool, size: usize, align: usize, zero: 
         b
     };
     if b.is_null() {
-        // Out of memory, not the pool's own limit: the process's handler
-        // is told, as for malloc.
         // SAFETY: `p` is live (checked above).
-        if !unsafe { pool::refused_by_limit(p) } {
-            crate::abi::api::out_of_memory(size);
-        }
-        return enomem();
+        return unsafe { failed(p, size) };
     }
     b.cast()
 }
@@ -298,10 +308,7 @@ pub unsafe extern "C" fn ptrs_pool_realloc(pool: *mut ptrs_pool, p: *mut c_void,
     };
     if q.is_null() {
         // SAFETY: `pool` is live (checked above).
-        if !unsafe { pool::refused_by_limit(engine(pool)) } {
-            crate::abi::api::out_of_memory(size);
-        }
-        return enomem();
+        return unsafe { failed(engine(pool), size) };
     }
     q.cast()
 }
