@@ -699,12 +699,14 @@ static void test_threads(void) {
   api.destroy(s);
 }
 
-/* ---- the owner token: local frees by the allocating thread ---- */
+/* ---- frees by the allocating thread ---- */
 
-/* Frees by the thread that allocates from a pool go on the pages' local
- * lists (the owner token, src/pool.rs): a freed block is the next one
- * handed out for its size, with no slow path. */
-static void test_owner_local(void) {
+/* Frees by the thread that allocates from a pool come back to it: every
+ * free of a pool block goes on its page's remote list, which the pool takes
+ * back when the page's free list runs out (src/pool.rs, `collect_direct`),
+ * so a malloc/free loop takes no new pages and a freed block is handed out
+ * again within one page's worth of allocations. */
+static void test_free_reuse(void) {
   ptrs_pool *p = make(0, 0, NULL);
   void *warm[64];
   for (int i = 0; i < 64; i++)
@@ -712,17 +714,59 @@ static void test_owner_local(void) {
   void *a = api.malloc(p, 48);
   CHECK(a != NULL);
   free(a);
-  void *b = api.malloc(p, 48);
-  if (!under_memcheck())
-    CHECK(b == a); /* reused at once: it went back on the local list */
-  ptrs_pool_stats st;
-  CHECK(api.stats_get(p, &st) == 0 && st.blocks == 65);
-  free(b);
+  ptrs_pool_stats st0, st;
+  CHECK(api.stats_get(p, &st0) == 0 && st0.blocks == 64);
+  int seen = 0, bad = 0;
+  for (int i = 0; i < 100000; i++) {
+    unsigned char *b = api.malloc(p, 48);
+    if (b == NULL) {
+      bad++;
+      continue;
+    }
+    seen |= b == a;
+    memset(b, i & 0xff, 48);
+    free(b);
+  }
+  CHECK(bad == 0);
+  CHECK(seen);
+  CHECK(api.stats_get(p, &st) == 0 && st.blocks == 64 && st.active == st0.active);
   for (int i = 0; i < 64; i++)
     free(warm[i]);
   CHECK(api.stats_get(p, &st) == 0 && st.blocks == 0 && st.allocated == 0);
   CHECK(st.peak_allocated >= 65 * 48);
   api.destroy(p);
+}
+
+/* A use after free that overwrites the link of a freed pool block is
+ * reported when the pool hands that block out again, as for malloc: the
+ * frees put b (linking to a) on the page's remote list, the allocations
+ * run the page's free list out, take the remote list back and pop b. */
+struct pool_corrupt {
+  ptrs_pool *pool;
+  char *a, *b;
+};
+
+static void corrupt_then_pool_malloc(void *arg) {
+  struct pool_corrupt *c = arg;
+  free(c->a);
+  free(c->b);
+  memset(test_ptr(c->b), 0x41, 8);
+  for (int i = 0; i < 100000; i++)
+    if (api.malloc(c->pool, 48) == NULL)
+      break;
+  fprintf(stderr, "no report after 100000 allocations\n");
+}
+
+static void test_corrupted_link(void) {
+  struct pool_corrupt c = {make(0, 0, NULL), NULL, NULL};
+  for (int i = 0; i < 64; i++) /* past the arena chunks */
+    CHECK(api.malloc(c.pool, 48) != NULL);
+  c.a = api.malloc(c.pool, 48);
+  c.b = api.malloc(c.pool, 48);
+  CHECK(c.a != NULL && c.b != NULL);
+  expect_abort("overwritten link of a freed pool block", corrupt_then_pool_malloc, &c,
+               "malloc", "corrupted free list detected", c.b);
+  api.destroy(c.pool);
 }
 
 /* The peak counts the most bytes live at any moment, also when the frees
@@ -766,10 +810,10 @@ static void test_peak(unsigned flags) {
 }
 
 /* A pool handed back and forth between two threads while the thread that
- * gave it away keeps freeing its own blocks (which must then be remote
- * frees: the new owner allocates from the same pages at that moment), and
- * a third thread frees other blocks of the pool remotely all along. Every
- * block handed out is distinct and keeps its contents. */
+ * gave it away keeps freeing its own blocks (which must not touch the free
+ * lists the new allocating thread pops from at that moment), and a third
+ * thread frees other blocks of the pool all along. Every block handed out
+ * is distinct and keeps its contents. */
 enum { OWN_ROUNDS = 300, OWN_M = 200 };
 static struct {
   ptrs_pool *pool;
@@ -831,8 +875,7 @@ static void test_owner_handoff(void) {
   void *local[OWN_M];
   int bad = 0;
   for (int r = 1; r <= OWN_ROUNDS; r++) {
-    /* our turn: allocate (taking the token back), for ourselves and for
-     * the remote freer */
+    /* our turn: allocate, for ourselves and for the remote freer */
     for (int i = 0; i < OWN_M; i++) {
       size_t n = (size_t)(i % 7) * 16 + 16;
       local[i] = api.malloc(own.pool, n);
@@ -854,8 +897,8 @@ static void test_owner_handoff(void) {
     while (__atomic_load_n(&own.remote_done, __ATOMIC_ACQUIRE) < r)
       ;
     /* the worker's blocks of this round: distinct, contents intact; half
-     * stay live to the end, half are freed here (by us, the owner again
-     * from the next allocation on) */
+     * stay live to the end, half are freed here (by us, the allocating
+     * thread again from the next allocation on) */
     memcpy(all, own.mine, sizeof own.mine);
     qsort(all, OWN_M, sizeof all[0], cmp_ptr);
     for (int i = 1; i < OWN_M; i++)
@@ -896,8 +939,7 @@ static void test_owner_handoff(void) {
 }
 
 /* fork while another thread allocates from its pool and frees the blocks
- * locally (its owner token, a busy count raised during each such free;
- * with large blocks or a shared pool, the pool heap's slow-path lock held
+ * (with large blocks or a shared pool, the pool heap's slow-path lock held
  * in the free or the allocation): the child, where that thread does not
  * exist, takes the pool over at its first allocation and must not wait
  * for a free or a lock that will never end. */
@@ -1004,7 +1046,9 @@ int main(void) {
     test_visit_huge_double_free();
   test_nesting();
   test_threads();
-  test_owner_local();
+  test_free_reuse();
+  if (!under_memcheck())
+    test_corrupted_link();
   for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++)
     test_peak(modes[m]);
   test_owner_handoff();

@@ -63,7 +63,9 @@ pub fn try_pop_counted(size: usize) -> *mut u8 {
             // must assume writes any memory.
             let block = (*page).free;
             if !block.is_null() && count_down(heap, size) {
-                return heap::pop_block(&mut *page, block);
+                // Null when the list is corrupted: malloc's slow path pops
+                // the same page and reports it.
+                return heap::try_pop_block(&mut *page, block);
             }
         }
     }

@@ -993,6 +993,29 @@ pub unsafe fn pop_block(page: &mut Page, block: *mut page::Block) -> *mut u8 {
     block as *mut u8
 }
 
+/// [`pop_block`] for the fast paths of malloc and the pools: null instead
+/// of the report when the next link is corrupted, the page left as it was,
+/// so that the fast path makes no call and needs no stack frame. The
+/// caller's slow path then pops the same page (the first of its class,
+/// which the direct table names) with [`pop`], which reports it.
+///
+/// # Safety
+/// As [`pop_block`].
+#[inline(always)]
+pub unsafe fn try_pop_block(page: &mut Page, block: *mut page::Block) -> *mut u8 {
+    // SAFETY: the free list holds free blocks of this page.
+    unsafe {
+        let next = page::next_of(block, page.key);
+        if !next.is_null() && !page::same_segment(next, page) {
+            return ptr::null_mut();
+        }
+        page.free = next;
+        (*block).mark = 0;
+    }
+    page.used += 1;
+    block as *mut u8
+}
+
 #[cold]
 #[inline(never)]
 pub fn corrupted_list(block: *mut page::Block) -> ! {
@@ -1322,11 +1345,19 @@ unsafe fn for_each_remote_block(page: &Page, mut f: impl FnMut(*mut page::Block)
 }
 
 /// The number of blocks on a page's remote list (see
-/// [`for_each_remote_block`]).
+/// [`for_each_remote_block`]) that `used` still counts. On a pool page,
+/// the blocks counted by their freeing threads (`Page::remote_freed`):
+/// never more than are on the list or lag in `used`, so `remote_count(p)
+/// == used` still proves every block of the page free, and no count is
+/// still to come that would land on the page after it is given up.
 ///
 /// # Safety
 /// As [`for_each_remote_block`].
 unsafe fn remote_count(page: &Page) -> u32 {
+    // SAFETY: a live page's heap is a live heap (caller).
+    if unsafe { !(*page.heap).pool.is_null() } {
+        return page.remote_freed.load(Ordering::Acquire);
+    }
     // SAFETY: as the caller guarantees.
     unsafe { for_each_remote_block(page, |_| {}) }
 }

@@ -31,7 +31,7 @@
 //! encoding is against blind overwrites, not a secret from the program.)
 
 use core::ptr;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use crate::heap::Heap;
 use crate::segment::{SEGMENT_MASK, SLICE_SHIFT};
@@ -171,6 +171,10 @@ pub struct Page {
     /// Link of the heap's notify list, written by the remote freer that set
     /// [`TF_NOTIFIED`].
     pub notify_next: *mut Page,
+    /// Pool pages only: blocks pushed on `thread_free` and not yet taken
+    /// off `used`, counted by the freeing thread after its push (see
+    /// [`count_remote_free`]), so that collecting the list needs no walk.
+    pub remote_freed: AtomicU32,
 }
 
 const _: () = assert!(core::mem::size_of::<Page>() == 128);
@@ -198,6 +202,7 @@ impl Page {
             next: ptr::null_mut(),
             prev: ptr::null_mut(),
             notify_next: ptr::null_mut(),
+            remote_freed: AtomicU32::new(0),
         }
     }
 
@@ -312,36 +317,38 @@ pub unsafe fn push_remote(page: &Page, block: *mut Block) -> bool {
     }
 }
 
+/// Counts one block just pushed on a pool page's remote list (after
+/// [`push_remote`]): `collect_remote` then takes the count instead of
+/// walking the list. Every free of a pool page's block does this: pools
+/// free every block remotely, so the walk would cost every allocation.
+///
+/// # Safety
+/// `page` must be a live page of a pool heap, `block`'s push done.
+#[inline(always)]
+pub fn count_remote_free(page: &Page) {
+    page.remote_freed.fetch_add(1, Ordering::Release);
+}
+
 /// Moves every block on the page's remote free list to its local free list
-/// and returns how many there were. `clear_flags` also clears the `TF_*`
+/// and returns how many there were (on a pool page, how many of them were
+/// counted by `count_remote_free`; the rest are counted at the next
+/// collection). `clear_flags` also clears the `TF_*`
 /// bits (the owner took the page off the notify list or is taking it off
 /// the full list). Owner only.
 ///
 /// # Safety
 /// `page` must be a live page owned by the calling thread's heap.
 pub unsafe fn collect_remote(page: &mut Page, clear_flags: bool) -> u32 {
+    // SAFETY: a live page's heap is a live heap (caller).
+    if unsafe { !(*page.heap).pool.is_null() } {
+        // SAFETY: as the caller guarantees.
+        return unsafe { collect_counted(page, clear_flags) };
+    }
     let tf = page.thread_free.load(Ordering::Relaxed);
     if tf & !TF_FLAGS == 0 && (!clear_flags || tf & TF_FLAGS == 0) {
         return 0;
     }
-    let old = if clear_flags {
-        page.thread_free.swap(0, Ordering::Acquire)
-    } else {
-        // Keep the flags, take the list.
-        let mut cur = tf;
-        loop {
-            match page.thread_free.compare_exchange_weak(
-                cur,
-                cur & TF_FLAGS,
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => break cur,
-                Err(c) => cur = c,
-            }
-        }
-    };
-    let head = (old & !TF_FLAGS) as *mut Block;
+    let head = take_remote(page, tf, clear_flags);
     if head.is_null() {
         return 0;
     }
@@ -368,6 +375,75 @@ pub unsafe fn collect_remote(page: &mut Page, clear_flags: bool) -> u32 {
     page.used -= count;
     page.flags &= !FLAG_ZERO;
     count
+}
+
+/// `collect_remote` for a pool page: the count comes from
+/// `remote_freed`, taken before the list, so it never exceeds the blocks
+/// taken (each block is counted after its push): `used` may lag high until
+/// the next collection, never low, so a page is never thought empty while
+/// a block of it is out. The list is walked only to find its tail when the
+/// local list is not empty; `pop` checks every link it follows anyway.
+///
+/// # Safety
+/// As `collect_remote`.
+unsafe fn collect_counted(page: &mut Page, clear_flags: bool) -> u32 {
+    let count = page.remote_freed.swap(0, Ordering::Acquire);
+    let tf = page.thread_free.load(Ordering::Relaxed);
+    page.used -= count;
+    if tf & !TF_FLAGS == 0 && (!clear_flags || tf & TF_FLAGS == 0) {
+        return count;
+    }
+    let head = take_remote(page, tf, clear_flags);
+    if head.is_null() {
+        return count;
+    }
+    if !page.free.is_null() {
+        let mut tail = head;
+        let mut steps = page.reserved;
+        // SAFETY: as in `collect_remote`; the walk is bounded by the page's
+        // blocks, so a cycle made by a corrupted link ends it.
+        unsafe {
+            loop {
+                let next = next_of(tail, page.key);
+                if next.is_null() {
+                    break;
+                }
+                if !same_segment(next, page) || steps == 0 {
+                    crate::diag::heap_error("free", "corrupted remote free list", tail as usize);
+                    break;
+                }
+                steps -= 1;
+                tail = next;
+            }
+            set_next(tail, page.free, page.key);
+        }
+    }
+    page.free = head;
+    page.flags &= !FLAG_ZERO;
+    count
+}
+
+/// Takes the page's remote list (`tf`: `thread_free` as last loaded),
+/// clearing the `TF_*` flags too when `clear_flags`; returns its head.
+fn take_remote(page: &Page, tf: usize, clear_flags: bool) -> *mut Block {
+    let old = if clear_flags {
+        page.thread_free.swap(0, Ordering::Acquire)
+    } else {
+        // Keep the flags, take the list.
+        let mut cur = tf;
+        loop {
+            match page.thread_free.compare_exchange_weak(
+                cur,
+                cur & TF_FLAGS,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break cur,
+                Err(c) => cur = c,
+            }
+        }
+    };
+    (old & !TF_FLAGS) as *mut Block
 }
 
 /// True if `block` is on the page's local or remote free list (the slow

@@ -13,13 +13,14 @@
 //!   [`SHARED`] the caller guarantees one allocating thread at a time (the
 //!   pool may move between threads); with it, every allocation takes the
 //!   pool heap's slow-path lock.
-//! - **Free** of a pool block (`free::free_remote` calls [`free_block`]):
-//!   by the thread that holds the pool's owner token (the one allocating
-//!   from a default-mode pool now, see `Pool::owner` and `claim`), a local
-//!   free onto the page's free list; by any other thread, a remote free:
-//!   one compare-and-swap on the page's remote list, collected by the pool
-//!   at its next refill. `realloc` keeps a block in its pool
-//!   (`alloc::realloc_generic` calls [`realloc_block`]).
+//! - **Free** of a pool block (`free::free_remote` calls [`free_block`]),
+//!   by any thread, the allocating one included: one compare-and-swap on
+//!   the page's remote list, collected by the pool at its next refill. So
+//!   nothing but the allocating thread ever touches a page's free list,
+//!   and the fast path need not know which thread that is (the pool may
+//!   move between threads at any time, see `Pool::direct_bound`).
+//!   `realloc` keeps a block in its pool (`alloc::realloc_generic` calls
+//!   [`realloc_block`]).
 //! - **Destroy / reset** walk the pool's segments, not its blocks: every
 //!   page descriptor in use is cleared (so a later `free` of a block finds
 //!   no page there and is reported as an invalid pointer) and the segments
@@ -47,7 +48,7 @@
 
 use core::ffi::c_void;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::free::{self, BlockInfo};
 use crate::heap::{self, Heap, PageQueue, SlowLock, EMPTY_HEAP};
@@ -68,8 +69,6 @@ const KNOWN_FLAGS: u32 = SHARED | BUMP;
 /// a destroyed pool): no fast path.
 const MODE_LIMIT: u32 = 256;
 const MODE_SLOW: u32 = 512;
-/// `Pool::fast` of a bump pool: never a heap's address.
-const BUMP_FAST: *mut Heap = 1 as *mut Heap;
 
 /// The largest request a bump pool carves from its chunks (bytes); larger
 /// ones are ordinary blocks of the pool heap, returned when freed.
@@ -165,12 +164,13 @@ pub struct Pool {
     /// `flags`, plus `MODE_LIMIT` when a limit is set and `MODE_SLOW`
     /// under memcheck: `BUMP` alone lets `alloc_fast` carve.
     mode: u32,
-    /// Which fast path `alloc_fast` takes: the owner token again (written
-    /// by its thread only, read by the allocating thread only) when `mode`
-    /// is 0, for the malloc-like path, taken when it is the calling
-    /// thread's heap (which proves the token is ours); `BUMP_FAST` when
-    /// `mode` is `BUMP` alone, for the bump path; else null: none.
-    fast: *mut Heap,
+    /// `alloc_fast`'s malloc-like path serves requests below this many
+    /// bytes: `DIRECT_MAX + 1` when `mode` is 0, else 0 (never). One
+    /// compare with memory tests the mode and the size at once.
+    direct_bound: usize,
+    /// `alloc_fast`'s bump path serves requests of 1 to this many bytes:
+    /// `BUMP_MAX` when `mode` is `BUMP` alone, else 0 (never).
+    bump_bound: usize,
     /// Most bytes of blocks (usable sizes) the pool may hold; 0: no limit.
     limit: usize,
     /// NUL-terminated.
@@ -188,6 +188,10 @@ pub struct Pool {
     /// Written by the allocating thread (or under the heap lock, SHARED);
     /// read by freeing threads (for `peak`).
     alloc_bytes: AtomicUsize,
+    /// Blocks carved (bump and arena chunks) and huge blocks made: the
+    /// blocks that no page's `used` counts. Live blocks of the pool's
+    /// pages are counted from the pages by `stats`, so the fast path of a
+    /// default-mode pool counts nothing but bytes.
     alloc_blocks: usize,
     /// The most bytes live so far, recorded when live bytes are about to
     /// go down (every free, by whichever thread, see `count_freed`) rather
@@ -199,6 +203,7 @@ pub struct Pool {
     peak: AtomicUsize,
     /// Written by any thread that frees a block of the pool.
     freed_bytes: AtomicUsize,
+    /// Of the blocks `alloc_blocks` counts, those freed.
     freed_blocks: AtomicUsize,
     /// Huge blocks, linked through their segments' `next`/`prev`.
     huge: *mut Segment,
@@ -213,19 +218,6 @@ pub struct Pool {
     /// Atomic only because a shared pool's allocators read it after
     /// leaving the lock; a race there only mislabels one failure.
     limit_refused: AtomicBool,
-    /// The owner token: the heap of the thread allocating from the pool now
-    /// (a real thread heap), or null. Only pools without `SHARED` and
-    /// `BUMP` have one. Its thread frees the pool's blocks onto their
-    /// pages' local lists, like `free` of its own blocks (no atomic list
-    /// operation, and the block is reused by the next allocation without a
-    /// slow path); every other thread frees remotely. Set by `create` and
-    /// by `claim` (the first allocation of a thread the pool was handed
-    /// to).
-    owner: AtomicPtr<Heap>,
-    /// Local frees in progress (see `free_block` and `claim`: a Dekker
-    /// handshake, so a thread the pool was handed to never allocates while
-    /// the previous owner still frees locally).
-    busy: AtomicUsize,
     /// Bump chunks, newest first, linked through their pages' `next`.
     bump_chunks: *mut Page,
     bump_cur: usize,
@@ -282,8 +274,8 @@ impl Drop for Reg {
 /// across fork, in the order the pool paths take them, so that the child
 /// finds no pool, registry or arena half-updated by a thread it does not
 /// have, and none of their locks held forever (a reviewer's child hung in
-/// `ptrs_pool_malloc` behind a slow-path lock that the parent's owner
-/// thread held in a local free). Time: proportional to the live pools.
+/// `ptrs_pool_malloc` behind a slow-path lock that another parent thread
+/// held). Time: proportional to the live pools.
 pub fn fork_prepare() {
     core::mem::forget(Reg::lock());
     // SAFETY: REG_LOCK is held (just taken, released by `fork_done`).
@@ -312,9 +304,7 @@ pub fn fork_prepare() {
 /// gave a heap between the two (`ensure_heap`, which takes no lock) was not
 /// taken and is left alone; in the child every live pool's heap lock is
 /// cleared, as its holder can only be this thread or one that does not
-/// exist there. The child also clears every pool's busy count (a local
-/// free in progress in another thread), on which its next `claim` would
-/// wait forever.
+/// exist there.
 pub fn fork_done(child: bool) {
     let arena = arena_heap();
     if !arena.is_null() {
@@ -330,9 +320,6 @@ pub fn fork_done(child: bool) {
             let heap = (*pool).heap;
             if !heap::is_empty_heap(heap) && (child || heap::slow_lock_held_here(heap)) {
                 heap::unlock_after_fork(heap);
-            }
-            if child {
-                (*pool).busy.store(0, Ordering::Relaxed);
             }
             pool = (*pool).reg_next;
         }
@@ -676,8 +663,6 @@ pub fn create(opts: &Options<'_>) -> Result<*mut Pool, CreateError> {
             (&raw mut (*pool).huge_lock).write(AtomicBool::new(false));
             (&raw mut (*pool).huge_visits).write(0);
             (&raw mut (*pool).limit_refused).write(AtomicBool::new(false));
-            (&raw mut (*pool).owner).write(AtomicPtr::new(ptr::null_mut()));
-            (&raw mut (*pool).busy).write(AtomicUsize::new(0));
             (&raw mut (*pool).alloc_bytes).write(AtomicUsize::new(0));
             (&raw mut (*pool).peak).write(AtomicUsize::new(0));
         }
@@ -716,16 +701,8 @@ pub fn create(opts: &Options<'_>) -> Result<*mut Pool, CreateError> {
         p.huge = ptr::null_mut();
         p.bump_chunks = ptr::null_mut();
         p.bump_count = 0;
-        // The creating thread owns the pool (nobody else has it yet, so no
-        // handshake): its first allocations need no `claim`.
-        let me = if opts.flags & (SHARED | BUMP) == 0 { heap::thread_heap() } else { ptr::null_mut() };
-        let me = if heap::is_real(me) { me } else { ptr::null_mut() };
-        p.owner.store(me, Ordering::Relaxed);
-        p.fast = match p.mode {
-            0 => me,
-            BUMP => BUMP_FAST,
-            _ => ptr::null_mut(),
-        };
+        p.direct_bound = if p.mode == 0 { DIRECT_MAX + 1 } else { 0 };
+        p.bump_bound = if p.mode == BUMP { BUMP_MAX } else { 0 };
         start_arena(p);
         p.magic = pool as usize ^ POOL_MAGIC;
     }
@@ -794,7 +771,8 @@ pub unsafe fn destroy(pool: *mut Pool) {
             // No fast path for a destroyed pool: a later allocation from it
             // (while it is cached) reaches the check and is reported.
             p.mode = MODE_SLOW;
-            p.fast = ptr::null_mut();
+            p.direct_bound = 0;
+            p.bump_bound = 0;
             if !p.parent.is_null() {
                 unlink_child(p.parent, pool);
                 p.parent = ptr::null_mut();
@@ -1073,11 +1051,20 @@ fn live_bytes(p: &Pool) -> usize {
     p.alloc_bytes.load(Ordering::Relaxed).wrapping_sub(p.freed_bytes.load(Ordering::Relaxed))
 }
 
+/// Counts `usable` bytes allocated from a page of the pool heap (whose
+/// `used` counts the block).
 #[inline(always)]
 fn account(p: &mut Pool, usable: usize) {
     // A load and a store, not a read-modify-write: only this thread (or
     // the holder of a shared pool's lock) writes it.
     p.alloc_bytes.store(p.alloc_bytes.load(Ordering::Relaxed).wrapping_add(usable), Ordering::Relaxed);
+}
+
+/// Counts a block of `usable` bytes that no page's `used` counts: carved
+/// from a bump region, or huge.
+#[inline(always)]
+fn account_carved(p: &mut Pool, usable: usize) {
+    account(p, usable);
     p.alloc_blocks += 1;
 }
 
@@ -1091,11 +1078,17 @@ fn note_peak(p: &Pool, live: usize) {
     }
 }
 
-/// Counts a block of `bytes` freed by any thread, recording the peak first.
+/// Counts `bytes` freed by any thread, recording the peak first.
 #[inline(always)]
 fn count_freed(p: &Pool, bytes: usize) {
     let before = p.freed_bytes.fetch_add(bytes, Ordering::Relaxed);
     note_peak(p, p.alloc_bytes.load(Ordering::Relaxed).wrapping_sub(before));
+}
+
+/// `count_freed` for a block counted by `account_carved`.
+#[inline(always)]
+fn count_freed_carved(p: &Pool, bytes: usize) {
+    count_freed(p, bytes);
     p.freed_blocks.fetch_add(1, Ordering::Relaxed);
 }
 
@@ -1117,9 +1110,15 @@ pub unsafe fn alloc(pool: *mut Pool, size: usize) -> *mut u8 {
 }
 
 /// The fast paths of `alloc`: a block popped from the pool heap's direct
-/// table as malloc pops one (default mode, the calling thread holding the
-/// owner token), or carved from the current bump region (bump mode).
-/// Null: take `alloc_slow` (or, in the C API, its memcheck-aware wrapper).
+/// table as malloc pops one (default mode), or carved from the current
+/// bump region (bump mode). Null: take `alloc_slow` (or, in the C API, its
+/// memcheck-aware wrapper).
+///
+/// No thread identity is checked: the caller is the only thread allocating
+/// from the pool now, and no other path writes a pool page's free list or
+/// its count of blocks in use (every free of a pool block is a remote free,
+/// see `free_block`), so a pool handed to another thread (with the
+/// synchronisation that hands it) needs nothing more here.
 ///
 /// # Safety
 /// As `alloc`.
@@ -1127,34 +1126,36 @@ pub unsafe fn alloc(pool: *mut Pool, size: usize) -> *mut u8 {
 pub unsafe fn alloc_fast(pool: *mut Pool, size: usize) -> *mut u8 {
     // SAFETY: as the caller guarantees.
     let p = unsafe { &mut *pool };
-    if p.fast == BUMP_FAST {
+    if size < p.direct_bound {
+        // SAFETY: the heap is the empty heap or the pool's, used by this
+        // thread alone (caller); the direct table always points at a valid
+        // page; `direct_bound` is at most `DIRECT_MAX + 1`, so the index is
+        // at most `DIRECT_MAX / MIN_ALIGN`, inside the table.
+        unsafe {
+            let page = *(*p.heap).pages_direct.get_unchecked((size + MIN_ALIGN - 1) / MIN_ALIGN);
+            let block = (*page).free;
+            if !block.is_null() {
+                // Null when the list is corrupted: the slow path reports it.
+                let b = heap::try_pop_block(&mut *page, block);
+                if !b.is_null() {
+                    account(p, (*page).block_size);
+                }
+                return b;
+            }
+        }
+    } else {
         // Bump mode: carve from the current region (an arena chunk or a
         // bump chunk of the pool heap) when it has room. `size - 1` below
-        // `BUMP_MAX` tests the size and rounds it in one go (0 goes to the
-        // slow path).
+        // `bump_bound` tests the mode, the size and rounds it in one go (0
+        // goes to the slow path).
         let m = size.wrapping_sub(1);
-        if m < BUMP_MAX {
+        if m < p.bump_bound {
             let usable = (m | (MIN_ALIGN - 1)) + 1;
             if p.bump_cur + HDR + usable <= p.bump_end {
                 // SAFETY: the region is the pool's and has room.
                 let b = unsafe { bump_carve(p, usable) };
-                account(p, usable);
+                account_carved(p, usable);
                 return b;
-            }
-        }
-    } else if size <= DIRECT_MAX {
-        if p.fast == crate::tls::current() {
-            // The owner token is ours (`fast` is only ever our heap when it
-            // is), so no other thread frees onto the pool's local lists now.
-            // SAFETY: the heap is the empty heap or the pool's; the direct
-            // table always points at a valid page.
-            unsafe {
-                let page = (*p.heap).pages_direct[(size + MIN_ALIGN - 1) / MIN_ALIGN];
-                if !(*page).free.is_null() {
-                    let b = heap::pop(&mut *page);
-                    account(p, (*page).block_size);
-                    return b;
-                }
             }
         }
     }
@@ -1171,36 +1172,42 @@ pub unsafe fn alloc_slow(pool: *mut Pool, size: usize, align: usize) -> *mut u8 
     // SAFETY: as the caller guarantees.
     unsafe {
         let p = &mut *pool;
-        if p.flags & (SHARED | BUMP) == 0 && p.owner.load(Ordering::Relaxed) != crate::tls::current() {
-            claim(p);
+        if size < p.direct_bound && align <= MIN_ALIGN {
+            let b = collect_direct(p, size);
+            if !b.is_null() {
+                return b;
+            }
         }
         let _l = if p.flags & SHARED != 0 { Some(SlowLock::lock(p.heap)) } else { None };
         alloc_inner(p, size, align)
     }
 }
 
-/// Makes the calling thread the pool's owner (see `Pool::owner`): stores
-/// the token, then waits until no local free by the previous owner is in
-/// progress. With `free_block`'s side (count itself busy, then load the
-/// token) this is Dekker's handshake in sequentially consistent atomics:
-/// either the previous owner sees the new token and frees remotely, or
-/// the new owner sees it busy and waits. A thread with no heap of its own
-/// (the shared heap: arena limit, thread exit) stores null: nobody frees
-/// locally then.
+/// The fast path's miss in default mode, when its page's free list ran
+/// out: every free of a pool block is remote (see `free_block`), so the
+/// blocks freed since are on the page's remote list. Takes them back and
+/// pops one, without the heap's refill (its lock and queue walk). Null:
+/// none came back (or the page is the empty page), refill.
 ///
 /// # Safety
-/// The pool must be live, without `SHARED` or `BUMP`, and the caller the
-/// only thread allocating from it.
-#[cold]
-#[inline(never)]
-unsafe fn claim(p: &mut Pool) {
-    let me = heap::thread_heap();
-    let me = if heap::is_real(me) { me } else { ptr::null_mut() };
-    p.owner.swap(me, Ordering::SeqCst);
-    while p.busy.load(Ordering::SeqCst) != 0 {
-        core::hint::spin_loop();
+/// As `alloc`, and `size` below `p.direct_bound`; the page is the head of
+/// its queue, whose lists only the allocating thread touches (see
+/// `heap::collect_freed_queued_pages`).
+unsafe fn collect_direct(p: &mut Pool, size: usize) -> *mut u8 {
+    // SAFETY: as the caller guarantees; the static empty page's list and
+    // count are always 0, so it is never written.
+    unsafe {
+        let page = &mut *(*p.heap).pages_direct[(size + MIN_ALIGN - 1) / MIN_ALIGN];
+        if page.free.is_null() && page.thread_free.load(Ordering::Relaxed) & !TF_FLAGS != 0 {
+            (*p.heap).counters.remote_collected += page::collect_remote(page, false) as u64;
+            if !page.free.is_null() {
+                let b = heap::pop(page);
+                account(p, page.block_size);
+                return b;
+            }
+        }
     }
-    p.fast = if p.mode == 0 { me } else { ptr::null_mut() };
+    ptr::null_mut()
 }
 
 fn large_limit() -> usize {
@@ -1229,7 +1236,7 @@ unsafe fn alloc_inner(p: &mut Pool, size: usize, align: usize) -> *mut u8 {
         if p.bump_cur + HDR + usable <= p.bump_end || unsafe { next_arena_chunk(p) } {
             // SAFETY: as above; the region has room.
             let b = unsafe { bump_carve(p, usable) };
-            account(p, usable);
+            account_carved(p, usable);
             return b;
         }
     }
@@ -1277,7 +1284,10 @@ unsafe fn alloc_inner(p: &mut Pool, size: usize, align: usize) -> *mut u8 {
         }
     };
     if !block.is_null() {
-        account(p, usable);
+        match kind {
+            Kind::Bump | Kind::Huge => account_carved(p, usable),
+            Kind::Bin(_) | Kind::Large(_) => account(p, usable),
+        }
     }
     block
 }
@@ -1343,12 +1353,12 @@ pub unsafe fn forget_huge(seg: *mut Segment, func: &str) -> bool {
         if p.huge_visits != 0 {
             *flags |= FLAG_FREED_IN_VISIT;
             p.huge_lock.store(false, Ordering::Release);
-            count_freed(p, size);
+            count_freed_carved(p, size);
             return false;
         }
         unlink_huge(p, seg);
         p.huge_lock.store(false, Ordering::Release);
-        count_freed(p, size);
+        count_freed_carved(p, size);
         true
     }
 }
@@ -1564,7 +1574,8 @@ unsafe fn bump_block(page: &Page, addr: usize) -> Option<(usize, *mut Pool)> {
 
 /// `free` of a block of a pool page, from any thread: a bump block is
 /// marked freed; any other goes on its page's remote list, which the pool
-/// collects at its next refill. Counts the block freed.
+/// collects at its next refill (also when the allocating thread frees it:
+/// see `alloc_fast`). Counts the block freed.
 ///
 /// # Safety
 /// `page` must be a live page of a pool heap and `block` a block start of
@@ -1587,57 +1598,17 @@ pub unsafe fn free_block(page: *mut Page, block: *mut Block, func: &str) {
             }
             *hdr |= HDR_FREED;
             (*block).mark = (*page).key;
-            count_freed(pool, usable);
+            count_freed_carved(pool, usable);
             return;
         }
         // Not a bump page, so not the arena's: the page heap's pool.
         let pool = &*(*owner).pool;
-        // The owner token: the thread allocating from the pool frees
-        // locally (see `claim` for the handshake with a new owner).
-        let me = crate::tls::current();
-        if pool.owner.load(Ordering::Relaxed) == me {
-            pool.busy.fetch_add(1, Ordering::SeqCst);
-            if pool.owner.load(Ordering::SeqCst) == me {
-                free_local(pool as *const Pool as *mut Pool, owner, page, block);
-                pool.busy.fetch_sub(1, Ordering::Release);
-                return;
-            }
-            pool.busy.fetch_sub(1, Ordering::Release);
-        }
         count_freed(pool, (*page).block_size);
-        if page::push_remote(&*page, block) {
+        let notify = page::push_remote(&*page, block);
+        page::count_remote_free(&*page);
+        if notify {
             heap::push_notify(owner, page);
         }
-    }
-}
-
-/// A free by the pool's owner: the block goes on its page's local list
-/// (as `free` of a thread's own block), its bytes off the pool's count.
-///
-/// # Safety
-/// The caller holds the owner token (counted busy, token checked after),
-/// so no other thread allocates from the pool or frees locally into it;
-/// `page` is a live page of the pool heap `heap`, `block` a block of it in
-/// use.
-#[inline(always)]
-unsafe fn free_local(pool: *mut Pool, heap: *mut Heap, page: *mut Page, block: *mut Block) {
-    // SAFETY: as the caller guarantees.
-    unsafe {
-        let p = &mut *pool;
-        let pg = &mut *page;
-        note_peak(p, live_bytes(p));
-        p.alloc_bytes.store(p.alloc_bytes.load(Ordering::Relaxed).wrapping_sub(pg.block_size), Ordering::Relaxed);
-        p.alloc_blocks = p.alloc_blocks.wrapping_sub(1);
-        let used = pg.used;
-        // One (the page empties) or negative (on the full list): the heap's
-        // slow path, as `free` does for a thread heap.
-        if (used as i32) <= 1 {
-            return heap::free_local_slow(&mut *heap, page, block);
-        }
-        page::set_next(block, pg.free, pg.key);
-        (*block).mark = pg.key;
-        pg.free = block;
-        pg.used = used - 1;
     }
 }
 
@@ -1749,9 +1720,23 @@ pub unsafe fn stats(pool: *mut Pool) -> Stats {
         let p = &*pool;
         let _l = if heap::is_empty_heap(p.heap) { None } else { Some(SlowLock::lock(p.heap)) };
         let mut active = p.chunk_count * CHUNK;
+        // Blocks of the pool's pages: counted by the pages, not by the
+        // allocation fast path (see `alloc_blocks`). A page's `used`
+        // includes the blocks freed onto its remote list and not yet taken
+        // back, which `remote_freed` counts.
+        let mut page_blocks = 0usize;
         let mut seg = (*p.heap).segments;
         while !seg.is_null() {
-            active += ((*seg).used_slices & !1).count_ones() as usize * SLICE_SIZE;
+            let mut used = (*seg).used_slices & !1;
+            active += used.count_ones() as usize * SLICE_SIZE;
+            while used != 0 {
+                let i = used.trailing_zeros() as usize;
+                used &= used - 1;
+                let page = &(*seg).pages[i];
+                if ptr::eq(page.head, page) && page.heap == p.heap && page.flags & FLAG_BUMP == 0 {
+                    page_blocks += page.used_count().saturating_sub(page.remote_freed.load(Ordering::Acquire)) as usize;
+                }
+            }
             seg = (*seg).next;
         }
         lock_huge(p);
@@ -1765,7 +1750,7 @@ pub unsafe fn stats(pool: *mut Pool) -> Stats {
         Stats {
             allocated,
             peak_allocated: p.peak.load(Ordering::Relaxed).max(allocated),
-            blocks: p.alloc_blocks.wrapping_sub(p.freed_blocks.load(Ordering::Relaxed)),
+            blocks: p.alloc_blocks.wrapping_sub(p.freed_blocks.load(Ordering::Relaxed)).wrapping_add(page_blocks),
             active,
         }
     }

@@ -194,13 +194,15 @@ pub unsafe extern "C" fn ptrs_pool_malloc(pool: *mut ptrs_pool, size: usize) -> 
     unsafe { pool_alloc_any(pool, size, 0, false) }
 }
 
-/// Sets errno EINVAL and returns NULL (out of line: the fast paths keep
-/// no stack frame for it).
+/// Sets errno EINVAL and returns NULL (out of line, and opaque to the
+/// optimiser, so that the fast paths reach it by a tail jump and keep no
+/// stack frame: a result the compiler knows to be null would not be
+/// returned from the call).
 #[cold]
 #[inline(never)]
 fn einval() -> *mut c_void {
     os::set_errno(libc::EINVAL);
-    core::ptr::null_mut()
+    core::hint::black_box(core::ptr::null_mut())
 }
 
 /// A pool allocation of `size` bytes failed: NULL with errno ENOMEM, and,
