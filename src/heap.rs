@@ -980,17 +980,12 @@ pub unsafe fn pop(page: &mut Page) -> *mut u8 {
 /// As [`pop`], and `block` must be `page.free`.
 #[inline(always)]
 pub unsafe fn pop_block(page: &mut Page, block: *mut page::Block) -> *mut u8 {
-    // SAFETY: the free list holds free blocks of this page.
-    unsafe {
-        let next = page::next_of(block, page.key);
-        if !next.is_null() && !page::same_segment(next, page) {
-            corrupted_list(block);
-        }
-        page.free = next;
-        (*block).mark = 0;
+    // SAFETY: as the caller guarantees.
+    let b = unsafe { try_pop_block(page, block) };
+    if b.is_null() {
+        corrupted_list(block);
     }
-    page.used += 1;
-    block as *mut u8
+    b
 }
 
 /// [`pop_block`] for the fast paths of malloc and the pools: null instead

@@ -352,25 +352,10 @@ pub unsafe fn collect_remote(page: &mut Page, clear_flags: bool) -> u32 {
     if head.is_null() {
         return 0;
     }
-    let mut count = 1u32;
-    let mut tail = head;
-    // SAFETY: every block on the remote list is a free block of this page,
-    // published by the Release CAS in `push_remote` and acquired above.
-    unsafe {
-        loop {
-            let next = next_of(tail, page.key);
-            if next.is_null() {
-                break;
-            }
-            if !same_segment(next, page) {
-                crate::diag::heap_error("free", "corrupted remote free list", tail as usize);
-                break;
-            }
-            tail = next;
-            count += 1;
-        }
-        set_next(tail, page.free, page.key);
-    }
+    // SAFETY: the list was just taken from this page.
+    let (tail, count) = unsafe { remote_tail(page, head) };
+    // SAFETY: `tail` is a free block of this page.
+    unsafe { set_next(tail, page.free, page.key) };
     page.free = head;
     page.used -= count;
     page.flags &= !FLAG_ZERO;
@@ -398,29 +383,44 @@ unsafe fn collect_counted(page: &mut Page, clear_flags: bool) -> u32 {
         return count;
     }
     if !page.free.is_null() {
-        let mut tail = head;
-        let mut steps = page.reserved;
-        // SAFETY: as in `collect_remote`; the walk is bounded by the page's
-        // blocks, so a cycle made by a corrupted link ends it.
+        // SAFETY: the list was just taken from this page; `tail` is a free
+        // block of it.
         unsafe {
-            loop {
-                let next = next_of(tail, page.key);
-                if next.is_null() {
-                    break;
-                }
-                if !same_segment(next, page) || steps == 0 {
-                    crate::diag::heap_error("free", "corrupted remote free list", tail as usize);
-                    break;
-                }
-                steps -= 1;
-                tail = next;
-            }
+            let (tail, _) = remote_tail(page, head);
             set_next(tail, page.free, page.key);
         }
     }
     page.free = head;
     page.flags &= !FLAG_ZERO;
     count
+}
+
+/// The last block of a remote list taken from `page`, starting at `head`,
+/// and the number of blocks on it. A link outside the page's segment, or
+/// more links than the page has blocks (a cycle), is reported as a
+/// corrupted list and ends the walk there.
+///
+/// # Safety
+/// `head` must head a list just taken off `page.thread_free` by its owner:
+/// every block on it is a free block of this page, published by the
+/// Release CAS in `push_remote` and acquired by the taking.
+unsafe fn remote_tail(page: &Page, head: *mut Block) -> (*mut Block, u32) {
+    let mut count = 1u32;
+    let mut tail = head;
+    loop {
+        // SAFETY: as the caller guarantees, `tail` is a free block of the page.
+        let next = unsafe { next_of(tail, page.key) };
+        if next.is_null() {
+            break;
+        }
+        if !same_segment(next, page) || count > page.reserved {
+            crate::diag::heap_error("free", "corrupted remote free list", tail as usize);
+            break;
+        }
+        tail = next;
+        count += 1;
+    }
+    (tail, count)
 }
 
 /// Takes the page's remote list (`tf`: `thread_free` as last loaded),
