@@ -1476,8 +1476,11 @@ unsafe fn collect_freed_queued_pages(heap: &mut Heap) -> usize {
 /// thread that were the heads of their queues stay its own (its malloc may
 /// pop from them without a lock at any moment) but the blocks on their
 /// remote lists are untouchable by it until it takes them back under the
-/// lock the caller holds. For classes of 8 KiB and more; the owner finds
-/// those blocks zero-filled when it reuses them. Returns the bytes purged.
+/// lock the caller holds (a pool's allocating thread takes back the remote
+/// lists of its direct-table pages without it, `pool::collect_direct`:
+/// those classes are far smaller). For classes of 8 KiB and more; the
+/// owner finds those blocks zero-filled when it reuses them. Returns the
+/// bytes purged.
 ///
 /// # Safety
 /// The caller holds `heap`'s slow-path lock and `heap` is not its own.

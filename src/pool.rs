@@ -1189,17 +1189,27 @@ pub unsafe fn alloc_slow(pool: *mut Pool, size: usize, align: usize) -> *mut u8 
 /// pops one, without the heap's refill (its lock and queue walk). Null:
 /// none came back (or the page is the empty page), refill.
 ///
+/// Without the heap's slow-path lock, which `heap::refill` takes to collect:
+/// the page is the head of its queue, whose lists other threads leave to
+/// the allocating thread (`heap::collect_freed_queued_pages` skips queue
+/// heads). The one other reader of a head's remote list,
+/// `heap::purge_pending_blocks` (malloc_trim, under that lock), purges the
+/// inside of blocks of two OS pages and more only, never of the classes
+/// served here (asserted below), so a block taken back here is never
+/// purged while in use.
+///
 /// # Safety
-/// As `alloc`, and `size` below `p.direct_bound`; the page is the head of
-/// its queue, whose lists only the allocating thread touches (see
-/// `heap::collect_freed_queued_pages`).
+/// As `alloc`, and `size` below `p.direct_bound`.
 unsafe fn collect_direct(p: &mut Pool, size: usize) -> *mut u8 {
     // SAFETY: as the caller guarantees; the static empty page's list and
     // count are always 0, so it is never written.
     unsafe {
         let page = &mut *(*p.heap).pages_direct[(size + MIN_ALIGN - 1) / MIN_ALIGN];
         if page.free.is_null() && page.thread_free.load(Ordering::Relaxed) & !TF_FLAGS != 0 {
-            (*p.heap).counters.remote_collected += page::collect_remote(page, false) as u64;
+            // Not added to the heap's `remote_collected`: that counter is
+            // written under the slow-path lock, which this path does not
+            // take.
+            page::collect_remote(page, false);
             if !page.free.is_null() {
                 let b = heap::pop(page);
                 account(p, page.block_size);
@@ -1209,6 +1219,8 @@ unsafe fn collect_direct(p: &mut Pool, size: usize) -> *mut u8 {
     }
     ptr::null_mut()
 }
+
+const _: () = assert!(DIRECT_MAX < 2 * os::OS_PAGE_SIZE);
 
 fn large_limit() -> usize {
     options::large_threshold().min(LARGE_MAX)
