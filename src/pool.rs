@@ -2029,3 +2029,64 @@ pub fn trim_cache() -> bool {
     }
     any
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every free of a default-mode pool's block is remote and counted on
+    /// its page (`Page::remote_freed`), and the allocating thread takes the
+    /// lists back without a walk (`collect_direct`, `page::collect_counted`):
+    /// after blocks freed by another thread and by the allocating one, and
+    /// allocations that take them back, every page of the pool heap passes
+    /// the consistency check and the statistics count exactly the live
+    /// blocks and bytes.
+    #[test]
+    fn remote_frees_keep_pool_pages_consistent() {
+        let opts = Options { name: b"pages", limit: 0, flags: 0, parent: ptr::null_mut() };
+        let Ok(pool) = create(&opts) else { panic!("pool create") };
+        let mut live: std::vec::Vec<(usize, usize)> = std::vec::Vec::new();
+        let mut n = 0usize;
+        let mut grow = |live: &mut std::vec::Vec<(usize, usize)>, count: usize| {
+            for _ in 0..count {
+                let size = 16 + (n * 37) % 1000;
+                n += 1;
+                // SAFETY: the pool is live and used by this thread alone.
+                let b = unsafe { alloc(pool, size) };
+                assert!(!b.is_null());
+                // SAFETY: a fresh block of at least `size` bytes.
+                unsafe { ptr::write_bytes(b, (n & 0xff) as u8, size) };
+                live.push((b as usize, size));
+            }
+        };
+        grow(&mut live, 20_000);
+        for round in 0..4 {
+            // Every other block freed by another thread, every fourth by us.
+            let (theirs, rest): (std::vec::Vec<_>, std::vec::Vec<_>) =
+                live.iter().enumerate().partition(|(i, _)| i % 2 == round % 2);
+            let theirs: std::vec::Vec<usize> = theirs.into_iter().map(|(_, b)| b.0).collect();
+            std::thread::spawn(move || theirs.into_iter().for_each(|b| free::free(b as *mut u8)))
+                .join()
+                .unwrap();
+            live = rest.into_iter().map(|(_, b)| *b).collect();
+            let (ours, rest): (std::vec::Vec<_>, std::vec::Vec<_>) =
+                live.iter().enumerate().partition(|(i, _)| i % 4 == 0);
+            ours.into_iter().for_each(|(_, b)| free::free(b.0 as *mut u8));
+            live = rest.into_iter().map(|(_, b)| *b).collect();
+            grow(&mut live, 10_000);
+            // SAFETY: the pool is live and quiet; its heap is its own.
+            assert!(crate::check::check_heap(unsafe { &*(*pool).heap }), "round {round}");
+            // SAFETY: as above.
+            let st = unsafe { stats(pool) };
+            assert_eq!(st.blocks, live.len(), "round {round}");
+            let bytes: usize = live
+                .iter()
+                // SAFETY: live blocks of the pool.
+                .map(|&(b, _)| unsafe { free::block_info(b as *mut u8) }.map_or(0, |i| i.usable))
+                .sum();
+            assert_eq!(st.allocated, bytes, "round {round}");
+        }
+        // SAFETY: live, and nobody uses it any more.
+        unsafe { destroy(pool) };
+    }
+}
