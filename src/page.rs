@@ -252,8 +252,14 @@ impl Page {
     }
 }
 
-/// Carves up to about 4 KiB of new blocks (at least one) from the page's
-/// tail onto its (empty) free list. Returns false if the page is fully carved.
+/// Carves up to 4 KiB of new blocks (at least one) from the page's tail
+/// onto its (empty) free list. Returns false if the page is fully carved.
+/// Carving writes each block's link, which makes its first OS page
+/// resident: blocks above 2 KiB are carved one or two at a time, so that a
+/// class the program uses for a block or two does not keep several pages
+/// resident that nothing asked for (carving at least four blocks cost the
+/// cxx workload 130 KiB of peak RSS, 2.4 %, and the heap profiler's own
+/// pages of sampled blocks as much again).
 ///
 /// # Safety
 /// `page` must be a live small page owned by the calling thread's heap, with
@@ -265,7 +271,7 @@ pub unsafe fn extend(page: &mut Page) -> bool {
         return false;
     }
     let per_step = (4096 / page.block_size).max(1) as u32;
-    let n = remaining.min(per_step.max(4));
+    let n = remaining.min(per_step);
     let size = page.block_size;
     // SAFETY: blocks capacity .. capacity + n lie inside the page's span,
     // which the owner may write; none of them is handed out yet.
