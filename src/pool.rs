@@ -279,7 +279,8 @@ impl Drop for Reg {
 pub fn fork_prepare() {
     core::mem::forget(Reg::lock());
     // SAFETY: REG_LOCK is held (just taken, released by `fork_done`).
-    let mut pool = unsafe { (*REG.0.get()).live };
+    let first = unsafe { (*REG.0.get()).live };
+    let mut pool = first;
     while !pool.is_null() {
         // SAFETY: live pools are valid, linked under the registry lock;
         // pool heaps are never unmapped while their pool lives.
@@ -288,6 +289,18 @@ pub fn fork_prepare() {
             if !heap::is_empty_heap(heap) {
                 heap::lock_across_fork(heap);
             }
+            pool = (*pool).reg_next;
+        }
+    }
+    // Then every pool's huge-block list lock, taken after the heap locks as
+    // `stats` takes them; no holder of one waits for any other lock. (A
+    // tester's child hung in `ptrs_pool_stats_get` behind the lock that
+    // the parent's freeing thread held in the free of a huge block.)
+    pool = first;
+    while !pool.is_null() {
+        // SAFETY: as above.
+        unsafe {
+            lock_huge(&*pool);
             pool = (*pool).reg_next;
         }
     }
@@ -304,7 +317,8 @@ pub fn fork_prepare() {
 /// gave a heap between the two (`ensure_heap`, which takes no lock) was not
 /// taken and is left alone; in the child every live pool's heap lock is
 /// cleared, as its holder can only be this thread or one that does not
-/// exist there.
+/// exist there. Every live pool's huge-block list lock, taken by
+/// `fork_prepare`, is released in both.
 pub fn fork_done(child: bool) {
     let arena = arena_heap();
     if !arena.is_null() {
@@ -321,6 +335,7 @@ pub fn fork_done(child: bool) {
             if !heap::is_empty_heap(heap) && (child || heap::slow_lock_held_here(heap)) {
                 heap::unlock_after_fork(heap);
             }
+            (*pool).huge_lock.store(false, Ordering::Release);
             pool = (*pool).reg_next;
         }
     }
