@@ -1737,7 +1737,9 @@ pub struct Stats {
 }
 
 /// The figures of a live pool: exact when no thread is allocating from or
-/// freeing into it. Time: proportional to its segments and huge blocks.
+/// freeing into it. Time: proportional to its segments (the descriptors of
+/// their slices in use are read, under the pool heap's slow-path lock) and
+/// huge blocks.
 ///
 /// # Safety
 /// `pool` must be live.
