@@ -241,7 +241,7 @@ pub fn check_page(page: &Page) -> bool {
     // the block itself was taken back: on a quiet page it exceeds by the
     // pending counts beyond the blocks still on the remote list.
     // SAFETY: a live page's heap is a live heap.
-    let lag = if !page.heap.is_null() && unsafe { !(*page.heap).pool.is_null() } {
+    let lag = if !page.heap.is_null() && unsafe { page::counts_remote_frees(page) } {
         page.remote_freed.load(Ordering::Acquire).wrapping_sub(remote)
     } else {
         0

@@ -1349,8 +1349,8 @@ unsafe fn for_each_remote_block(page: &Page, mut f: impl FnMut(*mut page::Block)
 /// # Safety
 /// As [`for_each_remote_block`].
 unsafe fn remote_count(page: &Page) -> u32 {
-    // SAFETY: a live page's heap is a live heap (caller).
-    if unsafe { !(*page.heap).pool.is_null() } {
+    // SAFETY: a live page of a heap (caller).
+    if unsafe { page::counts_remote_frees(page) } {
         return page.remote_freed.load(Ordering::Acquire);
     }
     // SAFETY: as the caller guarantees.

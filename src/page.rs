@@ -323,13 +323,23 @@ pub unsafe fn push_remote(page: &Page, block: *mut Block) -> bool {
     }
 }
 
-/// Counts one block just pushed on a pool page's remote list (after
-/// [`push_remote`]): `collect_remote` then takes the count instead of
-/// walking the list. Every free of a pool page's block does this: pools
-/// free every block remotely, so the walk would cost every allocation.
+/// Whether frees into `page` are counted in `Page::remote_freed` (the
+/// pages of pool heaps, see [`count_remote_free`]), which `used` then
+/// follows instead of the length of the remote list.
 ///
 /// # Safety
-/// `page` must be a live page of a pool heap, `block`'s push done.
+/// `page` must be a live page of a heap (`page.heap` non-null and live).
+#[inline]
+pub unsafe fn counts_remote_frees(page: &Page) -> bool {
+    // SAFETY: as the caller guarantees.
+    unsafe { !(*page.heap).pool.is_null() }
+}
+
+/// Counts one block just pushed on a pool page's remote list (after
+/// [`push_remote`], by the same thread): `collect_remote` then takes the
+/// count instead of walking the list. Every free of a pool page's block
+/// does this: pools free every block remotely, so the walk would cost
+/// every allocation.
 #[inline(always)]
 pub fn count_remote_free(page: &Page) {
     page.remote_freed.fetch_add(1, Ordering::Release);
@@ -345,8 +355,8 @@ pub fn count_remote_free(page: &Page) {
 /// # Safety
 /// `page` must be a live page owned by the calling thread's heap.
 pub unsafe fn collect_remote(page: &mut Page, clear_flags: bool) -> u32 {
-    // SAFETY: a live page's heap is a live heap (caller).
-    if unsafe { !(*page.heap).pool.is_null() } {
+    // SAFETY: a live page of the caller's heap.
+    if unsafe { counts_remote_frees(page) } {
         // SAFETY: as the caller guarantees.
         return unsafe { collect_counted(page, clear_flags) };
     }
