@@ -983,6 +983,10 @@ pub unsafe fn pop_block(page: &mut Page, block: *mut page::Block) -> *mut u8 {
     // SAFETY: as the caller guarantees.
     let b = unsafe { try_pop_block(page, block) };
     if b.is_null() {
+        // SAFETY: `block` heads the page's free list (caller).
+        if unsafe { (*block).mark } != page.key {
+            bad_free_block(block);
+        }
         corrupted_list(block);
     }
     b
@@ -1000,7 +1004,14 @@ pub unsafe fn pop_block(page: &mut Page, block: *mut page::Block) -> *mut u8 {
 pub unsafe fn try_pop_block(page: &mut Page, block: *mut page::Block) -> *mut u8 {
     // SAFETY: the free list holds free blocks of this page.
     unsafe {
-        let next = page::next_of(block, page.key);
+        let key = page.key;
+        // A block on a free list carries the free mark; one that does not
+        // was handed out already (freed twice, so it is on the list twice)
+        // or written after its free. Its line is loaded for the link anyway.
+        if (*block).mark != key {
+            return ptr::null_mut();
+        }
+        let next = page::next_of(block, key);
         if !next.is_null() && !page::same_segment(next, page) {
             return ptr::null_mut();
         }
@@ -1009,6 +1020,24 @@ pub unsafe fn try_pop_block(page: &mut Page, block: *mut page::Block) -> *mut u8
     }
     page.used += 1;
     block as *mut u8
+}
+
+/// A block at the head of a free list without the free mark: a block
+/// freed twice (with other frees of its page in between, so that free's
+/// test of the list heads missed it), which the first allocation of it
+/// took off the list and the program may have written since, or a block
+/// written after its free. Either way the list cannot be trusted: reported
+/// and aborted whatever the abort option says, before the block is handed
+/// out a second time.
+#[cold]
+#[inline(never)]
+pub fn bad_free_block(block: *mut page::Block) -> ! {
+    crate::diag::print(format_args!(
+        "ptrs: malloc(): double free or write after free detected: {:#x}\n",
+        block as usize
+    ));
+    // SAFETY: abort has no preconditions.
+    unsafe { libc::abort() }
 }
 
 #[cold]
@@ -1301,6 +1330,19 @@ pub unsafe fn free_local_slow(heap: &mut Heap, page: *mut Page, block: *mut page
     unsafe {
         let _l = SlowLock::lock(heap);
         let p = &mut *page;
+        // A small page with no block in use by count: this block is free
+        // already (freed twice, with other frees of the page in between,
+        // so free's test of the list heads missed it). Pushing it would
+        // take the count below zero.
+        if p.flags & FLAG_LARGE == 0 && p.used_count() == 0 {
+            // The block freed twice earlier, if the list shows one; else
+            // this one, which must be on the list already.
+            let twice = repeated_block(p).unwrap_or(block);
+            drop(_l);
+            crate::diag::heap_error("free", "double free detected", twice as usize);
+            os::set_errno(saved);
+            return;
+        }
         page::set_next(block, p.free, p.key);
         (*block).mark = p.key;
         p.free = block;
@@ -1309,6 +1351,76 @@ pub unsafe fn free_local_slow(heap: &mut Heap, page: *mut Page, block: *mut page
     }
     os::set_errno(saved);
 }
+
+/// Checks the free list of a small page whose blocks are all free by count,
+/// before its memory is given back: it must hold each of the page's carved
+/// blocks once, each with the free mark. A block freed twice (past free's
+/// test of the list heads) is on the list twice, which makes it a cycle
+/// and leaves the count one short of the truth, so a block may still be in
+/// use: reported as a double free and aborted whatever the abort option
+/// says. Walks `capacity` links: one load per block freed into the page,
+/// most of them still in the cache.
+///
+/// # Safety
+/// `page` must be a live small page, its remote frees collected, that no
+/// other thread changes.
+pub unsafe fn check_empty_page(page: &Page) {
+    let mut cur = page.free;
+    let mut n = 0u32;
+    // SAFETY: blocks on the page's free list are its carved blocks; the walk
+    // stops at `capacity` entries and at a link outside the segment.
+    unsafe {
+        while !cur.is_null() && n < page.capacity {
+            if (*cur).mark != page.key {
+                bad_free_block(cur);
+            }
+            n += 1;
+            let next = page::next_of(cur, page.key);
+            if !next.is_null() && !page::same_segment(next, page) {
+                corrupted_list(cur);
+            }
+            cur = next;
+        }
+    }
+    if cur.is_null() && n == page.capacity {
+        return;
+    }
+    // A cycle (or blocks missing): name the first block met twice.
+    // SAFETY: as above.
+    let twice = unsafe { repeated_block(page) }.unwrap_or(page.free);
+    crate::diag::print(format_args!("ptrs: free(): double free detected: {:#x}\n", twice as usize));
+    // SAFETY: abort has no preconditions.
+    unsafe { libc::abort() }
+}
+
+/// The first block met twice on the page's local free list (a block freed
+/// twice: its second push made the list a cycle), if any.
+///
+/// # Safety
+/// As [`check_empty_page`].
+unsafe fn repeated_block(page: &Page) -> Option<*mut page::Block> {
+    let mut seen = [0u64; MAX_PAGE_BLOCKS / 64];
+    let mut cur = page.free;
+    // SAFETY: blocks on the list are carved blocks of the page; the walk
+    // stops after `capacity + 1` of them and at a link outside the segment.
+    unsafe {
+        for _ in 0..=page.capacity {
+            if cur.is_null() || !page::same_segment(cur, page) {
+                return None;
+            }
+            let i = ((cur as usize).wrapping_sub(page.start as usize) / page.block_size).min(MAX_PAGE_BLOCKS - 1);
+            if seen[i / 64] & (1 << (i % 64)) != 0 {
+                return Some(cur);
+            }
+            seen[i / 64] |= 1 << (i % 64);
+            cur = page::next_of(cur, page.key);
+        }
+    }
+    None
+}
+
+/// The most blocks a small page holds (64 KiB of 16-byte blocks).
+const MAX_PAGE_BLOCKS: usize = segment::SLICE_SIZE / crate::size_class::MIN_ALIGN;
 
 /// Set by remote freers when they notify a heap: the next thread about to
 /// map a segment looks for dormant heaps whose pages were freed entirely.
@@ -1696,6 +1808,12 @@ unsafe fn free_page(heap: &mut Heap, page: *mut Page) {
         heap.counters.pages_freed += 1;
     }
     let seg = Segment::of_unchecked(page as usize);
+    // SAFETY: the page is ours, with no block in use (caller).
+    unsafe {
+        if (*page).flags & FLAG_LARGE == 0 {
+            check_empty_page(&*page);
+        }
+    }
     // SAFETY: the page lives in the header of its segment, which `heap` owns.
     unsafe { segment::free_span(&mut *seg, page) };
     // A segment left empty goes back at once (to the purged cache or the

@@ -144,9 +144,10 @@ pub struct Page {
     pub div_inverse: u64,
     /// The owning heap; null for free slices and huge blocks.
     pub heap: *mut Heap,
-    /// This page's key: free-list links are encoded with it, and a freed
-    /// block carries it in its second word (the free mark). Random per page,
-    /// never 0 (a freshly carved block's second word is 0).
+    /// This page's key: free-list links are encoded with it, and a block
+    /// on a free list (freed, or carved and not yet handed out) carries it
+    /// in its second word (the free mark), which allocation clears. Random
+    /// per page, never 0.
     pub key: usize,
     /// `div_params(block_size).1`.
     pub div_shift: u8,
@@ -281,11 +282,11 @@ pub unsafe fn extend(page: &mut Page) -> bool {
         for _ in 1..n {
             let next = (block as *mut u8).add(size) as *mut Block;
             set_next(block, next, page.key);
-            (*block).mark = 0;
+            (*block).mark = page.key;
             block = next;
         }
         set_next(block, ptr::null_mut(), page.key);
-        (*block).mark = 0;
+        (*block).mark = page.key;
         page.free = first;
     }
     page.capacity += n;
