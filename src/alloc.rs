@@ -62,7 +62,8 @@ pub fn try_pop_counted(size: usize) -> *mut u8 {
             // The head is loaded before the countdown, which the compiler
             // must assume writes any memory.
             let block = (*page).free;
-            if !block.is_null() && count_down(heap, size) {
+            // The list ends at the page descriptor (`page::list_end`).
+            if block as usize != page as usize && count_down(heap, size) {
                 // Null when the list is corrupted: malloc's slow path pops
                 // the same page and reports it.
                 return heap::try_pop_block(&mut *page, block);
@@ -124,7 +125,7 @@ pub fn try_pop(size: usize) -> *mut u8 {
         // valid, and its direct table always points at a valid page.
         unsafe {
             let page = (*heap).pages_direct[(size + MIN_ALIGN - 1) / MIN_ALIGN];
-            if !(*page).free.is_null() {
+            if !crate::page::at_end(page, (*page).free) {
                 return heap::pop(&mut *page);
             }
         }

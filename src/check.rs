@@ -136,7 +136,7 @@ pub fn check_page(page: &Page) -> bool {
                 addr, page.reserved, page.capacity, page.used, page.flags
             );
         }
-        if !page.free.is_null() {
+        if !page::at_end(page, page.free) {
             fail!("large page {:#x}: local free list not empty", addr);
         }
         if tf & TF_WANT_NOTIFY == 0 {
@@ -147,7 +147,7 @@ pub fn check_page(page: &Page) -> bool {
             // SAFETY: a block on the remote list was published by the
             // Release CAS of push_remote and acquired above.
             let next = unsafe { page::next_of(remote, page.key) };
-            if remote as usize != page.start as usize || !next.is_null() {
+            if remote as usize != page.start as usize || !page::at_end(page, next) {
                 fail!("large page {:#x}: remote list {:#x} -> {:#x}", addr, remote as usize, next as usize);
             }
         }
@@ -186,7 +186,7 @@ pub fn check_page(page: &Page) -> bool {
     // The local free list.
     let mut local = 0u32;
     let mut cur = page.free;
-    while !cur.is_null() {
+    while !page::at_end(page, cur) {
         if local >= page.capacity {
             fail!("page {:#x}: local free list longer than capacity {} (cycle?)", addr, page.capacity);
         }
@@ -213,7 +213,7 @@ pub fn check_page(page: &Page) -> bool {
     // the owner (the caller, or nobody) takes blocks off it.
     let mut remote = 0u32;
     let mut cur = (tf & !TF_FLAGS) as *mut Block;
-    while !cur.is_null() {
+    while !page::at_end(page, cur) {
         if remote >= used {
             fail!("page {:#x}: remote list longer than used {} (cycle?)", addr, used);
         }

@@ -161,7 +161,7 @@ struct PageCell(UnsafeCell<Page>);
 // path only reads it, and slow paths never treat it as a real page.
 unsafe impl Sync for PageCell {}
 
-static EMPTY_PAGE: PageCell = PageCell(UnsafeCell::new(Page::empty()));
+static EMPTY_PAGE: PageCell = PageCell(UnsafeCell::new(Page::empty_at((&raw const EMPTY_PAGE).cast())));
 
 const fn empty_page() -> *mut Page {
     (&raw const EMPTY_PAGE) as *mut Page
@@ -953,7 +953,7 @@ pub unsafe fn alloc_bin(heap: &mut Heap, bin: usize) -> *mut u8 {
     let mut page = heap.bins[bin].first;
     // SAFETY: queue pages are live pages of this heap.
     unsafe {
-        if page.is_null() || (*page).free.is_null() {
+        if page.is_null() || page::at_end(page, (*page).free) {
             page = refill(heap, bin);
             if page.is_null() {
                 return ptr::null_mut();
@@ -1011,8 +1011,9 @@ pub unsafe fn try_pop_block(page: &mut Page, block: *mut page::Block) -> *mut u8
         if (*block).mark != key {
             return ptr::null_mut();
         }
+        // The list ends at the page descriptor, in the same segment.
         let next = page::next_of(block, key);
-        if !next.is_null() && !page::same_segment(next, page) {
+        if !page::same_segment(next, page) {
             return ptr::null_mut();
         }
         page.free = next;
@@ -1075,13 +1076,13 @@ pub unsafe fn refill(heap: &mut Heap, bin: usize) -> *mut Page {
         while !page.is_null() {
             let next = (*page).next;
             let p = &mut *page;
-            if p.free.is_null() {
+            if page::at_end(p, p.free) {
                 heap.counters.remote_collected += page::collect_remote(p, false) as u64;
             }
-            if p.free.is_null() {
+            if page::at_end(p, p.free) {
                 page::extend(p);
             }
-            if !p.free.is_null() {
+            if !page::at_end(p, p.free) {
                 if heap.bins[bin].first != page {
                     heap.remove_page(bin, page);
                     heap.push_page(bin, page);
@@ -1370,19 +1371,19 @@ pub unsafe fn check_empty_page(page: &Page) {
     // SAFETY: blocks on the page's free list are its carved blocks; the walk
     // stops at `capacity` entries and at a link outside the segment.
     unsafe {
-        while !cur.is_null() && n < page.capacity {
+        while !page::at_end(page, cur) && n < page.capacity {
             if (*cur).mark != page.key {
                 bad_free_block(cur);
             }
             n += 1;
             let next = page::next_of(cur, page.key);
-            if !next.is_null() && !page::same_segment(next, page) {
+            if !page::same_segment(next, page) {
                 corrupted_list(cur);
             }
             cur = next;
         }
     }
-    if cur.is_null() && n == page.capacity {
+    if page::at_end(page, cur) && n == page.capacity {
         return;
     }
     // A cycle (or blocks missing): name the first block met twice.
@@ -1405,7 +1406,7 @@ unsafe fn repeated_block(page: &Page) -> Option<*mut page::Block> {
     // stops after `capacity + 1` of them and at a link outside the segment.
     unsafe {
         for _ in 0..=page.capacity {
-            if cur.is_null() || !page::same_segment(cur, page) {
+            if page::at_end(page, cur) || !page::same_segment(cur, page) {
                 return None;
             }
             let i = ((cur as usize).wrapping_sub(page.start as usize) / page.block_size).min(MAX_PAGE_BLOCKS - 1);
@@ -1439,7 +1440,7 @@ unsafe fn for_each_remote_block(page: &Page, mut f: impl FnMut(*mut page::Block)
     let mut cur = (page.thread_free.load(Ordering::Acquire) & !TF_FLAGS) as *mut page::Block;
     let limit = page.reserved + 1;
     let mut n = 0;
-    while !cur.is_null() && n < limit {
+    while !page::at_end(page, cur) && n < limit {
         if !page::same_segment(cur, page) {
             break;
         }

@@ -91,6 +91,26 @@ pub unsafe fn next_of(block: *const Block, key: usize) -> *mut Block {
     }
 }
 
+/// The end of `page`'s free lists: the last block of a list links here,
+/// and an empty local list (`Page::free`) is this value. It is the page
+/// descriptor's own address, which is in the page's segment (the header)
+/// and is no block: so malloc's fast path tests one thing of a link it
+/// decodes, that it stays in the segment ([`same_segment`]), where a null
+/// end would need a second test. (mimalloc's idea of free lists ending in
+/// the page was noted in the hot-path issue; the descriptor address is
+/// ours.) An empty remote list is still a null `Page::thread_free`.
+#[inline(always)]
+pub const fn list_end(page: *const Page) -> *mut Block {
+    page as *mut Block
+}
+
+/// True at the end of one of `page`'s free lists (see [`list_end`]); a null
+/// pointer (an empty remote list's head) also ends a walk.
+#[inline(always)]
+pub fn at_end(page: *const Page, p: *const Block) -> bool {
+    p.is_null() || p as usize == page as usize
+}
+
 /// True if `block` lies in the same segment as `page` (page descriptors
 /// live in their segment's header): the sanity check of every decoded link.
 #[inline(always)]
@@ -207,10 +227,18 @@ impl Page {
         }
     }
 
+    /// A descriptor at `at` with no page and an empty local free list
+    /// (which ends at the descriptor, see [`list_end`]).
+    pub const fn empty_at(at: *const Page) -> Self {
+        let mut p = Self::empty();
+        p.free = list_end(at);
+        p
+    }
+
     /// A fresh descriptor for a page being handed to a heap, with a key
     /// derived from the process's random key and the descriptor's address.
     pub fn new_keyed(at: *const Page) -> Self {
-        let mut p = Self::empty();
+        let mut p = Self::empty_at(at);
         let mixed = (at as usize).wrapping_mul(0x9e37_79b9_7f4a_7c15_u64 as usize);
         p.key = (LIST_KEY.load(Ordering::Relaxed) ^ mixed.rotate_left(29)) | 1;
         p
@@ -266,7 +294,7 @@ impl Page {
 /// `page` must be a live small page owned by the calling thread's heap, with
 /// an empty local free list.
 pub unsafe fn extend(page: &mut Page) -> bool {
-    debug_assert!(page.free.is_null());
+    debug_assert!(at_end(page, page.free));
     let remaining = page.reserved - page.capacity;
     if remaining == 0 {
         return false;
@@ -285,7 +313,7 @@ pub unsafe fn extend(page: &mut Page) -> bool {
             (*block).mark = page.key;
             block = next;
         }
-        set_next(block, ptr::null_mut(), page.key);
+        set_next(block, list_end(page), page.key);
         (*block).mark = page.key;
         page.free = first;
     }
@@ -309,7 +337,8 @@ pub unsafe fn push_remote(page: &Page, block: *mut Block) -> bool {
         let new_flags = if notify { flags | TF_NOTIFIED } else { flags };
         // SAFETY: the block is ours to write until it is published below.
         unsafe {
-            set_next(block, (old & !TF_FLAGS) as *mut Block, page.key);
+            let head = old & !TF_FLAGS;
+            set_next(block, if head == 0 { list_end(page) } else { head as *mut Block }, page.key);
             (*block).mark = mark;
         }
         match page.thread_free.compare_exchange_weak(
@@ -399,7 +428,7 @@ unsafe fn collect_counted(page: &mut Page, clear_flags: bool) -> u32 {
     if head.is_null() {
         return count;
     }
-    if !page.free.is_null() {
+    if !at_end(page, page.free) {
         // SAFETY: the list was just taken from this page; `tail` is a free
         // block of it.
         unsafe {
@@ -427,7 +456,7 @@ unsafe fn remote_tail(page: &Page, head: *mut Block) -> (*mut Block, u32) {
     loop {
         // SAFETY: as the caller guarantees, `tail` is a free block of the page.
         let next = unsafe { next_of(tail, page.key) };
-        if next.is_null() {
+        if at_end(page, next) {
             break;
         }
         if !same_segment(next, page) || count > page.reserved {
@@ -478,7 +507,7 @@ pub unsafe fn list_contains(page: &Page, block: *mut Block, local: bool) -> bool
     }
     for mut cur in lists {
         let mut steps = 0;
-        while !cur.is_null() && steps < limit {
+        while !at_end(page, cur) && steps < limit {
             if cur == block {
                 return true;
             }

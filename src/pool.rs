@@ -1149,7 +1149,8 @@ pub unsafe fn alloc_fast(pool: *mut Pool, size: usize) -> *mut u8 {
         unsafe {
             let page = *(*p.heap).pages_direct.get_unchecked((size + MIN_ALIGN - 1) / MIN_ALIGN);
             let block = (*page).free;
-            if !block.is_null() {
+            // The list ends at the page descriptor (`page::list_end`).
+            if block as usize != page as usize {
                 // Null when the list is corrupted: the slow path reports it.
                 let b = heap::try_pop_block(&mut *page, block);
                 if !b.is_null() {
@@ -1220,12 +1221,12 @@ unsafe fn collect_direct(p: &mut Pool, size: usize) -> *mut u8 {
     // count are always 0, so it is never written.
     unsafe {
         let page = &mut *(*p.heap).pages_direct[(size + MIN_ALIGN - 1) / MIN_ALIGN];
-        if page.free.is_null() && page.thread_free.load(Ordering::Relaxed) & !TF_FLAGS != 0 {
+        if page::at_end(page, page.free) && page.thread_free.load(Ordering::Relaxed) & !TF_FLAGS != 0 {
             // Not added to the heap's `remote_collected`: that counter is
             // written under the slow-path lock, which this path does not
             // take.
             page::collect_remote(page, false);
-            if !page.free.is_null() {
+            if !page::at_end(page, page.free) {
                 let b = heap::pop(page);
                 account(p, page.block_size);
                 return b;
@@ -1981,7 +1982,7 @@ unsafe fn visit_page(page: &mut Page, bump_end: usize, visit: &mut dyn FnMut(*mu
         let lists = [page.free, (page.thread_free.load(Ordering::Acquire) & !TF_FLAGS) as *mut Block];
         for mut cur in lists {
             let mut steps = 0;
-            while !cur.is_null() && steps <= cap {
+            while !page::at_end(page, cur) && steps <= cap {
                 let i = (cur as usize - start) / bs;
                 if i < 4096 {
                     free_set[i / 64] |= 1 << (i % 64);
