@@ -14,6 +14,8 @@
  * on blocks of one size class that the child's heap serves from one page.
  */
 #include "test_helper.h"
+#include <malloc.h>
+#include <pthread.h>
 
 /* Blocks of 48 bytes: a class that nothing else in this test uses. */
 enum { SIZE = 48 };
@@ -57,6 +59,49 @@ static void late_double_free_then_empty(void *unused) {
       free(blocks[i]);
 }
 
+/* A thread that frees the pointers written to a pipe, one at a time. */
+static int to_worker[2], from_worker[2];
+
+static void *worker(void *unused) {
+  (void)unused;
+  void *p;
+  while (read(to_worker[0], &p, sizeof p) == (ssize_t)sizeof p) {
+    free(p);
+    char ack = 1;
+    if (write(from_worker[1], &ack, 1) != 1)
+      break;
+  }
+  return NULL;
+}
+
+static void free_by_other_thread(void *p) {
+  char ack;
+  if (write(to_worker[1], &p, sizeof p) != (ssize_t)sizeof p ||
+      read(from_worker[0], &ack, 1) != 1)
+    _exit(3);
+}
+
+/* b and c freed by another thread (the page's remote list: c, b), then b
+ * freed again by its owner, past free's test of the list heads: that push
+ * links the remote list into the local one. Taking the remote list back
+ * (malloc_trim does it at once) would count more blocks free than are out.
+ */
+static void remote_then_local_behind_the_head(void *unused) {
+  (void)unused;
+  pthread_t t;
+  if (pipe(to_worker) != 0 || pipe(from_worker) != 0 ||
+      pthread_create(&t, NULL, worker, NULL) != 0)
+    _exit(3);
+  for (int i = 4; i < 8; i++)
+    free(blocks[i]);
+  free_by_other_thread(blocks[1]);
+  free_by_other_thread(blocks[2]);
+  free(test_ptr(blocks[1]));
+  malloc_trim(0);
+  for (int i = 0; i < 8; i++)
+    (void)malloc(SIZE);
+}
+
 /* A freed block's second word overwritten (its free mark), then the block
  * is taken again. */
 static void write_after_free(void *unused) {
@@ -76,6 +121,10 @@ int main(void) {
   expect_abort("a block freed twice with a free in between, then the page emptied",
                late_double_free_then_empty, NULL, "free", "double free detected",
                blocks[1]);
+  expect_abort("a block freed by another thread, then by its owner behind "
+               "the remote list's head",
+               remote_then_local_behind_the_head, NULL, "free",
+               "double free detected", blocks[1]);
   expect_abort("a freed block's free mark overwritten, then allocated",
                write_after_free, NULL, "malloc",
                "double free or write after free detected", blocks[3]);

@@ -400,12 +400,56 @@ pub unsafe fn collect_remote(page: &mut Page, clear_flags: bool) -> u32 {
     }
     // SAFETY: the list was just taken from this page.
     let (tail, count) = unsafe { remote_tail(page, head) };
+    if count > page.used_count() {
+        // More blocks than are out: a block freed by another thread was
+        // freed again by this one (free's test of the list heads sees only
+        // the last one pushed), and that push linked the remote list into
+        // the local one. The count would go below zero.
+        // SAFETY: `head` heads the list just taken from this page.
+        let twice = unsafe { first_shared_block(page, head) };
+        crate::diag::print(format_args!("ptrs: free(): double free detected: {:#x}\n", twice as usize));
+        // SAFETY: abort has no preconditions.
+        unsafe { libc::abort() }
+    }
     // SAFETY: `tail` is a free block of this page.
     unsafe { set_next(tail, page.free, page.key) };
     page.free = head;
     page.used -= count;
     page.flags &= !FLAG_ZERO;
     count
+}
+
+/// The first block of the remote list at `head` that is also on the page's
+/// local list (a block freed by another thread, then by the owner), or
+/// `head` if there is none.
+///
+/// # Safety
+/// As `remote_tail`; the caller is the page's owner.
+unsafe fn first_shared_block(page: &Page, head: *mut Block) -> *mut Block {
+    const WORDS: usize = crate::segment::SLICE_SIZE / crate::size_class::MIN_ALIGN / 64;
+    let mut local = [0u64; WORDS];
+    let index = |b: *mut Block| ((b as usize).wrapping_sub(page.start as usize) / page.block_size).min(WORDS * 64 - 1);
+    let limit = page.reserved + 1;
+    let mut cur = page.free;
+    let mut n = 0;
+    // SAFETY: blocks on the page's lists are its carved blocks; both walks
+    // stop at `reserved + 1` steps and at a link outside the segment.
+    unsafe {
+        while !at_end(page, cur) && same_segment(cur, page) && n < limit {
+            local[index(cur) / 64] |= 1 << (index(cur) % 64);
+            cur = next_of(cur, page.key);
+            n += 1;
+        }
+        let (mut cur, mut n) = (head, 0);
+        while !at_end(page, cur) && same_segment(cur, page) && n < limit {
+            if local[index(cur) / 64] & (1 << (index(cur) % 64)) != 0 {
+                return cur;
+            }
+            cur = next_of(cur, page.key);
+            n += 1;
+        }
+    }
+    head
 }
 
 /// `collect_remote` for a pool page: the count comes from
