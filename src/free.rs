@@ -219,9 +219,9 @@ pub(crate) unsafe fn free_into_held_heap(heap: &mut Heap, page: &mut Page, block
 /// handed out twice: every block on a free list carries the free mark,
 /// which the allocation that takes it off checks
 /// ([`heap::try_pop_block`]), and a page whose blocks are all free by
-/// count has its list walked before its memory is given back
-/// ([`heap::check_empty_page`]). (Idea: glibc's fastbins test only the
-/// top of the bin, "double free or corruption (fasttop)"; the rest is
+/// count has the marks of its blocks checked before its memory is given
+/// back ([`heap::check_empty_page`]). (Idea: glibc's fastbins test only
+/// the top of the bin, "double free or corruption (fasttop)"; the rest is
 /// caught when the chunk is taken.)
 #[inline(always)]
 fn is_list_head(page: &Page, block: *mut Block) -> bool {

@@ -96,9 +96,9 @@ pub unsafe fn next_of(block: *const Block, key: usize) -> *mut Block {
 /// descriptor's own address, which is in the page's segment (the header)
 /// and is no block: so malloc's fast path tests one thing of a link it
 /// decodes, that it stays in the segment ([`same_segment`]), where a null
-/// end would need a second test. (mimalloc's idea of free lists ending in
-/// the page was noted in the hot-path issue; the descriptor address is
-/// ours.) An empty remote list is still a null `Page::thread_free`.
+/// end would need a second test (the hot-path issue's idea of lists
+/// terminated inside the page). An empty remote list is still a null
+/// `Page::thread_free`; its last block links here too.
 #[inline(always)]
 pub const fn list_end(page: *const Page) -> *mut Block {
     page as *mut Block
