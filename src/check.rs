@@ -36,13 +36,9 @@ use crate::page::{
     self, Block, Page, FLAG_HUGE, FLAG_LARGE, FLAG_PINNED, IN_FULL, NO_BIN, TF_FLAGS,
     TF_WANT_NOTIFY,
 };
-use crate::segment::{Segment, SegmentKind, SLICE_COUNT, SLICE_SHIFT};
+use crate::segment::{Segment, SegmentKind, SLICE_COUNT};
 use crate::size_class::{bin_of, bin_size, bin_slices, div_params, BIN_COUNT, DIRECT_COUNT, MIN_ALIGN};
 use crate::tls;
-
-/// The most blocks a page can hold: 16-byte blocks in a one-slice page.
-const MAX_BLOCKS: usize = (1 << SLICE_SHIFT) / MIN_ALIGN;
-const SEEN_WORDS: usize = MAX_BLOCKS / 64;
 
 /// Bound on queue and segment-list walks (a cycle fails the check).
 const MAX_LIST: usize = 1 << 22;
@@ -172,16 +168,15 @@ pub fn check_page(page: &Page) -> bool {
     if page.capacity > page.reserved {
         fail!("page {:#x}: capacity {} > reserved {}", addr, page.capacity, page.reserved);
     }
-    if page.reserved as usize > MAX_BLOCKS {
-        fail!("page {:#x}: reserved {} > {}", addr, page.reserved, MAX_BLOCKS);
+    if page.reserved as usize > page::MAX_PAGE_BLOCKS {
+        fail!("page {:#x}: reserved {} > {}", addr, page.reserved, page::MAX_PAGE_BLOCKS);
     }
     if used > page.capacity {
         fail!("page {:#x}: used {} > capacity {}", addr, used, page.capacity);
     }
 
-    let mut seen = [0u64; SEEN_WORDS];
+    let mut seen = page::BlockSet::new();
     let mark = page.key;
-    let start = page.start as usize;
 
     // The local free list.
     let mut local = 0u32;
@@ -194,11 +189,9 @@ pub fn check_page(page: &Page) -> bool {
         if !page::same_segment(cur, page) || b & (MIN_ALIGN - 1) != 0 || !page.is_block_start(b) {
             fail!("page {:#x}: local free list entry {:#x} (#{}) is not a carved block", addr, b, local);
         }
-        let i = (b - start) / page.block_size;
-        if seen[i / 64] & (1 << (i % 64)) != 0 {
+        if !seen.insert(page, cur) {
             fail!("page {:#x}: block {:#x} twice on the local free list", addr, b);
         }
-        seen[i / 64] |= 1 << (i % 64);
         // SAFETY: `cur` is a carved block of this page (checked above), on
         // the local free list, so its first two words are readable.
         let (m, next) = unsafe { ((*cur).mark, page::next_of(cur, page.key)) };
@@ -221,11 +214,9 @@ pub fn check_page(page: &Page) -> bool {
         if !page::same_segment(cur, page) || b & (MIN_ALIGN - 1) != 0 || !page.is_block_start(b) {
             fail!("page {:#x}: remote list entry {:#x} (#{}) is not a carved block", addr, b, remote);
         }
-        let i = (b - start) / page.block_size;
-        if seen[i / 64] & (1 << (i % 64)) != 0 {
+        if !seen.insert(page, cur) {
             fail!("page {:#x}: block {:#x} twice on the free lists", addr, b);
         }
-        seen[i / 64] |= 1 << (i % 64);
         // SAFETY: the block was published by the Release CAS of push_remote
         // and acquired by the load of `thread_free` above.
         let (m, next) = unsafe { ((*cur).mark, page::next_of(cur, page.key)) };

@@ -71,6 +71,18 @@ pub fn heap_error(func: &str, problem: &str, addr: usize) {
     }
 }
 
+/// Reports a detected heap error as [`heap_error`] does and aborts whatever
+/// the abort option says: for errors found after the fact (a free list
+/// that can no longer be trusted), where leaving the block alone is no way
+/// out.
+#[cold]
+#[inline(never)]
+pub fn heap_error_fatal(func: &str, problem: &str, addr: usize) -> ! {
+    print(format_args!("ptrs: {}(): {}: {:#x}\n", func, problem, addr));
+    // SAFETY: abort has no preconditions and does not return.
+    unsafe { libc::abort() }
+}
+
 /// Reports an internal invariant failure and aborts, whatever the options.
 #[cold]
 #[inline(never)]

@@ -984,10 +984,12 @@ pub unsafe fn pop_block(page: &mut Page, block: *mut page::Block) -> *mut u8 {
     let b = unsafe { try_pop_block(page, block) };
     if b.is_null() {
         // SAFETY: `block` heads the page's free list (caller).
-        if unsafe { (*block).mark } != page.key {
-            bad_free_block(block);
-        }
-        corrupted_list(block);
+        let problem = if unsafe { (*block).mark } != page.key {
+            "double free or write after free detected"
+        } else {
+            "corrupted free list detected"
+        };
+        crate::diag::heap_error_fatal("malloc", problem, block as usize);
     }
     b
 }
@@ -1021,36 +1023,6 @@ pub unsafe fn try_pop_block(page: &mut Page, block: *mut page::Block) -> *mut u8
     }
     page.used += 1;
     block as *mut u8
-}
-
-/// A block at the head of a free list without the free mark: a block
-/// freed twice (with other frees of its page in between, so that free's
-/// test of the list heads missed it), which the first allocation of it
-/// took off the list and the program may have written since, or a block
-/// written after its free. Either way the list cannot be trusted: reported
-/// and aborted whatever the abort option says, before the block is handed
-/// out a second time.
-#[cold]
-#[inline(never)]
-pub fn bad_free_block(block: *mut page::Block) -> ! {
-    crate::diag::print(format_args!(
-        "ptrs: malloc(): double free or write after free detected: {:#x}\n",
-        block as usize
-    ));
-    // SAFETY: abort has no preconditions.
-    unsafe { libc::abort() }
-}
-
-#[cold]
-#[inline(never)]
-pub fn corrupted_list(block: *mut page::Block) -> ! {
-    crate::diag::print(format_args!(
-        "ptrs: malloc(): corrupted free list detected: {:#x}\n",
-        block as usize
-    ));
-    // SAFETY: abort has no preconditions. A corrupted free list cannot be
-    // used safely, so this aborts whatever the abort option says.
-    unsafe { libc::abort() }
 }
 
 /// Finds (or makes) a page of class `bin` with a free block and puts it
@@ -1382,9 +1354,7 @@ pub unsafe fn check_empty_page(page: &Page) {
         if unsafe { (*b).mark } != page.key {
             // SAFETY: as the caller guarantees.
             let twice = unsafe { repeated_block(page) }.unwrap_or(b);
-            crate::diag::print(format_args!("ptrs: free(): double free detected: {:#x}\n", twice as usize));
-            // SAFETY: abort has no preconditions.
-            unsafe { libc::abort() }
+            crate::diag::heap_error_fatal("free", "double free detected", twice as usize);
         }
     }
 }
@@ -1395,7 +1365,7 @@ pub unsafe fn check_empty_page(page: &Page) {
 /// # Safety
 /// As [`check_empty_page`].
 unsafe fn repeated_block(page: &Page) -> Option<*mut page::Block> {
-    let mut seen = [0u64; MAX_PAGE_BLOCKS / 64];
+    let mut seen = page::BlockSet::new();
     let mut cur = page.free;
     // SAFETY: blocks on the list are carved blocks of the page; the walk
     // stops after `capacity + 1` of them and at a link outside the segment.
@@ -1404,19 +1374,14 @@ unsafe fn repeated_block(page: &Page) -> Option<*mut page::Block> {
             if page::at_end(page, cur) || !page::same_segment(cur, page) {
                 return None;
             }
-            let i = ((cur as usize).wrapping_sub(page.start as usize) / page.block_size).min(MAX_PAGE_BLOCKS - 1);
-            if seen[i / 64] & (1 << (i % 64)) != 0 {
+            if !seen.insert(page, cur) {
                 return Some(cur);
             }
-            seen[i / 64] |= 1 << (i % 64);
             cur = page::next_of(cur, page.key);
         }
     }
     None
 }
-
-/// The most blocks a small page holds (64 KiB of 16-byte blocks).
-const MAX_PAGE_BLOCKS: usize = segment::SLICE_SIZE / crate::size_class::MIN_ALIGN;
 
 /// Set by remote freers when they notify a heap: the next thread about to
 /// map a segment looks for dormant heaps whose pages were freed entirely.

@@ -111,6 +111,38 @@ pub fn at_end(page: *const Page, p: *const Block) -> bool {
     p.is_null() || p as usize == page as usize
 }
 
+/// The most blocks a small page holds (64 KiB of 16-byte blocks).
+pub const MAX_PAGE_BLOCKS: usize = crate::segment::SLICE_SIZE / crate::size_class::MIN_ALIGN;
+
+/// A set of one page's blocks, by their index in the page: for the slow
+/// checks that look for a block met twice on its lists.
+pub struct BlockSet([u64; MAX_PAGE_BLOCKS / 64]);
+
+impl BlockSet {
+    pub const fn new() -> Self {
+        Self([0; MAX_PAGE_BLOCKS / 64])
+    }
+
+    /// The index of `b`, a block of `page` (clamped into the set).
+    fn index(page: &Page, b: *const Block) -> usize {
+        ((b as usize).wrapping_sub(page.start as usize) / page.block_size).min(MAX_PAGE_BLOCKS - 1)
+    }
+
+    /// Whether `b`, a block of `page`, is in the set.
+    pub fn contains(&self, page: &Page, b: *const Block) -> bool {
+        let i = Self::index(page, b);
+        self.0[i / 64] & (1 << (i % 64)) != 0
+    }
+
+    /// Adds `b`, a block of `page`; false if it was in the set already.
+    pub fn insert(&mut self, page: &Page, b: *const Block) -> bool {
+        let i = Self::index(page, b);
+        let had = self.0[i / 64] & (1 << (i % 64)) != 0;
+        self.0[i / 64] |= 1 << (i % 64);
+        !had
+    }
+}
+
 /// True if `block` lies in the same segment as `page` (page descriptors
 /// live in their segment's header): the sanity check of every decoded link.
 #[inline(always)]
@@ -407,9 +439,7 @@ pub unsafe fn collect_remote(page: &mut Page, clear_flags: bool) -> u32 {
         // the local one. The count would go below zero.
         // SAFETY: `head` heads the list just taken from this page.
         let twice = unsafe { first_shared_block(page, head) };
-        crate::diag::print(format_args!("ptrs: free(): double free detected: {:#x}\n", twice as usize));
-        // SAFETY: abort has no preconditions.
-        unsafe { libc::abort() }
+        crate::diag::heap_error_fatal("free", "double free detected", twice as usize);
     }
     // SAFETY: `tail` is a free block of this page.
     unsafe { set_next(tail, page.free, page.key) };
@@ -426,9 +456,7 @@ pub unsafe fn collect_remote(page: &mut Page, clear_flags: bool) -> u32 {
 /// # Safety
 /// As `remote_tail`; the caller is the page's owner.
 unsafe fn first_shared_block(page: &Page, head: *mut Block) -> *mut Block {
-    const WORDS: usize = crate::segment::SLICE_SIZE / crate::size_class::MIN_ALIGN / 64;
-    let mut local = [0u64; WORDS];
-    let index = |b: *mut Block| ((b as usize).wrapping_sub(page.start as usize) / page.block_size).min(WORDS * 64 - 1);
+    let mut local = BlockSet::new();
     let limit = page.reserved + 1;
     let mut cur = page.free;
     let mut n = 0;
@@ -436,13 +464,13 @@ unsafe fn first_shared_block(page: &Page, head: *mut Block) -> *mut Block {
     // stop at `reserved + 1` steps and at a link outside the segment.
     unsafe {
         while !at_end(page, cur) && same_segment(cur, page) && n < limit {
-            local[index(cur) / 64] |= 1 << (index(cur) % 64);
+            local.insert(page, cur);
             cur = next_of(cur, page.key);
             n += 1;
         }
         let (mut cur, mut n) = (head, 0);
         while !at_end(page, cur) && same_segment(cur, page) && n < limit {
-            if local[index(cur) / 64] & (1 << (index(cur) % 64)) != 0 {
+            if local.contains(page, cur) {
                 return cur;
             }
             cur = next_of(cur, page.key);
