@@ -97,12 +97,21 @@ pub struct Heap {
     /// when there is none).
     pub pages_direct: [*mut Page; DIRECT_COUNT],
     /// The heap profiler's byte countdown for malloc's fast path (see
-    /// `profile::countdown`): malloc subtracts every request it serves from
-    /// a page of this table and takes its slow path when the result is
-    /// negative. Written by the owner with relaxed loads and stores (one
-    /// `sub` to memory on x86-64); `profile::start` stores -1 into every
-    /// heap so that each notices the profiler at its next allocation.
+    /// `alloc::try_pop_counted`): while [`Heap::sampling`] is set, malloc
+    /// subtracts every request it serves from a page of this table and
+    /// takes its slow path when the result is negative. Written by the
+    /// owner with relaxed loads and stores (one `sub` to memory on
+    /// x86-64); the profiler's start and stop store
+    /// `profile::REDRAW_COUNTDOWN` into every heap, so that each draws a
+    /// countdown for the new state at its next counted allocation.
     pub sample_left: AtomicIsize,
+    /// Whether malloc's fast path counts down [`Heap::sample_left`]: the
+    /// profiler (or mtrace) is armed. Written for every heap under GLOBAL
+    /// by the profiler's start and stop, and when the heap is registered;
+    /// read by the owner (relaxed), which sees a change at its next
+    /// allocation or soon after. Next to the countdown, so that the test
+    /// reads a line malloc already has, and costs no store while off.
+    pub sampling: AtomicBool,
     /// Per class: pages that may have free blocks.
     pub bins: [PageQueue; BIN_COUNT],
     /// Per class: the pinned queue head (see `page.rs`), or null.
@@ -172,6 +181,7 @@ const fn heap_without_pages() -> Heap {
     Heap {
         pages_direct: [empty_page(); DIRECT_COUNT],
         sample_left: AtomicIsize::new(crate::profile::IDLE_COUNTDOWN),
+        sampling: AtomicBool::new(false),
         bins: [PageQueue::EMPTY; BIN_COUNT],
         pinned: [ptr::null_mut(); BIN_COUNT],
         full: PageQueue::EMPTY,
@@ -539,9 +549,16 @@ pub(crate) fn new_heap() -> *mut Heap {
     unsafe {
         ptr::copy_nonoverlapping(EMPTY_HEAP.get(), heap, 1);
         (*heap).owned = true;
-        (*heap).sample_left.store(crate::profile::initial_countdown(), Ordering::Relaxed);
     }
     let _g = GlobalGuard::lock();
+    // The profiler's state is read under GLOBAL, which its start and stop
+    // hold while they set every registered heap's: read before, a start
+    // between the read and the registration would miss this heap.
+    // SAFETY: `heap` is valid and not yet shared.
+    unsafe {
+        (*heap).sample_left.store(crate::profile::initial_countdown(), Ordering::Relaxed);
+        (*heap).sampling.store(crate::profile::armed(), Ordering::Relaxed);
+    }
     // SAFETY: GLOBAL is held.
     let reg = unsafe { HEAPS.get() };
     // SAFETY: `heap` is valid; registry links are under GLOBAL.

@@ -5,12 +5,12 @@
 //! Ideas from tcmalloc's and jemalloc's samplers (byte countdowns drawn
 //! from an exponential distribution, pprof's unsampling); the code is ours.
 //!
-//! Cost, on or off: malloc's fast path subtracts each request from its
-//! heap's byte countdown (`Heap::sample_left`, one `sub` to memory) and
-//! misses when it goes negative ([`malloc_slow_hook`]); its slow paths,
-//! and calloc, realloc and aligned allocation, test one global byte
-//! ([`armed`]) and go through [`malloc_hook`] while it is set; free tests
-//! nothing on its fast path. A small sampled block is allocated from the
+//! Cost: malloc's fast path tests one byte of its heap (`Heap::sampling`,
+//! set for every heap while [`armed`]); off, that is all. On, it also subtracts each request from its heap's byte
+//! countdown (`Heap::sample_left`, one `sub` to memory) and misses when it
+//! goes negative ([`malloc_slow_hook`]); its slow paths, and calloc,
+//! realloc and aligned allocation, go through [`malloc_hook`] while the
+//! byte is set; free tests nothing on its fast path. A small sampled block is allocated from the
 //! profiler's own heap, which no thread owns, so every free of it takes
 //! free's remote path (`free::free_remote`), where one comparison of the
 //! owner with that heap (a load free already made) hands it here, where
@@ -73,10 +73,9 @@ pub fn armed() -> bool {
 }
 
 /// What a heap's sampling countdown (`Heap::sample_left`) is set to while
-/// the profiler is off: malloc's fast path then reaches [`malloc_slow_hook`]
-/// once per this many bytes (1 MiB: about once per 16 000 small blocks, a
-/// cost too small to measure), which sets it back. It also bounds what a
-/// thread may miss when it does not see [`start`]'s reset (see there).
+/// the profiler is off (malloc's fast path does not count it down then).
+/// It bounds what a thread may miss when it does not see [`start`]'s
+/// reset (see there).
 pub const IDLE_COUNTDOWN: isize = 1 << 20;
 
 /// The countdown that asks for a new one: the next malloc misses its fast
@@ -114,16 +113,23 @@ pub fn countdown_expired() -> bool {
     unsafe { (*crate::tls::current()).sample_left.load(Ordering::Relaxed) < 0 }
 }
 
-/// Sets every heap's countdown to [`REDRAW_COUNTDOWN`], so that each
-/// thread's next malloc fast path misses and [`malloc_slow_hook`] draws a
-/// countdown for the new state. A heap's owner updates its countdown with a plain load and store
-/// (no atomic read-modify-write, which would cost the fast path); if this
-/// store falls between the two, it is lost, and that thread sees the new
-/// state only after at most the countdown it had ([`IDLE_COUNTDOWN`] bytes
-/// when the profiler was off). Allocations that miss the fast path see it
-/// at once (they test [`armed`]).
+/// Sets every heap's countdown to [`REDRAW_COUNTDOWN`] and its
+/// `sampling` byte to [`armed`], so that, while armed, each thread's next
+/// malloc fast path misses and [`malloc_slow_hook`] draws a countdown for
+/// the new state. A heap's owner updates its countdown with a plain load
+/// and store (no atomic read-modify-write, which would cost the fast
+/// path); if this store falls between the two, it is lost, and that
+/// thread sees the new state only after at most the countdown it had
+/// ([`IDLE_COUNTDOWN`] bytes when the profiler was off: the owner does not
+/// count down then). Allocations that miss the fast path see it at once
+/// (they test [`armed`]). Runs under GLOBAL (`for_each_heap`), as does a
+/// new heap's registration, which reads the same state.
 fn reset_countdowns() {
-    heap::for_each_heap(|h| h.sample_left.store(REDRAW_COUNTDOWN, Ordering::Relaxed));
+    let on = armed();
+    heap::for_each_heap(|h| {
+        h.sample_left.store(REDRAW_COUNTDOWN, Ordering::Relaxed);
+        h.sampling.store(on, Ordering::Relaxed);
+    });
 }
 
 /// The sampling rate in bytes (1: every allocation).
