@@ -1930,7 +1930,9 @@ fn maybe_purge(heap: &mut Heap) {
 }
 
 /// Returns the memory of free slices of the heap's segments to the OS
-/// (`all`: every free slice now; otherwise those free since the last tick)
+/// (`all`: every free slice now; otherwise those free since the last
+/// tick, less the share of the active bytes that
+/// `retain::kept_free_bytes` keeps)
 /// and gives back segments left empty and purged. Re-arms the deadline
 /// while slices wait for their turn.
 pub fn purge(heap: &mut Heap, all: bool) {
@@ -1938,21 +1940,34 @@ pub fn purge(heap: &mut Heap, all: bool) {
     let mut pending = false;
     let now = os::now_ms();
     let delay = crate::retain::wait_ms();
+    let mut keep = 0;
+    if !all {
+        let mut seg = heap.segments;
+        while !seg.is_null() {
+            // SAFETY: the heap's segments are live and owned by it.
+            unsafe {
+                keep += segment::active_bytes(&*seg);
+                seg = (*seg).next;
+            }
+        }
+        keep = crate::retain::kept_free_bytes(keep);
+    }
     let mut seg = heap.segments;
     while !seg.is_null() {
         // SAFETY: the heap's segments are live and owned by it.
         unsafe {
             let next = (*seg).next;
             let s = &mut *seg;
-            heap.counters.purged_bytes += if all {
-                segment::purge_free_slices(s)
+            let (purged, left) = if all {
+                (segment::purge_free_slices(s), false)
             } else {
-                segment::purge_aged_slices(s, now, delay)
-            } as u64;
+                segment::purge_aged_slices(s, now, delay, &mut keep)
+            };
+            heap.counters.purged_bytes += purged as u64;
             if s.is_empty() && s.dirty_slices == s.used_slices && !heap.hold_segments {
                 unlink_segment(heap, seg);
                 segment::release(seg);
-            } else if s.purge_candidates != 0 {
+            } else if left {
                 pending = true;
             }
             seg = next;

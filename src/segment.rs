@@ -506,16 +506,43 @@ pub fn purge_free_slices(seg: &mut Segment) -> usize {
 
 /// One purge tick: releases the slices that were free at the last tick and
 /// still are (all free slices if none was freed during the last `delay`
-/// ms), and remembers the ones free now. Returns the bytes purged.
-pub fn purge_aged_slices(seg: &mut Segment, now: u64, delay: u64) -> usize {
+/// ms), and remembers the ones free now, except for whole runs of them
+/// that fit in `keep` (bytes, decreased by what is kept): those stay
+/// resident, and stay candidates for a later tick. Returns the bytes
+/// purged and whether candidates other than the kept ones are left.
+pub fn purge_aged_slices(seg: &mut Segment, now: u64, delay: u64, keep: &mut usize) -> (usize, bool) {
     let free_dirty = seg.dirty_slices & !seg.used_slices;
-    if now >= seg.freed_at.saturating_add(delay) {
-        seg.purge_candidates = 0;
-        return purge_slices(seg, free_dirty);
+    let all_aged = now >= seg.freed_at.saturating_add(delay);
+    let aged = if all_aged { free_dirty } else { seg.purge_candidates & free_dirty };
+    let kept = if seg.is_empty() { 0 } else { runs_within(aged, keep) };
+    let purged = purge_slices(seg, aged & !kept);
+    seg.purge_candidates = if all_aged { kept } else { seg.dirty_slices & !seg.used_slices };
+    (purged, seg.purge_candidates & !kept != 0)
+}
+
+/// The runs of `slices` that fit, first to last, in `budget` bytes, which
+/// is decreased by their size.
+fn runs_within(slices: u64, budget: &mut usize) -> u64 {
+    let mut rest = slices;
+    let mut within = 0;
+    while rest != 0 {
+        let start = rest.trailing_zeros() as usize;
+        let run = (!(rest >> start)).trailing_zeros() as usize;
+        let mask = run_mask(run) << start;
+        let size = run << SLICE_SHIFT;
+        if size <= *budget {
+            *budget -= size;
+            within |= mask;
+        }
+        rest &= !mask;
     }
-    let purged = purge_slices(seg, seg.purge_candidates & free_dirty);
-    seg.purge_candidates = seg.dirty_slices & !seg.used_slices;
-    purged
+    within
+}
+
+/// Bytes of the segment's slices that belong to pages (the header's
+/// excluded).
+pub fn active_bytes(seg: &Segment) -> usize {
+    ((seg.used_slices & !HEADER_SLICE).count_ones() as usize) << SLICE_SHIFT
 }
 
 fn purge_slices(seg: &mut Segment, slices: u64) -> usize {
