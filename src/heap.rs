@@ -1941,7 +1941,8 @@ pub fn purge(heap: &mut Heap, all: bool) {
     let now = os::now_ms();
     let delay = crate::retain::wait_ms();
     let mut keep = 0;
-    if !all {
+    // A delay of 0 asks for every free page to go back at once.
+    if !all && delay != 0 {
         let mut seg = heap.segments;
         while !seg.is_null() {
             // SAFETY: the heap's segments are live and owned by it.
