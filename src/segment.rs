@@ -641,6 +641,32 @@ mod tests {
     }
 
     #[test]
+    fn kept_runs_are_whole_and_within_the_budget() {
+        let k = SLICE_SIZE;
+        // Runs 1..3 (2 slices), 5 (1), 8..12 (4).
+        let free = (0b11u64 << 1) | (1 << 5) | (0b1111 << 8);
+        let mut budget = 3 * k;
+        // The first run fits (2), the second fits in what is left (1), the
+        // third (4) does not, and no part of it is kept.
+        assert_eq!(runs_within(free, &mut budget), (0b11 << 1) | (1 << 5));
+        assert_eq!(budget, 0);
+        let mut budget = k;
+        // A run larger than the budget is skipped, a later one that fits
+        // is kept.
+        assert_eq!(runs_within(free, &mut budget), 1 << 5);
+        assert_eq!(budget, 0);
+        let mut budget = 100 * k;
+        assert_eq!(runs_within(free, &mut budget), free);
+        assert_eq!(budget, 93 * k);
+        let mut budget = k - 1;
+        assert_eq!(runs_within(free, &mut budget), 0);
+        assert_eq!(budget, k - 1);
+        let mut budget = 64 * k;
+        assert_eq!(runs_within(!HEADER_SLICE, &mut budget), !HEADER_SLICE);
+        assert_eq!(budget, k);
+    }
+
+    #[test]
     fn header_fits_in_the_metadata_slice() {
         assert!(HEADER_END <= SLICE_SIZE);
         assert!(core::mem::size_of::<Segment>() < 16 * 1024);
