@@ -794,7 +794,10 @@ fn for_each_other_heap(mut visit: impl FnMut(*mut Heap)) {
 /// free slices and empty segments (not its pages, which only the owner may
 /// touch). A heap whose slow-path lock is busy is skipped: its owner is in
 /// a slow path, which purges by itself. `all`: everything free now;
-/// otherwise what has been free for one to two purge delays.
+/// otherwise what has been free for one to two purge delays, less the
+/// share a heap in use keeps (`retain::kept_free_bytes`: the owner is
+/// alive and may be between two phases; `ptrs_thread_idle` and
+/// `malloc_trim` give that back too).
 pub fn purge_other_heaps(all: bool) {
     for_each_other_heap(|heap| {
         // SAFETY: registered heaps are valid forever; the lock is taken

@@ -1,7 +1,9 @@
 //! The opt-in background purger (`PTRS_BACKGROUND_PURGE=1`): one thread
 //! that, every purge delay, gives back the memory that has stayed unused
 //! for one to two delays in every heap (free slices and empty segments of
-//! live threads' heaps, parked heaps, the empty-segment and huge caches),
+//! live threads' heaps, less the share of its active bytes that a heap in
+//! use keeps (`retain::kept_free_bytes`); parked heaps, whole; the
+//! empty-segment and huge caches),
 //! for programs whose threads all go quiet and so never reach a slow path
 //! that would do it (`retain.rs` has the policy; this is only a clock).
 //! jemalloc's `background_thread` is the same idea.

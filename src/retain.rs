@@ -13,9 +13,10 @@
 //!   one). It stays resident for one to two delays: free slices inside a
 //!   heap's segments (aged by `segment::purge_aged_slices`), empty segments
 //!   (the dirty list below), freed huge mappings (`huge.rs`'s cache).
-//!   A heap also keeps free slices up to a quarter of its active bytes
-//!   resident past the delay ([`kept_free_bytes`]), for what a program
-//!   frees and rebuilds more slowly while it keeps as much live.
+//!   A heap in use also keeps free slices up to a quarter of its active
+//!   bytes resident past the delay ([`kept_free_bytes`]), for what a
+//!   program frees and rebuilds more slowly while it keeps as much live;
+//!   the heap of an exited thread keeps none.
 //!   Allocation takes resident memory first: the heap's own free slices
 //!   (for a large block, the run with the most resident slices over all
 //!   of the heap's segments, then the shortest: `heap::alloc_span_resident`),
