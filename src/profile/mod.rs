@@ -6,12 +6,13 @@
 //! from an exponential distribution, pprof's unsampling); the code is ours.
 //!
 //! Cost: malloc's fast path tests one byte of its heap (`Heap::sampling`,
-//! set for every heap while [`armed`]); off, that is all. On, it also subtracts each request from its heap's byte
-//! countdown (`Heap::sample_left`, one `sub` to memory) and misses when it
-//! goes negative ([`malloc_slow_hook`]); its slow paths, and calloc,
-//! realloc and aligned allocation, go through [`malloc_hook`] while the
-//! byte is set; free tests nothing on its fast path. A small sampled block is allocated from the
-//! profiler's own heap, which no thread owns, so every free of it takes
+//! set for every heap while [`armed`]); off, that is all. On, it also
+//! subtracts each request from its heap's byte countdown
+//! (`Heap::sample_left`, one `sub` to memory) and misses when it goes
+//! negative ([`malloc_slow_hook`]); its slow paths, and calloc, realloc
+//! and aligned allocation, go through [`malloc_hook`] while the byte is
+//! set; free tests nothing on its fast path. A small sampled block is
+//! allocated from the profiler's own heap, which no thread owns, so every free of it takes
 //! free's remote path (`free::free_remote`), where one comparison of the
 //! owner with that heap (a load free already made) hands it here, where
 //! it is forgotten and freed into that heap under the profiler's lock
