@@ -15,7 +15,7 @@
 
 use core::cell::UnsafeCell;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
 use crate::options;
 use crate::os;
@@ -130,6 +130,10 @@ pub struct Heap {
     /// changes its queues or segments; other threads take it to purge the
     /// heap's free memory (malloc_trim, the background purger).
     pub slow_lock: AtomicUsize,
+    /// Threads waiting in [`SlowLock::lock`] for `slow_lock` (the shared
+    /// heap's users): [`SlowLock::try_lock_unwanted`], which the sweeps of
+    /// other heaps use, leaves the lock to them.
+    pub slow_waiters: AtomicU32,
     /// When the owner was last in a slow path (coarse ms): a heap with
     /// notifications and no recent slow path has a dormant owner.
     pub last_active: core::sync::atomic::AtomicU64,
@@ -189,6 +193,7 @@ const fn heap_without_pages() -> Heap {
         segments: ptr::null_mut(),
         purge_deadline: 0,
         slow_lock: AtomicUsize::new(0),
+        slow_waiters: AtomicU32::new(0),
         last_active: core::sync::atomic::AtomicU64::new(0),
         owned: false,
         registry_next: ptr::null_mut(),
@@ -291,12 +296,24 @@ impl SlowLock {
         // SAFETY: the caller guarantees `heap` is valid.
         let lock = unsafe { &(*heap).slow_lock };
         let mut spins = 0u32;
+        let mut waiting = false;
         loop {
             match lock.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed) {
-                Ok(_) => return Self { heap, release: true },
+                Ok(_) => {
+                    if waiting {
+                        // SAFETY: as above.
+                        unsafe { (*heap).slow_waiters.fetch_sub(1, Ordering::Relaxed) };
+                    }
+                    return Self { heap, release: true };
+                }
                 Err(cur) if cur == me => return Self { heap, release: false },
                 Err(_) => {
-                    spins += 1;
+                    if !waiting {
+                        waiting = true;
+                        // SAFETY: as above.
+                        unsafe { (*heap).slow_waiters.fetch_add(1, Ordering::Relaxed) };
+                    }
+                    spins = spins.saturating_add(1);
                     if spins < 64 {
                         core::hint::spin_loop();
                     } else {
@@ -320,6 +337,29 @@ impl SlowLock {
             Ok(_) => Some(Self { heap, release: true }),
             Err(_) => None,
         }
+    }
+}
+
+impl SlowLock {
+    /// [`SlowLock::try_lock`] that also fails while another thread waits
+    /// in [`SlowLock::lock`]: for the sweeps that purge other threads'
+    /// heaps (`malloc_trim`, the background purger), which must not keep
+    /// the shared heap from its users. A thread calling `malloc_trim` in a
+    /// loop took the shared heap's lock in every call; under valgrind,
+    /// which runs one thread at a time and switches at system calls, the
+    /// waiting threads ran only while it held the lock (its system calls
+    /// were inside it), and tst-mt-purge-stress hung in memcheck mode
+    /// (30 million trims in 10 minutes, the workers and main waiting).
+    ///
+    /// # Safety
+    /// As `lock`.
+    pub unsafe fn try_lock_unwanted(heap: *mut Heap) -> Option<Self> {
+        // SAFETY: the caller guarantees `heap` is valid.
+        if unsafe { (*heap).slow_waiters.load(Ordering::Relaxed) } != 0 {
+            return None;
+        }
+        // SAFETY: as above.
+        unsafe { Self::try_lock(heap) }
     }
 }
 
@@ -731,7 +771,7 @@ fn collect_parked_with(force: bool, purge_all: bool, wait: bool) -> Option<Parke
         // under its lock, which every user takes.
         unsafe {
             let idle = (*shared).last_active.load(Ordering::Relaxed) + crate::retain::wait_ms() <= now;
-            if idle && let Some(_l) = SlowLock::try_lock(shared) {
+            if idle && let Some(_l) = SlowLock::try_lock_unwanted(shared) {
                 gave_back |= gives_back(&mut *shared, |h| collect(h, false));
             }
             holds_pages |= !(*shared).segments.is_null();
@@ -792,8 +832,9 @@ fn for_each_other_heap(mut visit: impl FnMut(*mut Heap)) {
 
 /// Purges the free memory of every heap that another live thread owns:
 /// free slices and empty segments (not its pages, which only the owner may
-/// touch). A heap whose slow-path lock is busy is skipped: its owner is in
-/// a slow path, which purges by itself. `all`: everything free now;
+/// touch). A heap whose slow-path lock is busy, or wanted by a thread that
+/// waits for it, is skipped: its owner is in a slow path, which purges by
+/// itself (`SlowLock::try_lock_unwanted`). `all`: everything free now;
 /// otherwise what has been free for one to two purge delays, less the
 /// share a heap in use keeps (`retain::kept_free_bytes`: the owner is
 /// alive and may be between two phases; `ptrs_thread_idle` and
@@ -806,7 +847,7 @@ pub fn purge_other_heaps(all: bool) {
             if !(*heap).owned {
                 return;
             }
-            if let Some(_l) = SlowLock::try_lock(heap) {
+            if let Some(_l) = SlowLock::try_lock_unwanted(heap) {
                 if !(*heap).owned {
                     return; // parked meanwhile (see `abandon`)
                 }
