@@ -955,6 +955,10 @@ pub fn after_fork_child() {
         // SAFETY: `heap` is the calling thread's real heap.
         unsafe { (*heap).slow_lock.store(0, Ordering::Relaxed) };
     }
+    // Threads of the parent that were waiting for a heap's lock do not
+    // exist here: their counts would make the sweeps skip that heap for
+    // good (`SlowLock::try_lock_unwanted`).
+    for_each_heap(|h| h.slow_waiters.store(0, Ordering::Relaxed));
 }
 
 /// `ptrs_thread_idle`: the calling thread is about to block for a while.
