@@ -301,8 +301,15 @@ impl SlowLock {
             match lock.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed) {
                 Ok(_) => {
                     if waiting {
+                        // Saturating: a fork from a signal handler that
+                        // interrupted this wait leaves the child with its
+                        // counts cleared (`after_fork_child`) and this
+                        // thread still counted (tester8: the count wrapped
+                        // to u32::MAX and the child's trims skipped the
+                        // shared heap for good).
                         // SAFETY: as above.
-                        unsafe { (*heap).slow_waiters.fetch_sub(1, Ordering::Relaxed) };
+                        let waiters = unsafe { &(*heap).slow_waiters };
+                        let _ = waiters.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| Some(n.saturating_sub(1)));
                     }
                     return Self { heap, release: true };
                 }
@@ -697,6 +704,7 @@ static PARK_OWNER: AtomicUsize = AtomicUsize::new(0);
 /// What `fork_prepare` took, for `fork_parent` to release (under GLOBAL,
 /// held across the fork).
 static FORK_TOOK_OWN: AtomicBool = AtomicBool::new(false);
+static FORK_TOOK_SHARED: AtomicBool = AtomicBool::new(false);
 static FORK_TOOK_PARK: AtomicBool = AtomicBool::new(false);
 
 /// `force`: every empty page goes (see [`collect`]); `purge_all`: free
@@ -906,11 +914,15 @@ pub unsafe fn unlock_after_fork(heap: *mut Heap) {
 /// ([`PARK_LOCK`]: the pool of parked heaps is whole in the child).
 pub fn fork_prepare() {
     let shared = SHARED_HEAP.load(Ordering::Acquire);
-    if !shared.is_null() {
-        // SAFETY: the shared heap is never unmapped; released by
-        // `fork_parent` or `after_fork_child`.
-        unsafe { lock_across_fork(shared) };
-    }
+    // Not taken when this thread holds it already (a fork from a signal
+    // handler that interrupted an allocation from the shared heap): the
+    // interrupted update releases it when it is done, in the parent and in
+    // the child. Releasing it after the fork let the other users of the
+    // shared heap in while the update was half done (tester8: live blocks
+    // overwritten, "corrupted remote free list", 3 runs of 3).
+    // SAFETY: the shared heap is never unmapped; released by
+    // `fork_parent` or `after_fork_child`.
+    let took_shared = !shared.is_null() && unsafe { lock_across_fork(shared) };
     let own = tls::current();
     // SAFETY: this thread's heap; released as above.
     let took_own = is_real(own) && own != shared && unsafe { lock_across_fork(own) };
@@ -919,6 +931,7 @@ pub fn fork_prepare() {
         PARK_LOCK.lock();
     }
     FORK_TOOK_OWN.store(took_own, Ordering::Relaxed);
+    FORK_TOOK_SHARED.store(took_shared, Ordering::Relaxed);
     FORK_TOOK_PARK.store(took_park, Ordering::Relaxed);
 }
 
@@ -932,8 +945,8 @@ pub fn fork_parent() {
         // SAFETY: taken by `fork_prepare`.
         unsafe { unlock_after_fork(tls::current()) };
     }
-    if !shared.is_null() {
-        // SAFETY: as in `fork_prepare`; this thread holds the lock.
+    if FORK_TOOK_SHARED.load(Ordering::Relaxed) {
+        // SAFETY: as in `fork_prepare`; this thread took the lock there.
         unsafe { unlock_after_fork(shared) };
     }
 }
@@ -945,7 +958,7 @@ pub fn after_fork_child() {
     PARK_OWNER.store(0, Ordering::Relaxed);
     PARK_LOCK.reset();
     let shared = SHARED_HEAP.load(Ordering::Relaxed);
-    if !shared.is_null() {
+    if FORK_TOOK_SHARED.load(Ordering::Relaxed) {
         // SAFETY: the shared heap is never unmapped. Its lock was taken by
         // `fork_prepare`.
         unsafe { unlock_after_fork(shared) };
