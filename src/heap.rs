@@ -345,9 +345,7 @@ impl SlowLock {
             Err(_) => None,
         }
     }
-}
 
-impl SlowLock {
     /// [`SlowLock::try_lock`] that also fails while another thread waits
     /// in [`SlowLock::lock`]: for the sweeps that purge other threads'
     /// heaps (`malloc_trim`, the background purger), which must not keep
@@ -2146,7 +2144,7 @@ fn has_free_dirty_slices(heap: &Heap) -> bool {
     while !seg.is_null() {
         // SAFETY: the heap's segments are live and owned by it.
         unsafe {
-            if (*seg).dirty_slices & !(*seg).used_slices != 0 {
+            if (*seg).free_dirty_slices() != 0 {
                 return true;
             }
             seg = (*seg).next;

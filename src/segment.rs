@@ -139,6 +139,12 @@ impl Segment {
     pub fn is_empty(&self) -> bool {
         self.used_slices == HEADER_SLICE
     }
+
+    /// Slices that belong to no page and may still be resident (touched
+    /// since they were last purged).
+    pub fn free_dirty_slices(&self) -> u64 {
+        self.dirty_slices & !self.used_slices
+    }
 }
 
 fn run_mask(count: usize) -> u64 {
@@ -501,7 +507,7 @@ fn span_fit(used: u64, dirty: u64, count: usize) -> Option<SpanFit> {
 /// Returns the bytes purged.
 pub fn purge_free_slices(seg: &mut Segment) -> usize {
     seg.purge_candidates = 0;
-    purge_slices(seg, seg.dirty_slices & !seg.used_slices)
+    purge_slices(seg, seg.free_dirty_slices())
 }
 
 /// One purge tick: releases the slices that were free at the last tick and
@@ -511,12 +517,12 @@ pub fn purge_free_slices(seg: &mut Segment) -> usize {
 /// resident, and stay candidates for a later tick. Returns the bytes
 /// purged and whether candidates other than the kept ones are left.
 pub fn purge_aged_slices(seg: &mut Segment, now: u64, delay: u64, keep: &mut usize) -> (usize, bool) {
-    let free_dirty = seg.dirty_slices & !seg.used_slices;
+    let free_dirty = seg.free_dirty_slices();
     let all_aged = now >= seg.freed_at.saturating_add(delay);
     let aged = if all_aged { free_dirty } else { seg.purge_candidates & free_dirty };
     let kept = if seg.is_empty() { 0 } else { runs_within(aged, keep) };
     let purged = purge_slices(seg, aged & !kept);
-    seg.purge_candidates = if all_aged { kept } else { seg.dirty_slices & !seg.used_slices };
+    seg.purge_candidates = if all_aged { kept } else { seg.free_dirty_slices() };
     (purged, seg.purge_candidates & !kept != 0)
 }
 
