@@ -169,6 +169,7 @@ pub const FLAG_PINNED: u8 = 8; // the head of its queue: `used` holds one extra 
 pub const FLAG_BUMP: u8 = 16; // a pool's bump chunk: blocks of any size, each after a header (pool.rs)
 pub const FLAG_SAMPLED: u8 = 32; // a large block the heap profiler recorded: its free tells the profiler (profile/mod.rs)
 pub const FLAG_FREED_IN_VISIT: u8 = 64; // a pool's huge block freed while `ptrs_pool_visit` walks the pool: kept listed and mapped until the walk ends (pool.rs)
+pub const FLAG_TAIL_CLEAN: u8 = 128; // a small page whose uncarved tail holds no written memory: made on clean slices, or purged since (heap.rs, `purge_page_tails`)
 
 /// `bin` value of pages that are not in a size class.
 pub const NO_BIN: u8 = 255;

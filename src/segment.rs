@@ -26,7 +26,7 @@ use core::ptr;
 
 use crate::heap::Heap;
 use crate::os;
-use crate::page::{Page, FLAG_ZERO};
+use crate::page::{Page, FLAG_TAIL_CLEAN, FLAG_ZERO};
 use crate::segment_map;
 use crate::sync::{GlobalCell, GlobalGuard};
 
@@ -385,9 +385,23 @@ pub unsafe fn claim_span(seg: &mut Segment, index: usize, count: usize, heap: *m
     page.start = start;
     page.heap = heap;
     if !was_dirty {
-        page.flags |= FLAG_ZERO;
+        page.flags |= FLAG_ZERO | FLAG_TAIL_CLEAN;
     }
     page
+}
+
+/// The address just past the span headed by `page` (its last slice's end,
+/// which may lie past its last whole block).
+///
+/// # Safety
+/// `page` must head a span of a live segment.
+pub unsafe fn span_end(page: *const Page) -> usize {
+    let seg = Segment::of_unchecked(page as usize);
+    // SAFETY: `page` points into the descriptors of its live segment.
+    unsafe {
+        let index = page.offset_from((*seg).pages.as_ptr()) as usize;
+        (*seg).slice_addr(index + (*page).slice_count as usize) as usize
+    }
 }
 
 /// Returns the span headed by `page` to its segment's free slices.
