@@ -81,8 +81,26 @@ main (void)
           }
         free (p);
       }
-  CHECK (profile_stop () == 0);
   CHECK (setrlimit (RLIMIT_NOFILE, &old) == 0);
+
+  /* ptrs_profile_dump returns its error and leaves errno alone (a fresh
+     tester saw errno 28 after a dump to /dev/full, 2 after one to a path
+     that does not exist).  */
+  int (*profile_dump) (const char *)
+    = (int (*) (const char *)) ptrs_symbol ("ptrs_profile_dump");
+  CHECK (profile_dump != NULL);
+  if (profile_dump != NULL)
+    {
+      errno = 777;
+      CHECK (profile_dump ("/dev/full") == ENOSPC && errno == 777);
+      errno = 777;
+      CHECK (profile_dump ("/nonexistent-dir/x.heap") == ENOENT && errno == 777);
+      errno = 777;
+      CHECK (profile_dump (NULL) == EINVAL && errno == 777);
+      errno = 777;
+      CHECK (profile_dump ("/dev/null") == 0 && errno == 777);
+    }
+  CHECK (profile_stop () == 0);
   CHECK (bad == 0);
   return test_result ();
 }

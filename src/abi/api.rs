@@ -255,8 +255,14 @@ pub extern "C" fn ptrs_profile_stop() -> i32 {
 /// `path` must be NULL or a NUL-terminated string.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ptrs_profile_dump(path: *const c_char) -> i32 {
+    // The open and write system calls set errno when they fail; the error
+    // is the return value, as documented (a fresh tester saw errno 28
+    // after a dump to /dev/full).
+    let saved = os::errno();
     // SAFETY: the same contract.
-    unsafe { crate::profile::write::dump(path) }
+    let r = unsafe { crate::profile::write::dump(path) };
+    os::set_errno(saved);
+    r
 }
 
 /// Writes the leak report (allocation sites whose sampled blocks are still
