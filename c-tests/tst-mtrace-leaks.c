@@ -17,6 +17,16 @@ leak_here (size_t n)
   return malloc (n);
 }
 
+/* realloc's caller names the leak of a block realloc kept in place or
+   moved with mremap (a fresh tester: ptrs wrote those lines without a
+   caller, and the script printed the location as empty).  */
+__attribute__ ((noinline)) void *
+resize_here (void *p, size_t n)
+{
+  return realloc (p, n);
+}
+static const int resize_line = __LINE__ - 2;
+
 static void *volatile sink;
 
 static int
@@ -31,6 +41,9 @@ child (void)
   sink = leak_here (0x11);
   sink = leak_here (0x222);
   sink = calloc (3, 0x10);
+  sink = resize_here (malloc (70000), 140000);     /* large, grown */
+  sink = resize_here (malloc (3 << 20), 1 << 20);  /* huge, shrunk */
+  sink = resize_here (malloc (200), 190);          /* small, kept */
   muntrace ();
   sink = malloc (77); /* after muntrace: not traced */
   return 0;
@@ -74,14 +87,25 @@ main (int argc, char **argv)
   static char ours[8192], theirs[8192];
   leaks_of ("", exe, trace, ours, sizeof ours);
   fprintf (stderr, "--- ptrs:\n%s", ours);
-  /* Three leaks, with their sizes, from leak_here (twice) and main.  */
+  /* Six leaks, with their sizes, from leak_here (twice), main, and
+     resize_here (three times, each naming its line).  */
   CHECK (strstr (ours, "0x11 at") != NULL);
   CHECK (strstr (ours, "0x222 at") != NULL);
   CHECK (strstr (ours, "0x30 at") != NULL);
-  int lines = 0;
+  int lines = 0, resized = 0;
   for (char *p = ours; *p; p++)
     lines += *p == '\n';
-  CHECK (lines == 3);
+  /* The call's line, or the closing brace's (where addr2line puts the
+     return address of the call, which may be the function's last).  */
+  for (int line = resize_line; line <= resize_line + 1; line++)
+    {
+      char where[64];
+      snprintf (where, sizeof where, "tst-mtrace-leaks.c:%d\n", line);
+      for (const char *p = ours; (p = strstr (p, where)) != NULL; p++)
+        resized++;
+    }
+  CHECK (lines == 6);
+  CHECK (resized == 3);
   const char *pre = getenv ("LD_PRELOAD");
   if (pre && strstr (pre, "libptrs"))
     {

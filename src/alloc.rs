@@ -258,18 +258,19 @@ pub fn realloc(p: *mut u8, size: usize) -> *mut u8 {
 }
 
 /// realloc's result `p` (described by `info`) when it keeps the block
-/// where it is: a block that can be sampled (in the profiler's heap, a
-/// large one marked sampled, a huge one) tells the heap profiler its new
-/// size (its record keeps the size it was allocated with otherwise).
+/// where it is with `size` bytes, once the heap profiler has run: a large
+/// or huge block is counted as allocated again (`note_resized_large`), a
+/// small block of the profiler's heap tells its new size.
 #[inline(always)]
 fn kept(p: *mut u8, size: usize, info: &free::BlockInfo) -> *mut u8 {
-    if crate::profile::ever_started()
-        && (info.huge
-            || (info.large_or_huge && info.flags & crate::page::FLAG_SAMPLED != 0)
-            // SAFETY: the live page of `p` (block_info validated it).
-            || crate::profile::is_profiler_heap(unsafe { (*info.page).heap }))
-    {
-        crate::profile::note_resized(p, size);
+    if crate::profile::ever_started() {
+        if info.large_or_huge {
+            let page = if info.huge { ptr::null_mut() } else { info.page };
+            crate::profile::note_resized_large(p, p, size, page);
+        // SAFETY: the live page of `p` (block_info validated it).
+        } else if crate::profile::is_profiler_heap(unsafe { (*info.page).heap }) {
+            crate::profile::note_resized(p, size);
+        }
     }
     p
 }

@@ -194,43 +194,48 @@ pub fn log_alloc(p: *mut u8, size: usize, frames: &[usize]) {
     if FD.load(Ordering::Relaxed) < 0 {
         return;
     }
-    let skip = stack::internal_frames(frames);
-    let caller = frames.get(skip).map(|&c| (c, stack::resolve(c)));
     let mut line = Line::new();
-    if let Some((caller, sym)) = caller {
-        match sym {
-            Some(s) => {
-                let _ = line.write_str("@ ");
-                if !s.file.is_null() {
-                    // SAFETY: dladdr's names are NUL-terminated.
-                    let f = unsafe { CStr::from_ptr(s.file) };
-                    let _ = write!(line, "{}:", f.to_str().unwrap_or("?"));
-                }
-                // glibc 2.36's form: the offset in hex without "0x", and
-                // the caller relative to its object's base.
-                if !s.name.is_null() {
-                    // SAFETY: as above.
-                    let n = unsafe { CStr::from_ptr(s.name) };
-                    let _ = write!(line, "({}+{:x})", n.to_str().unwrap_or("?"), s.offset);
-                }
-                let _ = write!(line, "[{:#x}] ", caller - s.base);
-            }
-            None => {
-                let _ = write!(line, "@ [{:#x}] ", caller);
-            }
-        }
-    }
+    write_caller(&mut line, frames);
     let _ = writeln!(line, "+ {:#x} {:#x}", p as usize, size);
 }
 
-/// Logs a traced block that realloc moved to `p` (`size` bytes as
-/// recorded), after the `-` line of its old address: a `+` line without a
-/// caller, which glibc's `mtrace` script accepts.
-pub fn log_moved(p: *mut u8, size: usize) {
-    if FD.load(Ordering::Relaxed) < 0 {
+/// Logs a traced block that realloc kept or moved to `p` (`size` bytes as
+/// recorded), after the `-` line of its old address: a `+` line naming
+/// realloc's caller, the first frame of `frames` outside ptrs, so that
+/// glibc's `mtrace` script says where a leaked block was last resized
+/// (without it, the script printed such a leak's location as empty).
+pub fn log_moved(p: *mut u8, size: usize, frames: &[usize]) {
+    log_alloc(p, size, frames);
+}
+
+/// Writes `@ caller ` for the first frame of `frames` outside ptrs, in
+/// glibc's form; nothing when there is none.
+fn write_caller(line: &mut Line, frames: &[usize]) {
+    let skip = stack::internal_frames(frames);
+    let Some(&caller) = frames.get(skip) else {
         return;
+    };
+    match stack::resolve(caller) {
+        Some(s) => {
+            let _ = line.write_str("@ ");
+            if !s.file.is_null() {
+                // SAFETY: dladdr's names are NUL-terminated.
+                let f = unsafe { CStr::from_ptr(s.file) };
+                let _ = write!(line, "{}:", f.to_str().unwrap_or("?"));
+            }
+            // glibc 2.36's form: the offset in hex without "0x", and the
+            // caller relative to its object's base.
+            if !s.name.is_null() {
+                // SAFETY: as above.
+                let n = unsafe { CStr::from_ptr(s.name) };
+                let _ = write!(line, "({}+{:x})", n.to_str().unwrap_or("?"), s.offset);
+            }
+            let _ = write!(line, "[{:#x}] ", caller - s.base);
+        }
+        None => {
+            let _ = write!(line, "@ [{:#x}] ", caller);
+        }
     }
-    let _ = writeln!(Line::new(), "+ {:#x} {:#x}", p as usize, size);
 }
 
 /// Logs a free of a recorded block: `- addr` (glibc's free lines name their
