@@ -259,14 +259,15 @@ pub fn realloc(p: *mut u8, size: usize) -> *mut u8 {
 
 /// realloc's result `p` (described by `info`) when it keeps the block
 /// where it is with `size` bytes, once the heap profiler has run: a large
-/// or huge block is counted as allocated again (`note_resized_large`), a
-/// small block of the profiler's heap tells its new size.
+/// or huge block is sampled again for its new size
+/// (`note_resized_large`), a small block of the profiler's heap tells its
+/// new size.
 #[inline(always)]
 fn kept(p: *mut u8, size: usize, info: &free::BlockInfo) -> *mut u8 {
     if crate::profile::ever_started() {
         if info.large_or_huge {
             let page = if info.huge { ptr::null_mut() } else { info.page };
-            crate::profile::note_resized_large(p, p, size, page);
+            crate::profile::note_resized_large(p, p, size, page, info.usable);
         // SAFETY: the live page of `p` (block_info validated it).
         } else if crate::profile::is_profiler_heap(unsafe { (*info.page).heap }) {
             crate::profile::note_resized(p, size);
@@ -307,7 +308,7 @@ fn realloc_generic(p: *mut u8, size: usize) -> *mut u8 {
             let q = unsafe { huge::resize(info.segment, size) };
             crate::os::set_errno(saved);
             if !q.is_null() {
-                crate::profile::note_resized_huge(p, q, size);
+                crate::profile::note_resized_huge(p, q, size, usable);
                 return q;
             }
             if size <= usable {

@@ -229,6 +229,11 @@ pub struct Page {
     /// off `used`, counted by the freeing thread after its push (see
     /// [`count_remote_free`]), so that collecting the list needs no walk.
     pub remote_freed: AtomicU32,
+    /// Large pages, while the heap profiler runs: the bytes its block was
+    /// last allocated or resized to, which its sampling odds cover (0:
+    /// unknown). Written by the block's holder (`profile::plain`,
+    /// `profile::sampled`, `profile::note_resized_large`).
+    pub charged: usize,
 }
 
 const _: () = assert!(core::mem::size_of::<Page>() == 128);
@@ -257,6 +262,7 @@ impl Page {
             prev: ptr::null_mut(),
             notify_next: ptr::null_mut(),
             remote_freed: AtomicU32::new(0),
+            charged: 0,
         }
     }
 

@@ -479,6 +479,11 @@ pub fn malloc_slow_hook(size: usize) -> *mut u8 {
 /// An allocation the profiler does not record.
 #[inline(always)]
 fn plain(size: usize, align: usize) -> *mut u8 {
+    if size > crate::size_class::SMALL_MAX {
+        let p = if align == 0 { alloc::malloc_generic(size) } else { alloc::malloc_aligned_unhooked(align, size) };
+        note_charged(p, size);
+        return p;
+    }
     if align == 0 {
         let p = alloc::try_pop(size);
         if !p.is_null() {
@@ -487,6 +492,22 @@ fn plain(size: usize, align: usize) -> *mut u8 {
         return alloc::malloc_generic(size);
     }
     alloc::malloc_aligned_unhooked(align, size)
+}
+
+/// Notes on the page of `p` (null, or a block just allocated for a
+/// request of `size` bytes) the size its sampling odds cover, if it is a
+/// large block: realloc's growth in place is charged from there
+/// ([`note_resized_large`]). Returns the page's info.
+fn note_charged(p: *mut u8, size: usize) -> Option<crate::free::BlockInfo> {
+    // SAFETY: `p` is null or a block just allocated (block_info validates
+    // it before reading anything).
+    let info = unsafe { crate::free::block_info(p) }?;
+    if info.large_or_huge && !info.huge {
+        // SAFETY: the block is not yet returned to the program, so nothing
+        // else refers to its page.
+        unsafe { (*info.page).charged = size };
+    }
+    Some(info)
 }
 
 #[inline(never)]
@@ -512,9 +533,7 @@ fn sampled(size: usize, align: usize, tracing: bool, chosen: bool, rate: usize) 
     let p = if size > crate::size_class::SMALL_MAX {
         // Allocated as unsampled (large or huge, with its alignment).
         let p = plain(size, align);
-        // SAFETY: `p` is null or a block just allocated (block_info
-        // validates it before reading anything).
-        if let Some(info) = unsafe { crate::free::block_info(p) } {
+        if let Some(info) = note_charged(p, size) {
             if info.large_or_huge && !info.huge {
                 // SAFETY: the block is not yet returned to the program, so
                 // nothing else refers to its page: its flags are ours.
@@ -731,24 +750,31 @@ pub fn note_resized(p: *mut u8, size: usize) {
 /// realloc's hook when it keeps a large or huge block in place with a new
 /// size of `size` bytes, or when `mremap` moved a huge block from `old`
 /// to `new` (`old == new` otherwise); `page` is the large block's page
-/// (null for a huge one). Called once the profiler has run
-/// ([`ever_started`]).
+/// (null for a huge one), `old_usable` the block's usable bytes before.
+/// Called once the profiler has run ([`ever_started`]).
 ///
-/// While sampling, the resized block is counted as a new allocation of
-/// `size` bytes: the thread's countdown decides afresh whether it is
-/// sampled, and a sampled one is recorded with realloc's call stack (the
-/// old record, if any, goes). A block keeps the sampling decision of one
-/// allocation of its current size, so the estimates stay unbiased: with
-/// the record merely resized, a block grown in place stayed unsampled
-/// with the probability of its first size, and a sampled block shrunk in
-/// place was scaled by its new size (a fresh tester: 100 blocks grown in
-/// place from 64 KiB to 440 KiB estimated at 6 to 11 MB against 43 MB;
-/// 200 blocks of 1.9 MB shrunk to 960 KB at 214 to 226 MB against 192).
-/// jemalloc's `prof_realloc` decides the same way. Not sampling, a block
-/// sampled before keeps its record with the new size.
+/// While sampling, the block keeps the sampling odds of one allocation of
+/// its new size, 1 - exp(-size / rate), so that the estimates stay
+/// unbiased: grown, an unsampled block is sampled now with the odds of
+/// its growth (the thread's countdown is charged the bytes it gained over
+/// the request its odds cover, `Page::charged`, or for a huge block over
+/// its usable size: by the memorylessness of the countdown, the odds of
+/// the old size and of the growth combine into those of the new size),
+/// recorded with realloc's stack; shrunk, a sampled block stays sampled with the odds of the new
+/// size over those of its recorded size, else its record goes. A sampled
+/// block that stays keeps its stack, with its new size. With the record
+/// merely resized, a block grown in place kept the odds of its first size
+/// and a block shrunk kept those of its old one (a fresh tester: 100
+/// blocks grown in place from 64 KiB to 440 KiB estimated at 6 to 11 MB
+/// against 43; 200 of 1.9 MB shrunk to 960 KB at 214 to 226 MB against
+/// 192). Charging the whole new size at every resize, as a new allocation
+/// would be, sampled a buffer grown by 64 KiB steps to 8 MiB a thousand
+/// times (+57 % time for reallocgrow). Not sampling, a block sampled
+/// before keeps its record with the new size. mtrace logs the block freed
+/// and allocated again by realloc's caller.
 #[cold]
 #[inline(never)]
-pub fn note_resized_large(old: *mut u8, new: *mut u8, size: usize, page: *mut crate::page::Page) {
+pub fn note_resized_large(old: *mut u8, new: *mut u8, size: usize, page: *mut crate::page::Page, old_usable: usize) {
     use crate::page::FLAG_SAMPLED;
     // SAFETY: the thread's own state (see `malloc_hook`).
     let t = unsafe { &mut *sample::state() };
@@ -761,10 +787,29 @@ pub fn note_resized_large(old: *mut u8, new: *mut u8, size: usize, page: *mut cr
     let tracing = TRACING.load(Ordering::Relaxed);
     let sampling = SAMPLING.load(Ordering::Relaxed);
     let rate = RATE.load(Ordering::Relaxed);
-    let chosen = sampling && sample::should_sample(t, size, rate, EPOCH.load(Ordering::Relaxed));
-    // A large block neither recorded before nor now: nothing to do, and
-    // no lock taken.
-    if !page.is_null() && !marked && !chosen && !tracing {
+    // The bytes the block gained over those its odds cover: from its
+    // last request, noted on a large page (`note_charged`), else from its
+    // usable size before and after (a huge block's slack is under a page).
+    // SAFETY: as above; `charged` is written only by the block's holder.
+    let charged = if page.is_null() { 0 } else { unsafe { (*page).charged } };
+    let gained = if charged != 0 {
+        size.saturating_sub(charged)
+    } else {
+        // SAFETY: `new` is the live block realloc is about to return.
+        match unsafe { crate::free::block_info(new) } {
+            Some(info) => info.usable.saturating_sub(old_usable),
+            None => 0,
+        }
+    };
+    if !page.is_null() && sampling {
+        // SAFETY: as above.
+        unsafe { (*page).charged = size };
+    }
+    // Drawn before the lock; used only if the block has no sample.
+    let chosen = sampling && gained > 0 && sample::should_sample(t, gained, rate, EPOCH.load(Ordering::Relaxed));
+    // An unsampled large block (no record: mtrace is off) that its growth
+    // did not choose: nothing to do, and no lock taken.
+    if !page.is_null() && !marked && !tracing && !chosen {
         return;
     }
     let mut frames = [0usize; MAX_DEPTH];
@@ -772,26 +817,44 @@ pub fn note_resized_large(old: *mut u8, new: *mut u8, size: usize, page: *mut cr
     let frames = &frames[depth.min(1)..depth];
     // (Memcheck mode resizes in place without the engine, so `size` is
     // the program's own.)
-    let recorded = size;
     let mut l = Locked::new();
     let tables = l.tables();
-    // Whether the block had a record (sampled or traced), and has one now.
-    let (had, has) = if sampling || tracing {
-        let had = tables.remove_live(old as usize);
-        // A block mtrace never saw (allocated before it started) stays
-        // unseen unless sampled now.
-        let has = chosen || (tracing && had);
-        if has {
-            l.record(new, frames, recorded, chosen, rate);
+    let entry = tables.live_entry(old as usize);
+    if old != new {
+        tables.move_live(old as usize, new as usize);
+    }
+    let has = match entry {
+        Some((recorded, true)) if sampling && size < recorded => {
+            let keep = sample::probability(size, rate);
+            if sample::uniform(t) * sample::probability(recorded, rate) < keep {
+                tables.resize_live(new as usize, size);
+                true
+            } else {
+                tables.remove_live(new as usize);
+                if tracing {
+                    tables.add_traced(new as usize, size);
+                }
+                tracing
+            }
         }
-        (had, has)
-    } else {
-        // Stopped: a block sampled earlier keeps its record.
-        if old != new {
-            tables.move_live(old as usize, new as usize);
+        Some((_, true)) => {
+            tables.resize_live(new as usize, size);
+            true
         }
-        let had = tables.resize_live(new as usize, recorded).is_some();
-        (had, had)
+        Some((_, false)) if chosen => {
+            tables.remove_live(new as usize);
+            l.record(new, frames, size, true, rate);
+            true
+        }
+        Some((_, false)) => {
+            tables.resize_live(new as usize, size);
+            true
+        }
+        None if chosen => {
+            l.record(new, frames, size, true, rate);
+            true
+        }
+        None => false,
     };
     drop(l);
     if !page.is_null() {
@@ -806,22 +869,22 @@ pub fn note_resized_large(old: *mut u8, new: *mut u8, size: usize, page: *mut cr
         }
     }
     if tracing {
-        if had {
+        if entry.is_some() {
             crate::mtrace::log_free(old);
         }
         if has {
-            crate::mtrace::log_moved(new, recorded, frames);
+            crate::mtrace::log_moved(new, size, frames);
         }
     }
 }
 
-/// realloc's hook for a huge block that `huge::resize` gave `size` bytes,
-/// in place or moved by `mremap` from `old` to `new`: as
-/// [`note_resized_large`].
+/// realloc's hook for a huge block of `old_usable` bytes that
+/// `huge::resize` gave `size` bytes, in place or moved by `mremap` from
+/// `old` to `new`: as [`note_resized_large`].
 #[inline]
-pub fn note_resized_huge(old: *mut u8, new: *mut u8, size: usize) {
+pub fn note_resized_huge(old: *mut u8, new: *mut u8, size: usize, old_usable: usize) {
     if ever_started() {
-        note_resized_large(old, new, size, ptr::null_mut());
+        note_resized_large(old, new, size, ptr::null_mut(), old_usable);
     }
 }
 

@@ -83,6 +83,20 @@ pub fn next_random(t: &mut ThreadState) -> u64 {
     x.wrapping_mul(0x2545_f491_4f6c_dd1d)
 }
 
+/// A uniform number in [0, 1) (53 random bits).
+pub fn uniform(t: &mut ThreadState) -> f64 {
+    (next_random(t) >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+}
+
+/// The probability that an allocation of `size` bytes is sampled at
+/// `rate` bytes per sample: 1 - exp(-size / rate) (1 at rate 1).
+pub fn probability(size: usize, rate: usize) -> f64 {
+    if rate <= 1 {
+        return 1.0;
+    }
+    1.0 - super::math::exp(-(size as f64) / rate as f64)
+}
+
 /// Draws the number of bytes until the next sample: exponential with mean
 /// `rate` bytes, at least 1.
 pub fn draw_countdown(t: &mut ThreadState, rate: usize) -> i64 {

@@ -343,6 +343,15 @@ impl Tables {
         true
     }
 
+    /// The size recorded for the block at `addr`, and whether it is a
+    /// sample (rather than known to mtrace only); None if unknown.
+    pub fn live_entry(&self, addr: usize) -> Option<(usize, bool)> {
+        let i = self.find_live(addr)?;
+        // SAFETY: `i` is a slot of the table.
+        let v = unsafe { (*self.live.add(i))[1] };
+        Some((entry_size(v), v & TRACED_ONLY == 0))
+    }
+
     /// The size recorded for the sampled block at `addr`, if it is one.
     pub fn live_size(&self, addr: usize) -> Option<usize> {
         let i = self.find_live(addr)?;
