@@ -231,8 +231,11 @@ int32_t ptrs_profile_stop(void);
  `google-pprof` and Go's `pprof`. Returns 0, EINVAL for a NULL path, the
  errno of a failed open, or the errno of the first write(2) that failed
  (ENOSPC for a full disk, as `ptrs_leak_report` sets; EIO when a write
- wrote nothing without an error). errno itself is left alone. Any
- thread; not from a signal handler.
+ wrote nothing without an error); ENOMEM when the records cannot be
+ copied, and EBUSY from a signal handler that interrupted its thread
+ inside the profiler (whose lock it then cannot take), both with the
+ file left as it was. errno itself is left alone. Any thread; not
+ meant for signal handlers (see EBUSY).
 
  # Safety
  `path` must be NULL or a NUL-terminated string.
@@ -246,9 +249,10 @@ int32_t ptrs_profile_dump(const char *path);
  leak seen), or -1 with errno set when the report could not be written:
  EBADF for a negative or closed `fd`, else the error of the first write(2)
  that failed (ENOSPC for a full disk; EIO when a write wrote nothing
- without an error), as `ptrs_profile_dump` returns it. Sites
+ without an error), as `ptrs_profile_dump` returns it; ENOMEM and
+ EBUSY as there, with nothing written. Sites
  are whole stacks (a stack's records of several block sizes are one
- site). Any thread; not from a signal handler.
+ site). Any thread; not meant for signal handlers (see EBUSY).
  */
 int32_t ptrs_leak_report(int32_t fd);
 

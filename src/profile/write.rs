@@ -157,13 +157,12 @@ pub fn scale(count: u64, bytes: u64, rate: usize) -> f64 {
     if p <= 0.0 { 1.0 } else { 1.0 / p }
 }
 
-/// Writes a heap profile of everything recorded to `fd`. Returns 0 or an
-/// errno value: that of the first write(2) that failed (ENOSPC on a full
-/// disk; EIO when a write wrote nothing without an error), as the leak
-/// report's.
-pub fn heap_profile(fd: i32) -> i32 {
+/// Writes a heap profile of the records `snap` ([`super::snapshot`]; None:
+/// nothing recorded) to `fd`. Returns 0 or an errno value: that of the
+/// first write(2) that failed (ENOSPC on a full disk; EIO when a write
+/// wrote nothing without an error), as the leak report's.
+fn heap_profile(fd: i32, mut snap: Option<super::Snapshot>) -> i32 {
     let mut o = Out::new(fd);
-    let mut snap = super::snapshot();
     let rate = snap.as_ref().map_or_else(super::rate, |s| s.rate);
     let recs: &mut [StackRec] = match snap.as_mut() {
         Some(s) => s.records(),
@@ -237,12 +236,18 @@ pub unsafe fn dump(path: *const c_char) -> i32 {
     if path.is_null() {
         return libc::EINVAL;
     }
+    // Taken first: a dump that cannot have the records leaves the file
+    // as it was.
+    let snap = match super::snapshot() {
+        Ok(snap) => snap,
+        Err(e) => return e,
+    };
     // SAFETY: `path` is non-null, so a NUL-terminated string (caller).
     let fd = unsafe { open_for_writing(path) };
     if fd < 0 {
         return -fd;
     }
-    let r = heap_profile(fd);
+    let r = heap_profile(fd, snap);
     // SAFETY: `fd` was opened above.
     unsafe { libc::syscall(libc::SYS_close, fd) };
     r
@@ -387,7 +392,10 @@ pub struct LeakReport {
 /// largest first) to `fd`.
 pub fn leak_report(fd: i32) -> LeakReport {
     let mut o = Out::new(fd);
-    let snap = super::snapshot();
+    let snap = match super::snapshot() {
+        Ok(snap) => snap,
+        Err(error) => return LeakReport { sites: 0, error },
+    };
     let rate = snap.as_ref().map_or_else(super::rate, |s| s.rate);
     // Rate 1: the figures of the blocks recorded are exact (not scaled);
     // complete: and every allocation of the process was recorded.
