@@ -548,6 +548,10 @@ static void test_oom_handler(unsigned flags) {
   CHECK(b != NULL);
   CHECK(api.realloc(p, b, huge) == NULL && errno == ENOMEM);
   CHECK(oom_calls == 3);
+  /* libc's realloc of a pool block: the same */
+  errno = 0;
+  CHECK(realloc(b, huge) == NULL && errno == ENOMEM);
+  CHECK(oom_calls == 4);
   api.destroy(p);
   /* a limit's refusal is the pool's policy, not exhaustion */
   ptrs_pool *q = make(flags, 1000, NULL);
@@ -556,6 +560,10 @@ static void test_oom_handler(unsigned flags) {
   void *c = api.malloc(q, 100);
   CHECK(c != NULL);
   CHECK(api.realloc(q, c, 5000) == NULL && errno == ENOMEM);
+  /* ... also through libc's realloc (a fresh tester: the handler was
+   * called, after a trim of every heap) */
+  errno = 0;
+  CHECK(realloc(c, 5000) == NULL && errno == ENOMEM);
   CHECK(oom_calls == 0);
   api.destroy(q);
   set_handler(old);

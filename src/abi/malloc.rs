@@ -71,10 +71,40 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
         unsafe { free(p) };
         return core::ptr::null_mut();
     }
-    if valgrind::active() {
-        return or_enomem(valgrind::realloc(p.cast(), size), size);
+    let vg = valgrind::active();
+    let q = if vg { valgrind::realloc(p.cast(), size) } else { alloc::realloc(p.cast(), size) };
+    if q.is_null() {
+        return realloc_failed(p.cast(), size, !vg);
     }
-    or_retry(size, alloc::realloc(p.cast(), size), || alloc::realloc(p.cast(), size))
+    q.cast()
+}
+
+/// realloc of `p` to `size` bytes returned null: a block of a pool whose
+/// own limit refused the growth gets NULL and ENOMEM at once, as from
+/// `ptrs_pool_realloc` (ptrs.h: the out-of-memory handler is not told of
+/// a pool's limit, and a trim of every heap cannot raise it; a fresh
+/// tester saw the handler called, after a full trim, for each such
+/// realloc); anything else is retried after a trim when `retry`
+/// (`or_retry`; not in memcheck mode), and told to the handler.
+#[cold]
+#[inline(never)]
+fn realloc_failed(p: *mut u8, size: usize, retry: bool) -> *mut c_void {
+    // SAFETY: `p` is checked by block_info before anything is read; a pool
+    // block's pool is live while the block is.
+    let pool = match unsafe { crate::free::block_info(p) } {
+        // SAFETY: `info` was just returned by block_info for the live `p`.
+        Some(info) => unsafe { crate::pool::owner_of(&info, p) },
+        None => core::ptr::null_mut(),
+    };
+    // SAFETY: `pool` is the live pool holding `p`.
+    if !pool.is_null() && unsafe { crate::pool::refused_by_limit(pool) } {
+        os::set_errno(libc::ENOMEM);
+        return core::ptr::null_mut();
+    }
+    if !retry {
+        return or_enomem(core::ptr::null_mut(), size);
+    }
+    or_retry(size, core::ptr::null_mut(), || alloc::realloc(p, size))
 }
 
 /// # Safety

@@ -52,7 +52,8 @@ pub const MAX_STACKS: usize = 1 << 18;
 const LIVE_INITIAL: usize = 512;
 
 pub struct Tables {
-    /// MAX_STACKS records, mapped with MAP_NORESERVE and filled in order.
+    /// MAX_STACKS records, mapped at once (pages become resident as
+    /// records fill them, in order).
     pub stacks: *mut StackRec,
     pub nstacks: usize,
     /// Hash index into `stacks` (index + 1; 0 = empty), `index_cap` slots.
