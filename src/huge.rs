@@ -295,7 +295,7 @@ fn alloc_with(size: usize, align: usize, use_cache: bool) -> *mut u8 {
     let (base, total, fresh) = match cached {
         Some(e) => (e.base as *mut u8, e.total, false),
         None => {
-            if !segment::within_limit(total) {
+            if !segment::within_limit(total) || total > os::overcommit_cap() {
                 return core::ptr::null_mut();
             }
             let base = if align < SEGMENT_SIZE {
@@ -439,7 +439,7 @@ pub unsafe fn resize(seg: *mut Segment, new_size: usize) -> *mut u8 {
         account(0, new_data as isize - data as isize);
         return start as *mut u8;
     }
-    if new_total > total && !segment::within_limit(new_total - total) {
+    if new_total > total && (!segment::within_limit(new_total - total) || new_total > os::overcommit_cap()) {
         return core::ptr::null_mut();
     }
     // The guard page is a separate mapping: resize the part after it.

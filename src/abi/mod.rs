@@ -82,7 +82,7 @@ pub(crate) fn retry_after_trim(size: usize, alloc: impl FnOnce() -> *mut u8) -> 
 #[cfg_attr(not(feature = "override"), allow(dead_code))]
 fn could_fit(size: usize) -> bool {
     const ADDRESS_SPACE: usize = 1 << 47;
-    if size > crate::alloc::MAX_REQUEST || size >= ADDRESS_SPACE {
+    if size > crate::alloc::MAX_REQUEST || size >= ADDRESS_SPACE || size > os::overcommit_cap() {
         return false;
     }
     let limit = crate::options::heap_limit();
