@@ -801,7 +801,7 @@ pub fn note_resized_large(old: *mut u8, new: *mut u8, size: usize, page: *mut cr
             None => 0,
         }
     };
-    if !page.is_null() && sampling {
+    if !page.is_null() {
         // SAFETY: as above.
         unsafe { (*page).charged = size };
     }
