@@ -2014,7 +2014,7 @@ fn maybe_purge_unowned(heap: &mut Heap) {
 /// such a page kept what an earlier large block wrote resident until the
 /// next purge tick (`purge_page_tails`), which came after the peak of the
 /// realloc-growth workload (lifecycle reallocgrow: four such pages, +2.7
-/// MiB of peak RSS, 14.2 -> 17.0 MiB, in the runs where the heap profiler
+/// MiB of peak RSS, 13.9 -> 16.6 MiB, in the runs where the heap profiler
 /// moved blocks so that they were made on written slices). Later pages of
 /// a class, which a program that uses the class a lot fills at once (the
 /// rounds of `lifecycle rounds16k`), are left to the ticks.
@@ -2067,7 +2067,8 @@ const TAIL_PAGES_PER_CLASS: usize = 4;
 /// The realloc-growth workload (`lifecycle reallocgrow`) left 20 such
 /// pages resident after it freed everything; with the heap profiler on,
 /// which moves some blocks elsewhere, they were 2 to 6 MiB, and its RSS
-/// after the free was 10 to 13 MiB against 6 to 7 with the tails purged.
+/// after the free was 10.4 to 12.6 MiB against 5.8 to 6.4 with the tails
+/// purged (profiler at 64 KiB).
 fn purge_page_tails(heap: &mut Heap, all: bool) -> usize {
     let mut purged = 0;
     for bin in 0..BIN_COUNT {
