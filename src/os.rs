@@ -67,24 +67,9 @@ pub fn overcommit_cap() -> usize {
 
 fn read_overcommit_cap() -> usize {
     let mut mode = [0u8; 4];
-    // SAFETY: a NUL-terminated path; raw open/read/close allocate nothing
-    // and are not cancellation points.
-    let n = unsafe {
-        let fd = libc::syscall(
-            libc::SYS_openat,
-            libc::AT_FDCWD,
-            c"/proc/sys/vm/overcommit_memory".as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        );
-        if fd < 0 {
-            return usize::MAX;
-        }
-        let n = libc::syscall(libc::SYS_read, fd, mode.as_mut_ptr(), mode.len());
-        libc::syscall(libc::SYS_close, fd);
-        n
-    };
-    if n < 1 || mode[0] == b'1' {
-        return usize::MAX;
+    match read_small_file(c"/proc/sys/vm/overcommit_memory", &mut mode) {
+        Some(n) if n >= 1 && mode[0] != b'1' => {}
+        _ => return usize::MAX,
     }
     let mut si = core::mem::MaybeUninit::<libc::sysinfo>::zeroed();
     // SAFETY: sysinfo fills the struct when it returns 0.
@@ -331,8 +316,14 @@ pub fn random_u64() -> u64 {
         unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
         v = (ts.tv_nsec as u64) ^ ((ts.tv_sec as u64) << 32) ^ (&raw const v as u64);
     }
-    // splitmix64 finaliser so that weak sources still spread over all bits.
-    let mut z = v.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    // So that weak sources still spread over all bits.
+    splitmix64(v)
+}
+
+/// splitmix64 (Steele, Lea and Flood): `x` plus the golden-ratio step,
+/// through its finaliser, which spreads any change of `x` over all bits.
+pub fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
@@ -385,25 +376,18 @@ pub fn dup_cloexec(fd: i32, min: i32) -> i32 {
     unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_DUPFD_CLOEXEC, min) as i32 }
 }
 
-/// The process's resident set size in bytes, from /proc/self/statm; 0 if
-/// it cannot be read. Raw system calls, not libc's `open`/`read`/`close`,
-/// which are cancellation points. Preserves errno.
-pub fn resident_bytes() -> usize {
+/// Reads up to `buf.len()` bytes from the start of the file at `path`
+/// (a small /proc file) with raw system calls, not libc's `open`/`read`/
+/// `close`, which are cancellation points; allocates nothing. The bytes
+/// read, or None if the file cannot be opened or read. Preserves errno.
+pub fn read_small_file(path: &core::ffi::CStr, buf: &mut [u8]) -> Option<usize> {
     let saved = errno();
-    let mut buf = [0u8; 128];
-    // SAFETY: the path is a NUL-terminated literal; openat with AT_FDCWD
-    // and an absolute path touches no other memory.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat,
-            libc::AT_FDCWD,
-            c"/proc/self/statm".as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        )
-    };
+    // SAFETY: `path` is NUL-terminated; openat with AT_FDCWD and an
+    // absolute path touches no other memory.
+    let fd = unsafe { libc::syscall(libc::SYS_openat, libc::AT_FDCWD, path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
     if fd < 0 {
         set_errno(saved);
-        return 0;
+        return None;
     }
     // SAFETY: `buf` is a valid writable buffer of `buf.len()` bytes; `fd`
     // is open.
@@ -411,11 +395,20 @@ pub fn resident_bytes() -> usize {
     // SAFETY: `fd` was opened above and is not used afterwards.
     unsafe { libc::syscall(libc::SYS_close, fd) };
     set_errno(saved);
-    if n <= 0 {
-        return 0;
-    }
+    usize::try_from(n).ok()
+}
+
+/// The process's resident set size in bytes, from /proc/self/statm; 0 if
+/// it cannot be read. Raw system calls, not libc's `open`/`read`/`close`,
+/// which are cancellation points. Preserves errno.
+pub fn resident_bytes() -> usize {
+    let mut buf = [0u8; 128];
+    let n = match read_small_file(c"/proc/self/statm", &mut buf) {
+        Some(n) if n > 0 => n,
+        _ => return 0,
+    };
     // Second field: resident pages.
-    let text = &buf[..n as usize];
+    let text = &buf[..n];
     let mut fields = text.split(|&c| c == b' ');
     fields.next();
     let Some(resident) = fields.next() else { return 0 };

@@ -88,10 +88,7 @@ fn thread_seed() -> u64 {
         };
     }
     let n = SEEDS.fetch_add(1, Ordering::Relaxed);
-    let mut z = seed.wrapping_add(n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+    crate::os::splitmix64(seed.wrapping_add(n.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
 }
 
 /// The next pseudo-random number of this thread (xorshift64*).
