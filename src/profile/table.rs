@@ -353,11 +353,9 @@ impl Tables {
         Some((entry_size(v), v & TRACED_ONLY == 0))
     }
 
-    /// The size recorded for the sampled block at `addr`, if it is one.
+    /// The size recorded for the block at `addr`, if the table knows it.
     pub fn live_size(&self, addr: usize) -> Option<usize> {
-        let i = self.find_live(addr)?;
-        // SAFETY: `i` is a slot of the table.
-        Some(entry_size(unsafe { (*self.live.add(i))[1] }))
+        self.live_entry(addr).map(|(size, _)| size)
     }
 
     /// Gives the block at `addr`, if the table knows it, the size `size`
