@@ -70,14 +70,21 @@ pub fn try_pop_counted(size: usize) -> *mut u8 {
         // owns, so the countdown's load and store are the owner's.
         unsafe {
             let page = (*heap).pages_direct[(size + MIN_ALIGN - 1) / MIN_ALIGN];
-            // The head is loaded before the countdown, which the compiler
-            // must assume writes any memory.
+            // The head and its mark are loaded before the countdown, which
+            // the compiler must assume writes any memory.
             let block = (*page).free;
-            // The list ends at the page descriptor (`page::list_end`).
-            if block as usize != page as usize && count_down(heap, size) {
-                // Null when the list is corrupted: malloc's slow path pops
-                // the same page and reports it.
-                return heap::try_pop_block(&mut *page, block);
+            // One test for "a free block": the head carries the free mark.
+            // At the end of the list the head is the page descriptor
+            // (`page::list_end`), whose second word never equals a key
+            // (`page::KEY_TAG`), so that test also finds the end, one
+            // compare and branch cheaper than testing for it first
+            // (callgrind). A head without the mark that is a block (freed
+            // twice, or written after its free) goes to the slow path too,
+            // which pops the same page and reports it.
+            let key = (*page).key;
+            if (*block).mark == key && count_down(heap, size) {
+                // Null when the next link is corrupted, reported likewise.
+                return heap::try_pop_marked(&mut *page, block, key);
             }
         }
     }

@@ -28,18 +28,22 @@ use crate::segment_map;
 use crate::size_class::MIN_ALIGN;
 use crate::tls;
 
-/// The header of the segment holding `addr`, for the fast paths: one test
-/// for "misaligned or not a user address", then the segment map. `None`
-/// sends the caller to its slow path (which also handles null).
+/// The header of the segment holding `addr`, for the fast paths: the
+/// segment map's answer for the address with its bits above the user range
+/// cleared. `None` sends the caller to its slow path (which also handles
+/// null).
+///
+/// There is no test of its own for null, misaligned or non-user addresses:
+/// every caller makes the block-start test next on the full address
+/// (`Page::is_block_start`), which maps `addr - start` one-to-one onto a
+/// block index and accepts only the multiples of the block size below the
+/// page's capacity. A misaligned address is none of those, and neither is
+/// one with high bits set, whose offset is at least 2^47 - 4 MiB. Dropping
+/// the separate test saved 3 instructions per free (callgrind).
 #[inline(always)]
 fn mapped_segment(addr: usize) -> Option<*mut Segment> {
-    if addr & (segment_map::NON_USER_BITS | (MIN_ALIGN - 1)) != 0
-        // SAFETY: the first test guarantees `addr` is a user address.
-        || !unsafe { segment_map::has_segment_unchecked(addr) }
-    {
-        return None;
-    }
-    Some(Segment::of_unchecked(addr))
+    let granule = segment_map::granule_if_mapped(addr)?;
+    Some(Segment::of_unchecked(granule))
 }
 
 /// Frees `p` (null is ignored).
@@ -65,7 +69,7 @@ pub fn free(p: *mut u8) {
         // Another thread's block (and, under memcheck, every block): the
         // remote path makes the double-free test itself.
         if (*page).heap != heap {
-            return free_remote(page, block);
+            return free_remote(block, page);
         }
         #[cfg(not(feature = "unchecked-free"))]
         if is_list_head(&*page, block) {
@@ -121,7 +125,7 @@ pub fn free_checked(p: *mut u8, size: usize, align: usize, func: &str) {
             return free_checked_slow(p, size, align, func);
         }
         if (*page).heap != heap {
-            return free_remote(page, block);
+            return free_remote(block, page);
         }
         #[cfg(not(feature = "unchecked-free"))]
         if is_list_head(&*page, block) {
@@ -171,7 +175,7 @@ pub fn small_block_fits(p: *mut u8, size: usize) -> *const Page {
 /// `block` must be a carved block start of `page`.
 #[inline(never)]
 #[unsafe(link_section = ".text.hot.ptrs")]
-unsafe fn free_remote(page: *mut Page, block: *mut Block) {
+unsafe fn free_remote(block: *mut Block, page: *mut Page) {
     // Under memcheck no thread owns a heap, so every free arrives here:
     // memcheck mode takes it (see `abi::malloc::malloc_slow`).
     if crate::valgrind::active() {
@@ -223,9 +227,14 @@ pub(crate) unsafe fn free_into_held_heap(heap: &mut Heap, page: &mut Page, block
 /// back ([`heap::check_empty_page`]). (Idea: glibc's fastbins test only
 /// the top of the bin, "double free or corruption (fasttop)"; the rest is
 /// caught when the chunk is taken.)
+///
+/// The remote list's head is compared with the flag bits in place: a page
+/// with a flag set is full or a large span (`page::TF_WANT_NOTIFY`), whose
+/// frees take `heap::free_local_slow`, which makes the masked test. Two
+/// instructions per free less than masking here (callgrind).
 #[inline(always)]
 fn is_list_head(page: &Page, block: *mut Block) -> bool {
-    block == page.free || block as usize == page.thread_free.load(Ordering::Relaxed) & !page::TF_FLAGS
+    block == page.free || block as usize == page.thread_free.load(Ordering::Relaxed)
 }
 
 /// Pushes a block on its page's local free list.

@@ -1086,13 +1086,28 @@ pub unsafe fn pop_block(page: &mut Page, block: *mut page::Block) -> *mut u8 {
 pub unsafe fn try_pop_block(page: &mut Page, block: *mut page::Block) -> *mut u8 {
     // SAFETY: the free list holds free blocks of this page.
     unsafe {
-        let key = page.key;
         // A block on a free list carries the free mark; one that does not
         // was handed out already (freed twice, so it is on the list twice)
         // or written after its free. Its line is loaded for the link anyway.
-        if (*block).mark != key {
+        if (*block).mark != page.key {
             return ptr::null_mut();
         }
+        try_pop_marked(page, block, page.key)
+    }
+}
+
+/// [`try_pop_block`] after its test of the free mark, which the caller
+/// made: malloc's fast path, which tests the mark first (see
+/// `page::KEY_TAG`).
+///
+/// # Safety
+/// As [`pop_block`], `block` must carry the free mark of `page` and `key`
+/// must be `page.key` (passed in so that a caller holding it in a
+/// register need not load it again).
+#[inline(always)]
+pub unsafe fn try_pop_marked(page: &mut Page, block: *mut page::Block, key: usize) -> *mut u8 {
+    // SAFETY: the free list holds free blocks of this page.
+    unsafe {
         // The list ends at the page descriptor, in the same segment.
         let next = page::next_of(block, key);
         if !page::same_segment(next, page) {
@@ -1384,6 +1399,14 @@ pub unsafe fn free_local_slow(heap: &mut Heap, page: *mut Page, block: *mut page
     unsafe {
         let _l = SlowLock::lock(heap);
         let p = &mut *page;
+        // The head of the remote list (free's fast path compares it only
+        // when no flag bit is set): freed a moment ago by another thread.
+        if block as usize == p.thread_free.load(Ordering::Relaxed) & !TF_FLAGS {
+            drop(_l);
+            crate::diag::heap_error("free", "double free detected", block as usize);
+            os::set_errno(saved);
+            return;
+        }
         // A small page with no block in use by count: this block is free
         // already (freed twice, with other frees of the page in between,
         // so free's test of the list heads missed it). Pushing it would

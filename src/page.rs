@@ -200,7 +200,7 @@ pub struct Page {
     /// This page's key: free-list links are encoded with it, and a block
     /// on a free list (freed, or carved and not yet handed out) carries it
     /// in its second word (the free mark), which allocation clears. Random
-    /// per page, never 0.
+    /// per page, with [`KEY_TAG`] set (so never 0).
     pub key: usize,
     /// `div_params(block_size).1`.
     pub div_shift: u8,
@@ -236,7 +236,21 @@ pub struct Page {
     pub charged: usize,
 }
 
+/// Set in every page's key, including the key of descriptors without a
+/// page ([`Page::empty`]). malloc's fast path tests a list head's free
+/// mark before it tests for the end of the list: at the end, the head is
+/// the page descriptor itself ([`list_end`]), whose second word is `used`
+/// and `capacity`, and `capacity` (a block count, below 2^31) never has
+/// this bit, so the end of the list fails the mark test as a block in use
+/// does, and the slow path tells the two apart.
+pub const KEY_TAG: usize = 1 << (usize::BITS - 1);
+
 const _: () = assert!(core::mem::size_of::<Page>() == 128);
+// The end-of-list reasoning of `KEY_TAG`: a block's mark is its second
+// word, which in a descriptor is `used` and then `capacity`.
+const _: () = assert!(core::mem::offset_of!(Block, mark) == 8);
+const _: () = assert!(core::mem::offset_of!(Page, used) == 8);
+const _: () = assert!(core::mem::offset_of!(Page, capacity) == 12);
 const _: () = assert!(core::mem::offset_of!(Page, flags) < 64);
 
 impl Page {
@@ -249,7 +263,7 @@ impl Page {
             start: ptr::null_mut(),
             div_inverse: 0,
             heap: ptr::null_mut(),
-            key: 0,
+            key: KEY_TAG,
             div_shift: 0,
             bin: NO_BIN,
             slice_count: 0,
@@ -279,7 +293,7 @@ impl Page {
     pub fn new_keyed(at: *const Page) -> Self {
         let mut p = Self::empty_at(at);
         let mixed = (at as usize).wrapping_mul(0x9e37_79b9_7f4a_7c15_u64 as usize);
-        p.key = (LIST_KEY.load(Ordering::Relaxed) ^ mixed.rotate_left(29)) | 1;
+        p.key = (LIST_KEY.load(Ordering::Relaxed) ^ mixed.rotate_left(29)) | KEY_TAG | 1;
         p
     }
 

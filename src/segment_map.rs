@@ -107,16 +107,20 @@ pub fn has_segment(addr: usize) -> bool {
 /// Bits that are zero in every user address.
 pub const NON_USER_BITS: usize = !((1usize << ADDRESS_BITS) - 1);
 
-/// As [`has_segment`] without the range check, for the free fast path,
-/// which folds that check into its alignment test.
-///
-/// # Safety
-/// `addr & NON_USER_BITS` must be 0.
+/// The start of the granule holding `addr` with its bits above the user
+/// range cleared, if the map says a ptrs segment starts there: the free
+/// fast path's lookup. The granule index is the address's modulo the map's
+/// size, and the start is formed from that same index (one shift), so the
+/// answer is a live header for any `addr`, null and non-user addresses
+/// included; the caller must still reject an address that is not one of
+/// its blocks (see `free::mapped_segment`).
 #[inline(always)]
-pub unsafe fn has_segment_unchecked(addr: usize) -> bool {
-    // SAFETY: addr < 2^ADDRESS_BITS, so the granule index < GRANULES.
-    let byte = unsafe { HEADERS.0.get_unchecked(addr >> SEGMENT_SHIFT) };
-    byte.load(Ordering::Relaxed) != 0
+pub fn granule_if_mapped(addr: usize) -> Option<usize> {
+    let granule = (addr >> SEGMENT_SHIFT) & (GRANULES - 1);
+    if HEADERS.0[granule].load(Ordering::Relaxed) == 0 {
+        return None;
+    }
+    Some(granule << SEGMENT_SHIFT)
 }
 
 /// True if the granule containing `addr` is the first data granule of a huge
