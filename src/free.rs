@@ -69,13 +69,13 @@ pub fn free(p: *mut u8) {
         // Another thread's block (and, under memcheck, every block): the
         // remote path makes the double-free test itself.
         if (*page).heap != heap {
-            return free_remote(block, page);
+            return free_remote(block, page, "free");
         }
         #[cfg(not(feature = "unchecked-free"))]
         if is_list_head(&*page, block) {
             return free_slow(p, "free");
         }
-        free_local(&mut *heap, &mut *page, block);
+        free_local(&mut *heap, &mut *page, block, "free");
     }
 }
 
@@ -125,13 +125,13 @@ pub fn free_checked(p: *mut u8, size: usize, align: usize, func: &str) {
             return free_checked_slow(p, size, align, func);
         }
         if (*page).heap != heap {
-            return free_remote(block, page);
+            return free_remote(block, page, func);
         }
         #[cfg(not(feature = "unchecked-free"))]
         if is_list_head(&*page, block) {
             return free_checked_slow(p, size, align, func);
         }
-        free_local(&mut *heap, &mut *page, block);
+        free_local(&mut *heap, &mut *page, block, func);
     }
 }
 
@@ -175,23 +175,23 @@ pub fn small_block_fits(p: *mut u8, size: usize) -> *const Page {
 /// `block` must be a carved block start of `page`.
 #[inline(never)]
 #[unsafe(link_section = ".text.hot.ptrs")]
-unsafe fn free_remote(block: *mut Block, page: *mut Page) {
+unsafe fn free_remote(block: *mut Block, page: *mut Page, func: &str) {
     // Under memcheck no thread owns a heap, so every free arrives here:
     // memcheck mode takes it (see `abi::malloc::malloc_slow`).
     if crate::valgrind::active() {
-        return crate::valgrind::free(block as *mut u8, "free");
+        return crate::valgrind::free(block as *mut u8, func);
     }
     // SAFETY: the caller checked the block against its live page.
     unsafe {
         let owner = (*page).heap;
         if owner.is_null() || (*block).mark == (*page).key {
-            return free_slow(block as *mut u8, "free");
+            return free_slow(block as *mut u8, func);
         }
         if crate::profile::note_free(owner, page, block as *mut u8) {
             return; // a sampled block, freed by the profiler
         }
         if !(*owner).pool.is_null() {
-            return crate::pool::free_block(page, block, "free");
+            return crate::pool::free_block(page, block, func);
         }
         if page::push_remote(&*page, block) {
             heap::push_notify(owner, page);
@@ -207,7 +207,7 @@ unsafe fn free_remote(block: *mut Block, page: *mut Page) {
 /// and `block` one of its blocks in use.
 pub(crate) unsafe fn free_into_held_heap(heap: &mut Heap, page: &mut Page, block: *mut Block) {
     // SAFETY: as the caller guarantees.
-    unsafe { free_local(heap, page, block) }
+    unsafe { free_local(heap, page, block, "free") }
 }
 
 /// free's double-free test on the owner's fast path: whether `block` is
@@ -243,14 +243,14 @@ fn is_list_head(page: &Page, block: *mut Block) -> bool {
 /// `page` must be owned by `heap`, the calling thread's heap, and `block`
 /// one of its blocks in use.
 #[inline(always)]
-unsafe fn free_local(heap: &mut Heap, page: &mut Page, block: *mut Block) {
+unsafe fn free_local(heap: &mut Heap, page: &mut Page, block: *mut Block, func: &str) {
     // One (the page is about to empty) or negative (IN_FULL set): the slow
     // path pushes the block under the heap's slow-path lock, so that pages
     // on the full list change only under that lock (another thread may be
     // taking back the fully freed ones of a dormant heap).
     if (page.used as i32) <= 1 {
         // SAFETY: as below.
-        return unsafe { heap::free_local_slow(heap, page, block) };
+        return unsafe { heap::free_local_slow(heap, page, block, func) };
     }
     // The order of these lines is chosen for the instructions they become
     // (x86-64, counted with callgrind): the mark is stored first, so that
@@ -302,11 +302,7 @@ fn free_slow_inner(p: *mut u8, func: &str) {
     let addr = p as usize;
     // SAFETY: block_info validates the pointer before reading any header.
     let Some(info) = (unsafe { block_info(p) }) else {
-        if was_freed(addr) {
-            diag::heap_error(func, "double free detected", addr);
-        } else {
-            report_invalid(func, p);
-        }
+        report_invalid(func, p);
         return;
     };
     if info.huge {
@@ -337,14 +333,14 @@ fn free_slow_inner(p: *mut u8, func: &str) {
             return; // a sampled block, freed by the profiler
         }
         if local {
-            free_local(&mut *heap, &mut *page, block);
+            free_local(&mut *heap, &mut *page, block, func);
         } else if heap == heap::SHARED_MARK.get() && (*page).heap == heap::shared_heap_if_made() {
             // A user of the shared heap frees into it: a local free under
             // its lock (memcheck mode sends every free here), so the block
             // goes where the next allocation looks first, as for an owner.
             let shared = (*page).heap;
             let _l = heap::SlowLock::lock(shared);
-            free_local(&mut *shared, &mut *page, block);
+            free_local(&mut *shared, &mut *page, block, func);
         } else if !(*(*page).heap).pool.is_null() {
             crate::pool::free_block(page, block, func);
         } else if page::push_remote(&*page, block) {
@@ -427,10 +423,16 @@ fn was_freed(addr: usize) -> bool {
     }
 }
 
-/// Reports a pointer ptrs does not recognise as one of its live blocks.
+/// Reports a pointer ptrs does not recognise as one of its blocks: as a
+/// double free if it is the start of a block freed already (see
+/// [`was_freed`]: a large block whose span went back to its segment, a
+/// huge block just unmapped), else as an invalid pointer. free, realloc,
+/// free_sized and the pools report through it, so a freed large block gets
+/// the same words from each.
 #[cold]
 pub fn report_invalid(func: &str, p: *mut u8) {
-    diag::heap_error(func, "invalid pointer", p as usize);
+    let problem = if was_freed(p as usize) { "double free detected" } else { "invalid pointer" };
+    diag::heap_error(func, problem, p as usize);
 }
 
 /// What ptrs knows about one of its blocks.
@@ -518,6 +520,9 @@ pub fn usable_size(p: *mut u8) -> usize {
         // free chunk).
         // SAFETY: `info` was just returned by block_info for `p`.
         Some(info) => if unsafe { is_freed(&info, p) } { 0 } else { info.usable },
+        // A large or huge block freed already, whose span went back to its
+        // segment or whose mapping is gone: 0 as well.
+        None if was_freed(p as usize) => 0,
         None => {
             report_invalid("malloc_usable_size", p);
             0

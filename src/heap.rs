@@ -1378,7 +1378,8 @@ pub unsafe fn grow_large_in_place(heap: &mut Heap, page: *mut Page, count: usize
 
 /// A local free of `block` that empties its page, or into a page on the
 /// full list: pushes the block under the slow-path lock, then retires or
-/// requeues the page.
+/// requeues the page. `func` names the C function in a report of a double
+/// free ("free", "free_sized", ...).
 ///
 /// # Safety
 /// `page` must be a live page of `heap`, the calling thread's heap, and
@@ -1386,7 +1387,7 @@ pub unsafe fn grow_large_in_place(heap: &mut Heap, page: *mut Page, count: usize
 #[cold]
 #[inline(never)]
 #[unsafe(link_section = ".text.hot.ptrs")]
-pub unsafe fn free_local_slow(heap: &mut Heap, page: *mut Page, block: *mut page::Block) {
+pub unsafe fn free_local_slow(heap: &mut Heap, page: *mut Page, block: *mut page::Block, func: &str) {
     // free must preserve errno; purging could change it.
     let saved = os::errno();
     // A large block the heap profiler sampled (told before the slow-path
@@ -1403,7 +1404,7 @@ pub unsafe fn free_local_slow(heap: &mut Heap, page: *mut Page, block: *mut page
         // when no flag bit is set): freed a moment ago by another thread.
         if block as usize == p.thread_free.load(Ordering::Relaxed) & !TF_FLAGS {
             drop(_l);
-            crate::diag::heap_error("free", "double free detected", block as usize);
+            crate::diag::heap_error(func, "double free detected", block as usize);
             os::set_errno(saved);
             return;
         }
@@ -1416,7 +1417,7 @@ pub unsafe fn free_local_slow(heap: &mut Heap, page: *mut Page, block: *mut page
             // this one, which must be on the list already.
             let twice = repeated_block(p).unwrap_or(block);
             drop(_l);
-            crate::diag::heap_error("free", "double free detected", twice as usize);
+            crate::diag::heap_error(func, "double free detected", twice as usize);
             os::set_errno(saved);
             return;
         }
