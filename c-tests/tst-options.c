@@ -4,6 +4,7 @@
  * child reports. */
 #include "test_helper.h"
 
+#include <glob.h>
 #include <stdint.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -45,7 +46,7 @@ static int child(const char *mode) {
   if (!opt_get) return 3;
   if (!strcmp(mode, "print")) {
     static const char *names[] = {"large_threshold", "purge_delay", "retain", "abort_on_error",
-                                  "show_stats", "verbose", "heap_limit"};
+                                  "show_stats", "verbose", "heap_limit", "profile"};
     void *p = malloc(10);
     free(p);
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
@@ -94,7 +95,29 @@ int main(int argc, char **argv) {
   CHECK(has(buf, "retain=1048576\n"));
   CHECK(has(buf, "abort_on_error=0\n"));
   CHECK(has(buf, "heap_limit=3221225472\n"));
+  CHECK(has(buf, "profile=0\n"));
   CHECK(!has(buf, "warning"));
+
+  /* The text option reads as set (1), not as its text's address; a delay
+   * beyond i64::MAX ms reads as i64::MAX ("never", as ptrs_option_set's
+   * largest), not wrapped. */
+  char prefix[64];
+  snprintf(prefix, sizeof prefix, "/tmp/tst-options-%d", (int)getpid());
+  char profile_env[96];
+  snprintf(profile_env, sizeof profile_env, "PTRS_PROFILE=%s", prefix);
+  char *texts[] = {profile_env, "PTRS_PURGE_DELAY=18446744073709551615", NULL};
+  st = run_child("print", texts, buf, sizeof buf);
+  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  CHECK(has(buf, "profile=1\n"));
+  CHECK(has(buf, "purge_delay=9223372036854775807\n"));
+  glob_t written;
+  char pattern[96];
+  snprintf(pattern, sizeof pattern, "%s.*.heap", prefix);
+  if (glob(pattern, 0, NULL, &written) == 0) {
+    for (size_t i = 0; i < written.gl_pathc; i++)
+      unlink(written.gl_pathv[i]);
+    globfree(&written);
+  }
 
   /* glibc's knobs, and PTRS_* winning over them whatever the order. */
   char *glibc[] = {"MALLOC_TRIM_THRESHOLD_=65536", "GLIBC_TUNABLES=glibc.malloc.tcache_count=0:glibc.malloc.mmap_threshold=131072", NULL};

@@ -184,7 +184,9 @@ int32_t ptrs_option_set(const char *name, int64_t value);
 
 /*
  Reads an option by name (see `ptrs_option_set`). Returns -1 for an
- unknown name.
+ unknown name. The one text option, `profile` (`PTRS_PROFILE`, a file
+ prefix, which `ptrs_option_set` cannot set), reads as 1 when it is set,
+ else 0.
 
  # Safety
  `name` must be NULL or a NUL-terminated string.
@@ -195,7 +197,9 @@ int64_t ptrs_option_get(const char *name);
  A function ptrs calls (with the request size, bytes) when an allocation
  fails for want of memory, before returning NULL with errno ENOMEM: the
  C allocation functions and the `ptrs_pool_*` ones (not when a pool's
- own limit refuses a request). It may free memory, log, or abort. NULL
+ own limit refuses a request, nor when `count * size` overflows in
+ `calloc`, `reallocarray` or `ptrs_pool_calloc`). It may free memory,
+ log, or abort. NULL
  removes it. Returns the previous handler. Any thread; the handler runs
  on the thread whose allocation failed.
  */

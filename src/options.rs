@@ -342,7 +342,13 @@ pub fn set_by_name(name: &[u8], value: u64) -> bool {
 
 /// Reads a ptrs option by name (booleans as 0/1, delays in ms).
 pub fn get_by_name(name: &[u8]) -> Option<u64> {
-    find_by_short_name(name).map(|o| (o.get)())
+    // A text option (the profile prefix) reads as whether it is set: its
+    // getter's value is the text's address, which means nothing to a
+    // caller.
+    find_by_short_name(name).map(|o| match o.kind {
+        Kind::Text => ((o.get)() != 0) as u64,
+        _ => (o.get)(),
+    })
 }
 
 /// Parses a boolean: 1/0, yes/no, on/off, true/false (any case).
@@ -400,7 +406,11 @@ fn parse_hex(v: &[u8]) -> Option<u64> {
 fn parse(kind: Kind, value: &[u8]) -> Option<u64> {
     match kind {
         Kind::Bool => parse_bool(value).map(u64::from),
-        Kind::Size | Kind::Millis | Kind::Count => parse_size(value),
+        Kind::Size | Kind::Count => parse_size(value),
+        // At most i64::MAX ms (as `ptrs_option_set` can give), so that a
+        // time plus a delay cannot wrap: a larger value means "never" as
+        // that one does, instead of "at once".
+        Kind::Millis => parse_size(value).map(|v| v.min(i64::MAX as u64)),
         // The value is the tail of an `environ` entry, NUL-terminated and
         // kept for the process's lifetime; empty means unset.
         Kind::Text if value.is_empty() => Some(0),

@@ -1252,6 +1252,12 @@ fn round16(n: usize) -> usize {
 unsafe fn alloc_inner(p: &mut Pool, size: usize, align: usize) -> *mut u8 {
     p.limit_refused.store(false, Ordering::Relaxed);
     if size > crate::alloc::MAX_REQUEST || align > crate::alloc::MAX_REQUEST / 2 {
+        // Beyond any limit too: a pool with one refuses it as its limit,
+        // without the out-of-memory handler (ptrs.h), as it refuses any
+        // other request above it.
+        if p.limit != 0 && size > p.limit {
+            p.limit_refused.store(true, Ordering::Relaxed);
+        }
         return ptr::null_mut();
     }
     if p.in_arena && align <= MIN_ALIGN && size <= CHUNK / 2 {

@@ -49,11 +49,17 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
 #[unsafe(no_mangle)]
 #[unsafe(link_section = ".text.hot.ptrs")]
 pub unsafe extern "C" fn calloc(count: usize, size: usize) -> *mut c_void {
+    // An overflowing count x size is a bad request, not a want of memory:
+    // ENOMEM without the out-of-memory handler, as reallocarray and
+    // ptrs_pool_calloc.
+    let Some(total) = count.checked_mul(size) else {
+        os::set_errno(libc::ENOMEM);
+        return core::ptr::null_mut();
+    };
     if valgrind::active() {
-        let p = count.checked_mul(size).map_or(core::ptr::null_mut(), |n| valgrind::alloc(n, 0, true));
-        return or_enomem(p, count.saturating_mul(size));
+        return or_enomem(valgrind::alloc(total, 0, true), total);
     }
-    or_retry(count.saturating_mul(size), alloc::calloc(count, size), || alloc::calloc(count, size))
+    or_retry(total, alloc::calloc(count, size), || alloc::calloc(count, size))
 }
 
 /// # Safety
