@@ -292,10 +292,16 @@ fn alloc_with(size: usize, align: usize, use_cache: bool) -> *mut u8 {
         return core::ptr::null_mut();
     }
     let cached = if use_cache && offset == HEADER_END { cache_take(total) } else { None };
+    // A fresh mapping's charge to the heap limit, held until `account`.
+    let mut charge = None;
     let (base, total, fresh) = match cached {
         Some(e) => (e.base as *mut u8, e.total, false),
         None => {
-            if !segment::within_limit(total) || total > os::overcommit_cap() {
+            if total > os::overcommit_cap() {
+                return core::ptr::null_mut();
+            }
+            charge = segment::charge_limit(total);
+            if charge.is_none() {
                 return core::ptr::null_mut();
             }
             let base = if align < SEGMENT_SIZE {
@@ -345,6 +351,7 @@ fn alloc_with(size: usize, align: usize, use_cache: bool) -> *mut u8 {
         HUGE_CACHED.fetch_sub(total, Ordering::Relaxed);
     }
     account(total as isize, data as isize);
+    drop(charge);
     if data < size {
         // A smaller cached mapping: grow it (its pages move, no copy).
         // SAFETY: `seg` is the live huge segment just set up.
@@ -439,9 +446,18 @@ pub unsafe fn resize(seg: *mut Segment, new_size: usize) -> *mut u8 {
         account(0, new_data as isize - data as isize);
         return start as *mut u8;
     }
-    if new_total > total && (!segment::within_limit(new_total - total) || new_total > os::overcommit_cap()) {
-        return core::ptr::null_mut();
-    }
+    // Growth's charge to the heap limit, held until `account` (to the end).
+    let _charge = if new_total > total {
+        if new_total > os::overcommit_cap() {
+            return core::ptr::null_mut();
+        }
+        let Some(c) = segment::charge_limit(new_total - total) else {
+            return core::ptr::null_mut();
+        };
+        Some(c)
+    } else {
+        None
+    };
     // The guard page is a separate mapping: resize the part after it.
     let rw = (base + GUARD_SIZE) as *mut u8;
     // SAFETY: [rw, base + total) is the huge block's read-write mapping.
