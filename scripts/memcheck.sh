@@ -52,6 +52,23 @@ if gcc -std=gnu11 -O1 -g -w -o "$misuse" c-tests/memcheck/misuse.c \
 else
   echo "FAIL: c-tests/memcheck/misuse.c does not build"; failed=$((failed + 1))
 fi
+# A Rust program with ptrs as its #[global_allocator] (examples/global_alloc.rs,
+# threads, maps, pools) runs clean: its blocks are announced to memcheck as
+# the C functions' are (every deallocation was reported as an invalid free
+# before; fresh tester).
+if [ $# -eq 0 ]; then
+  if cargo build --release --quiet --example global_alloc 2>build/memcheck/global_alloc.build.log; then
+    if valgrind --tool=memcheck -q --error-exitcode=99 --soname-synonyms=somalloc=nouserintercepts \
+         target/release/examples/global_alloc >build/memcheck/global_alloc.log 2>&1; then
+      echo "PASS: the global_alloc example (Rust, #[global_allocator]) runs clean under memcheck"; passed=$((passed + 1))
+    else
+      echo "FAIL: the global_alloc example under memcheck (build/memcheck/global_alloc.log)"
+      sed -n '1,20p' build/memcheck/global_alloc.log | sed 's/^/    /'; failed=$((failed + 1))
+    fi
+  else
+    echo "FAIL: examples/global_alloc.rs does not build (build/memcheck/global_alloc.build.log)"; failed=$((failed + 1))
+  fi
+fi
 for t in "${tests[@]}"; do
   bin=build/c-tests/$t-linked
   if grep -qE "^$t( |$)" "$skip_list" 2>/dev/null; then

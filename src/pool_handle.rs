@@ -45,13 +45,24 @@ impl Pool {
     /// Allocates a block for `layout` (any size and power-of-two alignment).
     /// Null when out of memory or beyond the pool's limit.
     pub fn alloc(&self, layout: Layout) -> *mut u8 {
+        let raw = self.raw.as_ptr();
+        // Under memcheck, as `ptrs_pool_malloc` there (memcheck mode: the
+        // block announced, a redzone after it), since `free` is memcheck
+        // mode's then.
+        if crate::valgrind::active() {
+            let align = layout.align().max(16);
+            // SAFETY: as below.
+            return crate::valgrind::alloc_from(layout.size(), false, |total| unsafe {
+                pool::alloc_slow(raw, total, align)
+            });
+        }
         // SAFETY: the pool is live while `self` is, and only this thread
         // allocates from it (`Pool` is not `Sync`).
         unsafe {
             if layout.align() <= 16 {
-                pool::alloc(self.raw.as_ptr(), layout.size())
+                pool::alloc(raw, layout.size())
             } else {
-                pool::alloc_slow(self.raw.as_ptr(), layout.size(), layout.align())
+                pool::alloc_slow(raw, layout.size(), layout.align())
             }
         }
     }
@@ -90,12 +101,25 @@ impl Drop for Pool {
 // which the borrow of `&Pool` held by every collection prevents while
 // they live; any block may be freed with `free`.
 unsafe impl allocator_api2::alloc::Allocator for Pool {
+    /// A zero-size layout gets a dangling, aligned pointer and no block,
+    /// as from allocator-api2's `Global`: its `Box` and `Vec` make such
+    /// pointers themselves for zero-size values and still deallocate them
+    /// (`deallocate` with size 0), which must then be a no-op.
     fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, allocator_api2::alloc::AllocError> {
+        if layout.size() == 0 {
+            // An address equal to the alignment: non-null, aligned, never a
+            // block (ptrs maps nothing in the first 4 MiB).
+            let dangling = NonNull::new(layout.align() as *mut u8).ok_or(allocator_api2::alloc::AllocError)?;
+            return Ok(NonNull::slice_from_raw_parts(dangling, 0));
+        }
         let p = NonNull::new(self.alloc(layout)).ok_or(allocator_api2::alloc::AllocError)?;
         Ok(NonNull::slice_from_raw_parts(p, layout.size()))
     }
 
-    unsafe fn deallocate(&self, ptr: NonNull<u8>, _layout: Layout) {
+    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        if layout.size() == 0 {
+            return; // a dangling pointer (see `allocate`)
+        }
         crate::free::free(ptr.as_ptr());
     }
 }
