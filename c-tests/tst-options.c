@@ -172,5 +172,23 @@ int main(int argc, char **argv) {
   CHECK(opt_set("retain", -5) == -1);
   CHECK(opt_set(NULL, 1) == -1);
   CHECK(opt_get(NULL) == -1);
+  /* The prefix in any case, as ptrs.h says. */
+  CHECK(opt_get("Ptrs_Purge_Delay") == old);
+  CHECK(opt_get("ptrs_purge_delay") == old);
+  CHECK(opt_get("PtRs_PuRgE_dElAy") == old);
+  CHECK(opt_set("Ptrs_Purge_Delay", old) == 0);
+  CHECK(opt_get("PTRS") == -1);
+  CHECK(opt_get("PTRS_") == -1);
+  /* The profiler's rate reads in bytes, the default's too (not 0), and
+   * the running profiler's while it runs. */
+  CHECK(opt_get("profile_rate") == 512 * 1024);
+  int (*start)(size_t) = (int (*)(size_t))ptrs_symbol("ptrs_profile_start");
+  int (*stop)(void) = (int (*)(void))ptrs_symbol("ptrs_profile_stop");
+  CHECK(start != NULL && stop != NULL);
+  if (start && stop && start(4096) == 0) {
+    CHECK(opt_get("profile_rate") == 4096);
+    CHECK(stop() == 0);
+  }
+  CHECK(opt_get("profile_rate") == 512 * 1024);
   return test_result();
 }

@@ -186,7 +186,9 @@ int32_t ptrs_option_set(const char *name, int64_t value);
  Reads an option by name (see `ptrs_option_set`). Returns -1 for an
  unknown name. The one text option, `profile` (`PTRS_PROFILE`, a file
  prefix, which `ptrs_option_set` cannot set), reads as 1 when it is set,
- else 0.
+ else 0. `profile_rate` reads in bytes the rate the heap profiler
+ samples at while it runs, else the one it would start with (512 KiB
+ by default).
 
  # Safety
  `name` must be NULL or a NUL-terminated string.

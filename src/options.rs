@@ -222,8 +222,19 @@ fn get_heap_limit() -> u64 {
 fn get_profile_prefix() -> u64 {
     profile_prefix() as u64
 }
+/// The rate the profiler samples at while it runs, else the one it would
+/// start with (`PTRS_PROFILE_RATE`, or the default), in bytes: never the
+/// option's internal 0 for "the default".
 fn get_profile_rate() -> u64 {
-    profile_rate() as u64
+    let rate = if crate::profile::sampling() {
+        crate::profile::rate()
+    } else {
+        match profile_rate() {
+            0 => crate::profile::DEFAULT_RATE,
+            r => r,
+        }
+    };
+    rate as u64
 }
 fn get_leak_report() -> u64 {
     leak_report() as u64
@@ -320,7 +331,11 @@ static TUNABLES: &[(&[u8], &[u8])] = &[
 
 /// The option called `name` (`purge_delay`, `PTRS_PURGE_DELAY`, any case).
 fn find_by_short_name(name: &[u8]) -> Option<&'static OptionSpec> {
-    let name = name.strip_prefix(b"PTRS_").or_else(|| name.strip_prefix(b"ptrs_")).unwrap_or(name);
+    // The prefix in any case too ("Ptrs_Purge_Delay"), as ptrs.h says.
+    let name = match name.split_at_checked(5) {
+        Some((prefix, rest)) if prefix.eq_ignore_ascii_case(b"PTRS_") => rest,
+        _ => name,
+    };
     TABLE.iter().find(|o| {
         let Some(short) = o.name.strip_prefix(b"PTRS_") else { return false };
         short.len() == name.len() && short.iter().zip(name).all(|(a, b)| a.eq_ignore_ascii_case(b))
