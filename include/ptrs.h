@@ -201,9 +201,8 @@ int64_t ptrs_option_get(const char *name);
  C allocation functions and the `ptrs_pool_*` ones (not when a pool's
  own limit refuses a request, nor when `count * size` overflows in
  `calloc`, `reallocarray` or `ptrs_pool_calloc`). It may free memory,
- log, or abort. NULL
- removes it. Returns the previous handler. Any thread; the handler runs
- on the thread whose allocation failed.
+ log, or abort. NULL removes it. Returns the previous handler. Any
+ thread; the handler runs on the thread whose allocation failed.
  */
 void (*ptrs_set_oom_handler(void (*handler)(size_t size)))(size_t size);
 

@@ -104,9 +104,6 @@ pub fn has_segment(addr: usize) -> bool {
     HEADERS.contains(addr)
 }
 
-/// Bits that are zero in every user address.
-pub const NON_USER_BITS: usize = !((1usize << ADDRESS_BITS) - 1);
-
 /// The start of the granule holding `addr` with its bits above the user
 /// range cleared, if the map says a ptrs segment starts there: the free
 /// fast path's lookup. The granule index is the address's modulo the map's

@@ -168,9 +168,8 @@ pub unsafe extern "C" fn ptrs_option_get(name: *const c_char) -> i64 {
 /// C allocation functions and the `ptrs_pool_*` ones (not when a pool's
 /// own limit refuses a request, nor when `count * size` overflows in
 /// `calloc`, `reallocarray` or `ptrs_pool_calloc`). It may free memory,
-/// log, or abort. NULL
-/// removes it. Returns the previous handler. Any thread; the handler runs
-/// on the thread whose allocation failed.
+/// log, or abort. NULL removes it. Returns the previous handler. Any
+/// thread; the handler runs on the thread whose allocation failed.
 #[unsafe(no_mangle)]
 pub extern "C" fn ptrs_set_oom_handler(
     handler: Option<extern "C" fn(size: usize)>,
