@@ -1400,8 +1400,9 @@ pub unsafe fn free_local_slow(heap: &mut Heap, page: *mut Page, block: *mut page
     unsafe {
         let _l = SlowLock::lock(heap);
         let p = &mut *page;
-        // The head of the remote list (free's fast path compares it only
-        // when no flag bit is set): freed a moment ago by another thread.
+        // The head of the remote list: freed a moment ago by another
+        // thread. free's fast path tests it too; this covers the other
+        // ways here (the profiler's `free::free_into_held_heap`).
         if block as usize == p.thread_free.load(Ordering::Relaxed) & !TF_FLAGS {
             drop(_l);
             crate::diag::heap_error(func, "double free detected", block as usize);

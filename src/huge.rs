@@ -204,10 +204,13 @@ pub fn trim_cache(all: bool) -> bool {
         let delay = if all { 0 } else { crate::retain::wait_ms() };
         expire(c, os::now_ms(), delay, &mut out)
     };
+    // Counted until unmapped: the heap limit (`segment::charge_limit`)
+    // must never see less than is mapped.
+    unmap_all(&out[..n]);
     for e in &out[..n] {
         HUGE_CACHED.fetch_sub(e.total, Ordering::Relaxed);
+        map_delta(-(e.total as isize));
     }
-    unmap_all(&out[..n]);
     n > 0
 }
 
@@ -240,6 +243,19 @@ pub fn totals() -> (usize, usize, usize, usize) {
     )
 }
 
+/// Adds `delta` bytes (a mapping made, or unmapped when negative) to the
+/// total that the heap limit and `ptrs_stats.mapped` read
+/// (`segment::all_mapped_delta`): after the mapping is made (under the
+/// caller's charge), after it is unmapped. A block moving between the
+/// cache and live use changes nothing there, so it never counts twice or
+/// not at all (with the live and cached counters added, a thread taking a
+/// cached mapping left a moment in which it counted in neither, and
+/// threads charged past the limit: a fresh reviewer's 8 threads of huge
+/// blocks reached 82 MB mapped under 64 MiB).
+fn map_delta(delta: isize) {
+    segment::all_mapped_delta(delta);
+}
+
 fn account(mapped_delta: isize, usable_delta: isize) {
     let mapped = if mapped_delta >= 0 {
         HUGE_MAPPED.fetch_add(mapped_delta as usize, Ordering::Relaxed) + mapped_delta as usize
@@ -252,14 +268,6 @@ fn account(mapped_delta: isize, usable_delta: isize) {
         HUGE_USABLE.fetch_sub((-usable_delta) as usize, Ordering::Relaxed);
     }
     HUGE_PEAK_MAPPED.fetch_max(mapped, Ordering::Relaxed);
-    if mapped_delta > 0 {
-        segment::note_mapped_peak();
-    }
-}
-
-/// Bytes mapped for huge blocks, live and cached.
-pub fn mapped_bytes() -> usize {
-    HUGE_MAPPED.load(Ordering::Relaxed) + HUGE_CACHED.load(Ordering::Relaxed)
 }
 
 fn page_round(size: usize) -> Option<usize> {
@@ -347,7 +355,9 @@ fn alloc_with(size: usize, align: usize, use_cache: bool) -> *mut u8 {
     segment_map::set_huge_tail(base as usize + SEGMENT_SIZE, base as usize + total, true);
     let live = HUGE_COUNT.fetch_add(1, Ordering::Relaxed) + 1;
     HUGE_PEAK_COUNT.fetch_max(live, Ordering::Relaxed);
-    if !fresh {
+    if fresh {
+        map_delta(total as isize);
+    } else {
         HUGE_CACHED.fetch_sub(total, Ordering::Relaxed);
     }
     account(total as isize, data as isize);
@@ -408,15 +418,17 @@ pub unsafe fn free(seg: *mut Segment) {
     if start - base != HEADER_END {
         // SAFETY: the whole mapping is ours and unreferenced now.
         unsafe { os::unmap(base as *mut u8, total) };
+        map_delta(-(total as isize));
         return;
     }
     let mut out = [Cached { base: 0, total: 0, freed_at: 0 }; CACHE_SLOTS + 1];
     HUGE_CACHED.fetch_add(total, Ordering::Relaxed);
     let n = cache_put(base, total, &mut out);
+    unmap_all(&out[..n]);
     for e in &out[..n] {
         HUGE_CACHED.fetch_sub(e.total, Ordering::Relaxed);
+        map_delta(-(e.total as isize));
     }
-    unmap_all(&out[..n]);
 }
 
 /// Resizes a huge block in place or by moving its pages. Returns the block's
@@ -469,6 +481,7 @@ pub unsafe fn resize(seg: *mut Segment, new_size: usize) -> *mut u8 {
             (*seg).mapped_size = new_total;
             (*seg).pages[0].block_size = new_data;
         }
+        map_delta(new_total as isize - total as isize);
         account(new_total as isize - total as isize, new_data as isize - data as isize);
         return start as *mut u8;
     }
@@ -510,6 +523,7 @@ pub unsafe fn resize(seg: *mut Segment, new_size: usize) -> *mut u8 {
     }
     segment_map::set_segment(target as usize, true);
     segment_map::set_huge_tail(target as usize + SEGMENT_SIZE, target as usize + new_total, true);
+    map_delta(new_total as isize - total as isize);
     account(new_total as isize - total as isize, new_data as isize - data as isize);
     new_start as *mut u8
 }

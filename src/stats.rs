@@ -135,7 +135,7 @@ pub fn gather() -> Totals {
     t.segments = seg_totals.segments;
     let huge_cached = huge::cached_bytes();
     t.retained = seg_totals.cached * SEGMENT_SIZE + huge_cached;
-    t.mapped = seg_totals.mapped + huge_mapped + huge_cached;
+    t.mapped = segment::all_mapped();
     t.peak_mapped = segment::peak_mapped_all().max(t.mapped);
     t.allocated = t.small_allocated + t.large_allocated + huge_usable;
     t.active += huge_usable;
@@ -150,8 +150,7 @@ pub fn gather() -> Totals {
 pub fn release_marker() -> (u64, usize) {
     let mut purged = 0;
     heap::for_each_heap(|h| purged += h.counters.purged_bytes);
-    let (_, huge_mapped, _, _) = huge::totals();
-    (purged, segment::small_mapped() + huge_mapped + huge::cached_bytes())
+    (purged, segment::all_mapped())
 }
 
 /// Writes the statistics table, one line per call of `out`.
