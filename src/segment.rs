@@ -213,14 +213,13 @@ pub fn peak_mapped_all() -> usize {
     PEAK_MAPPED_ALL.load(core::sync::atomic::Ordering::Relaxed)
 }
 
-
 /// Bytes that threads have charged to the heap limit ([`charge_limit`])
-/// and are mapping, not yet in the mapped counters.
+/// and are mapping, not yet in [`ALL_MAPPED`].
 static LIMIT_PENDING: AtomicUsize = AtomicUsize::new(0);
 
 /// `size` bytes charged to the heap-limit option ([`charge_limit`]) while
-/// the caller maps them; dropping it, once the mapping is in the mapped
-/// counters (or failed), ends the charge.
+/// the caller maps them; dropping it, once the mapping is in
+/// [`ALL_MAPPED`] (or failed), ends the charge.
 pub struct LimitCharge(usize);
 
 impl Drop for LimitCharge {
@@ -236,7 +235,7 @@ impl Drop for LimitCharge {
 /// The caller keeps the charge until the new mapping is counted.
 ///
 /// Threads that map at once each see the others' charges: a thread adds its
-/// size to the pending bytes first and reads the mapped counters after, and
+/// size to the pending bytes first and reads [`ALL_MAPPED`] after, and
 /// a mapper counts its mapping before it drops its charge, so of two
 /// concurrent charges the later sees the earlier, either pending or mapped
 /// (at worst twice, which refuses early, never late). A plain test of the
