@@ -171,9 +171,6 @@ fn find_free_run(used: u64, count: usize) -> Option<usize> {
 struct Registry {
     /// Every live small segment, for statistics.
     all: *mut Segment,
-    /// Bytes mapped for segments (small and huge).
-    mapped: usize,
-    peak_mapped: usize,
 }
 
 /// The highest number of bytes mapped at once for segments, huge blocks and
@@ -257,11 +254,7 @@ pub fn charge_limit(size: usize) -> Option<LimitCharge> {
     Some(charge)
 }
 
-static REGISTRY: GlobalCell<Registry> = GlobalCell::new(Registry {
-    all: ptr::null_mut(),
-    mapped: 0,
-    peak_mapped: 0,
-});
+static REGISTRY: GlobalCell<Registry> = GlobalCell::new(Registry { all: ptr::null_mut() });
 
 /// Initialises a header at `base + GUARD_SIZE` for a freshly mapped region
 /// and registers it.
@@ -306,8 +299,6 @@ pub unsafe fn init_header(base: *mut u8, mapped_size: usize, kind: SegmentKind) 
         }
     }
     reg.all = seg;
-    reg.mapped += mapped_size;
-    reg.peak_mapped = reg.peak_mapped.max(reg.mapped);
     all_mapped_delta(mapped_size as isize);
     segment_map::set_segment(base as usize, true);
     seg
@@ -326,7 +317,6 @@ pub unsafe fn destroy(seg: *mut Segment) {
         let reg = unsafe { REGISTRY.get() };
         // SAFETY: registry links are consistent under GLOBAL.
         unsafe { unlink_registry(reg, seg) };
-        reg.mapped -= size;
         segment_map::set_segment(base, false);
         // SAFETY: the header is still mapped; clearing the cookie makes a
         // stale pointer fail validation should the address be reused.
@@ -626,8 +616,6 @@ fn purge_slices(seg: &mut Segment, slices: u64) -> usize {
 /// Statistics over every registered segment, gathered under GLOBAL.
 #[derive(Default, Clone, Copy)]
 pub struct SegmentTotals {
-    pub mapped: usize,
-    pub peak_mapped: usize,
     pub segments: usize,
     pub cached: usize,
 }
@@ -639,8 +627,6 @@ pub fn for_each_segment(mut visit: impl FnMut(&Segment)) -> SegmentTotals {
     // SAFETY: GLOBAL is held.
     let reg = unsafe { REGISTRY.get() };
     let mut totals = SegmentTotals {
-        mapped: reg.mapped,
-        peak_mapped: reg.peak_mapped,
         segments: 0,
         cached: crate::retain::cached_segments(),
     };

@@ -49,7 +49,9 @@ pub struct Mallinfo {
 
 fn mallinfo_now() -> Mallinfo2 {
     let t = stats::gather();
-    let arena = t.mapped - t.huge_mapped;
+    // Read apart from `mapped` (one counter of all mappings), the live huge
+    // bytes can briefly exceed it while another thread unmaps a block.
+    let arena = t.mapped.saturating_sub(t.huge_mapped);
     let in_use = t.small_allocated + t.large_allocated;
     let free_pages: usize = t.classes.iter().map(|c| c.pages).sum();
     Mallinfo2 {
@@ -216,7 +218,9 @@ pub unsafe extern "C" fn malloc_info(opts: i32, stream: *mut c_void) -> i32 {
         let free_blocks = c.blocks_capacity - c.blocks_used.min(c.blocks_capacity);
         out!("<size from=\"{}\" to=\"{}\" total=\"{}\" count=\"{}\"/>\n", size, size, free_blocks * size, free_blocks);
     }
-    let arena = t.mapped - t.huge_mapped;
+    // Read apart from `mapped` (one counter of all mappings), the live huge
+    // bytes can briefly exceed it while another thread unmaps a block.
+    let arena = t.mapped.saturating_sub(t.huge_mapped);
     let in_use = t.small_allocated + t.large_allocated;
     out!("</sizes>\n<total type=\"fast\" count=\"0\" size=\"0\"/>\n");
     out!("<total type=\"rest\" count=\"0\" size=\"{}\"/>\n", arena.saturating_sub(in_use));
