@@ -112,7 +112,7 @@ pub fn check_page(page: &Page) -> bool {
         fail!("page {:#x}: block-start parameters do not match block size {}", addr, page.block_size);
     }
     let pinned = (page.flags & FLAG_PINNED != 0) as u32;
-    let raw_used = page.used & !IN_FULL;
+    let raw_used = (page.used & !IN_FULL) as u32;
     if raw_used < pinned {
         fail!("page {:#x}: pinned with used {}", addr, page.used);
     }

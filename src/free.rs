@@ -250,7 +250,7 @@ unsafe fn free_local(heap: &mut Heap, page: &mut Page, block: *mut Block, func: 
     // path pushes the block under the heap's slow-path lock, so that pages
     // on the full list change only under that lock (another thread may be
     // taking back the fully freed ones of a dormant heap).
-    if (page.used as i32) <= 1 {
+    if (page.used as i16) <= 1 {
         // SAFETY: as below.
         return unsafe { heap::free_local_slow(heap, page, block, func) };
     }

@@ -151,7 +151,7 @@ pub fn same_segment(block: *const Block, page: *const Page) -> bool {
 }
 
 /// `used` carries this bit while the page is on its heap's full list.
-pub const IN_FULL: u32 = 1 << 31;
+pub const IN_FULL: u16 = 1 << 15;
 
 /// `thread_free` low bits: the owner wants to hear about the next remote free
 /// (the page is full or a large span, so it is in no queue the owner scans).
@@ -181,11 +181,23 @@ pub const NO_BIN: u8 = 255;
 #[repr(C, align(128))]
 pub struct Page {
     // The first cache line holds everything the malloc and free fast paths
-    // touch; the second, what only slow paths need.
+    // touch (free: `head`, the block-start test's `start`, `div_inverse`,
+    // `div_shift` and `capacity`, `heap`, both list heads, `key`, `used`);
+    // the second, what only slow paths and sized frees need. With
+    // `thread_free` in the second line, as before, every free touched two
+    // lines of the descriptor: the churn workload missed the first-level
+    // cache 1.16 times per free in the descriptor (callgrind's cache
+    // simulation), mimalloc's free 0.79 times.
     /// Local free list (encoded links). Owner only.
     pub free: *mut Block,
     /// Blocks handed out and not yet back on `free`, plus [`IN_FULL`].
-    pub used: u32,
+    /// 16 bits: a page holds at most `SLICE_SIZE / MIN_ALIGN` = 4096
+    /// blocks (classes above 8 KiB span 8 slices, at most 64 blocks).
+    pub used: u16,
+    /// `div_params(block_size).1`.
+    pub div_shift: u8,
+    /// Size class, or [`NO_BIN`].
+    pub bin: u8,
     /// Blocks carved so far.
     pub capacity: u32,
     /// The head descriptor of the span this slice belongs to (itself for a
@@ -202,10 +214,9 @@ pub struct Page {
     /// in its second word (the free mark), which allocation clears. Random
     /// per page, with [`KEY_TAG`] set (so never 0).
     pub key: usize,
-    /// `div_params(block_size).1`.
-    pub div_shift: u8,
-    /// Size class, or [`NO_BIN`].
-    pub bin: u8,
+    /// Blocks freed by other threads, a pointer with `TF_*` flags in the
+    /// low bits.
+    pub thread_free: AtomicUsize,
     /// Slices in this page (head only); 0 for a free slice.
     pub slice_count: u8,
     /// Slices back to the head of the span this slice belongs to.
@@ -216,9 +227,6 @@ pub struct Page {
     pub reserved: u32,
     /// Bytes per block (for a large page, the whole span).
     pub block_size: usize,
-    /// Blocks freed by other threads, a pointer with `TF_*` flags in the
-    /// low bits.
-    pub thread_free: AtomicUsize,
     /// Links of the heap queue this page is on.
     pub next: *mut Page,
     pub prev: *mut Page,
@@ -251,7 +259,10 @@ const _: () = assert!(core::mem::size_of::<Page>() == 128);
 const _: () = assert!(core::mem::offset_of!(Block, mark) == 8);
 const _: () = assert!(core::mem::offset_of!(Page, used) == 8);
 const _: () = assert!(core::mem::offset_of!(Page, capacity) == 12);
-const _: () = assert!(core::mem::offset_of!(Page, flags) < 64);
+const _: () = assert!(core::mem::offset_of!(Page, thread_free) + 8 <= 64);
+const _: () = assert!(core::mem::offset_of!(Page, div_shift) < 64);
+// `used` never reaches the full-list bit: a page holds at most 4096 blocks.
+const _: () = assert!(crate::segment::SLICE_SIZE / crate::size_class::MIN_ALIGN < IN_FULL as usize);
 
 impl Page {
     pub const fn empty() -> Self {
@@ -302,7 +313,7 @@ impl Page {
     pub fn used_count(&self) -> u32 {
         // Saturating: statistics read other heaps' pages without their
         // lock, and the pin moves by a decrement before the flag clears.
-        (self.used & !IN_FULL).saturating_sub((self.flags & FLAG_PINNED != 0) as u32)
+        (self.used & !IN_FULL).saturating_sub((self.flags & FLAG_PINNED != 0) as u16) as u32
     }
 
     #[inline]
@@ -465,7 +476,8 @@ pub unsafe fn collect_remote(page: &mut Page, clear_flags: bool) -> u32 {
     // SAFETY: `tail` is a free block of this page.
     unsafe { set_next(tail, page.free, page.key) };
     page.free = head;
-    page.used -= count;
+    // At most `used_count()` (tested above), so it fits in 16 bits.
+    page.used -= count as u16;
     page.flags &= !FLAG_ZERO;
     count
 }
@@ -513,7 +525,8 @@ unsafe fn first_shared_block(page: &Page, head: *mut Block) -> *mut Block {
 unsafe fn collect_counted(page: &mut Page, clear_flags: bool) -> u32 {
     let count = page.remote_freed.swap(0, Ordering::Acquire);
     let tf = page.thread_free.load(Ordering::Relaxed);
-    page.used -= count;
+    // Blocks of this page, at most 4096 (see `used`).
+    page.used -= count as u16;
     if tf & !TF_FLAGS == 0 && (!clear_flags || tf & TF_FLAGS == 0) {
         return count;
     }
