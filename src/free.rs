@@ -112,13 +112,18 @@ pub fn free_checked(p: *mut u8, size: usize, align: usize, func: &str) {
         // block, which it gives more slack, may be sent to the slow path
         // by this tighter test, never accepted wrongly. `bs - size` cannot
         // wrap once `size <= bs`, nor `size + 32` then.
-        // A pool's bump page has blocks of any size (its block size, 16,
-        // is only their grain): the slow path reads the block's header.
-        let bs = if (*page).flags & page::FLAG_BUMP == 0 { (*page).block_size } else { 0 };
         let fits = if align == 0 {
-            size <= bs && bs - size <= size + 2 * MIN_ALIGN
+            // The sizes that fit the page's class, from a table (see
+            // `SIZED_FREE_FIT`): a sized free of a small block touches only
+            // the descriptor's first cache line. A page in no class (a
+            // large block, a pool's bump page) takes the slow path.
+            let fit = crate::size_class::SIZED_FREE_FIT[(*page).bin as usize];
+            size.wrapping_sub(fit.lo as usize) < fit.count as usize
         } else {
-            // size 0: the aligned deletes without a size
+            // A pool's bump page has blocks of any size (its block size,
+            // 16, is only their grain): the slow path reads the block's
+            // header. size 0: the aligned deletes without a size.
+            let bs = if (*page).flags & page::FLAG_BUMP == 0 { (*page).block_size } else { 0 };
             size <= bs && addr & (align - 1) == 0 && (size == 0 || bs - size <= size.max(align) + 2 * MIN_ALIGN)
         };
         if !fits {

@@ -46,6 +46,36 @@ pub const fn bin_size(bin: usize) -> usize {
     }
 }
 
+/// The sizes a sized free (`free_sized`, C++'s sized `operator delete`)
+/// may name for a block of each class, indexed by a page's `bin` byte:
+/// `size` fits when `size - lo` (wrapping) is below `count`, which is
+/// exactly `size <= block && block - size <= size + 32` (the fast test of
+/// `free::free_checked`; the slow path accepts more). One subtraction and
+/// one compare, from a table rather than the page's `block_size`, which
+/// lies in the descriptor's second cache line. `count` is 0 for the bytes
+/// that are no class (`page::NO_BIN` among them), so nothing fits there
+/// and the slow path decides. 256 entries, so that a `u8` index needs no
+/// bounds check.
+pub static SIZED_FREE_FIT: [SizedFit; 256] = {
+    let mut t = [SizedFit { lo: 0, count: 0 }; 256];
+    let mut bin = 0;
+    while bin < BIN_COUNT {
+        let block = bin_size(bin);
+        // The smallest size with block - size <= size + 32.
+        let lo = if block <= 2 * MIN_ALIGN { 0 } else { (block - 2 * MIN_ALIGN).div_ceil(2) };
+        t[bin] = SizedFit { lo: lo as u32, count: (block - lo + 1) as u32 };
+        bin += 1;
+    }
+    t
+};
+
+/// An entry of [`SIZED_FREE_FIT`]: sizes `lo .. lo + count` fit.
+#[derive(Clone, Copy)]
+pub struct SizedFit {
+    pub lo: u32,
+    pub count: u32,
+}
+
 /// How many 64 KiB slices a page of class `bin` spans: one for blocks up to
 /// 8 KiB (at least 8 blocks a page), eight (512 KiB) above.
 #[inline]
@@ -176,5 +206,21 @@ mod tests {
         }
         assert_eq!(bin_for_aligned(1, 65536), Some(BIN_COUNT - 1));
         assert_eq!(bin_for_aligned(SMALL_MAX + 1, 32), None);
+    }
+
+    #[test]
+    fn sized_free_fit_matches_the_rule() {
+        for bin in 0..256usize {
+            let f = SIZED_FREE_FIT[bin];
+            for size in 0..=(SMALL_MAX + 64) {
+                let fits = size.wrapping_sub(f.lo as usize) < f.count as usize;
+                let rule = bin < BIN_COUNT && {
+                    let block = bin_size(bin);
+                    size <= block && block - size <= size + 2 * MIN_ALIGN
+                };
+                assert_eq!(fits, rule, "bin {bin} size {size}");
+            }
+            assert!(usize::MAX.wrapping_sub(f.lo as usize) >= f.count as usize);
+        }
     }
 }
