@@ -172,8 +172,8 @@ pub struct Pool {
     /// `BUMP_MAX` when `mode` is `BUMP` alone, else 0 (never).
     bump_bound: usize,
     /// Most bytes of blocks (usable sizes) the pool may hold; 0: no limit.
-    /// A freed bump block (`PTRS_POOL_BUMP`, and a default pool's first
-    /// small blocks) is held until a reset or destroy, so it counts too.
+    /// In bump mode (`PTRS_POOL_BUMP`) a freed bump block is held until a
+    /// reset or destroy, so it counts too.
     limit: usize,
     /// NUL-terminated.
     name: [u8; NAME_LEN],
@@ -207,9 +207,9 @@ pub struct Pool {
     freed_bytes: AtomicUsize,
     /// Of the blocks `alloc_blocks` counts, those freed.
     freed_blocks: AtomicUsize,
-    /// Pools with a limit: bytes of freed bump blocks (which only a
-    /// reset or destroy makes reusable), counted against the limit with
-    /// the live bytes (see [`held_bytes`]).
+    /// Bump-mode pools with a limit: bytes of freed bump blocks (which
+    /// only a reset or destroy makes reusable), counted against the limit
+    /// with the live bytes (see [`held_bytes`]).
     bump_freed: AtomicUsize,
     /// Huge blocks, linked through their segments' `next`/`prev`.
     huge: *mut Segment,
@@ -1685,7 +1685,9 @@ pub unsafe fn free_block(page: *mut Page, block: *mut Block, func: &str) {
             *hdr |= HDR_FREED;
             (*block).mark = (*page).key;
             count_freed_carved(pool, usable);
-            if pool.limit != 0 {
+            // Bump mode only: a default pool's chunk blocks (its first
+            // small blocks, at most about 4 KiB) give their room back.
+            if pool.limit != 0 && pool.flags & BUMP != 0 {
                 pool.bump_freed.fetch_add(usable, Ordering::Relaxed);
             }
             return;

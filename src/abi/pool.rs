@@ -50,8 +50,8 @@ pub struct ptrs_pool_options {
     /// NULL; copied (up to 39 bytes).
     pub name: *const c_char,
     /// Most bytes of blocks (usable sizes) the pool may hold; 0: no limit.
-    /// A freed bump block (`PTRS_POOL_BUMP`, and a default pool's first
-    /// small blocks) is held until a reset or destroy, so it counts too.
+    /// In bump mode (`PTRS_POOL_BUMP`) a freed bump block is held until a
+    /// reset or destroy, so it counts too.
     /// An allocation beyond it returns NULL with errno ENOMEM.
     pub limit: usize,
     /// `PTRS_POOL_*` flags; any other bit is EINVAL.
