@@ -931,6 +931,10 @@ pub fn fork_prepare() {
     let took_park = PARK_OWNER.load(Ordering::Relaxed) != thread_token();
     if took_park {
         PARK_LOCK.lock();
+        // Owned by this thread: an allocation from a prepare handler that
+        // runs after ptrs's leaves the parked heaps' work pending instead
+        // of waiting for this lock (`collect_parked_with`).
+        PARK_OWNER.store(thread_token(), Ordering::Relaxed);
     }
     FORK_TOOK_OWN.store(took_own, Ordering::Relaxed);
     FORK_TOOK_SHARED.store(took_shared, Ordering::Relaxed);
@@ -940,6 +944,7 @@ pub fn fork_prepare() {
 /// In the parent after `fork`: releases what `fork_prepare` took.
 pub fn fork_parent() {
     if FORK_TOOK_PARK.load(Ordering::Relaxed) {
+        PARK_OWNER.store(0, Ordering::Relaxed);
         PARK_LOCK.unlock();
     }
     let shared = SHARED_HEAP.load(Ordering::Acquire);

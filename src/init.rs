@@ -188,11 +188,16 @@ extern "C" fn fork_prepare() {
     GLOBAL.lock();
     // SAFETY: GLOBAL is held.
     unsafe { *FORK_SIGMASK.get() = saved };
+    // The prepare handlers that run after this one (registered before it)
+    // may allocate: GLOBAL is then a nested hold for this thread.
+    // SAFETY: pthread_self has no preconditions.
+    crate::sync::FORK_HOLDER.store(unsafe { libc::pthread_self() } as usize, Ordering::Relaxed);
 }
 
 extern "C" fn fork_parent() {
     // SAFETY: GLOBAL is still held from fork_prepare; the mask was saved there.
     let saved = unsafe { *FORK_SIGMASK.get() };
+    crate::sync::FORK_HOLDER.store(0, Ordering::Relaxed);
     GLOBAL.unlock();
     heap::fork_parent();
     crate::profile::fork_done(false);
@@ -208,6 +213,7 @@ extern "C" fn fork_parent() {
 extern "C" fn fork_child() {
     // SAFETY: the child has one thread, this one; GLOBAL was held across fork.
     let saved = unsafe { *FORK_SIGMASK.get() };
+    crate::sync::FORK_HOLDER.store(0, Ordering::Relaxed);
     GLOBAL.reset();
     heap::after_fork_child();
     crate::purger::after_fork_child();

@@ -70,13 +70,40 @@ impl RawLock {
 /// fork handler) before `GLOBAL`; nothing is acquired after `GLOBAL`.
 pub static GLOBAL: RawLock = RawLock::new();
 
-/// Holds [`GLOBAL`] with all signals blocked; restores both on drop.
+/// The thread (`pthread_self`) that holds [`GLOBAL`] across `fork`, from
+/// the end of ptrs's prepare handler to the start of its parent or child
+/// handler; 0 otherwise. Prepare handlers registered before ptrs's run
+/// after it (glibc runs them in reverse order of registration), on that
+/// thread, with every ptrs lock it takes across the fork held: their
+/// allocations take [`GLOBAL`] as a nested hold (a library whose handler
+/// allocated a large block hung in `fork`, tester; glibc takes its own
+/// malloc locks after all prepare handlers, which a preloaded allocator
+/// cannot).
+pub static FORK_HOLDER: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// True on the thread that holds [`GLOBAL`] across `fork` (see
+/// [`FORK_HOLDER`]): a load and a compare, on slow paths only.
+#[inline]
+pub fn holds_global_across_fork() -> bool {
+    let holder = FORK_HOLDER.load(core::sync::atomic::Ordering::Relaxed);
+    // SAFETY: pthread_self has no preconditions and does not allocate.
+    holder != 0 && holder == unsafe { libc::pthread_self() } as usize
+}
+
+/// Holds [`GLOBAL`] with all signals blocked; restores both on drop. On
+/// the thread that holds it across `fork` (see [`FORK_HOLDER`]) it is a
+/// nested hold that changes neither.
 pub struct GlobalGuard {
     saved: MaybeUninit<libc::sigset_t>,
+    nested: bool,
 }
 
 impl GlobalGuard {
     pub fn lock() -> Self {
+        if holds_global_across_fork() {
+            // Signals are blocked already (ptrs's prepare handler).
+            return Self { saved: MaybeUninit::uninit(), nested: true };
+        }
         let mut saved = MaybeUninit::<libc::sigset_t>::uninit();
         let mut all = MaybeUninit::<libc::sigset_t>::uninit();
         // SAFETY: sigfillset initialises `all`; pthread_sigmask writes the
@@ -86,12 +113,15 @@ impl GlobalGuard {
             libc::pthread_sigmask(libc::SIG_BLOCK, all.as_ptr(), saved.as_mut_ptr());
         }
         GLOBAL.lock();
-        Self { saved }
+        Self { saved, nested: false }
     }
 }
 
 impl Drop for GlobalGuard {
     fn drop(&mut self) {
+        if self.nested {
+            return;
+        }
         GLOBAL.unlock();
         // SAFETY: `saved` was initialised by pthread_sigmask in `lock`.
         unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, self.saved.as_ptr(), core::ptr::null_mut()) };
