@@ -204,7 +204,11 @@ int64_t ptrs_option_get(const char *name);
  own limit refuses a request, nor when `count * size` overflows in
  `calloc`, `reallocarray` or `ptrs_pool_calloc`). It may free memory,
  log, or abort. NULL removes it. Returns the previous handler. Any
- thread; the handler runs on the thread whose allocation failed.
+ thread; the handler runs on the thread whose allocation failed. An
+ allocation that fails while that thread runs the handler (a handler
+ that logs with `asprintf` when memory is exhausted) does not call it
+ again: it returns NULL with ENOMEM (it recursed until the stack
+ overflowed: tester).
  */
 void (*ptrs_set_oom_handler(void (*handler)(size_t size)))(size_t size);
 

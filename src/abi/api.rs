@@ -169,7 +169,11 @@ pub unsafe extern "C" fn ptrs_option_get(name: *const c_char) -> i64 {
 /// own limit refuses a request, nor when `count * size` overflows in
 /// `calloc`, `reallocarray` or `ptrs_pool_calloc`). It may free memory,
 /// log, or abort. NULL removes it. Returns the previous handler. Any
-/// thread; the handler runs on the thread whose allocation failed.
+/// thread; the handler runs on the thread whose allocation failed. An
+/// allocation that fails while that thread runs the handler (a handler
+/// that logs with `asprintf` when memory is exhausted) does not call it
+/// again: it returns NULL with ENOMEM (it recursed until the stack
+/// overflowed: tester).
 #[unsafe(no_mangle)]
 pub extern "C" fn ptrs_set_oom_handler(
     handler: Option<extern "C" fn(size: usize)>,
@@ -192,12 +196,20 @@ static OOM_HANDLER: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
 #[inline(never)]
 pub(crate) fn out_of_memory(size: usize) {
     let h = OOM_HANDLER.load(Ordering::Acquire);
-    if !h.is_null() {
+    if !h.is_null() && !IN_OOM_HANDLER.with(|c| c.replace(true)) {
         // SAFETY: only valid handler function pointers are stored.
         let f = unsafe { core::mem::transmute::<*mut (), extern "C" fn(usize)>(h) };
         f(size);
+        IN_OOM_HANDLER.with(|c| c.set(false));
     }
     os::set_errno(libc::ENOMEM);
+}
+
+std::thread_local! {
+    /// Set while the calling thread runs the out-of-memory handler, whose
+    /// own failed allocations then do not call it again (const-initialised
+    /// and without `Drop`: no allocation, no destructor registered).
+    static IN_OOM_HANDLER: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
 }
 
 /// malloc_trim(0): collect this thread's heap and parked heaps, purge, and
