@@ -21,7 +21,7 @@ use crate::os::{self, OS_PAGE_SIZE};
 use crate::page::{FLAG_HUGE, FLAG_ZERO};
 use crate::segment::{self, Segment, SegmentKind, GUARD_SIZE, HEADER_END, SEGMENT_SIZE};
 use crate::segment_map;
-use crate::sync::{GlobalCell, GlobalGuard};
+use crate::sync::{OwnedGuard, OwnedLock};
 
 /// Freed huge mappings kept for reuse for about one purge delay, so a
 /// program that repeatedly allocates and frees multi-MiB blocks does not pay
@@ -51,17 +51,62 @@ struct Cache {
     bytes: usize,
 }
 
-static CACHE: GlobalCell<Cache> = GlobalCell::new(Cache {
+/// The cache, behind its own lock ([`CACHE_LOCK`], a leaf: nothing else
+/// is taken while it is held). Not GLOBAL, whose guard blocks every signal
+/// for the hold: two system calls per hold made a huge malloc and free
+/// pair take 920 ns (glibc: 19 ns; a tester). A signal handler that
+/// interrupts its own thread inside the cache goes around it: a fresh
+/// mapping for an allocation, an unmapping for a free.
+static CACHE_LOCK: OwnedLock = OwnedLock::new();
+
+struct CacheCell(core::cell::UnsafeCell<Cache>);
+
+// SAFETY: the cache is reached only through `get`, which needs a guard of
+// CACHE_LOCK, so one thread at a time.
+unsafe impl Sync for CacheCell {}
+
+impl CacheCell {
+    /// The cache, for as long as the guard of [`CACHE_LOCK`] lives.
+    #[allow(clippy::mut_from_ref)]
+    fn get<'a>(&'a self, _held: &'a mut OwnedGuard<'_>) -> &'a mut Cache {
+        // SAFETY: the caller holds CACHE_LOCK (its guard, borrowed
+        // mutably for the lifetime of the reference, so one reference at a
+        // time per hold).
+        unsafe { &mut *self.0.get() }
+    }
+}
+
+static CACHE: CacheCell = CacheCell(core::cell::UnsafeCell::new(Cache {
     slots: [Cached { base: 0, total: 0, freed_at: 0 }; CACHE_SLOTS],
     count: 0,
     bytes: 0,
-});
+}));
+
+/// Whether `fork_prepare` took [`CACHE_LOCK`] (not when its thread held it
+/// already: a fork from a signal handler that interrupted the cache).
+static FORK_TOOK_CACHE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Before `fork` (after GLOBAL): takes the cache's lock, so that the child
+/// finds the cache whole.
+pub fn fork_prepare() {
+    let g = CACHE_LOCK.lock();
+    FORK_TOOK_CACHE.store(g.is_some(), Ordering::Relaxed);
+    core::mem::forget(g);
+}
+
+/// After `fork`, in the parent and in the child: releases what
+/// [`fork_prepare`] took.
+pub fn fork_done() {
+    if FORK_TOOK_CACHE.load(Ordering::Relaxed) {
+        CACHE_LOCK.force_unlock();
+    }
+}
 static CACHE_COUNT: AtomicUsize = AtomicUsize::new(0);
 /// When the oldest cached mapping was freed (coarse ms; `u64::MAX` when
-/// the cache is empty), written under GLOBAL with the slots: the decay
-/// tick, which runs on every slow path once something is due, looks here
-/// before it takes GLOBAL (and blocks signals, two system calls) for a
-/// cache with nothing old enough to unmap.
+/// the cache is empty), written under the cache's lock with the slots:
+/// the decay tick, which runs on every slow path once something is due,
+/// looks here before it takes that lock for a cache with nothing old
+/// enough to unmap.
 static CACHE_OLDEST: AtomicU64 = AtomicU64::new(u64::MAX);
 
 /// Publishes the cache's figures read without the lock.
@@ -78,9 +123,9 @@ fn cache_take(total: usize) -> Option<Cached> {
     if CACHE_COUNT.load(Ordering::Relaxed) == 0 {
         return None;
     }
-    let _g = GlobalGuard::lock();
-    // SAFETY: GLOBAL is held.
-    let c = unsafe { CACHE.get() };
+    // Held by this thread already (a signal handler): no cached mapping.
+    let mut g = CACHE_LOCK.lock()?;
+    let c = CACHE.get(&mut g);
     let mut best: Option<usize> = None;
     for i in 0..c.count {
         let e = c.slots[i].total;
@@ -113,9 +158,12 @@ fn cache_take(total: usize) -> Option<Cached> {
 fn cache_put(base: usize, total: usize, out: &mut [Cached; CACHE_SLOTS + 1]) -> usize {
     let now = os::now_ms();
     let delay = crate::retain::wait_ms();
-    let _g = GlobalGuard::lock();
-    // SAFETY: GLOBAL is held.
-    let c = unsafe { CACHE.get() };
+    let Some(mut g) = CACHE_LOCK.lock() else {
+        // Held by this thread already (a signal handler): unmapped now.
+        out[0] = Cached { base, total, freed_at: now };
+        return 1;
+    };
+    let c = CACHE.get(&mut g);
     let mut n = expire(c, now, delay, out);
     if total > CACHE_MAX_BYTES / 2 || delay == 0 || os::running_on_valgrind() {
         out[n] = Cached { base, total, freed_at: now };
@@ -198,9 +246,9 @@ pub fn trim_cache(all: bool) -> bool {
     }
     let mut out = [Cached { base: 0, total: 0, freed_at: 0 }; CACHE_SLOTS + 1];
     let n = {
-        let _g = GlobalGuard::lock();
-        // SAFETY: GLOBAL is held.
-        let c = unsafe { CACHE.get() };
+        // Held by this thread already (a signal handler): left for later.
+        let Some(mut g) = CACHE_LOCK.lock() else { return false };
+        let c = CACHE.get(&mut g);
         let delay = if all { 0 } else { crate::retain::wait_ms() };
         expire(c, os::now_ms(), delay, &mut out)
     };

@@ -13,6 +13,11 @@
 //!   thread.
 //! - `fork()` takes it in the prepare handler after glibc's stdio list lock
 //!   (see `init.rs`), and the child re-creates it unlocked.
+//!
+//! [`OwnedLock`] is for state that a signal handler may reach but can also
+//! go around (the cache of freed huge mappings): it records its holder, so
+//! a handler on the holding thread sees that and does without, and it is
+//! held without blocking signals.
 
 use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
@@ -125,6 +130,65 @@ impl Drop for GlobalGuard {
         GLOBAL.unlock();
         // SAFETY: `saved` was initialised by pthread_sigmask in `lock`.
         unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, self.saved.as_ptr(), core::ptr::null_mut()) };
+    }
+}
+
+/// A lock whose word is its holder's token (`pthread_self`), 0 when free,
+/// for state that a signal handler may reach on the very thread that holds
+/// it: such a handler finds its own token there and goes around the state
+/// (`lock` answers `None`) instead of waiting for itself, so the holder
+/// need not block signals as [`GlobalGuard`] does (two system calls per
+/// hold). Taking and recording the holder are one compare-and-swap, so no
+/// signal can fall between them. Hand-written because the `spin` crate's
+/// locks do not record their holder.
+pub struct OwnedLock {
+    word: core::sync::atomic::AtomicUsize,
+}
+
+/// Holds an [`OwnedLock`]; releases it on drop.
+pub struct OwnedGuard<'a> {
+    lock: &'a OwnedLock,
+}
+
+impl OwnedLock {
+    pub const fn new() -> Self {
+        Self { word: core::sync::atomic::AtomicUsize::new(0) }
+    }
+
+    /// Takes the lock, yielding the CPU while another thread holds it;
+    /// `None` if the calling thread holds it already (a signal handler that
+    /// interrupted it, or a fork handler after `fork_prepare` took it).
+    pub fn lock(&self) -> Option<OwnedGuard<'_>> {
+        use core::sync::atomic::Ordering;
+        // SAFETY: pthread_self has no preconditions and does not allocate.
+        let me = unsafe { libc::pthread_self() } as usize;
+        let mut spins = 0u32;
+        loop {
+            match self.word.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => return Some(OwnedGuard { lock: self }),
+                Err(cur) if cur == me => return None,
+                Err(_) => {
+                    spins += 1;
+                    if spins < 64 {
+                        core::hint::spin_loop();
+                    } else {
+                        std::thread::yield_now();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Makes the lock free. Only for the fork handlers, after a `lock`
+    /// whose guard was forgotten (in the child, the holder is this thread).
+    pub fn force_unlock(&self) {
+        self.word.store(0, core::sync::atomic::Ordering::Release);
+    }
+}
+
+impl Drop for OwnedGuard<'_> {
+    fn drop(&mut self) {
+        self.lock.word.store(0, core::sync::atomic::Ordering::Release);
     }
 }
 
