@@ -13,7 +13,8 @@
  *      times, run with LD_PRELOAD=libptrs.so;
  *   2. the same program linked with -lptrs listed after the library;
  *   3. a program linked with libptrs.a whose constructor(101) registers
- *      them, so they come before ptrs initialises at all.
+ *      them, so they come before ptrs initialises at all;
+ *   4. case 1 with the heap profiler sampling every allocation.
  * The handlers allocate small, large (200 000 B) and huge (5 MiB) blocks,
  * from a thread that had no heap yet in case 3, and free them in the
  * parent and child handlers; the child allocates again after the fork.
@@ -135,6 +136,13 @@ int main(void) {
              "LD_PRELOAD='%s' timeout -s KILL 60 ./prog",
              so);
     CHECK(run("preloaded", cmd));
+    /* the heap profiler on, every allocation sampled: its lock is held
+     * across the fork too (a second hang, found reviewing the fix) */
+    snprintf(cmd, sizeof cmd,
+             "PTRS_PROFILE=prof PTRS_PROFILE_RATE=1 LD_PRELOAD='%s' "
+             "timeout -s KILL 60 ./prog",
+             so);
+    CHECK(run("preloaded, profiling", cmd));
     CHECK(run("linked", "env -u LD_PRELOAD timeout -s KILL 60 ./prog-linked"));
     CHECK(run("static", "env -u LD_PRELOAD timeout -s KILL 60 ./prog-static"));
   }

@@ -981,9 +981,16 @@ impl Drop for Snapshot {
 /// would wait for it forever in its first refill of the profiler heap.
 pub fn fork_prepare() {
     // SAFETY: this thread's own state.
-    let busy = unsafe { (*sample::state()).busy != 0 };
+    let t = unsafe { &mut *sample::state() };
+    let busy = t.busy != 0;
     stack::fork_prepare(busy);
     LOCK.lock();
+    // Until `fork_done`, this thread's allocations and frees leave the
+    // profiler alone, as inside it: the prepare handlers that run after
+    // ptrs's (and the parent and child handlers that run before ptrs's)
+    // allocate on this thread while LOCK is held by it (`sync::FORK_HOLDER`).
+    FORK_WAS_BUSY.store(t.busy, Ordering::Relaxed);
+    t.busy = 1;
     crate::mtrace::fork_prepare();
     let heap = PROF_HEAP.load(Ordering::Acquire);
     if !heap.is_null() {
@@ -992,8 +999,13 @@ pub fn fork_prepare() {
     }
 }
 
+/// The forking thread's `busy` flag before [`fork_prepare`] set it.
+static FORK_WAS_BUSY: AtomicU32 = AtomicU32::new(0);
+
 /// Fork parent and child handlers (after GLOBAL is released or reset).
 pub fn fork_done(child: bool) {
+    // SAFETY: this thread's own state (the thread that forked).
+    unsafe { (*sample::state()).busy = FORK_WAS_BUSY.load(Ordering::Relaxed) };
     let heap = PROF_HEAP.load(Ordering::Acquire);
     if !heap.is_null() {
         // SAFETY: taken by `fork_prepare` in this fork.
