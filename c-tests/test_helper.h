@@ -52,6 +52,17 @@ static inline void *ptrs_symbol(const char *name) {
   return dlsym(RTLD_DEFAULT, name);
 }
 
+/* RESOLVE_INTO(table, "ptrs_pool_", create): sets table.create to the
+ * symbol ptrs_pool_create (typed as the field), or fails the test at once
+ * when it is missing. Tests define RESOLVE(name) on top of it for their
+ * own table and prefix. */
+#define RESOLVE_INTO(table, prefix, name)                                    \
+  do {                                                                       \
+    (table).name = (__typeof__((table).name))ptrs_symbol(prefix #name);      \
+    if ((table).name == NULL)                                                \
+      FAIL_EXIT("symbol %s%s not found", prefix, #name);                    \
+  } while (0)
+
 /* True when scripts/memcheck.sh runs the test under valgrind's memcheck.
  * There ptrs gives every block a redzone and malloc_usable_size answers the
  * requested size (src/valgrind.rs), so figures that count whole blocks

@@ -19,12 +19,7 @@ static struct {
   __typeof__(ptrs_pool_malloc) *malloc;
 } api;
 
-#define RESOLVE(name)                                                        \
-  do {                                                                       \
-    api.name = (__typeof__(api.name))ptrs_symbol("ptrs_pool_" #name);        \
-    if (api.name == NULL)                                                    \
-      FAIL_EXIT("symbol ptrs_pool_%s not found", #name);                     \
-  } while (0)
+#define RESOLVE(name) RESOLVE_INTO(api, "ptrs_pool_", name)
 
 #define LIMIT ((size_t)1 << 20)
 #define BLOCK 1000

@@ -21,12 +21,7 @@ static struct {
   __typeof__(ptrs_pool_of) *of;
 } api;
 
-#define RESOLVE(name)                                                        \
-  do {                                                                       \
-    api.name = (__typeof__(api.name))ptrs_symbol("ptrs_pool_" #name);        \
-    if (api.name == NULL)                                                    \
-      FAIL_EXIT("symbol ptrs_pool_%s not found", #name);                     \
-  } while (0)
+#define RESOLVE(name) RESOLVE_INTO(api, "ptrs_pool_", name)
 
 static ptrs_pool *make(unsigned flags, ptrs_pool *parent) {
   ptrs_pool_options o = {"deep", 0, flags, parent};

@@ -35,12 +35,7 @@ static struct {
   __typeof__(ptrs_pool_visit) *visit;
 } api;
 
-#define RESOLVE(name)                                                        \
-  do {                                                                       \
-    api.name = (__typeof__(api.name))ptrs_symbol("ptrs_pool_" #name);        \
-    if (api.name == NULL)                                                    \
-      FAIL_EXIT("symbol ptrs_pool_%s not found", #name);                     \
-  } while (0)
+#define RESOLVE(name) RESOLVE_INTO(api, "ptrs_pool_", name)
 
 static const unsigned modes[] = {0, PTRS_POOL_BUMP, PTRS_POOL_SHARED};
 static const char *mode_name(unsigned f) {

@@ -22,12 +22,7 @@ static struct {
   __typeof__(ptrs_set_oom_handler) *set_oom_handler;
 } api;
 
-#define RESOLVE(name)                                                        \
-  do {                                                                       \
-    api.name = (__typeof__(api.name))ptrs_symbol("ptrs_" #name);             \
-    if (api.name == NULL)                                                    \
-      FAIL_EXIT("symbol ptrs_%s not found", #name);                          \
-  } while (0)
+#define RESOLVE(name) RESOLVE_INTO(api, "ptrs_", name)
 
 /* ---- ptrs_version ---- */
 

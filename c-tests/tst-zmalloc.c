@@ -27,12 +27,7 @@ static struct {
 } ptrs;
 
 static void zmalloc_init(void) {
-#define RESOLVE(name)                                                        \
-  do {                                                                       \
-    ptrs.name = (__typeof__(ptrs.name))ptrs_symbol("ptrs_" #name);           \
-    if (ptrs.name == NULL)                                                   \
-      FAIL_EXIT("symbol ptrs_%s not found", #name);                          \
-  } while (0)
+#define RESOLVE(name) RESOLVE_INTO(ptrs, "ptrs_", name)
   RESOLVE(usable_size);
   RESOLVE(stats_get);
   RESOLVE(purge);
