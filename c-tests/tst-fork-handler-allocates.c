@@ -14,7 +14,10 @@
  *   2. the same program linked with -lptrs listed after the library;
  *   3. a program linked with libptrs.a whose constructor(101) registers
  *      them, so they come before ptrs initialises at all;
- *   4. case 1 with the heap profiler sampling every allocation.
+ *   4. case 1 with the heap profiler sampling every allocation;
+ *   5. case 1 under PTRS_HEAP_LIMIT, the handler asking for more than is
+ *      left (NULL, ENOMEM, without the trim-and-retry of a normal failure).
+ * Every prepare handler also calls malloc_trim(0).
  * The handlers allocate small, large (200 000 B) and huge (5 MiB) blocks,
  * from a thread that had no heap yet in case 3, and free them in the
  * parent and child handlers; the child allocates again after the fork.
@@ -29,11 +32,15 @@ static const char lib_src[] =
     "#include <stdlib.h>\n"
     "#include <string.h>\n"
     "static void *blocks[3];\n"
+    "#include <malloc.h>\n"
     "static void prep(void) {\n"
     "  blocks[0] = malloc(100);\n"
     "  blocks[1] = malloc(200000);\n"
     "  blocks[2] = malloc(5 << 20);\n"
     "  for (int i = 0; i < 3; i++) if (blocks[i]) memset(blocks[i], i + 1, 100);\n"
+    "  malloc_trim(0);\n"
+    "  const char *big = getenv(\"HANDLER_BIG\");\n"
+    "  if (big) free(malloc(strtoul(big, NULL, 0)));\n"
     "}\n"
     "static void done(void) { for (int i = 0; i < 3; i++) free(blocks[i]); }\n"
     "PRIO void reg(void) { pthread_atfork(prep, done, done); }\n";
@@ -45,6 +52,12 @@ static const char prog_src[] =
     "#include <unistd.h>\n"
     "#include <sys/wait.h>\n"
     "int main(void) {\n"
+    "  char *hold = NULL;\n"
+    "  if (getenv(\"PROG_HOLD\")) {\n"
+    "    hold = malloc(40 << 20);\n"
+    "    if (!hold) return 6;\n"
+    "    memset(hold, 1, 40 << 20);\n"
+    "  }\n"
     "  for (int i = 0; i < 20; i++) {\n"
     "    pid_t c = fork();\n"
     "    if (c < 0) return 3;\n"
@@ -58,6 +71,7 @@ static const char prog_src[] =
     "    int st;\n"
     "    if (waitpid(c, &st, 0) != c || !WIFEXITED(st) || WEXITSTATUS(st)) return 5;\n"
     "  }\n"
+    "  free(hold);\n"
     "  puts(\"forks ok\");\n"
     "  return 0;\n"
     "}\n";
@@ -143,6 +157,15 @@ int main(void) {
              "timeout -s KILL 60 ./prog",
              so);
     CHECK(run("preloaded, profiling", cmd));
+    /* a handler's malloc that fails under the heap limit (40 MiB held, 30
+     * MB more asked under 64 MiB): NULL at once, its retry after a trim
+     * skipped (the trim waited for a lock ptrs holds across the fork: a
+     * reviewer's hang); every handler also calls malloc_trim(0) */
+    snprintf(cmd, sizeof cmd,
+             "PTRS_HEAP_LIMIT=64M PROG_HOLD=1 HANDLER_BIG=30000000 "
+             "LD_PRELOAD='%s' timeout -s KILL 60 ./prog",
+             so);
+    CHECK(run("preloaded, heap limit", cmd));
     CHECK(run("linked", "env -u LD_PRELOAD timeout -s KILL 60 ./prog-linked"));
     CHECK(run("static", "env -u LD_PRELOAD timeout -s KILL 60 ./prog-static"));
   }

@@ -208,7 +208,9 @@ int64_t ptrs_option_get(const char *name);
  allocation that fails while that thread runs the handler (a handler
  that logs with `asprintf` when memory is exhausted) does not call it
  again: it returns NULL with ENOMEM (it recursed until the stack
- overflowed: tester).
+ overflowed: tester). A handler that leaves by `longjmp` instead of
+ returning is not called again on that thread until this function is
+ called again (on that thread).
  */
 void (*ptrs_set_oom_handler(void (*handler)(size_t size)))(size_t size);
 

@@ -82,23 +82,56 @@ static CACHE: CacheCell = CacheCell(core::cell::UnsafeCell::new(Cache {
     bytes: 0,
 }));
 
-/// Whether `fork_prepare` took [`CACHE_LOCK`] (not when its thread held it
-/// already: a fork from a signal handler that interrupted the cache).
+/// Whether `fork_prepare` took [`CACHE_LOCK`].
 static FORK_TOOK_CACHE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
-/// Before `fork` (after GLOBAL): takes the cache's lock, so that the child
-/// finds the cache whole.
+/// Before `fork` (after GLOBAL): takes the cache's lock if it is free, so
+/// that the child finds the cache whole; never waits for it. Its holder
+/// may be a thread that a signal handler interrupted there, and that
+/// handler may wait for a lock this thread took before (the shared heap's,
+/// the profiler's): waiting here deadlocked (a reviewer: 5 of 5 runs of
+/// forks against a thread churning huge blocks and signalled non-stop).
+/// Taking it before the other fork locks is no way out either: pools free
+/// huge blocks under their own locks. See [`fork_child`] for a cache that
+/// was held.
 pub fn fork_prepare() {
-    let g = CACHE_LOCK.lock();
+    let g = CACHE_LOCK.try_lock();
     FORK_TOOK_CACHE.store(g.is_some(), Ordering::Relaxed);
     core::mem::forget(g);
 }
 
-/// After `fork`, in the parent and in the child: releases what
-/// [`fork_prepare`] took.
-pub fn fork_done() {
+/// In the parent after `fork`: releases what [`fork_prepare`] took.
+pub fn fork_parent() {
     if FORK_TOOK_CACHE.load(Ordering::Relaxed) {
         CACHE_LOCK.force_unlock();
+    }
+}
+
+/// In the child after `fork`: releases what [`fork_prepare`] took. If
+/// another thread of the parent held the cache at the fork, the cache may
+/// be half updated and that thread does not exist here: the child forgets
+/// the cached mappings (they stay mapped, counted in `mapped`, and are
+/// never reused; a child usually execs) and frees the lock. If this very
+/// thread held it (a fork from a signal handler that interrupted it
+/// there), the interrupted update finishes and releases it.
+pub fn fork_child() {
+    if FORK_TOOK_CACHE.load(Ordering::Relaxed) {
+        CACHE_LOCK.force_unlock();
+        return;
+    }
+    // SAFETY: pthread_self has no preconditions.
+    let me = unsafe { libc::pthread_self() } as usize;
+    let holder = CACHE_LOCK.holder();
+    if holder == 0 || holder == me {
+        return;
+    }
+    CACHE_LOCK.force_unlock();
+    if let Some(mut g) = CACHE_LOCK.lock() {
+        let c = CACHE.get(&mut g);
+        c.count = 0;
+        c.bytes = 0;
+        publish(c);
+        HUGE_CACHED.store(0, Ordering::Relaxed);
     }
 }
 static CACHE_COUNT: AtomicUsize = AtomicUsize::new(0);
@@ -246,8 +279,13 @@ pub fn trim_cache(all: bool) -> bool {
     }
     let mut out = [Cached { base: 0, total: 0, freed_at: 0 }; CACHE_SLOTS + 1];
     let n = {
-        // Held by this thread already (a signal handler): left for later.
-        let Some(mut g) = CACHE_LOCK.lock() else { return false };
+        // Held by this thread already (a signal handler, a fork handler):
+        // left for a later tick, which the caller's tick (which cleared its
+        // request) must still ask for (a reviewer: 8 MiB stayed cached).
+        let Some(mut g) = CACHE_LOCK.lock() else {
+            crate::retain::arm(os::now_ms() + 1);
+            return false;
+        };
         let c = CACHE.get(&mut g);
         let delay = if all { 0 } else { crate::retain::wait_ms() };
         expire(c, os::now_ms(), delay, &mut out)

@@ -192,13 +192,13 @@ extern "C" fn fork_prepare() {
     // may allocate: GLOBAL is then a nested hold for this thread.
     // SAFETY: pthread_self has no preconditions.
     crate::sync::FORK_HOLDER.store(unsafe { libc::pthread_self() } as usize, Ordering::Relaxed);
-    crate::huge::fork_prepare(); // a leaf lock, after GLOBAL
+    crate::huge::fork_prepare(); // taken only if free (see there)
 }
 
 extern "C" fn fork_parent() {
     // SAFETY: GLOBAL is still held from fork_prepare; the mask was saved there.
     let saved = unsafe { *FORK_SIGMASK.get() };
-    crate::huge::fork_done();
+    crate::huge::fork_parent();
     crate::sync::FORK_HOLDER.store(0, Ordering::Relaxed);
     GLOBAL.unlock();
     heap::fork_parent();
@@ -215,7 +215,7 @@ extern "C" fn fork_parent() {
 extern "C" fn fork_child() {
     // SAFETY: the child has one thread, this one; GLOBAL was held across fork.
     let saved = unsafe { *FORK_SIGMASK.get() };
-    crate::huge::fork_done();
+    crate::huge::fork_child();
     crate::sync::FORK_HOLDER.store(0, Ordering::Relaxed);
     GLOBAL.reset();
     heap::after_fork_child();

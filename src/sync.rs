@@ -179,8 +179,22 @@ impl OwnedLock {
         }
     }
 
-    /// Makes the lock free. Only for the fork handlers, after a `lock`
-    /// whose guard was forgotten (in the child, the holder is this thread).
+    /// Takes the lock if nobody holds it; never waits.
+    pub fn try_lock(&self) -> Option<OwnedGuard<'_>> {
+        use core::sync::atomic::Ordering;
+        // SAFETY: pthread_self has no preconditions and does not allocate.
+        let me = unsafe { libc::pthread_self() } as usize;
+        self.word.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed).ok().map(|_| OwnedGuard { lock: self })
+    }
+
+    /// The holder's token (`pthread_self`), 0 when free.
+    pub fn holder(&self) -> usize {
+        self.word.load(core::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Makes the lock free. Only for the fork handlers, after a `lock` or
+    /// `try_lock` whose guard was forgotten, or in the child for a holder
+    /// that does not exist there.
     pub fn force_unlock(&self) {
         self.word.store(0, core::sync::atomic::Ordering::Release);
     }

@@ -173,12 +173,16 @@ pub unsafe extern "C" fn ptrs_option_get(name: *const c_char) -> i64 {
 /// allocation that fails while that thread runs the handler (a handler
 /// that logs with `asprintf` when memory is exhausted) does not call it
 /// again: it returns NULL with ENOMEM (it recursed until the stack
-/// overflowed: tester).
+/// overflowed: tester). A handler that leaves by `longjmp` instead of
+/// returning is not called again on that thread until this function is
+/// called again (on that thread).
 #[unsafe(no_mangle)]
 pub extern "C" fn ptrs_set_oom_handler(
     handler: Option<extern "C" fn(size: usize)>,
 ) -> Option<extern "C" fn(size: usize)> {
     let new = handler.map_or(core::ptr::null_mut(), |f| f as *mut ());
+    // A handler this thread left by longjmp counts as finished now.
+    IN_OOM_HANDLER.with(|c| c.set(false));
     let old = OOM_HANDLER.swap(new, Ordering::AcqRel);
     if old.is_null() {
         None
@@ -215,6 +219,14 @@ std::thread_local! {
 /// malloc_trim(0): collect this thread's heap and parked heaps, purge, and
 /// unmap cached segments. True if any memory was released.
 pub(crate) fn trim() -> bool {
+    // In a fork handler that runs while ptrs's prepare handler holds its
+    // locks across the fork (`sync::FORK_HOLDER`), a trim would wait for
+    // some of them (the pools' registry lock): nothing is given back
+    // there, and an allocation that fails returns NULL without its retry
+    // (a reviewer: a handler's malloc past PTRS_HEAP_LIMIT hung fork).
+    if crate::sync::holds_global_across_fork() {
+        return false;
+    }
     let (purged_before, mapped_before) = stats::release_marker();
     let me = tls::current();
     if heap::is_real(me) {
