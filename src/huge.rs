@@ -82,6 +82,19 @@ static CACHE: CacheCell = CacheCell(core::cell::UnsafeCell::new(Cache {
     bytes: 0,
 }));
 
+/// Takes [`CACHE_LOCK`] for a cache operation; `None` sends the caller
+/// around the cache: on the thread that holds the lock already (a signal
+/// handler that interrupted it there), and on the forking thread between
+/// ptrs's prepare handler and its parent or child handler, where the lock
+/// may be held by another thread that a signal handler stopped in it, and
+/// waiting could close the cycle `fork_prepare` avoids (see there).
+fn lock_cache() -> Option<OwnedGuard<'static>> {
+    if crate::sync::holds_global_across_fork() {
+        return None;
+    }
+    CACHE_LOCK.lock()
+}
+
 /// Whether `fork_prepare` took [`CACHE_LOCK`].
 static FORK_TOOK_CACHE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
@@ -156,8 +169,9 @@ fn cache_take(total: usize) -> Option<Cached> {
     if CACHE_COUNT.load(Ordering::Relaxed) == 0 {
         return None;
     }
-    // Held by this thread already (a signal handler): no cached mapping.
-    let mut g = CACHE_LOCK.lock()?;
+    // Held by this thread already (a signal handler), or a fork handler:
+    // no cached mapping.
+    let mut g = lock_cache()?;
     let c = CACHE.get(&mut g);
     let mut best: Option<usize> = None;
     for i in 0..c.count {
@@ -191,8 +205,9 @@ fn cache_take(total: usize) -> Option<Cached> {
 fn cache_put(base: usize, total: usize, out: &mut [Cached; CACHE_SLOTS + 1]) -> usize {
     let now = os::now_ms();
     let delay = crate::retain::wait_ms();
-    let Some(mut g) = CACHE_LOCK.lock() else {
-        // Held by this thread already (a signal handler): unmapped now.
+    let Some(mut g) = lock_cache() else {
+        // Held by this thread already (a signal handler), or a fork
+        // handler: unmapped now.
         out[0] = Cached { base, total, freed_at: now };
         return 1;
     };
@@ -282,7 +297,7 @@ pub fn trim_cache(all: bool) -> bool {
         // Held by this thread already (a signal handler, a fork handler):
         // left for a later tick, which the caller's tick (which cleared its
         // request) must still ask for (a reviewer: 8 MiB stayed cached).
-        let Some(mut g) = CACHE_LOCK.lock() else {
+        let Some(mut g) = lock_cache() else {
             crate::retain::arm(os::now_ms() + 1);
             return false;
         };
