@@ -24,7 +24,7 @@ use crate::page::{
 };
 use crate::segment::{self, Segment};
 use crate::size_class::{bin_size, bin_slices, BIN_COUNT, DIRECT_COUNT, MIN_ALIGN};
-use crate::sync::{GlobalCell, GlobalGuard, RawLock};
+use crate::sync::{thread_token, GlobalCell, GlobalGuard, RawLock};
 use crate::tls;
 
 /// A doubly linked queue of pages.
@@ -256,13 +256,6 @@ static HEAPS: GlobalCell<HeapRegistry> = GlobalCell::new(HeapRegistry {
     count: 0,
     owned: 0,
 });
-
-/// The calling thread's token for heap slow-path locks (never 0).
-#[inline]
-fn thread_token() -> usize {
-    // SAFETY: pthread_self has no preconditions and does not allocate.
-    unsafe { libc::pthread_self() as usize }
-}
 
 /// True if the calling thread holds `heap`'s slow-path lock (a signal
 /// handler that interrupted its own thread inside a slow path of `heap`).

@@ -132,10 +132,8 @@ pub fn fork_child() {
         CACHE_LOCK.force_unlock();
         return;
     }
-    // SAFETY: pthread_self has no preconditions.
-    let me = unsafe { libc::pthread_self() } as usize;
     let holder = CACHE_LOCK.holder();
-    if holder == 0 || holder == me {
+    if holder == 0 || holder == crate::sync::thread_token() {
         return;
     }
     CACHE_LOCK.force_unlock();
@@ -267,11 +265,16 @@ fn expire(c: &mut Cache, now: u64, delay: u64, out: &mut [Cached; CACHE_SLOTS + 
     n
 }
 
-/// Unmaps mappings that are in no block and no longer in the cache.
+/// Unmaps mappings that are in no block and no longer in the cache, then
+/// counts them out of the cached and the mapped bytes (after the unmap:
+/// the heap limit, `segment::charge_limit`, must never see less than is
+/// mapped).
 fn unmap_all(list: &[Cached]) {
     for e in list {
         // SAFETY: cached mappings are ours and referenced by nothing.
         unsafe { os::unmap(e.base as *mut u8, e.total) };
+        HUGE_CACHED.fetch_sub(e.total, Ordering::Relaxed);
+        map_delta(-(e.total as isize));
     }
 }
 
@@ -305,13 +308,7 @@ pub fn trim_cache(all: bool) -> bool {
         let delay = if all { 0 } else { crate::retain::wait_ms() };
         expire(c, os::now_ms(), delay, &mut out)
     };
-    // Counted until unmapped: the heap limit (`segment::charge_limit`)
-    // must never see less than is mapped.
     unmap_all(&out[..n]);
-    for e in &out[..n] {
-        HUGE_CACHED.fetch_sub(e.total, Ordering::Relaxed);
-        map_delta(-(e.total as isize));
-    }
     n > 0
 }
 
@@ -526,10 +523,6 @@ pub unsafe fn free(seg: *mut Segment) {
     HUGE_CACHED.fetch_add(total, Ordering::Relaxed);
     let n = cache_put(base, total, &mut out);
     unmap_all(&out[..n]);
-    for e in &out[..n] {
-        HUGE_CACHED.fetch_sub(e.total, Ordering::Relaxed);
-        map_delta(-(e.total as isize));
-    }
 }
 
 /// Resizes a huge block in place or by moving its pages. Returns the block's

@@ -190,8 +190,7 @@ extern "C" fn fork_prepare() {
     unsafe { *FORK_SIGMASK.get() = saved };
     // The prepare handlers that run after this one (registered before it)
     // may allocate: GLOBAL is then a nested hold for this thread.
-    // SAFETY: pthread_self has no preconditions.
-    crate::sync::FORK_HOLDER.store(unsafe { libc::pthread_self() } as usize, Ordering::Relaxed);
+    crate::sync::FORK_HOLDER.store(crate::sync::thread_token(), Ordering::Relaxed);
     crate::huge::fork_prepare(); // taken only if free (see there)
 }
 

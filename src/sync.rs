@@ -86,13 +86,21 @@ pub static GLOBAL: RawLock = RawLock::new();
 /// cannot).
 pub static FORK_HOLDER: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
 
+/// The calling thread's token (`pthread_self`, never 0), which the locks
+/// that record their holder store: the heaps' slow-path locks, the parked
+/// heaps' owner, [`OwnedLock`], [`FORK_HOLDER`].
+#[inline]
+pub fn thread_token() -> usize {
+    // SAFETY: pthread_self has no preconditions and does not allocate.
+    unsafe { libc::pthread_self() as usize }
+}
+
 /// True on the thread that holds [`GLOBAL`] across `fork` (see
 /// [`FORK_HOLDER`]): a load and a compare, on slow paths only.
 #[inline]
 pub fn holds_global_across_fork() -> bool {
     let holder = FORK_HOLDER.load(core::sync::atomic::Ordering::Relaxed);
-    // SAFETY: pthread_self has no preconditions and does not allocate.
-    holder != 0 && holder == unsafe { libc::pthread_self() } as usize
+    holder != 0 && holder == thread_token()
 }
 
 /// Holds [`GLOBAL`] with all signals blocked; restores both on drop. On
@@ -160,8 +168,7 @@ impl OwnedLock {
     /// interrupted it, or a fork handler after `fork_prepare` took it).
     pub fn lock(&self) -> Option<OwnedGuard<'_>> {
         use core::sync::atomic::Ordering;
-        // SAFETY: pthread_self has no preconditions and does not allocate.
-        let me = unsafe { libc::pthread_self() } as usize;
+        let me = thread_token();
         let mut spins = 0u32;
         loop {
             match self.word.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed) {
@@ -182,8 +189,7 @@ impl OwnedLock {
     /// Takes the lock if nobody holds it; never waits.
     pub fn try_lock(&self) -> Option<OwnedGuard<'_>> {
         use core::sync::atomic::Ordering;
-        // SAFETY: pthread_self has no preconditions and does not allocate.
-        let me = unsafe { libc::pthread_self() } as usize;
+        let me = thread_token();
         self.word.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed).ok().map(|_| OwnedGuard { lock: self })
     }
 
