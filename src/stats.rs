@@ -61,9 +61,9 @@ pub fn gather() -> Totals {
     heap::collect_parked(false);
     // Pages other threads freed entirely are taken back; blocks they freed
     // into pages that still hold live blocks (their owners take them back
-    // at their next allocation of that class) are counted free below.
-    let mut pending = [0usize; BIN_COUNT];
-    heap::collect_for_statistics(&mut pending);
+    // at their next allocation of that class) are counted free, page by
+    // page, under the heap locks `hold` keeps until the walk is done.
+    let hold = heap::hold_for_statistics();
     let mut t = Totals {
         allocated: 0,
         active: 0,
@@ -92,8 +92,12 @@ pub fn gather() -> Totals {
             if page.block_size == 0 || page.slice_count == 0 || page.heap.is_null() {
                 continue;
             }
-            // A snapshot of a counter its owner may be updating.
-            let used = page.used_count() as usize;
+            // A snapshot of a counter its owner may be updating, less the
+            // blocks other threads freed there (small pages only).
+            let mut used = page.used_count() as usize;
+            if page.flags & FLAG_LARGE == 0 && page.bin != NO_BIN {
+                used = used.saturating_sub(hold.pending(page) as usize);
+            }
             if used != 0 {
                 t.active += page.span_size();
             }
@@ -109,12 +113,6 @@ pub fn gather() -> Totals {
             }
         }
     });
-    for (bin, &n) in pending.iter().enumerate() {
-        let c = &mut t.classes[bin];
-        let n = n.min(c.blocks_used);
-        c.blocks_used -= n;
-        t.small_allocated -= n * bin_size(bin);
-    }
     let (huge_count, huge_mapped, huge_usable, huge_peak) = huge::totals();
     t.heaps = heap::for_each_heap(|h| {
         let c = &h.counters;

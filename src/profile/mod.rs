@@ -975,7 +975,7 @@ impl Drop for Snapshot {
 /// Fork prepare (called with every signal blocked, before GLOBAL is
 /// taken): no unwind in progress, and the profiler lock and the profiler
 /// heap's slow-path lock held across fork. The second is taken by other
-/// threads too (the scans of `heap::collect_for_statistics`,
+/// threads too (the scans of `heap::hold_for_statistics`,
 /// `heap::collect_dormant_heaps` and
 /// `heap::purge_other_heaps`); held by one of them at the fork, the child
 /// would wait for it forever in its first refill of the profiler heap.
