@@ -23,6 +23,10 @@ fn main() {
     println!("cargo:rerun-if-env-changed=PTRS_UPDATE_HEADER");
     // The shared library's soname: the major version.
     println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libptrs.so.0");
+    // Never unloaded by dlclose: blocks its malloc handed out may outlive
+    // a handle, and its exit handler (registered with no DSO handle, see
+    // `init.rs`) must stay mapped until exit.
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-z,nodelete");
 
     let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
         .expect("cbindgen.toml is readable");

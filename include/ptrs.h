@@ -177,7 +177,13 @@ void ptrs_stats_print(void (*write)(void *ctx, const char *line), void *ctx);
  `name` is the variable's name with or without the `PTRS_` prefix, in any
  case (`"purge_delay"`, `"PTRS_LARGE_THRESHOLD"`); booleans are 0 or 1,
  sizes in bytes, delays in milliseconds. Returns 0, or -1 for an unknown
- name or a negative value.
+ name or a negative value. The options that act at exit take effect
+ there when set at any time: `show_stats` prints the table at `exit`
+ (and `_exit`) of this process; `leak_report` starts the heap profiler
+ if it is not running (at `profile_rate`), so the report covers the
+ allocations from then on (the exact report needs `PTRS_LEAK_REPORT`
+ and `PTRS_PROFILE_RATE=1` at start-up); `leak_exitcode` is read at
+ exit. Any thread.
 
  # Safety
  `name` must be NULL or a NUL-terminated string.

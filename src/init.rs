@@ -17,6 +17,8 @@ use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
 use crate::heap::{self, Heap};
 use crate::os;
+use core::ptr;
+
 use crate::page;
 use crate::sync::{GlobalCell, GLOBAL};
 
@@ -78,29 +80,70 @@ fn init_slow() {
     unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
     crate::purger::start_if_wanted();
     if crate::options::show_stats() {
-        // A private copy of stderr: programs such as GNU coreutils close
-        // fd 2 in their own exit handlers, before this one runs.
-        let fd = os::dup_cloexec(2, 10);
-        STATS_FD.store(if fd >= 0 { fd } else { 2 }, Ordering::Relaxed);
-        // SAFETY: getpid has no preconditions.
-        STATS_PID.store(unsafe { libc::syscall(libc::SYS_getpid) } as i32, Ordering::Relaxed);
-        // SAFETY: `print_stats_at_exit` is a valid function for the process's lifetime.
-        unsafe { libc::atexit(print_stats_at_exit) };
+        arm_exit_stats();
     }
     crate::profile::start_from_environment();
+    // One exit handler for every option that acts at exit, registered
+    // whether or not one is on now, so that `ptrs_option_set` can turn
+    // them on later. Registered with no DSO handle: a handler registered
+    // with `atexit` from a shared library belongs to that library and
+    // runs when the loader finalises it, which may come before the other
+    // libraries' destructors (a preloaded libptrs is finalised first), so
+    // the leak report named as leaked the blocks those destructors free
+    // (tester). Registered here, at the latest in libptrs's constructor,
+    // it precedes the loader's own finaliser, which `__libc_start_main`
+    // registers after the libraries' constructors have run: it runs after
+    // every library destructor. (libptrs is linked `-z nodelete`, so the
+    // handler's code stays mapped even if a program dlopens and dlcloses
+    // it.)
+    // SAFETY: `exit_hook` is a valid function for the process's lifetime.
+    unsafe { __cxa_atexit(exit_hook, ptr::null_mut(), ptr::null_mut()) };
     crate::diag::verbose(format_args!("ptrs {} initialised", crate::VERSION));
+}
+
+unsafe extern "C" {
+    fn __cxa_atexit(f: extern "C" fn(*mut libc::c_void), arg: *mut libc::c_void, dso: *mut libc::c_void) -> i32;
+}
+
+/// At `exit`: the heap profile and leak report, then the statistics table,
+/// each if its option is on now.
+extern "C" fn exit_hook(_: *mut libc::c_void) {
+    crate::profile::at_exit();
+    print_exit_stats();
+}
+
+/// Called after `ptrs_option_set` changed an option: sets up what the
+/// options that act at exit need (as their variables would at start-up).
+pub fn option_set_at_run_time() {
+    if crate::options::show_stats() {
+        arm_exit_stats();
+    }
+    crate::profile::arm_leak_report_at_run_time();
 }
 
 static STATS_FD: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new(2);
 
 static STATS_PRINTED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
-extern "C" fn print_stats_at_exit() {
-    print_exit_stats();
+/// Set once the statistics table has its copy of stderr and its process.
+static STATS_ARMED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Prepares the statistics table at exit (`PTRS_SHOW_STATS`): a private
+/// copy of stderr (programs such as GNU coreutils close fd 2 in their own
+/// exit handlers, before ptrs's runs) and the process it is printed by.
+/// Once per process.
+fn arm_exit_stats() {
+    if STATS_ARMED.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let fd = os::dup_cloexec(2, 10);
+    STATS_FD.store(if fd >= 0 { fd } else { 2 }, Ordering::Relaxed);
+    // SAFETY: getpid has no preconditions.
+    STATS_PID.store(unsafe { libc::syscall(libc::SYS_getpid) } as i32, Ordering::Relaxed);
 }
 
 /// Prints the statistics table on the private copy of stderr, once per
-/// process, if `PTRS_SHOW_STATS` is on. Called by the atexit hook and by
+/// process, if `PTRS_SHOW_STATS` is on. Called by the exit hook and by
 /// ptrs's `_exit` (programs such as dash leave through `_exit`, which runs
 /// no exit handlers).
 pub fn print_exit_stats() {

@@ -130,7 +130,13 @@ pub unsafe extern "C" fn ptrs_stats_print(
 /// `name` is the variable's name with or without the `PTRS_` prefix, in any
 /// case (`"purge_delay"`, `"PTRS_LARGE_THRESHOLD"`); booleans are 0 or 1,
 /// sizes in bytes, delays in milliseconds. Returns 0, or -1 for an unknown
-/// name or a negative value.
+/// name or a negative value. The options that act at exit take effect
+/// there when set at any time: `show_stats` prints the table at `exit`
+/// (and `_exit`) of this process; `leak_report` starts the heap profiler
+/// if it is not running (at `profile_rate`), so the report covers the
+/// allocations from then on (the exact report needs `PTRS_LEAK_REPORT`
+/// and `PTRS_PROFILE_RATE=1` at start-up); `leak_exitcode` is read at
+/// exit. Any thread.
 ///
 /// # Safety
 /// `name` must be NULL or a NUL-terminated string.
@@ -141,7 +147,11 @@ pub unsafe extern "C" fn ptrs_option_set(name: *const c_char, value: i64) -> i32
     }
     // SAFETY: the caller guarantees a NUL-terminated string.
     let name = unsafe { core::ffi::CStr::from_ptr(name) }.to_bytes();
-    if crate::options::set_by_name(name, value as u64) { 0 } else { -1 }
+    if !crate::options::set_by_name(name, value as u64) {
+        return -1;
+    }
+    crate::init::option_set_at_run_time();
+    0
 }
 
 /// Reads an option by name (see `ptrs_option_set`). Returns -1 for an

@@ -1021,8 +1021,9 @@ pub fn fork_done(child: bool) {
 }
 
 /// Start-up from the environment (PTRS_PROFILE, PTRS_PROFILE_RATE,
-/// PTRS_LEAK_REPORT), called by `init` once allocation works. Registers
-/// the exit handler that writes the profile and the leak report.
+/// PTRS_LEAK_REPORT), called by `init` once allocation works. Arms the
+/// exit handler's part that writes the profile and the leak report
+/// ([`at_exit`]).
 pub fn start_from_environment() {
     let want_profile = !options::profile_prefix().is_null();
     let want_leaks = options::leak_report();
@@ -1037,11 +1038,35 @@ pub fn start_from_environment() {
     // allocation is recorded from here on.
     COMPLETE.store(rate() <= 1, Ordering::SeqCst);
     write::remember_stderr();
-    // SAFETY: `at_exit` is a valid function for the process's lifetime.
-    unsafe { libc::atexit(at_exit) };
+    EXIT_ARMED.store(true, Ordering::Release);
 }
 
-extern "C" fn at_exit() {
+/// Set once the profiler runs for the profile or leak report at exit.
+static EXIT_ARMED: AtomicBool = AtomicBool::new(false);
+
+/// `ptrs_option_set` turned the leak report on (`leak_report`): starts the
+/// profiler, if it is not running, at the rate of `profile_rate`, as
+/// `PTRS_LEAK_REPORT=1` does at start-up; the report at exit covers the
+/// allocations from here on (exact mode needs the variable at start-up).
+pub fn arm_leak_report_at_run_time() {
+    if !options::leak_report() || EXIT_ARMED.load(Ordering::Acquire) {
+        return;
+    }
+    if !sampling() && start(options::profile_rate()) != 0 {
+        crate::diag::print(format_args!("ptrs: warning: heap profiler could not start (out of memory)\n"));
+        return;
+    }
+    write::remember_stderr();
+    EXIT_ARMED.store(true, Ordering::Release);
+}
+
+/// The exit handler's profiler part (see `init::exit_hook`): writes the
+/// profile (`PTRS_PROFILE`) and the leak report (`PTRS_LEAK_REPORT`), and
+/// ends the process with `PTRS_LEAK_EXITCODE` when leaks were found.
+pub fn at_exit() {
+    if !EXIT_ARMED.load(Ordering::Acquire) {
+        return;
+    }
     let prefix = options::profile_prefix();
     if !prefix.is_null() {
         // SAFETY: a non-null prefix is the NUL-terminated PTRS_PROFILE
