@@ -113,6 +113,8 @@ pub fn gather() -> Totals {
             }
         }
     });
+    // The heaps' owners wait in their slow paths while the hold lasts.
+    drop(hold);
     let (huge_count, huge_mapped, huge_usable, huge_peak) = huge::totals();
     t.heaps = heap::for_each_heap(|h| {
         let c = &h.counters;
