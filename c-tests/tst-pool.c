@@ -1100,6 +1100,37 @@ static void test_many(unsigned flags) {
     api.destroy(pools[i]);
 }
 
+/* A pool whose name has control bytes is shown on one line of the
+ * statistics table, each control byte as '?' (a newline in a name broke
+ * the table: tester). */
+static int name_lines, name_seen;
+static void name_line(void *ctx, const char *line) {
+  (void)ctx;
+  if (strstr(line, "two") != NULL || strstr(line, "tail") != NULL)
+    name_lines++;
+  if (strstr(line, "  one?two?three-tail ") != NULL)
+    name_seen = 1;
+}
+
+static void test_name_shown(void) {
+  void (*print)(void (*)(void *, const char *), void *) =
+      (void (*)(void (*)(void *, const char *), void *))ptrs_symbol("ptrs_stats_print");
+  if (print == NULL)
+    FAIL_EXIT("no ptrs_stats_print symbol");
+  ptrs_pool_options o;
+  memset(&o, 0, sizeof o);
+  o.name = "one\ntwo\x01three-tail";
+  struct ptrs_pool *p = api.create(&o);
+  if (p == NULL)
+    FAIL_EXIT("ptrs_pool_create failed");
+  CHECK(api.malloc(p, 100) != NULL);
+  print(name_line, NULL);
+  printf("name: %d line(s), shown as one?two?three-tail: %d\n", name_lines, name_seen);
+  CHECK(name_lines == 1);
+  CHECK(name_seen);
+  api.destroy(p);
+}
+
 int main(void) {
   require_ptrs();
   RESOLVE(create);
@@ -1154,5 +1185,6 @@ int main(void) {
   }
   test_many(0);
   test_many(PTRS_POOL_BUMP);
+  test_name_shown();
   return mt_result();
 }

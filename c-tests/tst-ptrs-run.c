@@ -206,6 +206,16 @@ int main(int argc, char **argv) {
     CHECK(strlen(err) == strlen(bad) + strlen(unknown));
   }
 
+  /* -o without NAME=: a usage error, nothing run (it set PTRS_NAME=NAME
+   * and ran the command: tester). */
+  CHECK(run(SCRIPT " -o PURGE_DELAY sh -c 'echo ran'", out, sizeof out, err,
+            sizeof err) == 2);
+  CHECK(strstr(out, "ran") == NULL);
+  CHECK(strstr(err, "-o needs NAME=VALUE") != NULL);
+  CHECK(run(SCRIPT " -o =0 sh -c 'echo ran'", out, sizeof out, err,
+            sizeof err) == 2);
+  CHECK(strstr(out, "ran") == NULL);
+
   /* An unknown option is refused. */
   CHECK(run(SCRIPT " --no-such-option true", out, sizeof out, err,
             sizeof err) == 2);

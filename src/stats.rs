@@ -211,7 +211,26 @@ pub fn print(out: &mut dyn FnMut(&[u8])) {
             out(b"pools:\n");
         }
         line.clear();
-        let _ = write!(line, "  {:<24} ", core::str::from_utf8(name).unwrap_or("?"));
+        // The name as given, but one line: a control byte (a newline in a
+        // name broke the table: tester) or a byte that is not UTF-8 shows
+        // as '?'.
+        line.push(b"  ");
+        let mut width = 0;
+        for ch in name.utf8_chunks() {
+            for c in ch.valid().chars() {
+                let c = if c.is_control() { '?' } else { c };
+                let _ = write!(line, "{c}");
+                width += 1;
+            }
+            if !ch.invalid().is_empty() {
+                line.push(b"?");
+                width += 1;
+            }
+        }
+        for _ in width..24 {
+            line.push(b" ");
+        }
+        line.push(b" ");
         let _ = write!(
             line,
             "allocated {} (peak {}), blocks {}, active {}\n",
