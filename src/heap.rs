@@ -24,7 +24,7 @@ use crate::page::{
 };
 use crate::segment::{self, Segment};
 use crate::size_class::{bin_size, bin_slices, BIN_COUNT, DIRECT_COUNT, MIN_ALIGN};
-use crate::sync::{thread_token, GlobalCell, GlobalGuard, RawLock};
+use crate::sync::{thread_token, GlobalCell, GlobalGuard, RawLock, SignalsBlocked};
 use crate::tls;
 
 /// A doubly linked queue of pages.
@@ -710,6 +710,11 @@ static FORK_TOOK_PARK: AtomicBool = AtomicBool::new(false);
 /// slices are purged now; `wait`: wait for a collection under way in
 /// another thread rather than leave the work pending for the next one.
 fn collect_parked_with(force: bool, purge_all: bool, wait: bool) -> Option<ParkedCollection> {
+    // PARK_LOCK, which `fork_prepare` takes after glibc's stdio list lock,
+    // is held below (see `SignalsBlocked`: a tester's handler that forked
+    // inside a collection waited for the stdio lock of a second forking
+    // thread, which waited for PARK_LOCK).
+    let _sig = SignalsBlocked::new();
     if !PARK_LOCK.try_lock() {
         if !force || !wait || PARK_OWNER.load(Ordering::Relaxed) == thread_token() {
             // Another thread is at it (or this thread, interrupted by a
@@ -847,6 +852,8 @@ fn for_each_other_heap(mut visit: impl FnMut(*mut Heap)) {
 /// alive and may be between two phases; `ptrs_thread_idle` and
 /// `malloc_trim` give that back too).
 pub fn purge_other_heaps(all: bool) {
+    // Other threads' heap locks are held below (see `SignalsBlocked`).
+    let _sig = SignalsBlocked::new();
     for_each_other_heap(|heap| {
         // SAFETY: registered heaps are valid forever; the lock is taken
         // before anything of the heap is changed.
@@ -1725,6 +1732,9 @@ pub struct StatisticsHold {
     /// A snapshot taken inside another one on this thread (a signal
     /// handler): it holds nothing and counts nothing pending.
     nested: bool,
+    /// Other threads' heap locks are held (see `SignalsBlocked`); the mask
+    /// is restored after they are released (fields drop after `drop`).
+    _signals: Option<SignalsBlocked>,
 }
 
 std::thread_local! {
@@ -1788,11 +1798,12 @@ unsafe fn lock_for_statistics(heap: *mut Heap) -> Option<SlowLock> {
 /// wait; GLOBAL may be taken while the hold lasts (heap locks come
 /// before GLOBAL everywhere).
 pub fn hold_for_statistics() -> StatisticsHold {
-    let mut hold = StatisticsHold { own: ptr::null_mut(), shared: ptr::null_mut(), nested: false };
+    let mut hold = StatisticsHold { own: ptr::null_mut(), shared: ptr::null_mut(), nested: false, _signals: None };
     if IN_STATISTICS.with(|c| c.replace(true)) {
         hold.nested = true;
         return hold;
     }
+    hold._signals = Some(SignalsBlocked::new());
     NOTIFY_PENDING.store(false, Ordering::Relaxed);
     let own = tls::current();
     let shared = SHARED_HEAP.load(Ordering::Relaxed);
@@ -1921,6 +1932,8 @@ pub fn collect_dormant_heaps() {
         return;
     }
     NOTIFY_PENDING.store(false, Ordering::Relaxed);
+    // Other threads' heap locks are held below (see `SignalsBlocked`).
+    let _sig = SignalsBlocked::new();
     for_each_other_heap(|heap| {
         // SAFETY: registered heaps are valid forever; the lock is taken
         // before anything of the heap is changed.

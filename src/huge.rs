@@ -297,10 +297,17 @@ pub fn trim_cache(all: bool) -> bool {
     }
     let mut out = [Cached { base: 0, total: 0, freed_at: 0 }; CACHE_SLOTS + 1];
     let n = {
-        // Held by this thread already (a signal handler, a fork handler):
-        // left for a later tick, which the caller's tick (which cleared its
-        // request) must still ask for (a reviewer: 8 MiB stayed cached).
-        let Some(mut g) = lock_cache() else {
+        // Held by this thread already (a signal handler, a fork handler),
+        // or by another for longer than a bounded wait: left for a later
+        // tick, which the caller's tick (which cleared its request) must
+        // still ask for (a reviewer: 8 MiB stayed cached). Never waited
+        // for without bound: ticks run inside slow paths that hold other
+        // threads' heap locks (statistics, sweeps), and the cache's holder
+        // may be a thread whose signal handler forks, which waits for
+        // glibc's stdio list lock, held by a second forking thread that
+        // waits for its own heap's lock (a hang of tst-mt-signal-fork-sweeps).
+        let g = if crate::sync::holds_global_across_fork() { None } else { CACHE_LOCK.lock_bounded(64) };
+        let Some(mut g) = g else {
             crate::retain::arm(os::now_ms() + 1);
             return false;
         };

@@ -141,6 +141,48 @@ impl Drop for GlobalGuard {
     }
 }
 
+/// Every signal blocked on the calling thread until dropped (the mask
+/// before is restored), for the slow paths that hold the heap lock of
+/// another live thread: a signal handler that forked there would wait in
+/// ptrs's fork prepare handler for glibc's stdio list lock, while a
+/// second thread forking at the same time held that lock and waited for
+/// its own heap's lock, held by the first (a tester's two threads forking
+/// from SIGALRM handlers hung 5 runs of 5, through the sweeps of
+/// `malloc_trim` and of dormant heaps). Two system calls; those paths are
+/// rare (trims, statistics, once per purge delay). On the thread that
+/// holds GLOBAL across `fork` (signals blocked already) it changes
+/// nothing.
+pub struct SignalsBlocked {
+    saved: MaybeUninit<libc::sigset_t>,
+    nested: bool,
+}
+
+impl SignalsBlocked {
+    pub fn new() -> Self {
+        if holds_global_across_fork() {
+            return Self { saved: MaybeUninit::uninit(), nested: true };
+        }
+        let mut saved = MaybeUninit::<libc::sigset_t>::uninit();
+        let mut all = MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: sigfillset initialises `all`; pthread_sigmask writes the
+        // previous mask into `saved`, which is then initialised.
+        unsafe {
+            libc::sigfillset(all.as_mut_ptr());
+            libc::pthread_sigmask(libc::SIG_BLOCK, all.as_ptr(), saved.as_mut_ptr());
+        }
+        Self { saved, nested: false }
+    }
+}
+
+impl Drop for SignalsBlocked {
+    fn drop(&mut self) {
+        if !self.nested {
+            // SAFETY: `saved` was initialised by pthread_sigmask in `new`.
+            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, self.saved.as_ptr(), core::ptr::null_mut()) };
+        }
+    }
+}
+
 /// A lock whose word is its holder's token (`pthread_self`), 0 when free,
 /// for state that a signal handler may reach on the very thread that holds
 /// it: such a handler finds its own token there and goes around the state
@@ -177,6 +219,31 @@ impl OwnedLock {
                 Err(_) => {
                     spins += 1;
                     if spins < 64 {
+                        core::hint::spin_loop();
+                    } else {
+                        std::thread::yield_now();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes the lock, waiting a bounded time (64 spins, then `yields`
+    /// `sched_yield`s) while another thread holds it; `None` if the calling
+    /// thread holds it or the wait ran out. For callers that may hold locks
+    /// a holder interrupted by a signal handler could wait for.
+    pub fn lock_bounded(&self, yields: u32) -> Option<OwnedGuard<'_>> {
+        use core::sync::atomic::Ordering;
+        let me = thread_token();
+        let mut tries = 0u32;
+        loop {
+            match self.word.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => return Some(OwnedGuard { lock: self }),
+                Err(cur) if cur == me => return None,
+                Err(_) if tries >= 64 + yields => return None,
+                Err(_) => {
+                    tries += 1;
+                    if tries <= 64 {
                         core::hint::spin_loop();
                     } else {
                         std::thread::yield_now();
