@@ -82,6 +82,23 @@ static inline void require_ptrs(void) {
   free(p);
 }
 
+/* The directory of the library under test, made absolute: $PTRS_LIB_DIR
+ * (as c-tests/run.sh sets it), else target/release from the repository
+ * root (where run.sh starts every test). Returns 0, or -1 with a message
+ * on stderr when it does not exist. */
+static inline int test_lib_dir(char *out, size_t size) {
+  const char *dir = getenv("PTRS_LIB_DIR");
+  if (dir == NULL || *dir == '\0')
+    dir = "target/release";
+  char full[4096];
+  if (realpath(dir, full) == NULL || strlen(full) >= size) {
+    fprintf(stderr, "%s: %s\n", dir, strerror(errno));
+    return -1;
+  }
+  strcpy(out, full);
+  return 0;
+}
+
 /* The exit status of a test: 0 if every CHECK held, 1 otherwise. */
 static inline int test_result(void) {
   if (test_failures)

@@ -41,16 +41,20 @@ static const char lib_src[] =
     "}\n"
     "__attribute__((destructor)) static void lazy_fini(void) { free(cache); }\n";
 
+/* A function that drops the only pointer to a 12345-byte block. */
+#define LEAK_HERE_SRC                                                         \
+  "__attribute__((noinline)) void leak_here(void) {\n"                       \
+  "  char *volatile p = malloc(12345);\n"                                    \
+  "  memset(p, 2, 12345);\n"                                                 \
+  "  p = NULL;\n"                                                            \
+  "}\n"
+
 static const char prog_src[] =
     "#include <stdio.h>\n"
     "#include <stdlib.h>\n"
     "#include <string.h>\n"
     "char *lazy_get(void);\n"
-    "__attribute__((noinline)) void leak_here(void) {\n"
-    "  char *volatile p = malloc(12345);\n"
-    "  memset(p, 2, 12345);\n"
-    "  p = NULL;\n"
-    "}\n"
+    LEAK_HERE_SRC
     "int main(void) {\n"
     "  printf(\"%d\\n\", lazy_get()[100]);\n"
     "  if (getenv(\"LEAK\")) leak_here();\n"
@@ -63,11 +67,7 @@ static const char opts_src[] =
     "#include <stdio.h>\n"
     "#include <stdlib.h>\n"
     "#include <string.h>\n"
-    "__attribute__((noinline)) void leak_here(void) {\n"
-    "  char *volatile p = malloc(12345);\n"
-    "  memset(p, 2, 12345);\n"
-    "  p = NULL;\n"
-    "}\n"
+    LEAK_HERE_SRC
     "int main(void) {\n"
     "  int (*set)(const char *, long long) = dlsym(RTLD_DEFAULT, \"ptrs_option_set\");\n"
     "  if (!set) return 10;\n"
@@ -163,14 +163,9 @@ static int expect(const char *what, const char *cmd, int status, const char *nee
 
 int main(void) {
   require_ptrs();
-  const char *dir = getenv("PTRS_LIB_DIR");
-  if (dir == NULL || *dir == '\0')
-    dir = "target/release";
   char libdir[512], so[600];
-  if (realpath(dir, libdir) == NULL) {
-    fprintf(stderr, "%s: %s\n", dir, strerror(errno));
+  if (test_lib_dir(libdir, sizeof libdir) != 0)
     return EXIT_UNSUPPORTED;
-  }
   snprintf(so, sizeof so, "%s/libptrs.so", libdir);
   struct stat st;
   if (stat(so, &st) != 0 || system("command -v gcc >/dev/null 2>&1") != 0) {

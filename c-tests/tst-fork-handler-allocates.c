@@ -109,14 +109,9 @@ static int run(const char *what, const char *cmd) {
 
 int main(void) {
   require_ptrs();
-  const char *dir = getenv("PTRS_LIB_DIR");
-  if (dir == NULL || *dir == '\0')
-    dir = "target/release";
   char libdir[512], so[600], a[600];
-  if (realpath(dir, libdir) == NULL) {
-    fprintf(stderr, "%s: %s\n", dir, strerror(errno));
+  if (test_lib_dir(libdir, sizeof libdir) != 0)
     return EXIT_UNSUPPORTED;
-  }
   snprintf(so, sizeof so, "%s/libptrs.so", libdir);
   snprintf(a, sizeof a, "%s/libptrs.a", libdir);
   struct stat st;

@@ -107,43 +107,35 @@ pub fn holds_global_across_fork() -> bool {
 /// the thread that holds it across `fork` (see [`FORK_HOLDER`]) it is a
 /// nested hold that changes neither.
 pub struct GlobalGuard {
-    saved: MaybeUninit<libc::sigset_t>,
-    nested: bool,
+    /// Restores the mask after GLOBAL is released (fields drop after
+    /// `drop`); nested (changes nothing) on the fork holder's thread.
+    signals: SignalsBlocked,
 }
 
 impl GlobalGuard {
     pub fn lock() -> Self {
-        if holds_global_across_fork() {
-            // Signals are blocked already (ptrs's prepare handler).
-            return Self { saved: MaybeUninit::uninit(), nested: true };
+        // On the fork holder's thread signals are blocked already (ptrs's
+        // prepare handler) and GLOBAL is this thread's: a nested hold.
+        let signals = SignalsBlocked::new();
+        if !signals.nested {
+            GLOBAL.lock();
         }
-        let mut saved = MaybeUninit::<libc::sigset_t>::uninit();
-        let mut all = MaybeUninit::<libc::sigset_t>::uninit();
-        // SAFETY: sigfillset initialises `all`; pthread_sigmask writes the
-        // previous mask into `saved`, which is then initialised.
-        unsafe {
-            libc::sigfillset(all.as_mut_ptr());
-            libc::pthread_sigmask(libc::SIG_BLOCK, all.as_ptr(), saved.as_mut_ptr());
-        }
-        GLOBAL.lock();
-        Self { saved, nested: false }
+        Self { signals }
     }
 }
 
 impl Drop for GlobalGuard {
     fn drop(&mut self) {
-        if self.nested {
-            return;
+        if !self.signals.nested {
+            GLOBAL.unlock();
         }
-        GLOBAL.unlock();
-        // SAFETY: `saved` was initialised by pthread_sigmask in `lock`.
-        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, self.saved.as_ptr(), core::ptr::null_mut()) };
     }
 }
 
 /// Every signal blocked on the calling thread until dropped (the mask
-/// before is restored), for the slow paths that hold the heap lock of
-/// another live thread: a signal handler that forked there would wait in
+/// before is restored): for [`GlobalGuard`], and for the slow paths that
+/// hold the heap lock of another live thread (or the parked heaps' lock),
+/// where a signal handler that forked would wait in
 /// ptrs's fork prepare handler for glibc's stdio list lock, while a
 /// second thread forking at the same time held that lock and waited for
 /// its own heap's lock, held by the first (a tester's two threads forking
