@@ -140,8 +140,8 @@ impl Drop for GlobalGuard {
 /// second thread forking at the same time held that lock and waited for
 /// its own heap's lock, held by the first (a tester's two threads forking
 /// from SIGALRM handlers hung 5 runs of 5, through the sweeps of
-/// `malloc_trim` and of dormant heaps). Two system calls; those paths are
-/// rare (trims, statistics, once per purge delay). On the thread that
+/// `malloc_trim` and of dormant heaps). Two system calls (the sweeps are
+/// rare: trims, statistics, once per purge delay). On the thread that
 /// holds GLOBAL across `fork` (signals blocked already) it changes
 /// nothing.
 pub struct SignalsBlocked {
