@@ -8,13 +8,14 @@
  * atomic total (added after malloc, taken off before free), so at any
  * moment the program knows the bytes in use within the blocks in flight
  * (one per thread). Meanwhile main reads mallinfo2().uordblks and
- * ptrs_stats.allocated 20 times: each must be within 5 % (+ 256 KiB) of
- * the program's own total. After the threads stop, within 1 % (+ 64 KiB).
+ * ptrs_stats.allocated 40 times: at most 2 reads may have either off by
+ * more than 5 % (+ 256 KiB) from the program's own total. After the
+ * threads stop, within 1 % (+ 64 KiB).
  *
  * Before the statistics held the heaps' locks while reading the pages'
  * counts, the blocks other threads freed were counted in a first pass and
  * the pages a whole walk later: 4.6 to 29 MB read against 9.6 MB in use
- * (bench/larson 4), a failure here in every run. */
+ * (bench/larson 4), a failure here in every run (5 of 20 reads off). */
 #include "mt_helper.h"
 #include "ptrs.h"
 #include <stdatomic.h>
@@ -23,7 +24,12 @@
 
 #define THREADS 4
 #define SLOTS 16384
-#define READS 20
+#define READS 40
+/* Reads allowed off by more than 5 % (a snapshot that finds a heap's lock
+ * busy through its bounded wait counts that heap's pending blocks in use:
+ * 1 read of 20 on a machine loaded with two extra busy loops, a
+ * reviewer). Before the fix, 5 of 20 reads were off. */
+#define READS_OFF_ALLOWED 2
 
 static _Atomic(char *) slots[SLOTS];
 static atomic_long live_bytes; /* usable bytes of the blocks in the table */
@@ -73,6 +79,19 @@ static void *worker(void *arg) {
   return NULL;
 }
 
+/* Two more threads take statistics in a loop meanwhile: snapshots run
+ * one at a time (two at once released each other's heap locks: a
+ * reviewer). */
+static void *stats_loop(void *arg) {
+  (void)arg;
+  size_t sink = 0;
+  while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+    sink += mallinfo2().uordblks;
+    mt_sleep_us(2000);
+  }
+  return (void *)sink;
+}
+
 static size_t allocated_now(void) {
   struct ptrs_stats s;
   memset(&s, 0, sizeof s);
@@ -99,12 +118,14 @@ int main(void) {
   uint64_t r = 7;
   for (int k = 0; k < SLOTS; k++)
     atomic_store(&slots[k], make_block(&r));
-  pthread_t tid[THREADS];
+  pthread_t tid[THREADS], readers[2];
   for (long t = 0; t < THREADS; t++)
     tid[t] = mt_thread_create(worker, (void *)(intptr_t)t);
+  for (int t = 0; t < 2; t++)
+    readers[t] = mt_thread_create(stats_loop, NULL);
   int bad = 0;
   for (int i = 0; i < READS; i++) {
-    mt_sleep_us(50000);
+    mt_sleep_us(25000);
     long before = atomic_load(&live_bytes);
     size_t u = mallinfo2().uordblks;
     size_t a = allocated_now();
@@ -114,16 +135,19 @@ int main(void) {
     int ok_a = close_to(a, a0, truth, 5, 256 * 1024);
     printf("busy read %2d: in use %ld, uordblks %zu, allocated %zu%s\n", i, truth,
            u - m0.uordblks, a - a0, ok_u && ok_a ? "" : "  <- off by more than 5 %");
-    bad += !ok_u + !ok_a;
+    bad += !ok_u || !ok_a;
   }
   atomic_store(&stop, 1);
   for (int t = 0; t < THREADS; t++)
     mt_thread_join(tid[t]);
+  for (int t = 0; t < 2; t++)
+    mt_thread_join(readers[t]);
   long truth = atomic_load(&live_bytes);
   size_t u = mallinfo2().uordblks;
   size_t a = allocated_now();
   printf("quiet: in use %ld, uordblks %zu, allocated %zu\n", truth, u - m0.uordblks, a - a0);
-  CHECK(bad == 0);
+  printf("reads off by more than 5 %%: %d of %d (at most %d allowed)\n", bad, READS, READS_OFF_ALLOWED);
+  CHECK(bad <= READS_OFF_ALLOWED);
   CHECK(close_to(u, m0.uordblks, truth, 1, 64 * 1024));
   CHECK(close_to(a, a0, truth, 1, 64 * 1024));
   for (int k = 0; k < SLOTS; k++)

@@ -90,10 +90,13 @@ fn init_slow() {
     // runs when the loader finalises it, which may come before the other
     // libraries' destructors (a preloaded libptrs is finalised first), so
     // the leak report named as leaked the blocks those destructors free
-    // (tester). Registered here, at the latest in libptrs's constructor,
-    // it precedes the loader's own finaliser, which `__libc_start_main`
-    // registers after the libraries' constructors have run: it runs after
-    // every library destructor. (libptrs is linked `-z nodelete`, so the
+    // (tester). Registered here, at the latest in libptrs.so's
+    // constructor, it precedes the loader's own finaliser, which
+    // `__libc_start_main` registers after the libraries' constructors have
+    // run: it runs after every library destructor. (Not with libptrs.a,
+    // whose constructor is the program's own and runs after that
+    // registration: there it runs before them, a reviewer; documented.)
+    // (libptrs.so is linked `-z nodelete`, so the
     // handler's code stays mapped even if a program dlopens and dlcloses
     // it.)
     // SAFETY: `exit_hook` is a valid function for the process's lifetime.
