@@ -1842,10 +1842,11 @@ unsafe fn lock_for_statistics(heap: *mut Heap, deadline: u64) -> Option<SlowLock
 /// blocks count as in use (its owner, in a slow path, takes them back; or
 /// this thread is, when a signal handler asks for statistics).
 ///
-/// Lock order: the shared heap first, as `fork_prepare` takes it before
-/// the forking thread's own; every other lock is taken with a bounded
-/// wait; GLOBAL may be taken while the hold lasts (heap locks come
-/// before GLOBAL everywhere).
+/// Lock order: with every signal blocked, STATISTICS_LOCK (one snapshot
+/// at a time), then the shared heap, as `fork_prepare` takes it before the
+/// forking thread's own; every other lock is taken without waiting or
+/// with a bounded wait; GLOBAL may be taken while the hold lasts (heap
+/// locks come before GLOBAL everywhere).
 pub fn hold_for_statistics() -> StatisticsHold {
     let mut hold = StatisticsHold { own: ptr::null_mut(), shared: ptr::null_mut(), nested: false, _signals: None };
     // Set before the lock is waited for: a handler that interrupts this
@@ -1902,7 +1903,9 @@ pub fn hold_for_statistics() -> StatisticsHold {
                         core::mem::forget(l);
                         (*heap).statistics_held = true;
                     }
-                    None => missed = true,
+                    // A heap of a thread that does not exist (fork child)
+                    // is left out rather than retried.
+                    None => missed = !(*heap).forked_away,
                 }
             }
         });

@@ -145,6 +145,10 @@ pub unsafe extern "C" fn ptrs_option_set(name: *const c_char, value: i64) -> i32
     if name.is_null() || value < 0 {
         return -1;
     }
+    // Initialised first, so that the environment (read there) does not
+    // override a value set before the first allocation (a constructor of
+    // a program linked with libptrs.a: a reviewer).
+    crate::init::ensure();
     // SAFETY: the caller guarantees a NUL-terminated string.
     let name = unsafe { core::ffi::CStr::from_ptr(name) }.to_bytes();
     if !crate::options::set_by_name(name, value as u64) {
