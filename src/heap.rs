@@ -1916,22 +1916,6 @@ pub fn hold_for_statistics() -> StatisticsHold {
         // SAFETY: sched_yield has no preconditions.
         unsafe { libc::sched_yield() };
     }
-    for_each_other_heap(|heap| {
-        // SAFETY: registered heaps are valid forever; those marked are held
-        // by this thread.
-        unsafe {
-            if (*heap).statistics_held {
-                if (*heap).owned {
-                    collect_all_freed_pages(&mut *heap);
-                } else {
-                    // Parked meanwhile (see `abandon`): the heaps of exited
-                    // threads are collected by `collect_parked`.
-                    (*heap).statistics_held = false;
-                    (*heap).slow_lock.store(0, Ordering::Release);
-                }
-            }
-        }
-    });
     // Then, if one stayed busy, bounded waits while holding the others (its
     // holder may have been descheduled), up to STATISTICS_LOCK_PASSES
     // passes.
@@ -1944,16 +1928,12 @@ pub fn hold_for_statistics() -> StatisticsHold {
                 if heap == shared || !(*heap).owned || (*heap).statistics_held {
                     return;
                 }
-                let Some(l) = lock_for_statistics(heap, deadline) else {
-                    missed = true;
-                    return;
-                };
-                // Parked meanwhile (see `abandon`): the heaps of exited
-                // threads are collected by `collect_parked`.
-                if (*heap).owned {
-                    collect_all_freed_pages(&mut *heap);
-                    core::mem::forget(l);
-                    (*heap).statistics_held = true;
+                match lock_for_statistics(heap, deadline) {
+                    Some(l) => {
+                        core::mem::forget(l);
+                        (*heap).statistics_held = true;
+                    }
+                    None => missed = true,
                 }
             }
         });
@@ -1964,6 +1944,23 @@ pub fn hold_for_statistics() -> StatisticsHold {
             NOTIFY_PENDING.store(true, Ordering::Relaxed);
         }
     }
+    // Every heap held now: its fully freed pages taken back, unless it was
+    // parked meanwhile (see `abandon`: the heaps of exited threads are
+    // collected by `collect_parked`), then let go.
+    for_each_other_heap(|heap| {
+        // SAFETY: registered heaps are valid forever; those marked are held
+        // by this thread.
+        unsafe {
+            if (*heap).statistics_held {
+                if (*heap).owned {
+                    collect_all_freed_pages(&mut *heap);
+                } else {
+                    (*heap).statistics_held = false;
+                    (*heap).slow_lock.store(0, Ordering::Release);
+                }
+            }
+        }
+    });
     hold
 }
 

@@ -297,22 +297,21 @@ pub fn trim_cache(all: bool) -> bool {
     }
     let mut out = [Cached { base: 0, total: 0, freed_at: 0 }; CACHE_SLOTS + 1];
     let n = {
-        // Held by this thread already (a signal handler, a fork handler),
-        // or, for a tick, by another for longer than a bounded wait: left for a later
-        // tick, which the caller's tick (which cleared its request) must
-        // still ask for (a reviewer: 8 MiB stayed cached). Never waited
-        // for without bound: ticks run inside slow paths that hold other
-        // threads' heap locks (statistics, sweeps), and the cache's holder
-        // may be a thread whose signal handler forks, which waits for
-        // glibc's stdio list lock, held by a second forking thread that
-        // waits for its own heap's lock (a hang of tst-mt-signal-fork-sweeps).
-        // An explicit trim (`all`: malloc_trim, from no slow path) waits
-        // as before, unless this thread holds the lock or GLOBAL across
-        // fork (`lock_cache`).
-        let g = if all {
-            lock_cache()
-        } else if crate::sync::holds_global_across_fork() {
+        // Held by this thread already (a signal handler), or a fork
+        // handler (see `lock_cache`), or, for a tick, held by another
+        // thread beyond a bounded wait: left for a later tick, which the
+        // caller's tick (which cleared its request) must still ask for (a
+        // reviewer: 8 MiB stayed cached). A tick never waits without
+        // bound: ticks run inside slow paths that hold other threads' heap
+        // locks (statistics, sweeps), and the cache's holder may be a
+        // thread whose signal handler forks, which waits for glibc's stdio
+        // list lock, held by a second forking thread that waits for its
+        // own heap's lock (a hang of tst-mt-signal-fork-sweeps). An
+        // explicit trim (`all`: malloc_trim, from no slow path) waits.
+        let g = if crate::sync::holds_global_across_fork() {
             None
+        } else if all {
+            CACHE_LOCK.lock()
         } else {
             CACHE_LOCK.lock_bounded(64)
         };

@@ -93,12 +93,11 @@ fn init_slow() {
     // (tester). Registered here, at the latest in libptrs.so's
     // constructor, it precedes the loader's own finaliser, which
     // `__libc_start_main` registers after the libraries' constructors have
-    // run: it runs after every library destructor. (Not with libptrs.a,
+    // run: it runs after every library destructor. Not with libptrs.a,
     // whose constructor is the program's own and runs after that
-    // registration: there it runs before them, a reviewer; documented.)
-    // (libptrs.so is linked `-z nodelete`, so the
-    // handler's code stays mapped even if a program dlopens and dlcloses
-    // it.)
+    // registration: there it runs before them (a reviewer; documented).
+    // libptrs.so is linked `-z nodelete`, so the handler's code stays
+    // mapped even if a program dlopens and dlcloses it.
     // SAFETY: `exit_hook` is a valid function for the process's lifetime.
     unsafe { __cxa_atexit(exit_hook, ptr::null_mut(), ptr::null_mut()) };
     crate::diag::verbose(format_args!("ptrs {} initialised", crate::VERSION));
