@@ -2094,6 +2094,15 @@ pub fn for_each_live(mut f: impl FnMut(&[u8], &Stats)) -> usize {
 /// by cached (destroyed) pools. True if any was released.
 pub fn trim_cache() -> bool {
     let mut any = false;
+    // The registry lock, which ptrs's fork prepare handler takes, is held
+    // with every signal blocked (restored after it is released: declared
+    // first, dropped last): a handler that forked inside this loop waited
+    // for it on its own thread, and every other thread for the stdio lock
+    // that handler held (a hang of tst-mt-signal-fork-sweeps, 1 run of
+    // about 20, a thread looping malloc_trim). malloc_trim is rare; pool
+    // creation and destruction keep taking it without the two system
+    // calls.
+    let _sig = crate::sync::SignalsBlocked::new();
     let r = Reg::lock();
     let reg = r.get();
     let mut pool = reg.cache;
