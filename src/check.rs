@@ -33,7 +33,7 @@ use core::sync::atomic::Ordering;
 use crate::diag;
 use crate::heap::{self, Heap, PageQueue, EMPTY_HEAP};
 use crate::page::{
-    self, Block, Page, FLAG_HUGE, FLAG_LARGE, FLAG_PINNED, IN_FULL, NO_BIN, TF_FLAGS,
+    self, Page, FLAG_HUGE, FLAG_LARGE, FLAG_PINNED, IN_FULL, NO_BIN,
     TF_WANT_NOTIFY,
 };
 use crate::segment::{Segment, SegmentKind, SLICE_COUNT};
@@ -138,7 +138,7 @@ pub fn check_page(page: &Page) -> bool {
         if tf & TF_WANT_NOTIFY == 0 {
             fail!("large page {:#x}: remote frees would not notify (thread_free {:#x})", addr, tf);
         }
-        let remote = (tf & !TF_FLAGS) as *mut Block;
+        let remote = page::remote_head(tf);
         if !remote.is_null() {
             // SAFETY: a block on the remote list was published by the
             // Release CAS of push_remote and acquired above.
@@ -205,7 +205,7 @@ pub fn check_page(page: &Page) -> bool {
     // A snapshot of the remote list: later pushes go on top of it, and only
     // the owner (the caller, or nobody) takes blocks off it.
     let mut remote = 0u32;
-    let mut cur = (tf & !TF_FLAGS) as *mut Block;
+    let mut cur = page::remote_head(tf);
     while !page::at_end(page, cur) {
         if remote >= used {
             fail!("page {:#x}: remote list longer than used {} (cycle?)", addr, used);
@@ -227,20 +227,14 @@ pub fn check_page(page: &Page) -> bool {
         cur = next;
     }
 
-    // A pool page's `used` keeps counting a block until its freeing
-    // thread's count (`Page::remote_freed`) is taken, which may come after
-    // the block itself was taken back: on a quiet page it exceeds by the
-    // pending counts beyond the blocks still on the remote list.
-    // SAFETY: a live page's heap is a live heap.
-    let lag = if !page.heap.is_null() && unsafe { page::counts_remote_frees(page) } {
-        page.remote_freed.load(Ordering::Acquire).wrapping_sub(remote)
-    } else {
-        0
-    };
-    if used + local != page.capacity.wrapping_add(lag) {
+    // The length pushed with the list, which the owner takes off `used`.
+    if remote != page::remote_len(tf) {
+        fail!("page {:#x}: remote list of {} blocks, its word says {}", addr, remote, page::remote_len(tf));
+    }
+    if used + local != page.capacity {
         fail!(
-            "page {:#x}: used {} + free {} != capacity {} (remote {}, bin {}, pending counts {})",
-            addr, used, local, page.capacity, remote, bin, lag
+            "page {:#x}: used {} + free {} != capacity {} (remote {}, bin {})",
+            addr, used, local, page.capacity, remote, bin
         );
     }
     true

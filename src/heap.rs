@@ -1441,7 +1441,7 @@ pub unsafe fn free_local_slow(heap: &mut Heap, page: *mut Page, block: *mut page
         // The head of the remote list: freed a moment ago by another
         // thread. free's fast path tests it too; this covers the other
         // ways here (the profiler's `free::free_into_held_heap`).
-        if block as usize == p.thread_free.load(Ordering::Relaxed) & !TF_FLAGS {
+        if block as usize == p.thread_free.load(Ordering::Relaxed) & page::TF_LIST {
             drop(_l);
             crate::diag::heap_error(func, "double free detected", block as usize);
             os::set_errno(saved);
@@ -1541,7 +1541,7 @@ static LAST_DORMANT_SCAN: core::sync::atomic::AtomicU64 = core::sync::atomic::At
 /// # Safety
 /// The caller holds the slow-path lock of the page's heap.
 unsafe fn for_each_remote_block(page: &Page, mut f: impl FnMut(*mut page::Block)) -> u32 {
-    let mut cur = (page.thread_free.load(Ordering::Acquire) & !TF_FLAGS) as *mut page::Block;
+    let mut cur = page::remote_head(page.thread_free.load(Ordering::Acquire));
     let limit = page.reserved + 1;
     let mut n = 0;
     while !page::at_end(page, cur) && n < limit {
@@ -1556,22 +1556,14 @@ unsafe fn for_each_remote_block(page: &Page, mut f: impl FnMut(*mut page::Block)
     n
 }
 
-/// The number of blocks on a page's remote list (see
-/// [`for_each_remote_block`]) that `used` still counts. On a pool page,
-/// the blocks counted by their freeing threads (`Page::remote_freed`):
-/// never more than are on the list or lag in `used`, so `remote_count(p)
-/// == used` still proves every block of the page free, and no count is
-/// still to come that would land on the page after it is given up.
+/// The number of blocks on a page's remote list, which `used` still
+/// counts: the length kept in the list's word (`page::TF_COUNT_SHIFT`), so
+/// `remote_count(p) == used` proves every block of the page free.
 ///
 /// # Safety
-/// As [`for_each_remote_block`].
+/// The caller holds the slow-path lock of the page's heap.
 unsafe fn remote_count(page: &Page) -> u32 {
-    // SAFETY: a live page of a heap (caller).
-    if unsafe { page::counts_remote_frees(page) } {
-        return page.remote_freed.load(Ordering::Acquire);
-    }
-    // SAFETY: as the caller guarantees.
-    unsafe { for_each_remote_block(page, |_| {}) }
+    page::remote_len(page.thread_free.load(Ordering::Acquire))
 }
 
 /// Calls `f` for every page on the heap's class queues and its full list.
@@ -1986,7 +1978,7 @@ impl StatisticsHold {
             return 0;
         }
         // SAFETY: the heap's lock is held by this thread, so its owner
-        // cannot take the remote list back while it is walked.
+        // cannot take the remote list and its count back meanwhile.
         unsafe { remote_count(page) }
     }
 }
@@ -2437,7 +2429,7 @@ pub unsafe fn collect(heap: &mut Heap, force: bool) {
             let p = &mut *page;
             let tf = p.thread_free.load(Ordering::Acquire);
             if tf & TF_NOTIFIED == 0
-                && tf & !TF_FLAGS != 0
+                && tf & page::TF_LIST != 0
                 && p.thread_free.compare_exchange(tf, tf & !TF_FLAGS, Ordering::AcqRel, Ordering::Relaxed).is_ok()
             {
                 heap.counters.remote_collected += page::collect_remote(p, true) as u64;

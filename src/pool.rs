@@ -55,7 +55,7 @@ use crate::heap::{self, Heap, PageQueue, SlowLock, EMPTY_HEAP};
 use crate::huge;
 use crate::options;
 use crate::os;
-use crate::page::{self, Block, Page, FLAG_BUMP, FLAG_FREED_IN_VISIT, FLAG_LARGE, NO_BIN, TF_FLAGS};
+use crate::page::{self, Block, Page, FLAG_BUMP, FLAG_FREED_IN_VISIT, FLAG_LARGE, NO_BIN};
 use crate::segment::{self, Segment, LARGE_MAX, SLICE_SHIFT, SLICE_SIZE};
 use crate::size_class::{bin_for_aligned, bin_of, bin_size, BIN_COUNT, DIRECT_MAX, MIN_ALIGN, SMALL_MAX};
 use crate::sync::RawLock;
@@ -1273,7 +1273,7 @@ unsafe fn collect_direct(p: &mut Pool, size: usize) -> *mut u8 {
     // count are always 0, so it is never written.
     unsafe {
         let page = &mut *(*p.heap).pages_direct[(size + MIN_ALIGN - 1) / MIN_ALIGN];
-        if page::at_end(page, page.free) && page.thread_free.load(Ordering::Relaxed) & !TF_FLAGS != 0 {
+        if page::at_end(page, page.free) && page.thread_free.load(Ordering::Relaxed) & page::TF_LIST != 0 {
             // Not added to the heap's `remote_collected`: that counter is
             // written under the slow-path lock, which this path does not
             // take.
@@ -1695,9 +1695,7 @@ pub unsafe fn free_block(page: *mut Page, block: *mut Block, func: &str) {
         // Not a bump page, so not the arena's: the page heap's pool.
         let pool = &*(*owner).pool;
         count_freed(pool, (*page).block_size);
-        let notify = page::push_remote(&*page, block);
-        page::count_remote_free(&*page);
-        if notify {
+        if page::push_remote(&*page, block) {
             heap::push_notify(owner, page);
         }
     }
@@ -1816,7 +1814,7 @@ pub unsafe fn stats(pool: *mut Pool) -> Stats {
         // Blocks of the pool's pages: counted by the pages, not by the
         // allocation fast path (see `alloc_blocks`). A page's `used`
         // includes the blocks freed onto its remote list and not yet taken
-        // back, which `remote_freed` counts.
+        // back, which the list's word counts (`page::remote_len`).
         let mut page_blocks = 0usize;
         let mut seg = (*p.heap).segments;
         while !seg.is_null() {
@@ -1827,7 +1825,7 @@ pub unsafe fn stats(pool: *mut Pool) -> Stats {
                 used &= used - 1;
                 let page = &(*seg).pages[i];
                 if ptr::eq(page.head, page) && page.heap == p.heap && page.flags & FLAG_BUMP == 0 {
-                    page_blocks += page.used_count().saturating_sub(page.remote_freed.load(Ordering::Acquire)) as usize;
+                    page_blocks += page.used_count().saturating_sub(page::remote_len(page.thread_free.load(Ordering::Acquire))) as usize;
                 }
             }
             seg = (*seg).next;
@@ -2030,7 +2028,7 @@ unsafe fn visit_page(page: &mut Page, bump_end: usize, visit: &mut dyn FnMut(*mu
             return visit_bump(start + BUMP_CHUNK_HDR, end, visit);
         }
         if page.flags & FLAG_LARGE != 0 {
-            let freed = page.thread_free.load(Ordering::Acquire) & !TF_FLAGS != 0;
+            let freed = page.thread_free.load(Ordering::Acquire) & page::TF_LIST != 0;
             if page.used_count() == 0 || freed {
                 return 0;
             }
@@ -2042,7 +2040,7 @@ unsafe fn visit_page(page: &mut Page, bump_end: usize, visit: &mut dyn FnMut(*mu
         let mut free_set = [0u64; 64];
         let cap = page.capacity as usize;
         let bs = page.block_size;
-        let lists = [page.free, (page.thread_free.load(Ordering::Acquire) & !TF_FLAGS) as *mut Block];
+        let lists = [page.free, page::remote_head(page.thread_free.load(Ordering::Acquire))];
         for mut cur in lists {
             let mut steps = 0;
             while !page::at_end(page, cur) && steps <= cap {
@@ -2125,8 +2123,8 @@ mod tests {
     use super::*;
 
     /// Every free of a default-mode pool's block is remote and counted on
-    /// its page (`Page::remote_freed`), and the allocating thread takes the
-    /// lists back without a walk (`collect_direct`, `page::collect_counted`):
+    /// its page (`page::remote_len`), and the allocating thread takes the
+    /// lists back without a walk (`collect_direct`, `page::collect_remote`):
     /// after blocks freed by another thread and by the allocating one, and
     /// allocations that take them back, every page of the pool heap passes
     /// the consistency check and the statistics count exactly the live

@@ -16,7 +16,7 @@ use crate::segment::SEGMENT_SHIFT;
 
 /// Bits of user address space covered (x86-64 user space is 47 bits).
 #[cfg(target_arch = "x86_64")]
-const ADDRESS_BITS: u32 = 47;
+pub(crate) const ADDRESS_BITS: u32 = 47;
 #[cfg(not(target_arch = "x86_64"))]
 const ADDRESS_BITS: u32 = 48;
 
