@@ -427,19 +427,19 @@ pub unsafe fn push_remote(page: &Page, block: *mut Block) -> bool {
     let mark = page.key;
     let mut old = page.thread_free.load(Ordering::Relaxed);
     loop {
-        let flags = old & TF_FLAGS;
-        let notify = flags == TF_WANT_NOTIFY;
-        let new_flags = if notify { flags | TF_NOTIFIED } else { flags };
         let head = remote_head(old);
+        // The length and the flags: the word without its head.
+        let rest = old - head as usize;
+        let notify = rest & TF_FLAGS == TF_WANT_NOTIFY;
         // SAFETY: the block is ours to write until it is published below.
         unsafe {
             set_next(block, if head.is_null() { list_end(page) } else { head }, page.key);
             (*block).mark = mark;
         }
-        let len = (old & !(TF_LIST | TF_FLAGS)).wrapping_add(1 << TF_COUNT_SHIFT);
+        let new = rest.wrapping_add(1 << TF_COUNT_SHIFT) + block as usize;
         match page.thread_free.compare_exchange_weak(
             old,
-            block as usize | len | new_flags,
+            if notify { new | TF_NOTIFIED } else { new },
             Ordering::Release,
             Ordering::Relaxed,
         ) {
