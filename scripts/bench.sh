@@ -61,7 +61,7 @@ if [ "$MODE" = poolcg ]; then
   # Each figure is (Ir(N) - Ir(0)) / calls of a non-inlined wrapper of
   # bench/poolfast.c, inclusive (the wrapper's call and return included).
   command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
-  [ -n "${BENCH_NO_BUILD:-}" ] || cargo build --release >/dev/null
+  [ -n "${BENCH_NO_BUILD:-}" ] || make -s lib >/dev/null
   mkdir -p "$BUILD/callgrind"
   lib=$ROOT/target/release
   gcc -O2 -g -I include -o "$BUILD/poolfast" bench/poolfast.c -L "$lib" "-Wl,-rpath,$lib" -lptrs
@@ -103,7 +103,7 @@ if [ "$MODE" = pools ]; then
        [ ! -e /usr/include/mimalloc.h ] || [ ! -e /usr/include/jemalloc/jemalloc.h ]; }; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libapr1-dev libmimalloc-dev libjemalloc-dev >/dev/null 2>&1 || true
   fi
-  [ -n "${BENCH_NO_BUILD:-}" ] || cargo build --release >/dev/null
+  [ -n "${BENCH_NO_BUILD:-}" ] || make -s lib >/dev/null
   mkdir -p "$BUILD"
   lib=$ROOT/target/release
   gcc -O2 -I include -o "$BUILD/pools" bench/pools.c -L "$lib" "-Wl,-rpath,$lib" -lptrs
@@ -215,8 +215,8 @@ ensure_ptrs() {
     lib=$(lib_for ptrs)
     [ -e "$lib" ] && return 0
     if [ -z "${BENCH_PTRS_LIB:-}" ] && [ -z "${BENCH_NO_BUILD:-}" ] && command -v cargo >/dev/null; then
-        log "ptrs library missing: cargo build --release"
-        (cd "$ROOT" && cargo build --release) || die "cargo build --release failed"
+        log "ptrs library missing: make lib"
+        (cd "$ROOT" && make -s lib) || die "make lib failed"
     fi
     [ -e "$lib" ] || die "ptrs library not found: $lib (build it, set BENCH_PTRS_LIB, or drop ptrs from BENCH_ALLOCATORS)"
 }
