@@ -163,13 +163,13 @@ pub const TF_FLAGS: usize = 3;
 /// `thread_free` high bits: how many blocks the remote list holds,
 /// updated by the same compare-and-swap that pushes a block, so that the
 /// owner takes a list and its length in one atomic swap and never walks
-/// it to count (see [`push_remote`]). Blocks live in ptrs segments, below
-/// 2^47 (`segment_map`'s address range), so bits 48 to 63 are free; a page
-/// holds at most 4096 blocks.
+/// it to count (see [`push_remote`]). Blocks live in ptrs segments, inside
+/// `segment_map`'s address range (below 2^47 on x86-64, 2^48 elsewhere),
+/// so bits 48 to 63 are free; a page holds at most 4096 blocks.
 pub const TF_COUNT_SHIFT: u32 = 48;
 /// `thread_free` bits of the remote list's head block.
 pub const TF_LIST: usize = ((1 << TF_COUNT_SHIFT) - 1) & !TF_FLAGS;
-const _: () = assert!(crate::segment_map::ADDRESS_BITS < TF_COUNT_SHIFT);
+const _: () = assert!(crate::segment_map::ADDRESS_BITS <= TF_COUNT_SHIFT);
 const _: () = assert!(crate::segment::SLICE_SIZE / crate::size_class::MIN_ALIGN < 1 << (usize::BITS - TF_COUNT_SHIFT));
 
 /// The head block of the remote list in the `thread_free` word `tf`.

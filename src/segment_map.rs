@@ -18,7 +18,7 @@ use crate::segment::SEGMENT_SHIFT;
 #[cfg(target_arch = "x86_64")]
 pub(crate) const ADDRESS_BITS: u32 = 47;
 #[cfg(not(target_arch = "x86_64"))]
-const ADDRESS_BITS: u32 = 48;
+pub(crate) const ADDRESS_BITS: u32 = 48;
 
 const GRANULES: usize = 1 << (ADDRESS_BITS - SEGMENT_SHIFT);
 const WORDS: usize = GRANULES / 64;
