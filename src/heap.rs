@@ -161,6 +161,13 @@ pub struct Heap {
     /// Bit `bin`: the heap has made a page of class `bin` (never cleared;
     /// see `purge_first_page_tail`).
     pub classes_paged: u128,
+    /// Bytes of the heap's live large blocks (their spans), under the
+    /// slow-path lock.
+    pub large_live: usize,
+    /// The demand for large blocks, in bytes of them live at once: free
+    /// slices it asks for stay resident past the purge delay
+    /// (`purge_with`, `retain::Demand`).
+    pub large_demand: crate::retain::Demand,
 }
 
 /// A heap in a static.
@@ -223,6 +230,8 @@ const fn heap_without_pages() -> Heap {
         statistics_held: false,
         forked_away: false,
         classes_paged: 0,
+        large_live: 0,
+        large_demand: crate::retain::Demand::new(),
     }
 }
 
@@ -1375,7 +1384,10 @@ pub unsafe fn alloc_large(heap: &mut Heap, count: usize) -> *mut u8 {
         return ptr::null_mut();
     }
     heap.counters.large_allocs += 1;
-    heap.last_active.store(os::now_ms(), Ordering::Relaxed);
+    let now = os::now_ms();
+    heap.last_active.store(now, Ordering::Relaxed);
+    heap.large_live += count << segment::SLICE_SHIFT;
+    heap.large_demand.note(now, crate::retain::wait_ms(), heap.large_live);
     // SAFETY: `page` is a claimed page of ours.
     let p = unsafe { &mut *page };
     p.bin = NO_BIN;
@@ -1405,7 +1417,10 @@ pub unsafe fn grow_large_in_place(heap: &mut Heap, page: *mut Page, count: usize
         if !segment::grow_span(&mut *seg, page, count) {
             return false;
         }
-        (*page).set_block_size(count << segment::SLICE_SHIFT);
+        let new_size = count << segment::SLICE_SHIFT;
+        heap.large_live = (heap.large_live + new_size).saturating_sub((*page).block_size);
+        heap.large_demand.note(os::now_ms(), crate::retain::wait_ms(), heap.large_live);
+        (*page).set_block_size(new_size);
         (*page).flags &= !page::FLAG_ZERO;
         true
     }
@@ -2115,6 +2130,8 @@ unsafe fn free_page(heap: &mut Heap, page: *mut Page) {
     // SAFETY: `page` is a live page of this heap (caller).
     if unsafe { (*page).flags } & FLAG_LARGE != 0 {
         heap.counters.large_frees += 1;
+        // SAFETY: as above.
+        heap.large_live = heap.large_live.saturating_sub(unsafe { (*page).block_size });
     } else {
         heap.counters.pages_freed += 1;
     }
@@ -2375,6 +2392,8 @@ fn purge_with(heap: &mut Heap, all: bool, keep_share: bool) {
     let now = os::now_ms();
     let delay = crate::retain::wait_ms();
     let mut keep = 0;
+    // Bytes kept for the recent demand for large blocks.
+    let mut demand_keep = 0;
     // A delay of 0 asks for every free page to go back at once.
     if !all && keep_share && delay != 0 {
         let mut seg = heap.segments;
@@ -2385,8 +2404,12 @@ fn purge_with(heap: &mut Heap, all: bool, keep_share: bool) {
                 seg = (*seg).next;
             }
         }
-        keep = crate::retain::kept_free_bytes(keep);
+        // The recent demand for large blocks raises the share; it alone
+        // keeps slices of empty segments.
+        demand_keep = heap.large_demand.spare(now, delay, delay, heap.large_live);
+        keep = crate::retain::kept_free_bytes(keep).max(demand_keep);
     }
+    let mut demand_left = demand_keep;
     let mut seg = heap.segments;
     while !seg.is_null() {
         // SAFETY: the heap's segments are live and owned by it.
@@ -2396,7 +2419,7 @@ fn purge_with(heap: &mut Heap, all: bool, keep_share: bool) {
             let (purged, left) = if all {
                 (segment::purge_free_slices(s), false)
             } else {
-                segment::purge_aged_slices(s, now, delay, &mut keep)
+                segment::purge_aged_slices(s, now, delay, &mut keep, &mut demand_left)
             };
             heap.counters.purged_bytes += purged as u64;
             if s.is_empty() && s.dirty_slices == s.used_slices && !heap.hold_segments {
@@ -2410,6 +2433,13 @@ fn purge_with(heap: &mut Heap, all: bool, keep_share: bool) {
     }
     if pending {
         heap.purge_deadline = os::now_ms() + crate::retain::wait_ms().max(1);
+    }
+    if demand_keep != 0 {
+        // What the demand kept goes when it lapses.
+        let lapse = heap.large_demand.lapses_at(delay).max(now + 1);
+        if heap.purge_deadline == 0 || lapse < heap.purge_deadline {
+            heap.purge_deadline = lapse;
+        }
     }
 }
 

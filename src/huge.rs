@@ -238,29 +238,64 @@ fn cache_put(base: usize, total: usize, out: &mut [Cached; CACHE_SLOTS + 1]) -> 
     n
 }
 
-/// Moves entries older than `delay` ms (all if `delay` is 0) to `out`.
+/// The demand for huge blocks (the most live at once, recently), which
+/// keeps cached mappings past the purge delay while huge blocks are still
+/// being asked for (see `retain::Demand`).
+static DEMAND: crate::retain::Demand = crate::retain::Demand::new();
+
+/// The length of the demand's windows (ms).
+fn demand_window() -> u64 {
+    crate::retain::HUGE_DEMAND_WINDOW_MS.max(crate::retain::wait_ms())
+}
+
+/// Moves to `out` the entries older than `delay` ms that the recent
+/// demand does not keep (all entries if `delay` is 0). The demand keeps
+/// as many cached mappings as the recent peak of live huge blocks exceeds
+/// those live now, the young ones counted first, then the most recently
+/// freed.
 fn expire(c: &mut Cache, now: u64, delay: u64, out: &mut [Cached; CACHE_SLOTS + 1]) -> usize {
+    let aged = |e: &Cached| delay == 0 || now >= e.freed_at + delay;
+    let young = c.slots[..c.count].iter().filter(|e| !aged(e)).count();
+    let spare = if delay == 0 { 0 } else { DEMAND.spare(now, delay, demand_window(), HUGE_COUNT.load(Ordering::Relaxed)) };
+    // Keep the `spare - young` most recently freed of the aged entries.
+    let mut kept = [false; CACHE_SLOTS];
+    for _ in young..spare.min(c.count) {
+        let newest = (0..c.count).filter(|&i| !kept[i] && aged(&c.slots[i])).max_by_key(|&i| c.slots[i].freed_at);
+        match newest {
+            Some(i) => kept[i] = true,
+            None => break,
+        }
+    }
+    let kept_aged = kept.iter().any(|&k| k);
     let mut n = 0;
-    let mut i = 0;
-    while i < c.count {
-        if delay == 0 || now >= c.slots[i].freed_at + delay {
+    let mut i = c.count;
+    // From the end, so that moving the last entry into a freed slot never
+    // moves one not looked at yet.
+    while i > 0 {
+        i -= 1;
+        if aged(&c.slots[i]) && !kept[i] {
             out[n] = c.slots[i];
             n += 1;
             c.bytes -= c.slots[i].total;
             c.count -= 1;
             c.slots[i] = c.slots[c.count];
-        } else {
-            i += 1;
+            kept[i] = kept[c.count];
         }
     }
     publish(c);
-    // The entries left wait for their own delay: a tick must come then
-    // (the one that ran this was armed for an older entry; without this a
-    // mapping freed a few ms after another stayed cached, resident, until
-    // some unrelated slow path re-armed the tick).
-    if delay != 0 && c.count > 0 {
-        let oldest = c.slots[..c.count].iter().map(|e| e.freed_at).min().unwrap_or(now);
-        crate::retain::arm(oldest + delay);
+    // The entries left wait for their own delay, and the ones the demand
+    // kept for the demand to lapse: a tick must come then (the one that
+    // ran this was armed for an older entry; without this a mapping freed
+    // a few ms after another stayed cached, resident, until some
+    // unrelated slow path re-armed the tick).
+    if delay != 0 {
+        let young_due = c.slots[..c.count].iter().filter(|e| !aged(e)).map(|e| e.freed_at + delay).min();
+        if let Some(due) = young_due {
+            crate::retain::arm(due);
+        }
+        if kept_aged {
+            crate::retain::arm(DEMAND.lapses_at(delay).max(now + 1));
+        }
     }
     n
 }
@@ -468,6 +503,7 @@ fn alloc_with(size: usize, align: usize, use_cache: bool) -> *mut u8 {
     segment_map::set_huge_tail(base as usize + SEGMENT_SIZE, base as usize + total, true);
     let live = HUGE_COUNT.fetch_add(1, Ordering::Relaxed) + 1;
     HUGE_PEAK_COUNT.fetch_max(live, Ordering::Relaxed);
+    DEMAND.note(os::now_ms(), demand_window(), live);
     if fresh {
         map_delta(total as isize);
     } else {

@@ -124,6 +124,97 @@ pub fn kept_free_bytes(active: usize) -> usize {
     active / 4
 }
 
+/// Recent demand for one kind of memory (huge mappings; a heap's large
+/// blocks), which keeps freed memory of that kind resident past the purge
+/// delay while the program is still asking for it: the decay alone purged
+/// a block's memory whenever the next request of its size came more than
+/// a delay after its free, and the program then faulted it in again.
+/// mixedlarge (bench/: a 1 to 8 MiB block every millisecond or two,
+/// rarely two live at once) paid 11 k such faults in 1.2 s, more than its
+/// whole footprint's worth, where mimalloc paid none.
+///
+/// The demand is the most in use at once (`note`'s unit: mappings or
+/// bytes) over the current and the previous window, and it counts only
+/// while the kind was asked for within the last purge delay. A program
+/// that stops asking gets the plain decay (its memory back one to two
+/// delays after the free); one that keeps asking but holds less than
+/// before gets the excess back within two windows and a delay. A heap's
+/// large blocks use windows of one delay (tst-options-effect frees half
+/// of 20 MiB of 256 KiB blocks and keeps allocating one at a time: the
+/// drop must come by two delays and a margin); huge mappings, whose every
+/// refault costs a `mmap`, a `munmap` and megabytes of page faults and
+/// which the huge cache bounds anyway (16 mappings, 64 MiB), use windows
+/// of [`HUGE_DEMAND_WINDOW_MS`]: mixedlarge has two huge blocks live at
+/// once a few times a second.
+/// Atomics without a lock: `note` may race with a window's turn and lose
+/// one peak update, which only makes the decay purge earlier.
+/// The window of the demand for huge mappings (ms; at least the delay).
+pub const HUGE_DEMAND_WINDOW_MS: u64 = 1000;
+
+pub struct Demand {
+    /// When the kind was last asked for (coarse ms).
+    last_ms: AtomicU64,
+    /// When the current window began (coarse ms).
+    window_start: AtomicU64,
+    /// The most in use at once in the current window.
+    peak_now: AtomicUsize,
+    /// The most in use at once in the previous window.
+    peak_before: AtomicUsize,
+}
+
+impl Demand {
+    pub const fn new() -> Demand {
+        Demand {
+            last_ms: AtomicU64::new(0),
+            window_start: AtomicU64::new(0),
+            peak_now: AtomicUsize::new(0),
+            peak_before: AtomicUsize::new(0),
+        }
+    }
+
+    /// An allocation at `now` (coarse ms), with `in_use` in use counting
+    /// it; `window`: the length of a window (ms, the same at every call).
+    pub fn note(&self, now: u64, window: u64, in_use: usize) {
+        self.turn_window(now, window, in_use);
+        self.last_ms.store(now, Ordering::Relaxed);
+        self.peak_now.fetch_max(in_use, Ordering::Relaxed);
+    }
+
+    /// Starts a new window if the current one is `window` ms old: the
+    /// previous window's peak becomes the current one's, or `in_use` if
+    /// that window ended long ago (nothing was noted since: a note would
+    /// have turned it).
+    fn turn_window(&self, now: u64, window: u64, in_use: usize) {
+        let start = self.window_start.load(Ordering::Relaxed);
+        if now < start + window {
+            return;
+        }
+        let before = if now >= start + 2 * window { in_use } else { self.peak_now.load(Ordering::Relaxed) };
+        self.peak_before.store(before, Ordering::Relaxed);
+        self.peak_now.store(in_use, Ordering::Relaxed);
+        self.window_start.store(now, Ordering::Relaxed);
+    }
+
+    /// How much more than `in_use` the recent demand keeps resident past
+    /// the purge delay at `now`: none when the kind was not asked for
+    /// within the last `delay` ms (or `delay` is 0), else the recent peak
+    /// (over windows of `window` ms) less what is in use.
+    pub fn spare(&self, now: u64, delay: u64, window: u64, in_use: usize) -> usize {
+        if delay == 0 || now >= self.last_ms.load(Ordering::Relaxed).saturating_add(delay) {
+            return 0;
+        }
+        self.turn_window(now, window, in_use);
+        let peak = self.peak_now.load(Ordering::Relaxed).max(self.peak_before.load(Ordering::Relaxed));
+        peak.saturating_sub(in_use)
+    }
+
+    /// When the demand lapses if nothing more is asked for (coarse ms):
+    /// a tick must come then to purge what it kept.
+    pub fn lapses_at(&self, delay: u64) -> u64 {
+        self.last_ms.load(Ordering::Relaxed).saturating_add(delay)
+    }
+}
+
 /// Bytes of empty segments kept resident (dirty) for reuse.
 pub fn dirty_bytes() -> usize {
     DIRTY_BYTES.load(Ordering::Relaxed)

@@ -559,20 +559,30 @@ pub fn purge_free_slices(seg: &mut Segment) -> usize {
 /// still are (all free slices if none was freed during the last `delay`
 /// ms), and remembers the ones free now, except for whole runs of them
 /// that fit in `keep` (bytes, decreased by what is kept): those stay
-/// resident, and stay candidates for a later tick. Returns the bytes
-/// purged and whether candidates other than the kept ones are left.
-pub fn purge_aged_slices(seg: &mut Segment, now: u64, delay: u64, keep: &mut usize) -> (usize, bool) {
+/// resident, and stay candidates for a later tick. In an empty segment
+/// only `demand` (bytes, at most `keep`) of `keep` may be used; what is
+/// kept comes off both. Returns the bytes purged and whether candidates
+/// other than the kept ones are left.
+pub fn purge_aged_slices(seg: &mut Segment, now: u64, delay: u64, keep: &mut usize, demand: &mut usize) -> (usize, bool) {
     let free_dirty = seg.free_dirty_slices();
     let all_aged = now >= seg.freed_at.saturating_add(delay);
     let aged = if all_aged { free_dirty } else { seg.purge_candidates & free_dirty };
-    let kept = if seg.is_empty() { 0 } else { runs_within(aged, keep) };
+    let mut budget = if seg.is_empty() { (*demand).min(*keep) } else { *keep };
+    let before = budget;
+    let kept = runs_within(aged, &mut budget);
+    let used = before - budget;
+    *keep -= used;
+    *demand = demand.saturating_sub(used);
     let purged = purge_slices(seg, aged & !kept);
     seg.purge_candidates = if all_aged { kept } else { seg.free_dirty_slices() };
     (purged, seg.purge_candidates & !kept != 0)
 }
 
 /// The runs of `slices` that fit, first to last, in `budget` bytes, which
-/// is decreased by their size.
+/// is decreased by their size; then, with what is left of the budget, the
+/// first slices of the runs that did not fit (a large block freed into a
+/// longer free run is reused from the run's start: `find_span_fit` takes
+/// the run with the most resident slices).
 fn runs_within(slices: u64, budget: &mut usize) -> u64 {
     let mut rest = slices;
     let mut within = 0;
@@ -586,6 +596,15 @@ fn runs_within(slices: u64, budget: &mut usize) -> u64 {
             within |= mask;
         }
         rest &= !mask;
+    }
+    let mut rest = slices & !within;
+    while rest != 0 && *budget >= SLICE_SIZE {
+        let start = rest.trailing_zeros() as usize;
+        let run = (!(rest >> start)).trailing_zeros() as usize;
+        let part = run.min(*budget >> SLICE_SHIFT);
+        *budget -= part << SLICE_SHIFT;
+        within |= run_mask(part) << start;
+        rest &= !(run_mask(run) << start);
     }
     within
 }
@@ -688,7 +707,7 @@ mod tests {
     }
 
     #[test]
-    fn kept_runs_are_whole_and_within_the_budget() {
+    fn kept_runs_are_whole_first_then_prefixes_within_the_budget() {
         let k = SLICE_SIZE;
         // Runs 1..3 (2 slices), 5 (1), 8..12 (4).
         let free = (0b11u64 << 1) | (1 << 5) | (0b1111 << 8);
@@ -702,6 +721,14 @@ mod tests {
         // is kept.
         assert_eq!(runs_within(free, &mut budget), 1 << 5);
         assert_eq!(budget, 0);
+        let mut budget = 5 * k;
+        // Runs 1..3 and 5 fit whole (3); of the next, the first 2 slices.
+        assert_eq!(runs_within(free, &mut budget), (0b11 << 1) | (1 << 5) | (0b11 << 8));
+        assert_eq!(budget, 0);
+        let mut budget = 2 * k + k / 2;
+        // Run 1..3 fits whole; the half slice left keeps nothing more.
+        assert_eq!(runs_within(free, &mut budget), 0b11 << 1);
+        assert_eq!(budget, k / 2);
         let mut budget = 100 * k;
         assert_eq!(runs_within(free, &mut budget), free);
         assert_eq!(budget, 93 * k);
