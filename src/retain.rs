@@ -16,7 +16,9 @@
 //!   A heap in use also keeps free slices up to a quarter of its active
 //!   bytes resident past the delay ([`kept_free_bytes`]), for what a
 //!   program frees and rebuilds more slowly while it keeps as much live;
-//!   the heap of an exited thread keeps none.
+//!   the heap of an exited thread keeps none. While a program keeps
+//!   asking for large or huge blocks, the recent peak of them in use
+//!   stays resident past the delay too ([`Demand`]).
 //!   Allocation takes resident memory first: the heap's own free slices
 //!   (for a large block, the run with the most resident slices over all
 //!   of the heap's segments, then the shortest: `heap::alloc_span_resident`),
