@@ -537,3 +537,38 @@ pub fn flush() -> bool {
     }
     any
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Demand;
+
+    #[test]
+    fn demand_keeps_the_recent_peak_while_asked_for() {
+        let d = Demand::new();
+        let (delay, window) = (14, 100);
+        // Three live at once at 10 000 ms, then one.
+        d.note(10_000, window, 1);
+        d.note(10_001, window, 2);
+        d.note(10_002, window, 3);
+        // Two freed: the peak keeps them while the kind is asked for.
+        assert_eq!(d.spare(10_005, delay, window, 1), 2);
+        // Not asked for within a delay: nothing is kept.
+        assert_eq!(d.spare(10_002 + delay, delay, window, 1), 0);
+        assert_eq!(d.lapses_at(delay), 10_002 + delay);
+        // Asked for again (one at a time): the peak is remembered for the
+        // current and the next window, then forgotten.
+        d.note(10_050, window, 1);
+        assert_eq!(d.spare(10_060, delay, window, 0), 3);
+        d.note(10_110, window, 1); // turns the window: 3 is the previous peak
+        assert_eq!(d.spare(10_115, delay, window, 0), 3);
+        d.note(10_210, window, 1); // turns again: the peaks are 1 and 1
+        assert_eq!(d.spare(10_215, delay, window, 0), 1);
+        assert_eq!(d.spare(10_215, delay, window, 1), 0);
+        // A window that ended long ago leaves no peak behind.
+        d.note(10_220, window, 5);
+        assert_eq!(d.spare(10_700, 1000, window, 0), 0);
+        // A delay of 0 keeps nothing.
+        d.note(20_000, window, 4);
+        assert_eq!(d.spare(20_000, 0, window, 0), 0);
+    }
+}
