@@ -132,8 +132,8 @@ pub fn kept_free_bytes(active: usize) -> usize {
 /// a block's memory whenever the next request of its size came more than
 /// a delay after its free, and the program then faulted it in again.
 /// mixedlarge (bench/: a 1 to 8 MiB block every millisecond or two,
-/// rarely two live at once) paid 11 k such faults in 1.2 s, more than its
-/// whole footprint's worth, where mimalloc paid none.
+/// rarely two live at once) paid 13 k such faults in 1.2 s (20.8 k in all,
+/// 14.1 k now, medians of 5), where mimalloc paid none (6.8 k in all).
 ///
 /// The demand is the most in use at once (`note`'s unit: mappings or
 /// bytes) over the current and the previous window, and it counts only
@@ -147,11 +147,15 @@ pub fn kept_free_bytes(active: usize) -> usize {
 /// refault costs a `mmap`, a `munmap` and megabytes of page faults and
 /// which the huge cache bounds anyway (16 mappings, 64 MiB), use windows
 /// of [`HUGE_DEMAND_WINDOW_MS`]: mixedlarge has two huge blocks live at
-/// once a few times a second.
+/// once a few times a second. With windows of 1 s its page faults were
+/// 11.4 to 12.2 k (from 17.7 to 22.3 k; mimalloc 6.8 k), with 100 ms
+/// 11.4 to 14.6 k; but a program that freed twelve 4 MiB blocks and then
+/// used one at a time kept the other 44 MiB resident for 2 s, against
+/// 250 ms with 100 ms windows.
 /// Atomics without a lock: `note` may race with a window's turn and lose
 /// one peak update, which only makes the decay purge earlier.
 /// The window of the demand for huge mappings (ms; at least the delay).
-pub const HUGE_DEMAND_WINDOW_MS: u64 = 1000;
+pub const HUGE_DEMAND_WINDOW_MS: u64 = 100;
 
 pub struct Demand {
     /// When the kind was last asked for (coarse ms).
