@@ -1029,10 +1029,10 @@ pub fn after_fork_child() {
 /// heap.
 pub fn thread_idle() {
     let heap = tls::current();
-    if !is_real(heap) {
-        return;
-    }
-    {
+    // A thread without a heap of its own (one that allocated only huge
+    // blocks, which take none) still ends its demand for huge blocks
+    // below (a tester: 48 MiB stayed cached after its idle call).
+    if is_real(heap) {
         // SAFETY: `heap` is the calling thread's real heap.
         let _l = unsafe { SlowLock::lock(heap) };
         // SAFETY: as above.

@@ -210,7 +210,7 @@ fn cache_put(base: usize, total: usize, out: &mut [Cached; CACHE_SLOTS + 1]) -> 
         return 1;
     };
     let c = CACHE.get(&mut g);
-    let mut n = expire(c, now, delay, out);
+    let mut n = expire(c, now, delay, true, out);
     if total > CACHE_MAX_BYTES / 2 || delay == 0 || os::running_on_valgrind() {
         out[n] = Cached { base, total, freed_at: now };
         return n + 1;
@@ -249,14 +249,18 @@ fn demand_window() -> u64 {
 }
 
 /// Moves to `out` the entries older than `delay` ms that the recent
-/// demand does not keep (all entries if `delay` is 0). The demand keeps
-/// as many cached mappings as the recent peak of live huge blocks exceeds
-/// those live now, the young ones counted first, then the most recently
-/// freed.
-fn expire(c: &mut Cache, now: u64, delay: u64, out: &mut [Cached; CACHE_SLOTS + 1]) -> usize {
+/// demand does not keep (all entries if `delay` is 0; none kept unless
+/// `honor_demand`). The demand keeps as many cached mappings as the
+/// recent peak of live huge blocks exceeds those live now, the young ones
+/// counted first, then the most recently freed.
+fn expire(c: &mut Cache, now: u64, delay: u64, honor_demand: bool, out: &mut [Cached; CACHE_SLOTS + 1]) -> usize {
     let aged = |e: &Cached| delay == 0 || now >= e.freed_at + delay;
     let young = c.slots[..c.count].iter().filter(|e| !aged(e)).count();
-    let spare = if delay == 0 { 0 } else { DEMAND.spare(now, delay, demand_window(), HUGE_COUNT.load(Ordering::Relaxed)) };
+    let spare = if delay == 0 || !honor_demand {
+        0
+    } else {
+        DEMAND.spare(now, delay, demand_window(), HUGE_COUNT.load(Ordering::Relaxed))
+    };
     // Keep the `spare - young` most recently freed of the aged entries.
     let mut kept = [false; CACHE_SLOTS];
     for _ in young..spare.min(c.count) {
@@ -313,9 +317,25 @@ fn unmap_all(list: &[Cached]) {
     }
 }
 
-/// Unmaps cached mappings older than the purge delay (`all`: every one).
-/// Returns true if any was unmapped.
+/// Unmaps cached mappings older than the purge delay that the recent
+/// demand does not keep (`all`: every one). Returns true if any was
+/// unmapped.
 pub fn trim_cache(all: bool) -> bool {
+    trim_cache_with(all, true)
+}
+
+/// Unmaps every cached mapping older than the purge delay, whatever the
+/// recent demand: for a thread that exits or goes idle (its own demand
+/// ends there, and in a program that then goes quiet no slow path may come
+/// to tick: a tester saw 43 MiB that the demand had kept stay cached for
+/// good after `ptrs_thread_idle()`). Returns true if any was unmapped.
+pub fn trim_cache_aged() -> bool {
+    trim_cache_with(false, false)
+}
+
+/// [`trim_cache`]; `honor_demand`: whether the recent demand keeps
+/// mappings past the delay.
+fn trim_cache_with(all: bool, honor_demand: bool) -> bool {
     if CACHE_COUNT.load(Ordering::Relaxed) == 0 {
         return false;
     }
@@ -356,7 +376,7 @@ pub fn trim_cache(all: bool) -> bool {
         };
         let c = CACHE.get(&mut g);
         let delay = if all { 0 } else { crate::retain::wait_ms() };
-        expire(c, os::now_ms(), delay, &mut out)
+        expire(c, os::now_ms(), delay, honor_demand, &mut out)
     };
     unmap_all(&out[..n]);
     n > 0

@@ -466,7 +466,9 @@ const EXIT_KEEP_SEGMENTS: usize = 1;
 
 /// Called when a thread has released its heap's empty memory at exit (or
 /// gone idle): resident empty segments beyond one are purged now, the
-/// oldest first, so a burst of exiting threads leaves little behind.
+/// oldest first, so a burst of exiting threads leaves little behind, and
+/// so are the huge mappings cached past the purge delay, whatever the
+/// recent demand kept (`huge::trim_cache_aged`).
 #[unsafe(link_section = ".text.hot.ptrs")]
 pub fn on_thread_exit() {
     let keep = EXIT_KEEP_SEGMENTS.min(options::retain() / SEGMENT_SIZE);
@@ -474,6 +476,10 @@ pub fn on_thread_exit() {
     if dirty > keep {
         purge_dirty(|_| true, dirty - keep);
     }
+    // The thread's own demand for huge blocks ends here, and the program
+    // may go quiet: the huge mappings cached past the delay go now,
+    // whatever the recent demand kept.
+    crate::huge::trim_cache_aged();
     maybe_tick();
 }
 
