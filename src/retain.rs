@@ -126,6 +126,10 @@ pub fn kept_free_bytes(active: usize) -> usize {
     active / 4
 }
 
+/// The window of the demand for huge mappings (ms; at least the delay;
+/// see [`Demand`]).
+pub const HUGE_DEMAND_WINDOW_MS: u64 = 100;
+
 /// Recent demand for one kind of memory (huge mappings; a heap's large
 /// blocks), which keeps freed memory of that kind resident past the purge
 /// delay while the program is still asking for it: the decay alone purged
@@ -154,9 +158,6 @@ pub fn kept_free_bytes(active: usize) -> usize {
 /// 250 ms with 100 ms windows.
 /// Atomics without a lock: `note` may race with a window's turn and lose
 /// one peak update, which only makes the decay purge earlier.
-/// The window of the demand for huge mappings (ms; at least the delay).
-pub const HUGE_DEMAND_WINDOW_MS: u64 = 100;
-
 pub struct Demand {
     /// When the kind was last asked for (coarse ms).
     last_ms: AtomicU64,

@@ -557,8 +557,9 @@ pub fn purge_free_slices(seg: &mut Segment) -> usize {
 
 /// One purge tick: releases the slices that were free at the last tick and
 /// still are (all free slices if none was freed during the last `delay`
-/// ms), and remembers the ones free now, except for whole runs of them
-/// that fit in `keep` (bytes, decreased by what is kept): those stay
+/// ms), and remembers the ones free now, except for the runs of them (or
+/// the first slices of runs, see `runs_within`) that fit in `keep` (bytes,
+/// decreased by what is kept): those stay
 /// resident, and stay candidates for a later tick. In an empty segment
 /// only `demand` (bytes, at most `keep`) of `keep` may be used; what is
 /// kept comes off both. Returns the bytes purged and whether candidates
