@@ -332,6 +332,8 @@ fn free_slow_inner(p: *mut u8, func: &str) {
         remember_huge_free(addr);
         // SAFETY: `info.segment` is the live huge segment of `p`.
         unsafe { huge::free(info.segment) };
+        // The decay tick, as on every other slow path (see `malloc_generic`).
+        crate::retain::maybe_tick();
         return;
     }
     let page = info.page;

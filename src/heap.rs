@@ -1889,6 +1889,15 @@ pub fn hold_for_statistics() -> StatisticsHold {
         if let Some(l) = unsafe { lock_for_statistics(own, deadline) } {
             core::mem::forget(l);
             hold.own = own;
+            // Its pages that other threads freed entirely, too: a large
+            // block freed by another thread reaches its owner only as a
+            // notification, taken at the owner's next slow path, and the
+            // walk below counts large pages by their count alone (a
+            // tester: 100 blocks of 1 MB freed by another thread read as
+            // in use from the owner's own mallinfo2 until it allocated).
+            // SAFETY: held by this thread, outside any slow path of it
+            // (`lock_for_statistics` refuses a lock this thread holds).
+            unsafe { collect_all_freed_pages(&mut *own) };
         }
     }
     // First, up to STATISTICS_ALL_ATTEMPTS attempts to take the lock of
