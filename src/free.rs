@@ -198,6 +198,16 @@ unsafe fn free_remote(block: *mut Block, page: *mut Page, func: &str) {
         if !(*owner).pool.is_null() {
             return crate::pool::free_block(page, block, func);
         }
+        // A live thread's block, freed by a thread with a heap of its own:
+        // kept for this thread's next allocations (`foreign.rs`).
+        // Only while threads outnumber the CPUs (`foreign::oversubscribed`):
+        // otherwise one load and one compare here.
+        if crate::foreign::oversubscribed() {
+            let me = tls::current();
+            if (*owner).owned && heap::is_real(me) && crate::foreign::keep(me, page, block) {
+                return;
+            }
+        }
         if page::push_remote(&*page, block) {
             heap::push_notify(owner, page);
         }

@@ -168,6 +168,10 @@ pub struct Heap {
     /// slices it asks for stay resident past the purge delay
     /// (`purge_with`, `retain::Demand`).
     pub large_demand: crate::retain::Demand,
+    /// Blocks this thread freed into other live threads' pages, kept for
+    /// its next allocations (`foreign.rs`); under the slow-path lock. Last,
+    /// so that `new_heap` leaves its (zero) pages untouched.
+    pub foreign: crate::foreign::ForeignCache,
 }
 
 /// A heap in a static.
@@ -232,6 +236,7 @@ const fn heap_without_pages() -> Heap {
         classes_paged: 0,
         large_live: 0,
         large_demand: crate::retain::Demand::new(),
+        foreign: crate::foreign::ForeignCache::EMPTY,
     }
 }
 
@@ -391,6 +396,10 @@ impl Drop for SlowLock {
         }
     }
 }
+
+/// Heaps owned by live threads (`HeapRegistry::owned`, copied under
+/// GLOBAL at every change), for reads without the lock.
+pub static OWNED_HEAPS: AtomicUsize = AtomicUsize::new(0);
 
 /// Set when a parked heap may have memory to give back (a remote free
 /// notified it, or it was parked holding live pages): the next thread that
@@ -578,6 +587,7 @@ fn thread_heap_slow() -> *mut Heap {
             }
             // Counted now, so that threads starting together respect the limit.
             reg.owned += 1;
+            OWNED_HEAPS.store(reg.owned, Ordering::Relaxed);
             (heap, false)
         }
     };
@@ -589,7 +599,9 @@ fn thread_heap_slow() -> *mut Heap {
     if heap.is_null() {
         let _g = GlobalGuard::lock();
         // SAFETY: GLOBAL is held.
-        unsafe { HEAPS.get() }.owned -= 1;
+        let reg = unsafe { HEAPS.get() };
+        reg.owned -= 1;
+        OWNED_HEAPS.store(reg.owned, Ordering::Relaxed);
         return heap;
     }
     tls::set_current(heap);
@@ -606,8 +618,11 @@ pub(crate) fn new_heap() -> *mut Heap {
     }
     // SAFETY: `heap` is a fresh mapping large enough for a Heap; EMPTY_HEAP
     // is a valid template (pointers to the shared empty page, empty queues).
+    // The foreign-block cache, last, is left as mapped: all zero is its
+    // empty state, and copying it would make its pages resident.
     unsafe {
-        ptr::copy_nonoverlapping(EMPTY_HEAP.get(), heap, 1);
+        let head = core::mem::offset_of!(Heap, foreign);
+        ptr::copy_nonoverlapping(EMPTY_HEAP.get() as *const u8, heap as *mut u8, head);
         (*heap).owned = true;
     }
     let _g = GlobalGuard::lock();
@@ -665,6 +680,7 @@ pub unsafe fn abandon(heap: *mut Heap) {
         unsafe { (*heap).pool_next = reg.pool };
         reg.pool = heap;
         reg.owned -= 1;
+        OWNED_HEAPS.store(reg.owned, Ordering::Relaxed);
     }
     if holds_pages {
         PARKED_PENDING.store(true, Ordering::Relaxed);
@@ -882,6 +898,15 @@ pub fn purge_other_heaps(all: bool) {
                 if heap == SHARED_HEAP.load(Ordering::Relaxed) {
                     collect(&mut *heap, all);
                 } else {
+                    // The blocks it keeps from other heaps (`foreign.rs`):
+                    // all of them for a trim, else those of a thread that
+                    // has made no slow path for a purge delay (the
+                    // background purger's sweeps).
+                    let idle = (*heap).last_active.load(Ordering::Relaxed) + options::purge_delay_ms()
+                        <= os::now_ms();
+                    if all || idle {
+                        crate::foreign::give_back_all(&mut (*heap).foreign);
+                    }
                     collect_all_freed_pages(&mut *heap);
                     if all {
                         purge_pending_blocks(&mut *heap);
@@ -1081,6 +1106,15 @@ pub unsafe fn alloc_bin(heap: &mut Heap, bin: usize) -> *mut u8 {
     // SAFETY: queue pages are live pages of this heap.
     unsafe {
         if page.is_null() || page::at_end(page, (*page).free) {
+            // Blocks this thread freed into other threads' pages first
+            // (`foreign.rs`): they are free memory, the page's tail is not.
+            if heap.foreign.has(bin) {
+                let _l = SlowLock::lock(heap as *mut Heap);
+                let b = crate::foreign::take(heap, bin);
+                if !b.is_null() {
+                    return b;
+                }
+            }
             page = refill(heap, bin);
             if page.is_null() {
                 return ptr::null_mut();
@@ -2005,6 +2039,28 @@ impl StatisticsHold {
         // cannot take the remote list and its count back meanwhile.
         unsafe { remote_count(page) }
     }
+
+    /// Calls `f(bin, blocks)` for the blocks of class `bin` that the heaps
+    /// this hold holds keep from other heaps (`foreign.rs`): counted in
+    /// use by their pages, but free.
+    pub fn foreign_kept(&self, mut f: impl FnMut(usize, usize)) {
+        if self.nested {
+            return;
+        }
+        if !self.own.is_null() {
+            // SAFETY: held by this hold; its cache changes only under the lock.
+            unsafe { (*self.own).foreign.for_each_class(&mut f) };
+        }
+        for_each_other_heap(|heap| {
+            // SAFETY: registered heaps are valid forever; `statistics_held`
+            // is written only by this thread, which holds those heaps' locks.
+            unsafe {
+                if (*heap).statistics_held {
+                    (*heap).foreign.for_each_class(&mut f);
+                }
+            }
+        });
+    }
 }
 
 /// Releases the heap locks a statistics snapshot of this thread holds
@@ -2047,7 +2103,7 @@ impl Drop for StatisticsHold {
 pub fn collect_dormant_heaps() {
     let now = os::now_ms();
     let delay = options::purge_delay_ms();
-    if !NOTIFY_PENDING.load(Ordering::Relaxed) {
+    if !NOTIFY_PENDING.load(Ordering::Relaxed) && !crate::foreign::PENDING.load(Ordering::Relaxed) {
         return;
     }
     let last = LAST_DORMANT_SCAN.load(Ordering::Relaxed);
@@ -2057,6 +2113,7 @@ pub fn collect_dormant_heaps() {
         return;
     }
     NOTIFY_PENDING.store(false, Ordering::Relaxed);
+    crate::foreign::PENDING.store(false, Ordering::Relaxed);
     // Other threads' heap locks are held below (see `SignalsBlocked`).
     let _sig = SignalsBlocked::new();
     for_each_other_heap(|heap| {
@@ -2064,7 +2121,11 @@ pub fn collect_dormant_heaps() {
         // before anything of the heap is changed.
         unsafe {
             let h = &*heap;
-            if !h.owned || h.notify.load(Ordering::Relaxed).is_null() {
+            let notified = !h.notify.load(Ordering::Relaxed).is_null();
+            // Blocks a dormant thread keeps from other heaps
+            // (`foreign.rs`) go back to their owners as well.
+            let keeps = !h.foreign.is_empty();
+            if !h.owned || !(notified || keeps) {
                 return;
             }
             let dormant = h.last_active.load(Ordering::Relaxed) + delay <= now;
@@ -2074,6 +2135,7 @@ pub fn collect_dormant_heaps() {
                         // Parked meanwhile (see `abandon`): the heaps of
                         // exited threads are collected by `collect_parked`.
                         if (*heap).owned {
+                            crate::foreign::give_back_all(&mut (*heap).foreign);
                             collect_freed_pages(&mut *heap);
                         }
                         true
@@ -2082,7 +2144,12 @@ pub fn collect_dormant_heaps() {
                 };
             if !taken {
                 // Not dormant yet (or busy): look again at a later scan.
-                NOTIFY_PENDING.store(true, Ordering::Relaxed);
+                if notified {
+                    NOTIFY_PENDING.store(true, Ordering::Relaxed);
+                }
+                if keeps {
+                    crate::foreign::PENDING.store(true, Ordering::Relaxed);
+                }
             }
         }
     });
@@ -2460,6 +2527,11 @@ fn purge_with(heap: &mut Heap, all: bool, keep_share: bool) {
 pub unsafe fn collect(heap: &mut Heap, force: bool) {
     // SAFETY: the caller guarantees exclusive access to `heap`.
     unsafe {
+        if force {
+            // The blocks kept from other heaps go back to their owners: the
+            // thread exits, goes idle, or trims.
+            crate::foreign::give_back_all(&mut heap.foreign);
+        }
         process_notify(heap);
         // Full pages that got remote frees without a notification pending.
         let mut page = heap.full.first;

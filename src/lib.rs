@@ -41,6 +41,7 @@ pub mod abi;
 pub mod alloc;
 pub mod check;
 pub mod diag;
+pub mod foreign;
 pub mod free;
 mod global_alloc;
 pub mod heap;

@@ -303,6 +303,20 @@ pub fn now_ms() -> u64 {
     ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
 }
 
+/// CPUs the calling thread may run on (its affinity mask; 1 if it cannot
+/// be read). One system call, no allocation.
+pub fn cpu_count() -> usize {
+    // SAFETY: an all-zero cpu_set_t is valid; sched_getaffinity fills it.
+    let mut set: libc::cpu_set_t = unsafe { core::mem::zeroed() };
+    // SAFETY: `set` is a valid out-parameter of the size given.
+    let ok = unsafe { libc::sched_getaffinity(0, core::mem::size_of::<libc::cpu_set_t>(), &mut set) } == 0;
+    if !ok {
+        return 1;
+    }
+    // SAFETY: `set` was filled by the kernel.
+    (unsafe { libc::CPU_COUNT(&set) } as usize).max(1)
+}
+
 /// 64 random bits from the kernel, mixed with the clock and an address if
 /// the kernel has none to give (early boot, seccomp).
 pub fn random_u64() -> u64 {

@@ -424,6 +424,26 @@ pub unsafe fn extend(page: &mut Page) -> bool {
 /// # Safety
 /// `block` must be a block of `page`, handed out and not yet freed.
 pub unsafe fn push_remote(page: &Page, block: *mut Block) -> bool {
+    // SAFETY: as the caller guarantees.
+    unsafe { push_remote_with(page, block, true) }
+}
+
+/// [`push_remote`] for a block that carries the page's free mark already
+/// (kept by the foreign-block cache, `foreign.rs`): the mark is not
+/// written again, so that a block the owner took again meanwhile (after a
+/// second free of it) keeps the cleared mark by which its next allocation
+/// finds it.
+///
+/// # Safety
+/// `block` must be a block of `page`, counted in use by it.
+pub unsafe fn push_remote_marked(page: &Page, block: *mut Block) -> bool {
+    // SAFETY: as the caller guarantees.
+    unsafe { push_remote_with(page, block, false) }
+}
+
+/// [`push_remote`]; `write_mark`: whether to store the free mark.
+#[inline(always)]
+unsafe fn push_remote_with(page: &Page, block: *mut Block, write_mark: bool) -> bool {
     let mark = page.key;
     let mut old = page.thread_free.load(Ordering::Relaxed);
     loop {
@@ -434,7 +454,9 @@ pub unsafe fn push_remote(page: &Page, block: *mut Block) -> bool {
         // SAFETY: the block is ours to write until it is published below.
         unsafe {
             set_next(block, if head.is_null() { list_end(page) } else { head }, page.key);
-            (*block).mark = mark;
+            if write_mark {
+                (*block).mark = mark;
+            }
         }
         let new = rest.wrapping_add(1 << TF_COUNT_SHIFT) + block as usize;
         match page.thread_free.compare_exchange_weak(

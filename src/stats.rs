@@ -113,6 +113,15 @@ pub fn gather() -> Totals {
             }
         }
     });
+    // Blocks that threads keep from other threads' pages for their own
+    // next allocations (`foreign.rs`) are free, though their pages count
+    // them in use.
+    hold.foreign_kept(|bin, n| {
+        let c = &mut t.classes[bin];
+        let n = n.min(c.blocks_used);
+        c.blocks_used -= n;
+        t.small_allocated -= n * bin_size(bin);
+    });
     // The heaps' owners wait in their slow paths while the hold lasts.
     drop(hold);
     let (huge_count, huge_mapped, huge_usable, huge_peak) = huge::totals();
