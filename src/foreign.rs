@@ -45,7 +45,7 @@
 //! that give a dormant heap's memory back and the statistics snapshots,
 //! which hold that lock, see the cache whole.
 
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use crate::diag;
 use crate::heap::{self, Heap, SlowLock};
@@ -92,6 +92,22 @@ pub fn oversubscribed() -> bool {
     owned > OVERSUBSCRIBED * cpus
 }
 
+/// Raised by `malloc_trim` and `ptrs_purge` ([`request_give_back`]): a
+/// cache that has not answered the current value gives everything back at
+/// its owner's next free into another heap or slow path. The trim itself
+/// empties the caches of heaps whose lock it gets, and skips the others
+/// (their owners are in a slow path).
+static GIVE_BACK_EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// Asks every cache to give its blocks back (see [`GIVE_BACK_EPOCH`]).
+pub fn request_give_back() {
+    GIVE_BACK_EPOCH.fetch_add(1, Ordering::Relaxed);
+}
+
+/// How many blocks a thread keeps between two reads of the clock for
+/// [`tick`], when it makes no slow path (a thread that only frees).
+const KEEPS_PER_TICK: u32 = 256;
+
 /// Set when a heap's cache went from empty to not empty: the dormant-heap
 /// scan (`heap::collect_dormant_heaps`) then looks at the caches of heaps
 /// whose owner has made no slow path for a purge delay.
@@ -106,12 +122,29 @@ pub struct ForeignCache {
     bytes: AtomicUsize,
     /// Blocks kept, per class.
     count: [u8; FOREIGN_BINS],
+    /// Bit `bin`: a block of class `bin` was taken since the last sweep
+    /// (see [`tick`]).
+    taken: u64,
+    /// When the last sweep was (coarse ms).
+    swept_at: u64,
+    /// The [`GIVE_BACK_EPOCH`] this cache has answered.
+    epoch: u64,
+    /// Blocks kept since the clock was last read (see [`keep`]).
+    kept_since_tick: u32,
     /// Per class, the blocks kept, most recently freed last.
     blocks: [[*mut Block; CAP]; FOREIGN_BINS],
 }
 
 impl ForeignCache {
-    pub const EMPTY: Self = Self { bytes: AtomicUsize::new(0), count: [0; FOREIGN_BINS], blocks: [[core::ptr::null_mut(); CAP]; FOREIGN_BINS] };
+    pub const EMPTY: Self = Self {
+        bytes: AtomicUsize::new(0),
+        count: [0; FOREIGN_BINS],
+        taken: 0,
+        swept_at: 0,
+        epoch: 0,
+        kept_since_tick: 0,
+        blocks: [[core::ptr::null_mut(); CAP]; FOREIGN_BINS],
+    };
 
     /// Whether a block of class `bin` is kept (owner, or under the lock).
     #[inline(always)]
@@ -164,6 +197,11 @@ pub unsafe fn keep(me: *mut Heap, page: *mut Page, block: *mut Block) -> bool {
         }
         let Some(_l) = SlowLock::try_lock(me) else { return false };
         let c = &mut (*me).foreign;
+        c.kept_since_tick += 1;
+        if c.kept_since_tick >= KEEPS_PER_TICK || c.epoch != GIVE_BACK_EPOCH.load(Ordering::Relaxed) {
+            tick(&mut *me, crate::os::now_ms());
+        }
+        let c = &mut (*me).foreign;
         let size = bin_size(bin);
         if c.count[bin] as usize == CAP {
             give_back_oldest(c, bin, CAP / 2);
@@ -197,6 +235,7 @@ pub unsafe fn take(heap: &mut Heap, bin: usize) -> *mut u8 {
     let n = c.count[bin] as usize - 1;
     let block = c.blocks[bin][n];
     c.count[bin] = n as u8;
+    c.taken |= 1 << bin;
     c.bytes.store(c.bytes.load(Ordering::Relaxed) - bin_size(bin), Ordering::Relaxed);
     let page = page_of(block);
     // SAFETY: the block is kept (in use by its live page's count); its
@@ -208,6 +247,47 @@ pub unsafe fn take(heap: &mut Heap, bin: usize) -> *mut u8 {
         (*block).mark = 0;
     }
     block as *mut u8
+}
+
+/// The owner's periodic look at its cache (its refills and large
+/// allocations, and every [`KEEPS_PER_TICK`] blocks kept), with the time
+/// it read: gives everything back after a `malloc_trim` or `ptrs_purge`
+/// ([`GIVE_BACK_EPOCH`]), and, once per purge delay, the classes it took
+/// no block from since the last look. A kept block keeps its page, and
+/// so its segment, in use: a thread that frees another thread's blocks
+/// and never allocates their classes again (a consumer) held 427 MB
+/// resident for 9 KB in use (a tester: a producer's 400 000 blocks freed
+/// at random by 15 consumers; 55 MB without the cache).
+///
+/// # Safety
+/// `heap` must be exclusively held (its owner under its slow-path lock).
+pub unsafe fn tick(heap: &mut Heap, now: u64) {
+    let c = &mut heap.foreign;
+    c.kept_since_tick = 0;
+    let epoch = GIVE_BACK_EPOCH.load(Ordering::Relaxed);
+    if c.is_empty() {
+        c.epoch = epoch;
+        c.taken = 0;
+        c.swept_at = now;
+        return;
+    }
+    if c.epoch != epoch {
+        c.epoch = epoch;
+        // SAFETY: as the caller guarantees.
+        unsafe { give_back_all(c) };
+    } else if now >= c.swept_at + crate::options::purge_delay_ms() {
+        for bin in 0..FOREIGN_BINS {
+            let n = c.count[bin] as usize;
+            if n != 0 && c.taken & (1 << bin) == 0 {
+                // SAFETY: as the caller guarantees.
+                unsafe { give_back_oldest(c, bin, n) };
+            }
+        }
+    } else {
+        return;
+    }
+    c.taken = 0;
+    c.swept_at = now;
 }
 
 /// Gives every kept block back to its page's owner.

@@ -882,6 +882,10 @@ fn for_each_other_heap(mut visit: impl FnMut(*mut Heap)) {
 /// alive and may be between two phases; `ptrs_thread_idle` and
 /// `malloc_trim` give that back too).
 pub fn purge_other_heaps(all: bool) {
+    if all {
+        // Heaps whose lock is busy give their kept blocks back themselves.
+        crate::foreign::request_give_back();
+    }
     // Other threads' heap locks are held below (see `SignalsBlocked`).
     let _sig = SignalsBlocked::new();
     for_each_other_heap(|heap| {
@@ -1108,7 +1112,9 @@ pub unsafe fn alloc_bin(heap: &mut Heap, bin: usize) -> *mut u8 {
         if page.is_null() || page::at_end(page, (*page).free) {
             // Blocks this thread freed into other threads' pages first
             // (`foreign.rs`): they are free memory, the page's tail is not.
-            if heap.foreign.has(bin) {
+            // Not from a signal handler that interrupted this thread in a
+            // slow path (its lock held here): the cache may be mid-update.
+            if heap.foreign.has(bin) && !slow_lock_held_here(heap) {
                 let _l = SlowLock::lock(heap as *mut Heap);
                 let b = crate::foreign::take(heap, bin);
                 if !b.is_null() {
@@ -1213,7 +1219,10 @@ pub unsafe fn refill(heap: &mut Heap, bin: usize) -> *mut Page {
     // SAFETY: `heap` is ours (caller).
     let _l = unsafe { SlowLock::lock(heap) };
     heap.counters.page_refills += 1;
-    heap.last_active.store(os::now_ms(), Ordering::Relaxed);
+    let now = os::now_ms();
+    heap.last_active.store(now, Ordering::Relaxed);
+    // SAFETY: `heap` is ours, its lock held.
+    unsafe { crate::foreign::tick(heap, now) };
     // SAFETY: `heap` is ours (caller).
     unsafe {
         if !heap.notify.load(Ordering::Relaxed).is_null() {
@@ -1420,6 +1429,8 @@ pub unsafe fn alloc_large(heap: &mut Heap, count: usize) -> *mut u8 {
     heap.counters.large_allocs += 1;
     let now = os::now_ms();
     heap.last_active.store(now, Ordering::Relaxed);
+    // SAFETY: `heap` is ours, its lock held.
+    unsafe { crate::foreign::tick(heap, now) };
     heap.large_live += count << segment::SLICE_SHIFT;
     heap.large_demand.note(now, crate::retain::wait_ms(), heap.large_live);
     // SAFETY: `page` is a claimed page of ours.
