@@ -34,11 +34,14 @@
 //! never handed out twice unnoticed.
 //!
 //! When a class is full the older half goes to the owners' remote lists
-//! (the free that ptrs made before); all of it goes when the byte bound is
-//! reached, at thread exit, `ptrs_thread_idle`, `malloc_trim` and
-//! `ptrs_purge` (from any thread), and from the heap of a thread that has
-//! made no allocation slow path for a purge delay (the dormant-heap scan).
-//! Statistics count kept blocks free.
+//! (the free that ptrs made before); once per purge delay, the classes
+//! the thread took nothing from ([`tick`]: a kept block keeps its page in
+//! use); all of it when the byte bound is reached, at thread exit,
+//! `ptrs_thread_idle`, `malloc_trim` and `ptrs_purge` (from any thread; a
+//! busy thread answers at its next slow path), and from the heap of a
+//! thread that has made no allocation slow path for a purge delay (the
+//! dormant-heap scan, the background purger). Statistics count kept
+//! blocks free (`active` still counts their pages).
 //!
 //! Every operation runs under the heap's slow-path lock (the owner's free
 //! only tries it, and frees the usual way when it is busy), so the threads
