@@ -2136,7 +2136,10 @@ pub fn collect_dormant_heaps() {
             // Blocks a dormant thread keeps from other heaps
             // (`foreign.rs`) go back to their owners as well.
             let keeps = !h.foreign.is_empty();
-            if !h.owned || !(notified || keeps) {
+            // Free slices that pages taken back at an earlier scan left,
+            // which its owner's purge tick would give back.
+            let purge_due = h.purge_deadline != 0;
+            if !h.owned || !(notified || keeps || purge_due) {
                 return;
             }
             let dormant = h.last_active.load(Ordering::Relaxed) + delay <= now;
@@ -2148,19 +2151,33 @@ pub fn collect_dormant_heaps() {
                         if (*heap).owned {
                             crate::foreign::give_back_all(&mut (*heap).foreign);
                             collect_freed_pages(&mut *heap);
+                            // The purge tick its owner's slow paths would
+                            // make: the pages just taken back are free
+                            // slices, given back once their delay is over
+                            // (at a later scan, which a decay tick makes).
+                            let h = &mut *heap;
+                            if h.purge_deadline != 0 && now >= h.purge_deadline {
+                                purge_with(h, false, true);
+                            }
+                            if h.purge_deadline != 0 {
+                                NOTIFY_PENDING.store(true, Ordering::Relaxed);
+                                crate::retain::arm(h.purge_deadline.max(now + 1));
+                            }
                         }
                         true
                     }
                     None => false,
                 };
             if !taken {
-                // Not dormant yet (or busy): look again at a later scan.
-                if notified {
+                // Not dormant yet (or busy): look again at a later scan,
+                // which a decay tick makes.
+                if notified || purge_due {
                     NOTIFY_PENDING.store(true, Ordering::Relaxed);
                 }
                 if keeps {
                     crate::foreign::PENDING.store(true, Ordering::Relaxed);
                 }
+                crate::retain::arm(now + delay.max(1));
             }
         }
     });
@@ -2285,6 +2302,9 @@ pub unsafe fn push_notify(heap: *mut Heap, page: *mut Page) {
             crate::retain::parked_pending(true);
         } else if !NOTIFY_PENDING.load(Ordering::Relaxed) {
             NOTIFY_PENDING.store(true, Ordering::Relaxed);
+            // The decay tick looks for dormant owners a delay from now
+            // (`collect_dormant_heaps`), whatever else the program does.
+            crate::retain::arm(os::now_ms() + options::purge_delay_ms().max(1));
         }
     }
 }

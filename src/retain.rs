@@ -455,6 +455,12 @@ pub fn tick(all: bool) -> usize {
     let now = os::now_ms();
     if !all {
         tick_parked(now);
+        // What other threads freed into the pages of a thread that has
+        // made no slow path for a delay (blocked, or running without
+        // allocating): taken back and purged here too, not only when some
+        // thread maps a new segment (a producer that slept while two
+        // threads freed its 64 MiB kept 40 MiB of it resident).
+        crate::heap::collect_dormant_heaps();
     }
     let delay = if all { 0 } else { wait_ms() };
     let released = if crate::huge::trim_cache(all) { 1 } else { 0 };
