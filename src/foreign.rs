@@ -172,13 +172,23 @@ impl ForeignCache {
     }
 }
 
-/// The page descriptor of `block`, a carved block of a live small page.
+/// The page of `block`, a kept block, after the test of its free mark:
+/// the mark is gone if the owner freed the block a second time and took
+/// it again, and handing it out or pushing it would hand it out twice:
+/// reported as `func` (one line) and abort.
 #[inline(always)]
-fn page_of(block: *mut Block) -> *mut Page {
+fn marked_page(block: *mut Block, func: &str) -> *mut Page {
     let addr = block as usize;
     // SAFETY: kept blocks are counted in use by their page, so the page
-    // and its segment stay live while the block is kept.
-    unsafe { (*Segment::of_unchecked(addr)).page_of(addr) }
+    // and its segment stay live while the block is kept, and the block's
+    // first words are ours to read.
+    unsafe {
+        let page = (*Segment::of_unchecked(addr)).page_of(addr);
+        if (*block).mark != (*page).key {
+            diag::heap_error_fatal(func, "double free or write after free detected", addr);
+        }
+        page
+    }
 }
 
 /// Keeps `block`, which the calling thread frees into `page` of another
@@ -213,6 +223,12 @@ pub unsafe fn keep(me: *mut Heap, page: *mut Page, block: *mut Block) -> bool {
             give_back_all(c);
         }
         if c.bytes.load(Ordering::Relaxed) == 0 {
+            // The cache fills: the sweeps' clock and the give-back epoch
+            // start now (`tick` leaves an empty cache alone).
+            c.epoch = GIVE_BACK_EPOCH.load(Ordering::Relaxed);
+            c.taken = 0;
+            c.swept_at = crate::os::now_ms();
+            c.kept_since_tick = 0;
             PENDING.store(true, Ordering::Relaxed);
         }
         (*block).mark = (*page).key;
@@ -240,15 +256,10 @@ pub unsafe fn take(heap: &mut Heap, bin: usize) -> *mut u8 {
     c.count[bin] = n as u8;
     c.taken |= 1 << bin;
     c.bytes.store(c.bytes.load(Ordering::Relaxed) - bin_size(bin), Ordering::Relaxed);
-    let page = page_of(block);
+    marked_page(block, "malloc");
     // SAFETY: the block is kept (in use by its live page's count); its
-    // first words are ours to read and write.
-    unsafe {
-        if (*block).mark != (*page).key {
-            diag::heap_error_fatal("malloc", "double free or write after free detected", block as usize);
-        }
-        (*block).mark = 0;
-    }
+    // first words are ours to write.
+    unsafe { (*block).mark = 0 };
     block as *mut u8
 }
 
@@ -266,14 +277,14 @@ pub unsafe fn take(heap: &mut Heap, bin: usize) -> *mut u8 {
 /// `heap` must be exclusively held (its owner under its slow-path lock).
 pub unsafe fn tick(heap: &mut Heap, now: u64) {
     let c = &mut heap.foreign;
-    c.kept_since_tick = 0;
-    let epoch = GIVE_BACK_EPOCH.load(Ordering::Relaxed);
+    // Nothing kept: nothing written either, so that the cache's pages of a
+    // heap that never keeps a block stay untouched (refills call this);
+    // `keep` starts the clock when the cache fills.
     if c.is_empty() {
-        c.epoch = epoch;
-        c.taken = 0;
-        c.swept_at = now;
         return;
     }
+    c.kept_since_tick = 0;
+    let epoch = GIVE_BACK_EPOCH.load(Ordering::Relaxed);
     if c.epoch != epoch {
         c.epoch = epoch;
         // SAFETY: as the caller guarantees.
@@ -321,14 +332,9 @@ unsafe fn give_back_oldest(c: &mut ForeignCache, bin: usize, n: usize) {
     let count = c.count[bin] as usize;
     for i in 0..n {
         let block = c.blocks[bin][i];
-        let page = page_of(block);
+        let page = marked_page(block, "free");
         // SAFETY: the block is kept: its page is live and counts it in use.
         unsafe {
-            // The mark is gone if the owner freed the block a second time
-            // and took it again: pushing it would hand it out twice.
-            if (*block).mark != (*page).key {
-                diag::heap_error_fatal("free", "double free or write after free detected", block as usize);
-            }
             if page::push_remote_marked(&*page, block) {
                 heap::push_notify((*page).heap, page);
             }
