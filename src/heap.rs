@@ -2118,9 +2118,16 @@ pub fn collect_dormant_heaps() {
         return;
     }
     let last = LAST_DORMANT_SCAN.load(Ordering::Relaxed);
-    if now < last + delay.max(1)
-        || LAST_DORMANT_SCAN.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
-    {
+    if now < last + delay.max(1) {
+        // Too soon after the last scan: the tick that called this has
+        // cleared its request, so ask for one when the next scan may run
+        // (without it a scan that still had a purge to wait for was never
+        // made: tst-lifecycle-dormant-owner kept 16 to 42 MiB in 3 runs
+        // of 8).
+        crate::retain::arm(last + delay.max(1));
+        return;
+    }
+    if LAST_DORMANT_SCAN.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err() {
         return;
     }
     NOTIFY_PENDING.store(false, Ordering::Relaxed);
