@@ -182,6 +182,26 @@ fn print_stats_now() {
 #[unsafe(link_section = ".text.hot.ptrs")]
 extern "C" fn init_at_load() {
     ensure();
+    CONSTRUCTED.store(true, Ordering::Release);
+}
+
+/// Set by [`init_at_load`]: the C library has finished its own start-up.
+static CONSTRUCTED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Whether the C library's table of loaded objects may be used
+/// (`_dl_find_object`, `dl_iterate_phdr`, libgcc's unwinder): always in a
+/// dynamically linked program, whose loader builds it before any code of
+/// the program runs; in a fully static one only from the constructors on,
+/// since its C library builds the table while it starts, allocating as it
+/// goes (`_dl_non_dynamic_init`), and a lookup from inside those
+/// allocations crashed (a tester: the heap profiler at rate 1 killed
+/// every `-static` program at start-up). A static program has no
+/// interpreter (`AT_BASE` 0).
+pub fn loader_ready() -> bool {
+    // SAFETY: getauxval has no preconditions; the auxiliary vector is set
+    // up before the first instruction of a static program's C library
+    // that could allocate.
+    CONSTRUCTED.load(Ordering::Acquire) || unsafe { libc::getauxval(libc::AT_BASE) } != 0
 }
 
 #[used]

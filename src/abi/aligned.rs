@@ -6,6 +6,24 @@ use super::{or_enomem, or_retry, preserving_errno, retry_after_trim};
 use crate::os::{self, OS_PAGE_SIZE};
 use crate::{alloc, valgrind};
 
+/// This file's functions through which a program allocates (see
+/// [`super::entry_functions`]).
+pub(super) fn entry_functions() -> [usize; 11] {
+    [
+        aligned as *const () as usize,
+        memalign_impl as *const () as usize,
+        memalign as *const () as usize,
+        aligned_alloc as *const () as usize,
+        posix_memalign as *const () as usize,
+        valloc as *const () as usize,
+        pvalloc as *const () as usize,
+        __libc_memalign as *const () as usize,
+        __libc_valloc as *const () as usize,
+        __libc_pvalloc as *const () as usize,
+        __posix_memalign as *const () as usize,
+    ]
+}
+
 /// The engine's aligned allocation, or memcheck mode's (see `valgrind`).
 fn aligned(align: usize, size: usize) -> *mut u8 {
     if valgrind::active() {

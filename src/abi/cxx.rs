@@ -17,6 +17,45 @@ use core::ffi::c_void;
 use super::{or_enomem, or_retry};
 use crate::{alloc, diag, free};
 
+unsafe extern "C" {
+    // The C++ operators of `new_delete.cc`, for their addresses only.
+    #[link_name = "_Znwm"]
+    fn op_new();
+    #[link_name = "_Znam"]
+    fn op_new_array();
+    #[link_name = "_ZnwmRKSt9nothrow_t"]
+    fn op_new_nothrow();
+    #[link_name = "_ZnamRKSt9nothrow_t"]
+    fn op_new_array_nothrow();
+    #[link_name = "_ZnwmSt11align_val_t"]
+    fn op_new_aligned();
+    #[link_name = "_ZnamSt11align_val_t"]
+    fn op_new_array_aligned();
+    #[link_name = "_ZnwmSt11align_val_tRKSt9nothrow_t"]
+    fn op_new_aligned_nothrow();
+    #[link_name = "_ZnamSt11align_val_tRKSt9nothrow_t"]
+    fn op_new_array_aligned_nothrow();
+}
+
+/// The functions through which a C++ program allocates: the eight
+/// `operator new` variants and the functions below they call (see
+/// [`super::entry_functions`]).
+pub(super) fn entry_functions() -> [usize; 11] {
+    [
+        op_new as *const () as usize,
+        op_new_array as *const () as usize,
+        op_new_nothrow as *const () as usize,
+        op_new_array_nothrow as *const () as usize,
+        op_new_aligned as *const () as usize,
+        op_new_array_aligned as *const () as usize,
+        op_new_aligned_nothrow as *const () as usize,
+        op_new_array_aligned_nothrow as *const () as usize,
+        ptrs_cxx_alloc as *const () as usize,
+        cxx_alloc_slow as *const () as usize,
+        ptrs_cxx_alloc_aligned as *const () as usize,
+    ]
+}
+
 /// `operator new(size)`'s allocation: `size` bytes, 16-byte aligned (the
 /// C++ default new alignment on x86-64 and aarch64). Null when out of
 /// memory, after ptrs's out-of-memory handler (`ptrs_set_oom_handler`) and

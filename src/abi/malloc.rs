@@ -35,6 +35,23 @@ fn malloc_slow(size: usize) -> *mut c_void {
     or_retry(size, alloc::malloc_miss(size), || alloc::malloc_miss(size))
 }
 
+/// This file's functions through which a program allocates: the exported
+/// ones and the out-of-line parts they jump to (see
+/// [`super::entry_functions`]).
+pub(super) fn entry_functions() -> [usize; 9] {
+    [
+        malloc as *const () as usize,
+        malloc_slow as *const () as usize,
+        calloc as *const () as usize,
+        realloc as *const () as usize,
+        realloc_failed as *const () as usize,
+        reallocarray as *const () as usize,
+        __libc_malloc as *const () as usize,
+        __libc_calloc as *const () as usize,
+        __libc_realloc as *const () as usize,
+    ]
+}
+
 /// # Safety
 /// `p` must be null or a live block from this allocator.
 #[unsafe(no_mangle)]

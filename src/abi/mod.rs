@@ -31,6 +31,44 @@ mod malloc;
 
 use crate::os;
 
+/// Most functions [`entry_functions`] lists.
+pub const MAX_ENTRY_FUNCTIONS: usize = 48;
+
+/// The start addresses of the functions through which a program allocates
+/// from ptrs and that may be the outermost of ptrs's frames on its stack:
+/// the exported C and C++ allocation functions, the out-of-line parts they
+/// jump to (a tail call leaves no frame of its own), and the engine
+/// functions a Rust program's `#[global_allocator]` shim calls. The heap
+/// profiler cuts a sampled stack after the last of them
+/// (`profile::stack::internal_frames`); unlike the exported names, the
+/// addresses are known in a program linked with `libptrs.a` too, where
+/// `dladdr` names none of ptrs's functions. Fills `out` and returns the
+/// count. Any thread; no allocation.
+pub fn entry_functions(out: &mut [usize; MAX_ENTRY_FUNCTIONS]) -> usize {
+    let mut n = 0;
+    let mut add = |fs: &[usize]| {
+        for &f in fs {
+            if n < MAX_ENTRY_FUNCTIONS {
+                out[n] = f;
+                n += 1;
+            }
+        }
+    };
+    add(&[
+        crate::alloc::malloc_miss as *const () as usize,
+        crate::alloc::calloc as *const () as usize,
+        crate::alloc::realloc as *const () as usize,
+        crate::alloc::malloc_aligned as *const () as usize,
+    ]);
+    #[cfg(feature = "override")]
+    add(&malloc::entry_functions());
+    #[cfg(feature = "override")]
+    add(&aligned::entry_functions());
+    #[cfg(feature = "cxx")]
+    add(&cxx::entry_functions());
+    n
+}
+
 /// Runs `f` and restores errno afterwards (for `free`, which must preserve
 /// it, and posix_memalign, which must not set it).
 #[cfg_attr(not(feature = "override"), allow(dead_code))]

@@ -513,10 +513,10 @@ fn note_charged(p: *mut u8, size: usize) -> Option<crate::free::BlockInfo> {
 #[inline(never)]
 fn sampled(size: usize, align: usize, tracing: bool, chosen: bool, rate: usize) -> *mut u8 {
     let mut frames = [0usize; MAX_DEPTH];
-    let depth = stack::capture(&mut frames);
+    let (depth, first) = stack::capture(&mut frames);
     // Our own frame (capture's caller) is always internal; the rest of the
     // allocator's frames are cut when the profile is written.
-    let frames = &frames[depth.min(1)..depth];
+    let frames = &frames[first.min(depth)..depth];
     // The program's request (in memcheck mode `size` includes the redzone).
     let recorded = crate::valgrind::program_size(size);
     // A small block comes from the profiler heap, so that its free is
@@ -736,12 +736,12 @@ pub fn note_resized(p: *mut u8, size: usize) {
         return;
     }
     let mut frames = [0usize; MAX_DEPTH];
-    let depth = if TRACING.load(Ordering::Relaxed) { stack::capture(&mut frames) } else { 0 };
+    let (depth, first) = if TRACING.load(Ordering::Relaxed) { stack::capture(&mut frames) } else { (0, 0) };
     let mut l = Locked::new();
     if let Some(old) = l.tables().resize_live(p as usize, size) {
         if old != size {
             crate::mtrace::log_free(p);
-            crate::mtrace::log_moved(p, size, &frames[depth.min(1)..depth]);
+            crate::mtrace::log_moved(p, size, &frames[first.min(depth)..depth]);
         }
     }
     drop(l);
@@ -813,8 +813,8 @@ pub fn note_resized_large(old: *mut u8, new: *mut u8, size: usize, page: *mut cr
         return;
     }
     let mut frames = [0usize; MAX_DEPTH];
-    let depth = if chosen || tracing { stack::capture(&mut frames) } else { 0 };
-    let frames = &frames[depth.min(1)..depth];
+    let (depth, first) = if chosen || tracing { stack::capture(&mut frames) } else { (0, 0) };
+    let frames = &frames[first.min(depth)..depth];
     // (Memcheck mode resizes in place without the engine, so `size` is
     // the program's own.)
     let mut l = Locked::new();

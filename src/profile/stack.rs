@@ -39,11 +39,16 @@ type UnwindCallback = extern "C" fn(*mut c_void, *mut c_void) -> i32;
 unsafe extern "C" {
     fn _Unwind_Backtrace(trace: UnwindCallback, arg: *mut c_void) -> i32;
     fn _Unwind_GetIP(ctx: *mut c_void) -> usize;
+    fn _Unwind_GetRegionStart(ctx: *mut c_void) -> usize;
 }
 
 struct Collect<'a> {
     frames: &'a mut [usize; MAX_DEPTH],
     depth: usize,
+    /// ptrs's allocation entry functions (`abi::entry_functions`).
+    entries: &'a [usize],
+    /// One past the last frame, among the first 24, inside one of them.
+    cut: usize,
 }
 
 const URC_NO_REASON: i32 = 0;
@@ -60,27 +65,49 @@ extern "C" fn collect_frame(ctx: *mut c_void, arg: *mut c_void) -> i32 {
     }
     c.frames[c.depth] = ip;
     c.depth += 1;
+    // The frame's function start, which libgcc has at hand: the cut of
+    // ptrs's own frames is made here, where the start is known even in a
+    // static program whose unwind data libgcc no longer has when the
+    // profile is written (its destructors deregister it before the exit
+    // handlers that write profiles).
+    // SAFETY: as above.
+    if c.depth <= 24 && c.entries.contains(&unsafe { _Unwind_GetRegionStart(ctx) }) {
+        c.cut = c.depth;
+    }
     if c.depth == MAX_DEPTH { URC_END_OF_STACK } else { URC_NO_REASON }
 }
 
 /// Fills `frames` with the return addresses of the calling thread's stack,
 /// innermost first (the first one inside this function), and returns how
-/// many. 0 while a fork is being prepared and libgcc is needed.
+/// many, and the index of the first frame to keep: 1 (the frame of the
+/// caller of this function is ptrs's own), or, where libgcc took the
+/// stack, one past the last frame in an allocation entry function of
+/// ptrs's (the rest of ptrs's frames are cut by [`internal_frames`] when
+/// the profile is written). 0 while a fork is being prepared and libgcc is needed, and in a
+/// static program before its C library has finished starting.
 ///
 /// The caching unwinder (`unwind::trace`) takes the stack when it can,
 /// else libgcc's `_Unwind_Backtrace`. With `PTRS_PROFILE_UNWIND_CHECK=1`
 /// (a debugging aid) both take every stack and a difference aborts the
 /// program with both stacks on stderr.
 #[inline(never)]
-pub fn capture(frames: &mut [usize; MAX_DEPTH]) -> usize {
+pub fn capture(frames: &mut [usize; MAX_DEPTH]) -> (usize, usize) {
+    // A static program's allocations while its C library starts get no
+    // stack: both unwinders need the table of loaded objects it is still
+    // building (see `init::loader_ready`).
+    if !crate::init::loader_ready() {
+        return (0, 0);
+    }
     if crate::options::profile_unwind_check() {
-        return capture_checked(frames);
+        let depth = capture_checked(frames);
+        return (depth, depth.min(1));
     }
     if let Some(depth) = super::unwind::trace(frames) {
-        return depth;
+        return (depth, depth.min(1));
     }
     FALLBACKS.fetch_add(1, Ordering::Relaxed);
-    libgcc_trace(frames)
+    let (depth, cut) = libgcc_trace(frames);
+    (depth, if cut > 0 { cut } else { depth.min(1) })
 }
 
 /// Captures that needed libgcc (for measurements and the check test).
@@ -89,24 +116,26 @@ pub static FALLBACKS: AtomicUsize = AtomicUsize::new(0);
 /// libgcc's stack of the caller (this function is inlined into it, so the
 /// first frame is the caller's).
 #[inline(always)]
-fn libgcc_trace(frames: &mut [usize; MAX_DEPTH]) -> usize {
+fn libgcc_trace(frames: &mut [usize; MAX_DEPTH]) -> (usize, usize) {
     UNWINDERS.fetch_add(1, Ordering::SeqCst);
     if FORKING.load(Ordering::SeqCst) {
         UNWINDERS.fetch_sub(1, Ordering::SeqCst);
-        return 0;
+        return (0, 0);
     }
-    let mut c = Collect { frames, depth: 0 };
+    let mut entries = [0usize; crate::abi::MAX_ENTRY_FUNCTIONS];
+    let n = crate::abi::entry_functions(&mut entries);
+    let mut c = Collect { frames, depth: 0, entries: &entries[..n], cut: 0 };
     // SAFETY: the callback only writes into `c`, which outlives the call.
     unsafe { _Unwind_Backtrace(collect_frame, (&raw mut c).cast()) };
     UNWINDERS.fetch_sub(1, Ordering::SeqCst);
-    c.depth
+    (c.depth, c.cut)
 }
 
 /// libgcc's stack alone (for the unwinder's measurements).
 #[cfg(test)]
 #[inline(never)]
 pub fn capture_libgcc_for_tests(frames: &mut [usize; MAX_DEPTH]) -> usize {
-    libgcc_trace(frames)
+    libgcc_trace(frames).0
 }
 
 /// `capture` in check mode: both unwinders; the first frames (two call
@@ -117,7 +146,7 @@ pub fn capture_libgcc_for_tests(frames: &mut [usize; MAX_DEPTH]) -> usize {
 #[inline(never)]
 fn capture_checked(frames: &mut [usize; MAX_DEPTH]) -> usize {
     use super::unwind::Outcome;
-    let depth = libgcc_trace(frames);
+    let (depth, _) = libgcc_trace(frames);
     let mut mine = [0usize; MAX_DEPTH];
     let (d, outcome) = super::unwind::trace_partial(&mut mine);
     if depth == 0 {
@@ -222,8 +251,18 @@ fn own_base() -> usize {
 }
 
 /// How many leading frames of `frames` are ptrs's own: up to and including
-/// the last allocation entry point of ptrs among the first 24 frames, or
-/// else the leading frames of ptrs's object that have no exported name.
+/// the last of the first 24 frames that lies in one of ptrs's allocation
+/// entry functions, told by the function's start address (from the unwind
+/// table, `unwind::function_start`, against `abi::entry_functions`) or by
+/// its exported name; failing both, where ptrs is a shared library, the
+/// leading frames of its object that have no exported name.
+///
+/// Addresses first: in a program linked with `libptrs.a`, `dladdr` names
+/// none of ptrs's functions (no dynamic symbols), and ptrs's object is the
+/// program itself, so the unnamed-frames rule also cut the program's own
+/// frames; a profile then gave every byte to `start_thread` or
+/// `__libc_start_call_main` (a tester). With `-rdynamic`, ptrs's internal
+/// functions have names, and every stack began with them.
 ///
 /// Frames of other objects are told apart with `_dl_find_object` before
 /// any `dladdr` (which scans an object's whole symbol table: in gcc's cc1,
@@ -233,9 +272,17 @@ pub fn internal_frames(frames: &[usize]) -> usize {
     let base = own_base();
     let own = super::unwind::object_start(internal_frames as *const () as usize);
     let ours = |f: usize| own.is_none() || super::unwind::object_start(f) == own;
+    let mut entries = [0usize; crate::abi::MAX_ENTRY_FUNCTIONS];
+    let n = crate::abi::entry_functions(&mut entries);
+    let entries = &entries[..n];
     let mut cut = None;
     for (i, &f) in frames.iter().enumerate().take(24) {
         if !ours(f) {
+            continue;
+        }
+        // A return address: the call lies just before it.
+        if super::unwind::function_start(f.wrapping_sub(1)).is_some_and(|start| entries.contains(&start)) {
+            cut = Some(i + 1);
             continue;
         }
         let Some(s) = resolve(f) else { continue };
@@ -251,8 +298,20 @@ pub fn internal_frames(frames: &[usize]) -> usize {
     if let Some(c) = cut {
         return c;
     }
+    if in_main_program(base) {
+        return 0; // the program's own frames are unnamed too
+    }
     frames
         .iter()
         .take_while(|&&f| ours(f) && resolve(f).is_some_and(|s| s.base == base && s.name.is_null()))
         .count()
+}
+
+/// Whether the object based at `base` (ptrs's, from `own_base`) is the
+/// program itself (linked with `libptrs.a`): the object of the program's
+/// entry point.
+fn in_main_program(base: usize) -> bool {
+    // SAFETY: getauxval has no preconditions.
+    let entry = unsafe { libc::getauxval(libc::AT_ENTRY) } as usize;
+    entry != 0 && resolve(entry).is_some_and(|s| s.base == base)
 }

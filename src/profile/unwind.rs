@@ -781,37 +781,36 @@ unsafe fn compute(pc: usize, o: &DlFindObject) -> Rule {
     unsafe { compute_from(pc, o, core::ptr::null_mut()) }
 }
 
-/// [`compute`] reading through `f` (the mapping itself when null).
+/// The entry of `.eh_frame_hdr`'s sorted table for `pc`: the start of the
+/// function whose FDE comes last at or below `pc`, and that FDE's address.
+/// None when the object has no such table (or `pc` lies below its first
+/// function). The FDE's own range is not checked here.
 ///
 /// # Safety
-/// `o` must be `_dl_find_object`'s description of the object holding `pc`;
-/// `f` null or the object's open file.
-unsafe fn compute_from(pc: usize, o: &DlFindObject, f: *mut ObjFile) -> Rule {
-    let hdr = o.eh_frame;
+/// `hdr` must be 0 or a loaded object's PT_GNU_EH_FRAME; `f` null or that
+/// object's open file.
+unsafe fn table_entry(pc: usize, hdr: usize, f: *mut ObjFile) -> Option<(usize, usize)> {
     if hdr == 0 {
-        return Rule::Fallback;
+        return None;
     }
-    // SAFETY: `hdr` is the object's PT_GNU_EH_FRAME (caller), the FDE and
-    // CIE it leads to lie in its .eh_frame; `f` reads the same bytes from
-    // the file (or fails).
+    // SAFETY: as the caller guarantees; readers stay inside the header and
+    // its table.
     unsafe {
         let mut r = Reader { p: hdr, f };
         if r.u8() != 1 {
-            return Rule::Fallback;
+            return None;
         }
         let eh_frame_enc = r.u8();
         let count_enc = r.u8();
         let table_enc = r.u8();
         if eh_frame_enc == DW_EH_PE_OMIT || count_enc == DW_EH_PE_OMIT || table_enc != TABLE_ENC {
-            return Rule::Fallback;
+            return None;
         }
-        if r.encoded(eh_frame_enc, hdr).is_none() {
-            return Rule::Fallback;
-        }
-        let Some(count) = r.encoded(count_enc, hdr) else { return Rule::Fallback };
+        r.encoded(eh_frame_enc, hdr)?;
+        let count = r.encoded(count_enc, hdr)?;
         let table = r.p;
         if count == 0 || r.failed() {
-            return Rule::Fallback;
+            return None;
         }
         // Entry `i` of the sorted table: (start, FDE), relative to `hdr`.
         let entry = |i: usize| -> (usize, usize) {
@@ -832,8 +831,64 @@ unsafe fn compute_from(pc: usize, o: &DlFindObject, f: *mut ObjFile) -> Rule {
         }
         let (start, fde) = entry(lo);
         if start > pc || r.failed() {
-            return Rule::Fallback;
+            return None;
         }
+        Some((start, fde))
+    }
+}
+
+/// The start address of the function holding code address `pc`, from the
+/// unwind table (`.eh_frame_hdr`) of the object that holds it: the same
+/// lookup the unwinder makes, without symbols, so it also works in a
+/// static program without a dynamic symbol table. None where
+/// `_dl_find_object` (glibc 2.35) is missing, no loaded object holds
+/// `pc`, or its object has no table. Lock-free; never allocates.
+///
+/// Where that table is missing (gcc links `-static` programs without
+/// `.eh_frame_hdr`), libgcc's `_Unwind_Find_FDE` answers from the frames
+/// the program registered at start-up. That one may take libgcc's and the
+/// loader's locks: never call this with the profiler's lock held.
+pub fn function_start(pc: usize) -> Option<usize> {
+    let mut o = DlFindObject { flags: 0, map_start: 0, map_end: 0, link_map: 0, eh_frame: 0, reserved: [0; 7] };
+    if let Some(find) = find_object_fn() {
+        // SAFETY: `_dl_find_object` only fills `o`.
+        if unsafe { find(pc as *mut c_void, &mut o) } == 0 && o.eh_frame != 0 {
+            // SAFETY: `o.eh_frame` is the PT_GNU_EH_FRAME of the loaded
+            // object holding `pc`; read from the mapping.
+            return unsafe { table_entry(pc, o.eh_frame, core::ptr::null_mut()) }.map(|(start, _)| start);
+        }
+    }
+    let mut bases = EhBases { tbase: 0, dbase: 0, func: 0 };
+    // SAFETY: libgcc only reads its registered unwind data and fills
+    // `bases`; null when no FDE covers `pc`.
+    let fde = unsafe { _Unwind_Find_FDE(pc as *mut c_void, &mut bases) };
+    if fde.is_null() || bases.func == 0 { None } else { Some(bases.func) }
+}
+
+/// libgcc's `struct dwarf_eh_bases`, filled by `_Unwind_Find_FDE`.
+#[repr(C)]
+struct EhBases {
+    tbase: usize,
+    dbase: usize,
+    func: usize,
+}
+
+unsafe extern "C" {
+    fn _Unwind_Find_FDE(pc: *mut c_void, bases: *mut EhBases) -> *const c_void;
+}
+
+/// [`compute`] reading through `f` (the mapping itself when null).
+///
+/// # Safety
+/// `o` must be `_dl_find_object`'s description of the object holding `pc`;
+/// `f` null or the object's open file.
+unsafe fn compute_from(pc: usize, o: &DlFindObject, f: *mut ObjFile) -> Rule {
+    let hdr = o.eh_frame;
+    // SAFETY: `hdr` is the object's PT_GNU_EH_FRAME (caller), the FDE and
+    // CIE it leads to lie in its .eh_frame; `f` reads the same bytes from
+    // the file (or fails).
+    unsafe {
+        let Some((_, fde)) = table_entry(pc, hdr, f) else { return Rule::Fallback };
         // The FDE.
         let mut r = Reader { p: fde, f };
         let mut len = r.u32() as u64;
