@@ -335,8 +335,9 @@ unsafe fn give_back_oldest(c: &mut ForeignCache, bin: usize, n: usize) {
         let page = marked_page(block, "free");
         // SAFETY: the block is kept: its page is live and counts it in use.
         unsafe {
-            if page::push_remote_marked(&*page, block) {
-                heap::push_notify((*page).heap, page);
+            let pushed = page::push_remote_marked(&*page, block);
+            if pushed != 0 {
+                heap::remote_pushed((*page).heap, page, pushed);
             }
         }
     }

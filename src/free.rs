@@ -208,8 +208,9 @@ unsafe fn free_remote(block: *mut Block, page: *mut Page, func: &str) {
                 return;
             }
         }
-        if page::push_remote(&*page, block) {
-            heap::push_notify(owner, page);
+        let pushed = page::push_remote(&*page, block);
+        if pushed != 0 {
+            heap::remote_pushed(owner, page, pushed);
         }
     }
 }
@@ -371,8 +372,11 @@ fn free_slow_inner(p: *mut u8, func: &str) {
             free_local(&mut *shared, &mut *page, block, func);
         } else if !(*(*page).heap).pool.is_null() {
             crate::pool::free_block(page, block, func);
-        } else if page::push_remote(&*page, block) {
-            heap::push_notify((*page).heap, page);
+        } else {
+            let pushed = page::push_remote(&*page, block);
+            if pushed != 0 {
+                heap::remote_pushed((*page).heap, page, pushed);
+            }
         }
     }
 }

@@ -407,9 +407,11 @@ pub unsafe fn extend(page: &mut Page) -> bool {
 /// Pushes `block` on the page's remote free list (a free from a thread that
 /// does not own the page): one successful compare-and-swap in the common
 /// case, which also adds one to the list's length in the same word
-/// ([`TF_COUNT_SHIFT`]). Returns true if the caller must put the page on
-/// its heap's notify list (the owner asked to hear about it and nobody
-/// else has told it yet).
+/// ([`TF_COUNT_SHIFT`]). Returns [`PUSH_NOTIFY`] if the caller must put
+/// the page on its heap's notify list (the owner asked to hear about it
+/// and nobody else has told it yet), [`PUSH_FIRST`] if the list was empty
+/// and nobody is told, else 0; the caller passes it to
+/// `heap::remote_pushed`.
 ///
 /// With the length in the word, the owner takes the list back without
 /// walking it ([`collect_remote`]). The walk read every block another
@@ -423,10 +425,19 @@ pub unsafe fn extend(page: &mut Page) -> bool {
 ///
 /// # Safety
 /// `block` must be a block of `page`, handed out and not yet freed.
-pub unsafe fn push_remote(page: &Page, block: *mut Block) -> bool {
+pub unsafe fn push_remote(page: &Page, block: *mut Block) -> u8 {
     // SAFETY: as the caller guarantees.
     unsafe { push_remote_with(page, block, true) }
 }
+
+/// [`push_remote`]'s answer: the owner must be told (push the page on its
+/// notify list, `heap::push_notify`).
+pub const PUSH_NOTIFY: u8 = 1;
+/// [`push_remote`]'s answer: the push made the page's remote list
+/// non-empty without a notification (a page not on the full list), which
+/// its owner sees only when it next looks at the page; the dormant-heap
+/// scan is told instead (`heap::remote_pushed`).
+pub const PUSH_FIRST: u8 = 2;
 
 /// [`push_remote`] for a block that carries the page's free mark already
 /// (kept by the foreign-block cache, `foreign.rs`): the mark is not
@@ -436,14 +447,14 @@ pub unsafe fn push_remote(page: &Page, block: *mut Block) -> bool {
 ///
 /// # Safety
 /// `block` must be a block of `page`, counted in use by it.
-pub unsafe fn push_remote_marked(page: &Page, block: *mut Block) -> bool {
+pub unsafe fn push_remote_marked(page: &Page, block: *mut Block) -> u8 {
     // SAFETY: as the caller guarantees.
     unsafe { push_remote_with(page, block, false) }
 }
 
 /// [`push_remote`]; `write_mark`: whether to store the free mark.
 #[inline(always)]
-unsafe fn push_remote_with(page: &Page, block: *mut Block, write_mark: bool) -> bool {
+unsafe fn push_remote_with(page: &Page, block: *mut Block, write_mark: bool) -> u8 {
     let mark = page.key;
     let mut old = page.thread_free.load(Ordering::Relaxed);
     loop {
@@ -465,7 +476,15 @@ unsafe fn push_remote_with(page: &Page, block: *mut Block, write_mark: bool) -> 
             Ordering::Release,
             Ordering::Relaxed,
         ) {
-            Ok(_) => return notify,
+            Ok(_) => {
+                return if notify {
+                    PUSH_NOTIFY
+                } else if head.is_null() && rest & TF_NOTIFIED == 0 {
+                    PUSH_FIRST
+                } else {
+                    0
+                };
+            }
             Err(cur) => old = cur,
         }
     }

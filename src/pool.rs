@@ -1695,8 +1695,9 @@ pub unsafe fn free_block(page: *mut Page, block: *mut Block, func: &str) {
         // Not a bump page, so not the arena's: the page heap's pool.
         let pool = &*(*owner).pool;
         count_freed(pool, (*page).block_size);
-        if page::push_remote(&*page, block) {
-            heap::push_notify(owner, page);
+        let pushed = page::push_remote(&*page, block);
+        if pushed != 0 {
+            heap::remote_pushed(owner, page, pushed);
         }
     }
 }
