@@ -6,7 +6,8 @@
  * further out. Before, the first variant lost the program's frames (ptrs's
  * object is the program itself, and its frames have no names there) and
  * the second aborted at start-up, sampling an allocation of the C
- * library's own start (a tester). Builds with gcc from the repository
+ * library's own start (a tester). A fourth variant builds the program
+ * without unwind tables. Builds with gcc from the repository
  * root (where c-tests/run.sh starts it); UNSUPPORTED without gcc or
  * libptrs.a; the static variant is skipped, with a message, where the C
  * library has no static archive. */
@@ -138,6 +139,10 @@ int main(void) {
   fclose(f);
   check_variant(tmp, lib, "-no-pie", 0);
   check_variant(tmp, lib, "-pie -fpie", 0);
+  /* Without unwind tables in the program: its first frame must stay (the
+   * frame before it, malloc's, left its function start behind in libgcc's
+   * context, and every frame was cut). */
+  check_variant(tmp, lib, "-no-pie -fno-asynchronous-unwind-tables -fno-unwind-tables", 0);
   check_variant(tmp, lib, "-static", 1);
   char cmd[700];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);

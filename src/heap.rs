@@ -2184,7 +2184,7 @@ pub fn collect_dormant_heaps() {
                         // exited threads are collected by `collect_parked`.
                         if (*heap).owned {
                             crate::foreign::give_back_all(&mut (*heap).foreign);
-                            if unseen {
+                            if unseen && is_thread_heap(heap) {
                                 rewalk_dormant(&mut *heap, now, delay);
                             } else {
                                 collect_freed_pages(&mut *heap);
@@ -2225,7 +2225,10 @@ pub fn collect_dormant_heaps() {
 /// blocks other threads freed into pages that asked for no notification
 /// (`Heap::remote_unseen`): takes back every page whose blocks in use
 /// were all freed by others, notified or not ([`collect_freed_pages`],
-/// [`collect_freed_queued_pages`]). Pages that others freed only in part
+/// [`collect_freed_queued_pages`]), and purges the inside of the large
+/// blocks others freed into the pages it leaves ([`purge_pending_blocks`]:
+/// the first page of each class stays the owner's, and so does the memory
+/// of the smaller blocks freed into it). Pages that others freed only in part
 /// keep the mark set, since their later frees make no new mark (their
 /// lists are not empty): the heap is looked at again after a gap that
 /// starts at one purge delay and doubles, up to a second, while looks
@@ -2250,6 +2253,13 @@ unsafe fn rewalk_dormant(heap: &mut Heap, now: u64, delay: u64) {
     heap.remote_unseen.store(false, Ordering::Relaxed);
     // SAFETY: as the caller guarantees.
     let (kept_notified, (taken, partial)) = unsafe { (collect_freed_pages(heap), collect_freed_queued_pages(heap)) };
+    // The first page of each class stays the owner's (its malloc pops from
+    // it without a lock), whatever others freed into it: the inside of
+    // those blocks, in classes of 8 KiB and more, goes back at least (a
+    // tester: 16 sleeping owners of 20 000-byte blocks kept 12.7 MB, glibc
+    // 4 MB).
+    // SAFETY: as the caller guarantees.
+    unsafe { purge_pending_blocks(heap) };
     if !(partial || kept_notified) {
         heap.rewalk_gap = 0;
         heap.rewalk_at = 0;
@@ -2386,6 +2396,26 @@ pub unsafe fn remote_pushed(owner: *mut Heap, page: *mut Page, pushed: u8) {
     }
 }
 
+/// Whether `heap` is a live thread's own heap: not parked, not the shared
+/// heap of the threads beyond the arena limit (collected as parked heaps
+/// are), not a pool's heap nor the profiler's, whose blocks are handed out
+/// and freed under their own rules (a pool's allocating thread takes back
+/// remote lists without the heap's lock, the profiler frees into its heap
+/// under the profiler's lock alone), so the dormant-heap scan must not
+/// take their pages.
+///
+/// # Safety
+/// `heap` must be a registered heap.
+unsafe fn is_thread_heap(heap: *mut Heap) -> bool {
+    // SAFETY: as the caller guarantees (`owned` read racily, as above).
+    unsafe {
+        (*heap).owned
+            && (*heap).pool.is_null()
+            && heap != SHARED_HEAP.load(Ordering::Relaxed)
+            && !crate::profile::is_profiler_heap(heap)
+    }
+}
+
 /// Sets the owner's `remote_unseen` mark (see [`remote_pushed`]): one
 /// load where it is set already (the common case: it stays set while its
 /// owner is active).
@@ -2397,7 +2427,7 @@ unsafe fn note_remote_unseen(heap: *mut Heap) {
     // SAFETY: heaps are never unmapped; the fields are atomics (`owned`
     // is read racily: a heap parked meanwhile is collected as parked).
     unsafe {
-        if !(*heap).owned || (*heap).remote_unseen.load(Ordering::Relaxed) {
+        if !is_thread_heap(heap) || (*heap).remote_unseen.load(Ordering::Relaxed) {
             return;
         }
         (*heap).remote_unseen.store(true, Ordering::Relaxed);

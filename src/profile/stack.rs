@@ -39,7 +39,7 @@ type UnwindCallback = extern "C" fn(*mut c_void, *mut c_void) -> i32;
 unsafe extern "C" {
     fn _Unwind_Backtrace(trace: UnwindCallback, arg: *mut c_void) -> i32;
     fn _Unwind_GetIP(ctx: *mut c_void) -> usize;
-    fn _Unwind_GetRegionStart(ctx: *mut c_void) -> usize;
+    fn _Unwind_FindEnclosingFunction(pc: *mut c_void) -> *mut c_void;
 }
 
 struct Collect<'a> {
@@ -65,14 +65,22 @@ extern "C" fn collect_frame(ctx: *mut c_void, arg: *mut c_void) -> i32 {
     }
     c.frames[c.depth] = ip;
     c.depth += 1;
-    // The frame's function start, which libgcc has at hand: the cut of
-    // ptrs's own frames is made here, where the start is known even in a
-    // static program whose unwind data libgcc no longer has when the
-    // profile is written (its destructors deregister it before the exit
-    // handlers that write profiles).
-    // SAFETY: as above.
-    if c.depth <= 24 && c.entries.contains(&unsafe { _Unwind_GetRegionStart(ctx) }) {
-        c.cut = c.depth;
+    // The cut of ptrs's own frames is made here, from the start of each
+    // frame's function, which libgcc knows now even in a static program
+    // whose unwind data it no longer has when the profile is written (its
+    // destructors deregister it before the exit handlers that write
+    // profiles). Looked up by address, with the FDE's range checked: the
+    // context's region start (`_Unwind_GetRegionStart`) is left over from
+    // the frame before for a frame without unwind data (code built with
+    // `-fno-asynchronous-unwind-tables`, JIT code), which then looked like
+    // malloc's and had every frame cut (a tester).
+    if c.depth <= 24 {
+        // SAFETY: libgcc only reads its unwind data; null when no FDE
+        // covers the address (a return address: the call is before it).
+        let start = unsafe { _Unwind_FindEnclosingFunction(ip.wrapping_sub(1) as *mut c_void) } as usize;
+        if start != 0 && c.entries.contains(&start) {
+            c.cut = c.depth;
+        }
     }
     if c.depth == MAX_DEPTH { URC_END_OF_STACK } else { URC_NO_REASON }
 }

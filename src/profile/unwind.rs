@@ -837,44 +837,22 @@ unsafe fn table_entry(pc: usize, hdr: usize, f: *mut ObjFile) -> Option<(usize, 
     }
 }
 
-/// The start address of the function holding code address `pc`, from the
-/// unwind table (`.eh_frame_hdr`) of the object that holds it: the same
-/// lookup the unwinder makes, without symbols, so it also works in a
-/// static program without a dynamic symbol table. None where
-/// `_dl_find_object` (glibc 2.35) is missing, no loaded object holds
-/// `pc`, or its object has no table. Lock-free; never allocates.
-///
-/// Where that table is missing (gcc links `-static` programs without
-/// `.eh_frame_hdr`), libgcc's `_Unwind_Find_FDE` answers from the frames
-/// the program registered at start-up. That one may take libgcc's and the
-/// loader's locks: never call this with the profiler's lock held.
+/// The start address of the function holding code address `pc`, from
+/// libgcc's `_Unwind_FindEnclosingFunction`: the unwind data's FDE that
+/// covers `pc`, range checked, so it works without symbols (a static
+/// program, a program linked with `libptrs.a`). None where no FDE covers
+/// `pc` (code without unwind data) or libgcc no longer has the program's
+/// data (a static program after its destructors). May take libgcc's and
+/// the loader's locks: never call it with the profiler's lock held.
 pub fn function_start(pc: usize) -> Option<usize> {
-    let mut o = DlFindObject { flags: 0, map_start: 0, map_end: 0, link_map: 0, eh_frame: 0, reserved: [0; 7] };
-    if let Some(find) = find_object_fn() {
-        // SAFETY: `_dl_find_object` only fills `o`.
-        if unsafe { find(pc as *mut c_void, &mut o) } == 0 && o.eh_frame != 0 {
-            // SAFETY: `o.eh_frame` is the PT_GNU_EH_FRAME of the loaded
-            // object holding `pc`; read from the mapping.
-            return unsafe { table_entry(pc, o.eh_frame, core::ptr::null_mut()) }.map(|(start, _)| start);
-        }
-    }
-    let mut bases = EhBases { tbase: 0, dbase: 0, func: 0 };
-    // SAFETY: libgcc only reads its registered unwind data and fills
-    // `bases`; null when no FDE covers `pc`.
-    let fde = unsafe { _Unwind_Find_FDE(pc as *mut c_void, &mut bases) };
-    if fde.is_null() || bases.func == 0 { None } else { Some(bases.func) }
-}
-
-/// libgcc's `struct dwarf_eh_bases`, filled by `_Unwind_Find_FDE`.
-#[repr(C)]
-struct EhBases {
-    tbase: usize,
-    dbase: usize,
-    func: usize,
+    // SAFETY: libgcc only reads its registered unwind data and the
+    // loader's tables.
+    let start = unsafe { _Unwind_FindEnclosingFunction(pc as *mut c_void) } as usize;
+    if start == 0 { None } else { Some(start) }
 }
 
 unsafe extern "C" {
-    fn _Unwind_Find_FDE(pc: *mut c_void, bases: *mut EhBases) -> *const c_void;
+    fn _Unwind_FindEnclosingFunction(pc: *mut c_void) -> *mut c_void;
 }
 
 /// [`compute`] reading through `f` (the mapping itself when null).
