@@ -52,6 +52,19 @@ static inline void mt_sleep_us(long us) {
   }
 }
 
+/* One round of allocator slow paths in memory the thread has already: a
+ * 100 000-byte block and a 3000-byte one, allocated and freed (the
+ * lifecycle tests drive ptrs's decay tick with it, as a program that keeps
+ * running would). Returns 0 when an allocation failed. */
+static inline int mt_slow_path_round(void) {
+  void *volatile a = malloc(100000);
+  void *volatile b = malloc(3000);
+  int ok = a != NULL && b != NULL;
+  free(a);
+  free(b);
+  return ok;
+}
+
 /* pthread_create that exits the test on failure. */
 static inline pthread_t mt_thread_create(void *(*fn)(void *), void *arg) {
   pthread_t t;

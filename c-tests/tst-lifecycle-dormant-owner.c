@@ -40,12 +40,8 @@ static void *freer(void *arg) {
   }
   pthread_barrier_wait(&freed);
   while (!atomic_load(&stop)) {
-    void *volatile a = malloc(100000);
-    void *volatile b = malloc(3000);
-    if (a == NULL || b == NULL)
+    if (!mt_slow_path_round())
       atomic_store(&bad, 1);
-    free(a);
-    free(b);
     mt_sleep_us(1000);
   }
   return NULL;
