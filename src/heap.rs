@@ -2427,7 +2427,7 @@ unsafe fn note_remote_unseen(heap: *mut Heap) {
     // SAFETY: heaps are never unmapped; the fields are atomics (`owned`
     // is read racily: a heap parked meanwhile is collected as parked).
     unsafe {
-        if !is_thread_heap(heap) || (*heap).remote_unseen.load(Ordering::Relaxed) {
+        if (*heap).remote_unseen.load(Ordering::Relaxed) || !is_thread_heap(heap) {
             return;
         }
         (*heap).remote_unseen.store(true, Ordering::Relaxed);

@@ -260,8 +260,8 @@ fn own_base() -> usize {
 
 /// How many leading frames of `frames` are ptrs's own: up to and including
 /// the last of the first 24 frames that lies in one of ptrs's allocation
-/// entry functions, told by the function's start address (from the unwind
-/// table, `unwind::function_start`, against `abi::entry_functions`) or by
+/// entry functions, told by the function's start address (from libgcc's
+/// unwind data, `unwind::function_start`, against `abi::entry_functions`) or by
 /// its exported name; failing both, where ptrs is a shared library, the
 /// leading frames of its object that have no exported name.
 ///
