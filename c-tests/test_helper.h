@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define EXIT_UNSUPPORTED 77
 
@@ -96,6 +97,27 @@ static inline int test_lib_dir(char *out, size_t size) {
     return -1;
   }
   strcpy(out, full);
+  return 0;
+}
+
+/* For a test that builds a program against the static library: the path
+ * of libptrs.a in the directory under test (see test_lib_dir), and a check
+ * that `compiler` (gcc, g++) is installed. Returns 0, or EXIT_UNSUPPORTED
+ * with a message on stderr when either is missing. */
+static inline int test_static_lib(char *out, size_t size, const char *compiler) {
+  char dir[4096], cmd[256];
+  struct stat st;
+  if (test_lib_dir(dir, sizeof dir) != 0)
+    return EXIT_UNSUPPORTED;
+  if ((size_t)snprintf(out, size, "%s/libptrs.a", dir) >= size || stat(out, &st) != 0) {
+    fprintf(stderr, "%s/libptrs.a not found\n", dir);
+    return EXIT_UNSUPPORTED;
+  }
+  snprintf(cmd, sizeof cmd, "command -v %s >/dev/null 2>&1", compiler);
+  if (system(cmd) != 0) {
+    fprintf(stderr, "no %s\n", compiler);
+    return EXIT_UNSUPPORTED;
+  }
   return 0;
 }
 

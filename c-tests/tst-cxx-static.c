@@ -5,7 +5,6 @@
  * diagnostic. Builds the program with g++ from the repository root (where
  * c-tests/run.sh starts it); UNSUPPORTED without g++ or libptrs.a. */
 #include "test_helper.h"
-#include <sys/stat.h>
 
 static const char prog_src[] =
     "#include <dlfcn.h>\n"
@@ -33,20 +32,9 @@ static const char prog_src[] =
 
 int main(void) {
   require_ptrs();
-  const char *dir = getenv("PTRS_LIB_DIR");
-  if (dir == NULL || *dir == '\0')
-    dir = "target/release";
   char lib[512];
-  snprintf(lib, sizeof lib, "%s/libptrs.a", dir);
-  struct stat st;
-  if (stat(lib, &st) != 0) {
-    fprintf(stderr, "%s not found\n", lib);
+  if (test_static_lib(lib, sizeof lib, "g++") != 0)
     return EXIT_UNSUPPORTED;
-  }
-  if (system("command -v g++ >/dev/null 2>&1") != 0) {
-    fprintf(stderr, "no g++\n");
-    return EXIT_UNSUPPORTED;
-  }
   char tmp[] = "/tmp/tst-cxx-static-XXXXXX";
   if (mkdtemp(tmp) == NULL)
     FAIL_EXIT("mkdtemp: %s", strerror(errno));

@@ -12,7 +12,6 @@
  * libptrs.a; the static variant is skipped, with a message, where the C
  * library has no static archive. */
 #include "test_helper.h"
-#include <sys/stat.h>
 
 static const char prog_src[] =
     "#include <stdio.h>\n"
@@ -113,20 +112,9 @@ static int check_variant(const char *tmp, const char *lib, const char *flags,
 
 int main(void) {
   require_ptrs();
-  const char *dir = getenv("PTRS_LIB_DIR");
-  if (dir == NULL || *dir == '\0')
-    dir = "target/release";
   char lib[512];
-  snprintf(lib, sizeof lib, "%s/libptrs.a", dir);
-  struct stat st;
-  if (stat(lib, &st) != 0) {
-    fprintf(stderr, "%s not found\n", lib);
+  if (test_static_lib(lib, sizeof lib, "gcc") != 0)
     return EXIT_UNSUPPORTED;
-  }
-  if (system("command -v gcc >/dev/null 2>&1") != 0) {
-    fprintf(stderr, "no gcc\n");
-    return EXIT_UNSUPPORTED;
-  }
   char tmp[] = "/tmp/tst-profile-static-XXXXXX";
   if (mkdtemp(tmp) == NULL)
     FAIL_EXIT("mkdtemp: %s", strerror(errno));
