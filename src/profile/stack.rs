@@ -39,7 +39,6 @@ type UnwindCallback = extern "C" fn(*mut c_void, *mut c_void) -> i32;
 unsafe extern "C" {
     fn _Unwind_Backtrace(trace: UnwindCallback, arg: *mut c_void) -> i32;
     fn _Unwind_GetIP(ctx: *mut c_void) -> usize;
-    fn _Unwind_FindEnclosingFunction(pc: *mut c_void) -> *mut c_void;
 }
 
 struct Collect<'a> {
@@ -74,13 +73,9 @@ extern "C" fn collect_frame(ctx: *mut c_void, arg: *mut c_void) -> i32 {
     // the frame before for a frame without unwind data (code built with
     // `-fno-asynchronous-unwind-tables`, JIT code), which then looked like
     // malloc's and had every frame cut (a tester).
-    if c.depth <= 24 {
-        // SAFETY: libgcc only reads its unwind data; null when no FDE
-        // covers the address (a return address: the call is before it).
-        let start = unsafe { _Unwind_FindEnclosingFunction(ip.wrapping_sub(1) as *mut c_void) } as usize;
-        if start != 0 && c.entries.contains(&start) {
-            c.cut = c.depth;
-        }
+    // A return address: the call lies just before it.
+    if c.depth <= 24 && super::unwind::function_start(ip.wrapping_sub(1)).is_some_and(|start| c.entries.contains(&start)) {
+        c.cut = c.depth;
     }
     if c.depth == MAX_DEPTH { URC_END_OF_STACK } else { URC_NO_REASON }
 }

@@ -781,62 +781,6 @@ unsafe fn compute(pc: usize, o: &DlFindObject) -> Rule {
     unsafe { compute_from(pc, o, core::ptr::null_mut()) }
 }
 
-/// The entry of `.eh_frame_hdr`'s sorted table for `pc`: the start of the
-/// function whose FDE comes last at or below `pc`, and that FDE's address.
-/// None when the object has no such table (or `pc` lies below its first
-/// function). The FDE's own range is not checked here.
-///
-/// # Safety
-/// `hdr` must be 0 or a loaded object's PT_GNU_EH_FRAME; `f` null or that
-/// object's open file.
-unsafe fn table_entry(pc: usize, hdr: usize, f: *mut ObjFile) -> Option<(usize, usize)> {
-    if hdr == 0 {
-        return None;
-    }
-    // SAFETY: as the caller guarantees; readers stay inside the header and
-    // its table.
-    unsafe {
-        let mut r = Reader { p: hdr, f };
-        if r.u8() != 1 {
-            return None;
-        }
-        let eh_frame_enc = r.u8();
-        let count_enc = r.u8();
-        let table_enc = r.u8();
-        if eh_frame_enc == DW_EH_PE_OMIT || count_enc == DW_EH_PE_OMIT || table_enc != TABLE_ENC {
-            return None;
-        }
-        r.encoded(eh_frame_enc, hdr)?;
-        let count = r.encoded(count_enc, hdr)?;
-        let table = r.p;
-        if count == 0 || r.failed() {
-            return None;
-        }
-        // Entry `i` of the sorted table: (start, FDE), relative to `hdr`.
-        let entry = |i: usize| -> (usize, usize) {
-            let mut e = Reader { p: table.wrapping_add(i.wrapping_mul(8)), f };
-            let start = e.u32() as i32 as isize as usize;
-            let fde = e.u32() as i32 as isize as usize;
-            (hdr.wrapping_add(start), hdr.wrapping_add(fde))
-        };
-        // The last entry whose start is at or below pc.
-        let (mut lo, mut hi) = (0usize, count);
-        while hi - lo > 1 && !r.failed() {
-            let mid = lo + (hi - lo) / 2;
-            if entry(mid).0 <= pc {
-                lo = mid;
-            } else {
-                hi = mid;
-            }
-        }
-        let (start, fde) = entry(lo);
-        if start > pc || r.failed() {
-            return None;
-        }
-        Some((start, fde))
-    }
-}
-
 /// The start address of the function holding code address `pc`, from
 /// libgcc's `_Unwind_FindEnclosingFunction`: the unwind data's FDE that
 /// covers `pc`, range checked, so it works without symbols (a static
@@ -862,11 +806,52 @@ unsafe extern "C" {
 /// `f` null or the object's open file.
 unsafe fn compute_from(pc: usize, o: &DlFindObject, f: *mut ObjFile) -> Rule {
     let hdr = o.eh_frame;
+    if hdr == 0 {
+        return Rule::Fallback;
+    }
     // SAFETY: `hdr` is the object's PT_GNU_EH_FRAME (caller), the FDE and
     // CIE it leads to lie in its .eh_frame; `f` reads the same bytes from
     // the file (or fails).
     unsafe {
-        let Some((_, fde)) = table_entry(pc, hdr, f) else { return Rule::Fallback };
+        let mut r = Reader { p: hdr, f };
+        if r.u8() != 1 {
+            return Rule::Fallback;
+        }
+        let eh_frame_enc = r.u8();
+        let count_enc = r.u8();
+        let table_enc = r.u8();
+        if eh_frame_enc == DW_EH_PE_OMIT || count_enc == DW_EH_PE_OMIT || table_enc != TABLE_ENC {
+            return Rule::Fallback;
+        }
+        if r.encoded(eh_frame_enc, hdr).is_none() {
+            return Rule::Fallback;
+        }
+        let Some(count) = r.encoded(count_enc, hdr) else { return Rule::Fallback };
+        let table = r.p;
+        if count == 0 || r.failed() {
+            return Rule::Fallback;
+        }
+        // Entry `i` of the sorted table: (start, FDE), relative to `hdr`.
+        let entry = |i: usize| -> (usize, usize) {
+            let mut e = Reader { p: table.wrapping_add(i.wrapping_mul(8)), f };
+            let start = e.u32() as i32 as isize as usize;
+            let fde = e.u32() as i32 as isize as usize;
+            (hdr.wrapping_add(start), hdr.wrapping_add(fde))
+        };
+        // The last entry whose start is at or below pc.
+        let (mut lo, mut hi) = (0usize, count);
+        while hi - lo > 1 && !r.failed() {
+            let mid = lo + (hi - lo) / 2;
+            if entry(mid).0 <= pc {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        let (start, fde) = entry(lo);
+        if start > pc || r.failed() {
+            return Rule::Fallback;
+        }
         // The FDE.
         let mut r = Reader { p: fde, f };
         let mut len = r.u32() as u64;
