@@ -119,7 +119,10 @@ pub fn probability(size: usize, rate: usize) -> f64 {
 }
 
 /// Draws the number of bytes until the next sample: exponential with mean
-/// `rate` bytes, at least 1.
+/// `rate` bytes, at least 1. Out of line: drawn once per sample, it kept
+/// [`should_sample`] from being inlined into the hooks.
+#[cold]
+#[inline(never)]
 pub fn draw_countdown(t: &mut ThreadState, rate: usize) -> i64 {
     // A uniform number in (0, 1]: 53 random bits, never 0.
     let u = ((next_random(t) >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64);
@@ -129,7 +132,7 @@ pub fn draw_countdown(t: &mut ThreadState, rate: usize) -> i64 {
 
 /// Whether an allocation of `size` bytes is sampled, given the thread's
 /// countdown; redraws the countdown after a sample.
-#[inline]
+#[inline(always)]
 pub fn should_sample(t: &mut ThreadState, size: usize, rate: usize, epoch: u32) -> bool {
     if rate <= 1 {
         return true;
