@@ -1891,6 +1891,7 @@ unsafe fn lock_for_statistics(heap: *mut Heap, deadline: u64) -> Option<SlowLock
         // tried once: its lock may be held for good.
         // SAFETY: as above.
         if unsafe { (*heap).slow_lock.load(Ordering::Relaxed) } == me
+            // SAFETY: as above.
             || unsafe { (*heap).forked_away }
             || tries >= 64 + STATISTICS_LOCK_YIELDS
             || (tries > 64 && os::now_ms() >= deadline)

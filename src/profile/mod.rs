@@ -782,7 +782,7 @@ pub fn note_resized(p: *mut u8, size: usize) {
 /// [`resized_large_record`] for a growth the countdown chose) is out of
 /// line.
 #[inline(always)]
-pub fn note_resized_large(old: *mut u8, new: *mut u8, size: usize, page: *mut crate::page::Page, old_usable: usize) {
+pub(crate) fn note_resized_large(old: *mut u8, new: *mut u8, size: usize, page: *mut crate::page::Page, old_usable: usize) {
     use crate::page::FLAG_SAMPLED;
     if !page.is_null() {
         // SAFETY: the caller's large page; its `flags` and `charged` are
