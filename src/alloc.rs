@@ -11,7 +11,7 @@ use crate::free;
 use crate::heap::{self, with_thread_heap};
 use crate::huge;
 use crate::options;
-use crate::page::FLAG_ZERO;
+use crate::page::{self, FLAG_ZERO};
 use crate::segment::{LARGE_MAX, SLICE_SIZE};
 use crate::size_class::{bin_for_aligned, bin_of, DIRECT_MAX, MIN_ALIGN, SMALL_MAX};
 use crate::tls;
@@ -256,12 +256,20 @@ pub fn malloc_aligned_unhooked(align: usize, size: usize) -> *mut u8 {
 /// block is then untouched).
 #[unsafe(link_section = ".text.hot.ptrs")]
 pub fn realloc(p: *mut u8, size: usize) -> *mut u8 {
-    let page = free::small_block_fits(p, size);
+    let page = free::block_fits_in_place(p, size);
     if !page.is_null() {
+        // SAFETY: the live page of `p` (block_fits_in_place validated it).
+        // (A page in no size class is a large one here: block_fits_in_place
+        // passes no other kind.)
+        if unsafe { (*page).bin } == page::NO_BIN {
+            // A large block: as `kept` does.
+            if crate::profile::ever_started() {
+                kept_large_profiled(p, size, page as *mut page::Page);
+            }
         // A sampled small block lives in the profiler's heap (reported
         // only when every allocation is recorded: see `exact_sizes`).
-        // SAFETY: the live page of `p` (small_block_fits validated it).
-        if crate::profile::exact_sizes() && crate::profile::is_profiler_heap(unsafe { (*page).heap }) {
+        // SAFETY: as above.
+        } else if crate::profile::exact_sizes() && crate::profile::is_profiler_heap(unsafe { (*page).heap }) {
             crate::profile::note_resized(p, size);
         }
         return p;
@@ -286,6 +294,18 @@ fn kept(p: *mut u8, size: usize, info: &free::BlockInfo) -> *mut u8 {
         }
     }
     p
+}
+
+/// realloc's fast path keeping the large block `p` of `page` with `size`
+/// bytes once the profiler has run: `kept`'s hook, out of line so that
+/// realloc itself stays a leaf without a frame.
+#[cold]
+#[inline(never)]
+fn kept_large_profiled(p: *mut u8, size: usize, page: *mut page::Page) {
+    // SAFETY: the live large page of `p` (block_fits_in_place validated
+    // it); its block size is the block's usable size.
+    let usable = unsafe { (*page).block_size };
+    crate::profile::note_resized_large(p, p, size, page, usable);
 }
 
 #[inline(never)]

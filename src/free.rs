@@ -148,26 +148,42 @@ fn free_checked_slow(p: *mut u8, size: usize, align: usize, func: &str) {
     }
 }
 
-/// If `p` is a live small block (validated as `free` does) whose size class
-/// still fits `size` bytes without wasting more than half of it (or is the
-/// smallest class), returns its page: realloc can return `p` unchanged.
-/// Null sends realloc to its full path, which also reports invalid
-/// pointers.
+/// If `p` is a live block (validated as `free` does) that realloc can
+/// leave where it is with `size` bytes, returns its page: a small block
+/// whose size class still fits `size` without wasting more than half of it
+/// (or is the smallest class), or a large block (not a huge one, nor a
+/// pool's bump page) shrunk by less than half, as `alloc::realloc_generic`
+/// decides for both. Null sends realloc to its full path, which also
+/// reports invalid pointers and freed blocks.
+///
+/// A large block's test is the one `block_info` and `is_freed` make
+/// (a live page of a heap, the block's start, no free mark), so an
+/// in-place realloc of a large block no longer pays for them: 200
+/// instructions per call before, against glibc's 92 and mimalloc's 79
+/// (callgrind, a 200 000-byte block resized by 16 bytes up and down).
 #[inline(always)]
-pub fn small_block_fits(p: *mut u8, size: usize) -> *const Page {
+pub fn block_fits_in_place(p: *mut u8, size: usize) -> *const Page {
     let addr = p as usize;
     let Some(seg) = mapped_segment(addr) else { return ptr::null() };
-    // SAFETY: a live segment header is at `seg`; see `free`.
+    // SAFETY: a live segment header is at `seg`; see `free`. The block's
+    // first word is read only once the page says `p` is one of its carved
+    // block starts.
     unsafe {
         let page = (*seg).page_of(addr);
         let pg = &*page;
         let block = p as *mut Block;
-        let fits = pg.bin != page::NO_BIN
-            && pg.is_block_start(addr)
+        let fits = pg.is_block_start(addr)
             && (*block).mark != pg.key
             && size <= pg.block_size
-            // Shrinking below half moves to a smaller class, if there is one.
-            && (size >= pg.block_size / 2 || pg.block_size == MIN_ALIGN);
+            && if pg.bin != page::NO_BIN {
+                // Shrinking below half moves to a smaller class, if there
+                // is one.
+                size >= pg.block_size / 2 || pg.block_size == MIN_ALIGN
+            } else {
+                pg.flags & (FLAG_LARGE | FLAG_HUGE | page::FLAG_BUMP) == FLAG_LARGE
+                    && !pg.heap.is_null()
+                    && size >= pg.block_size / 2
+            };
         if fits { page } else { ptr::null() }
     }
 }
