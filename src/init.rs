@@ -131,15 +131,14 @@ static STATS_PRINTED: core::sync::atomic::AtomicBool = core::sync::atomic::Atomi
 static STATS_ARMED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 /// Prepares the statistics table at exit (`PTRS_SHOW_STATS`): a private
-/// copy of stderr (programs such as GNU coreutils close fd 2 in their own
-/// exit handlers, before ptrs's runs) and the process it is printed by.
-/// Once per process.
+/// copy of stderr unless it is a pipe or a socket
+/// (`os::stderr_copy_for_exit`) and the process it is printed by. Once
+/// per process.
 fn arm_exit_stats() {
     if STATS_ARMED.swap(true, Ordering::AcqRel) {
         return;
     }
-    let fd = os::dup_cloexec(2, 10);
-    STATS_FD.store(if fd >= 0 { fd } else { 2 }, Ordering::Relaxed);
+    STATS_FD.store(os::stderr_copy_for_exit(), Ordering::Relaxed);
     // SAFETY: getpid has no preconditions.
     STATS_PID.store(unsafe { libc::syscall(libc::SYS_getpid) } as i32, Ordering::Relaxed);
 }

@@ -382,6 +382,31 @@ pub fn set_errno(value: i32) {
     unsafe { *libc::__errno_location() = value };
 }
 
+/// A copy of stderr for what ptrs prints at exit (the leak report, the
+/// statistics table): programs such as GNU coreutils close fd 2 in their
+/// own exit handlers, which run before ptrs's. The copy is a descriptor
+/// at or above 10 with close-on-exec set, or 2 itself when stderr is a
+/// pipe or a socket, or cannot be copied. A copy of a pipe keeps it open:
+/// a program that daemonizes (daemon(3) points 0 to 2 at /dev/null) left
+/// the shell that reads its output through `$(...)` waiting until it
+/// exited (a new-user tester); without the copy, such a program that also
+/// closes fd 2 before exit loses the report, as it would under jemalloc,
+/// whose reports go to fd 2.
+pub fn stderr_copy_for_exit() -> i32 {
+    // SAFETY: `st` is plain data that fstat fills.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: `st` is a valid out-parameter; a raw call.
+    if unsafe { libc::syscall(libc::SYS_fstat, 2, &raw mut st) } != 0 {
+        return 2;
+    }
+    let kind = st.st_mode & libc::S_IFMT;
+    if kind == libc::S_IFIFO || kind == libc::S_IFSOCK {
+        return 2;
+    }
+    let fd = dup_cloexec(2, 10);
+    if fd >= 0 { fd } else { 2 }
+}
+
 /// Duplicates `fd` onto the lowest free descriptor at or above `min`, with
 /// close-on-exec set (`fcntl(F_DUPFD_CLOEXEC)` as a raw system call). The
 /// new descriptor, or -1 with errno set.

@@ -315,12 +315,11 @@ pub unsafe fn dump_at_exit(prefix: *const c_char) {
 
 static STDERR_FD: AtomicI32 = AtomicI32::new(2);
 
-/// Keeps a private copy of stderr for the report at exit (programs such as
-/// coreutils close fd 2 in their own exit handlers).
+/// Keeps a private copy of stderr for the report at exit, unless it is a
+/// pipe or a socket (`os::stderr_copy_for_exit`).
 pub fn remember_stderr() {
-    // SAFETY: fcntl on fd 2 has no memory-safety preconditions.
-    let fd = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 10) };
-    if fd >= 0 {
+    let fd = os::stderr_copy_for_exit();
+    if fd != 2 {
         if let Some(((dev, ino), _)) = os::file_id(fd) {
             STDERR_ID[0].store(dev, Ordering::Relaxed);
             STDERR_ID[1].store(ino, Ordering::Relaxed);
