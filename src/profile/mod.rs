@@ -801,7 +801,8 @@ pub(crate) fn note_resized_large(old: *mut u8, new: *mut u8, size: usize, page: 
             }
             let rate = RATE.load(Ordering::Relaxed);
             if sample::should_sample(t, size - charged, rate, EPOCH.load(Ordering::Relaxed)) {
-                resized_large_record(old, new, size, page, t, false, true, rate, true);
+                let r = Resize { old, new, size, page, tracing: false, sampling: true, rate, chosen: true };
+                resized_large_record(r, t);
             }
             return;
         }
@@ -851,53 +852,47 @@ fn resized_large_general(old: *mut u8, new: *mut u8, size: usize, page: *mut cra
     if !page.is_null() && !marked && !tracing && !chosen {
         return;
     }
-    resized_large_record(old, new, size, page, t, tracing, sampling, rate, chosen);
+    resized_large_record(Resize { old, new, size, page, tracing, sampling, rate, chosen }, t);
 }
 
-/// The rest of [`note_resized_large`] once it needs the tables: the block
-/// is sampled, mtrace is on, the countdown chose its growth, or it is a
-/// huge block (no page to carry its mark). `chosen`: a stack is taken and
-/// recorded for the block unless it already has a sample.
-#[cold]
-#[inline(never)]
-#[allow(clippy::too_many_arguments)]
-fn resized_large_record(
+/// A resize that [`note_resized_large`] hands to the tables: the block
+/// `old` now at `new` with `size` bytes, its large page (null for a huge
+/// block), and the profiler's state read for it.
+#[derive(Clone, Copy)]
+struct Resize {
     old: *mut u8,
     new: *mut u8,
     size: usize,
     page: *mut crate::page::Page,
-    t: &mut sample::ThreadState,
     tracing: bool,
     sampling: bool,
     rate: usize,
+    /// The countdown chose the growth: a stack is taken and recorded for
+    /// the block unless it already has a sample.
     chosen: bool,
-) {
-    if chosen || tracing {
+}
+
+/// The rest of [`note_resized_large`] once it needs the tables: the block
+/// is sampled, mtrace is on, the countdown chose its growth, or it is a
+/// huge block (no page to carry its mark).
+#[cold]
+#[inline(never)]
+fn resized_large_record(r: Resize, t: &mut sample::ThreadState) {
+    if r.chosen || r.tracing {
         let mut frames = [0usize; MAX_DEPTH];
         let (depth, first) = stack::capture(&mut frames);
-        resized_large_apply(old, new, size, page, t, tracing, sampling, rate, chosen, &frames[first.min(depth)..depth]);
+        resized_large_apply(r, t, &frames[first.min(depth)..depth]);
     } else {
         // No stack to take: the 512-byte buffer is not even zeroed.
-        resized_large_apply(old, new, size, page, t, tracing, sampling, rate, chosen, &[]);
+        resized_large_apply(r, t, &[]);
     }
 }
 
 /// [`resized_large_record`] with the stack taken (`frames`, empty when
 /// neither a sample nor mtrace needs one).
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn resized_large_apply(
-    old: *mut u8,
-    new: *mut u8,
-    size: usize,
-    page: *mut crate::page::Page,
-    t: &mut sample::ThreadState,
-    tracing: bool,
-    sampling: bool,
-    rate: usize,
-    chosen: bool,
-    frames: &[usize],
-) {
+fn resized_large_apply(r: Resize, t: &mut sample::ThreadState, frames: &[usize]) {
+    let Resize { old, new, size, page, tracing, sampling, rate, chosen } = r;
     use crate::page::FLAG_SAMPLED;
     // (Memcheck mode resizes in place without the engine, so `size` is
     // the program's own.)
