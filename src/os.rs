@@ -112,9 +112,52 @@ pub unsafe fn unmap(addr: *mut u8, size: usize) {
     unsafe { libc::munmap(addr.cast(), size) };
 }
 
+/// Where the last aligned mapping began (an address, 0 before the first):
+/// the next is first asked for just below it.
+static ALIGNED_HINT: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
 /// Maps `size` bytes aligned to `align` (a power of two and a multiple of the
-/// page size) by over-mapping and trimming the ends. Null on failure.
+/// page size). Null on failure.
+///
+/// First the aligned range just below the previous aligned mapping is
+/// asked for, as a hint (never `MAP_FIXED`: the kernel places the mapping
+/// elsewhere when that range is taken, and the mapping is then given
+/// back). The kernel hands out addresses downwards, so that range is
+/// usually free: one `mmap`. Otherwise, and for the first, the size plus
+/// the alignment is mapped and its ends trimmed: an `mmap` and two
+/// `munmap`s. (The largeset workload maps a segment or a huge block 20
+/// times in its run: 60 of these calls before, 20 now. mimalloc hints
+/// its aligned mappings in the same spirit, upwards from a base.)
 pub fn map_aligned(size: usize, align: usize) -> *mut u8 {
+    use core::sync::atomic::Ordering;
+    let hint = ALIGNED_HINT.load(Ordering::Relaxed);
+    let span = size.checked_add(align - 1).map(|s| s & !(align - 1));
+    if let Some(span) = span {
+        if hint >= span + align {
+            let want = (hint - span) & !(align - 1);
+            // SAFETY: an anonymous private mapping with a hint and no
+            // MAP_FIXED replaces nothing; the kernel chooses the address,
+            // the hint if that range is free.
+            let p = unsafe {
+                libc::mmap(
+                    want as *mut libc::c_void,
+                    size,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                    -1,
+                    0,
+                )
+            };
+            if p != libc::MAP_FAILED {
+                if p as usize == want {
+                    ALIGNED_HINT.store(want, Ordering::Relaxed);
+                    return p.cast();
+                }
+                // SAFETY: the mapping just made, not handed out.
+                unsafe { unmap(p.cast(), size) };
+            }
+        }
+    }
     let Some(over) = size.checked_add(align) else { return ptr::null_mut() };
     let base = map(over);
     if base.is_null() {
@@ -129,6 +172,7 @@ pub fn map_aligned(size: usize, align: usize) -> *mut u8 {
         unmap(base, lead);
         unmap((start + size) as *mut u8, tail);
     }
+    ALIGNED_HINT.store(start, Ordering::Relaxed);
     start as *mut u8
 }
 
