@@ -123,22 +123,22 @@ pub fn option_set_at_run_time() {
     crate::profile::arm_leak_report_at_run_time();
 }
 
-static STATS_FD: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new(2);
+/// Where the statistics table at exit goes (see `os::ExitStderr`).
+static STATS_OUT: os::ExitStderr = os::ExitStderr::new();
 
 static STATS_PRINTED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 /// Set once the statistics table has its copy of stderr and its process.
 static STATS_ARMED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
-/// Prepares the statistics table at exit (`PTRS_SHOW_STATS`): a private
-/// copy of stderr unless it is a pipe or a socket
-/// (`os::stderr_copy_for_exit`) and the process it is printed by. Once
+/// Prepares the statistics table at exit (`PTRS_SHOW_STATS`): stderr as
+/// it is now (`os::ExitStderr`) and the process it is printed by. Once
 /// per process.
 fn arm_exit_stats() {
     if STATS_ARMED.swap(true, Ordering::AcqRel) {
         return;
     }
-    STATS_FD.store(os::stderr_copy_for_exit(), Ordering::Relaxed);
+    STATS_OUT.remember();
     // SAFETY: getpid has no preconditions.
     STATS_PID.store(unsafe { libc::syscall(libc::SYS_getpid) } as i32, Ordering::Relaxed);
 }
@@ -170,7 +170,7 @@ pub fn print_exit_stats_from_exit() {
 }
 
 fn print_stats_now() {
-    let fd = STATS_FD.load(Ordering::Relaxed);
+    let fd = STATS_OUT.fd();
     crate::stats::print(&mut |s: &[u8]| os::write_fd(fd, s));
 }
 

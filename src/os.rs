@@ -426,29 +426,87 @@ pub fn set_errno(value: i32) {
     unsafe { *libc::__errno_location() = value };
 }
 
-/// A copy of stderr for what ptrs prints at exit (the leak report, the
-/// statistics table): programs such as GNU coreutils close fd 2 in their
-/// own exit handlers, which run before ptrs's. The copy is a descriptor
-/// at or above 10 with close-on-exec set, or 2 itself when stderr is a
-/// pipe or a socket, or cannot be copied. A copy of a pipe keeps it open:
-/// a program that daemonizes (daemon(3) points 0 to 2 at /dev/null) left
-/// the shell that reads its output through `$(...)` waiting until it
-/// exited (a new-user tester); without the copy, such a program that also
-/// closes fd 2 before exit loses the report, as it would under jemalloc,
-/// whose reports go to fd 2.
-pub fn stderr_copy_for_exit() -> i32 {
-    // SAFETY: `st` is plain data that fstat fills.
-    let mut st: libc::stat = unsafe { core::mem::zeroed() };
-    // SAFETY: `st` is a valid out-parameter; a raw call.
-    if unsafe { libc::syscall(libc::SYS_fstat, 2, &raw mut st) } != 0 {
-        return 2;
+/// Where ptrs prints what it prints at exit (the leak report, the
+/// statistics table): stderr as it was when the report was asked for.
+///
+/// - A copy of it (a descriptor at or above 10, close-on-exec), because
+///   programs such as GNU coreutils close fd 2 in their own exit
+///   handlers, which run before ptrs's; but no copy when stderr is a pipe
+///   or a socket: the copy kept the pipe open, so a shell reading the
+///   output of a program that daemonized (`x=$(prog)`, daemon(3) pointing
+///   0 to 2 at /dev/null) waited until the daemon exited (a new-user
+///   tester).
+/// - The identity of that file (device and inode, one fstat), checked at
+///   exit: the report goes to the copy or to fd 2 only while it is still
+///   that file, and nowhere otherwise. A program that closed fd 2 (or
+///   started with it closed) and opened a data file, which took number 2,
+///   got the report inside that file (a fresh tester); so did a daemon
+///   whose own files took the copy's number.
+pub struct ExitStderr {
+    /// The copy, or 2 (no copy), or -1: stderr was not open.
+    fd: core::sync::atomic::AtomicI32,
+    dev: core::sync::atomic::AtomicU64,
+    ino: core::sync::atomic::AtomicU64,
+    /// Set once `remember` ran.
+    remembered: core::sync::atomic::AtomicBool,
+}
+
+impl ExitStderr {
+    pub const fn new() -> ExitStderr {
+        ExitStderr {
+            fd: core::sync::atomic::AtomicI32::new(2),
+            dev: core::sync::atomic::AtomicU64::new(0),
+            ino: core::sync::atomic::AtomicU64::new(0),
+            remembered: core::sync::atomic::AtomicBool::new(false),
+        }
     }
-    let kind = st.st_mode & libc::S_IFMT;
-    if kind == libc::S_IFIFO || kind == libc::S_IFSOCK {
-        return 2;
+
+    /// Notes stderr as it is now, and copies it unless it is a pipe or a
+    /// socket. Once; later calls keep the first.
+    pub fn remember(&self) {
+        use core::sync::atomic::Ordering;
+        if self.remembered.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // SAFETY: `st` is plain data that fstat fills.
+        let mut st: libc::stat = unsafe { core::mem::zeroed() };
+        // SAFETY: `st` is a valid out-parameter; a raw call.
+        if unsafe { libc::syscall(libc::SYS_fstat, 2, &raw mut st) } != 0 {
+            self.fd.store(-1, Ordering::Relaxed);
+            return;
+        }
+        self.dev.store(st.st_dev, Ordering::Relaxed);
+        self.ino.store(st.st_ino, Ordering::Relaxed);
+        let kind = st.st_mode & libc::S_IFMT;
+        if kind != libc::S_IFIFO && kind != libc::S_IFSOCK {
+            let fd = dup_cloexec(2, 10);
+            if fd >= 0 {
+                self.fd.store(fd, Ordering::Relaxed);
+            }
+        }
     }
-    let fd = dup_cloexec(2, 10);
-    if fd >= 0 { fd } else { 2 }
+
+    /// The descriptor to print on at exit: the copy, else fd 2, whichever
+    /// still is the file remembered; -1 when neither is (writes to it fail
+    /// with EBADF and print nothing). fd 2 when nothing was remembered.
+    pub fn fd(&self) -> i32 {
+        use core::sync::atomic::Ordering;
+        if !self.remembered.load(Ordering::Acquire) {
+            return 2;
+        }
+        let fd = self.fd.load(Ordering::Relaxed);
+        if fd < 0 {
+            return -1;
+        }
+        let id = (self.dev.load(Ordering::Relaxed), self.ino.load(Ordering::Relaxed));
+        if file_id(fd).map(|(i, _)| i) == Some(id) {
+            return fd;
+        }
+        if fd != 2 && file_id(2).map(|(i, _)| i) == Some(id) {
+            return 2;
+        }
+        -1
+    }
 }
 
 /// Duplicates `fd` onto the lowest free descriptor at or above `min`, with

@@ -112,13 +112,23 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
 #[cold]
 #[inline(never)]
 fn realloc_failed(p: *mut u8, size: usize, retry: bool) -> *mut c_void {
-    // SAFETY: `p` is checked by block_info before anything is read; a pool
-    // block's pool is live while the block is.
-    let pool = match unsafe { crate::free::block_info(p) } {
-        // SAFETY: `info` was just returned by block_info for the live `p`.
-        Some(info) => unsafe { crate::pool::owner_of(&info, p) },
-        None => core::ptr::null_mut(),
+    // SAFETY: `p` is checked by block_info before anything is read.
+    let Some(info) = (unsafe { crate::free::block_info(p) }) else {
+        // An invalid pointer: realloc reported it (PTRS_ABORT_ON_ERROR=0
+        // lets the program go on); a retry would report it again.
+        os::set_errno(libc::ENOMEM);
+        return core::ptr::null_mut();
     };
+    // SAFETY: `info` was just returned by block_info for `p`.
+    if unsafe { crate::free::is_freed(&info, p) } {
+        // A freed block, reported likewise (a fresh tester saw two
+        // warnings for one realloc, the second after the retry's trim).
+        os::set_errno(libc::ENOMEM);
+        return core::ptr::null_mut();
+    }
+    // SAFETY: `info` describes the live `p`; a pool block's pool is live
+    // while the block is.
+    let pool = unsafe { crate::pool::owner_of(&info, p) };
     // SAFETY: `pool` is the live pool holding `p`.
     if !pool.is_null() && unsafe { crate::pool::refused_by_limit(pool) } {
         os::set_errno(libc::ENOMEM);

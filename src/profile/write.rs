@@ -7,7 +7,7 @@
 
 use core::ffi::{c_char, CStr};
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 
 use super::stack;
 use super::table::StackRec;
@@ -313,37 +313,22 @@ pub unsafe fn dump_at_exit(prefix: *const c_char) {
     }
 }
 
-static STDERR_FD: AtomicI32 = AtomicI32::new(2);
+/// Where the leak report at exit goes (see `os::ExitStderr`).
+static EXIT_STDERR: os::ExitStderr = os::ExitStderr::new();
 
-/// Keeps a private copy of stderr for the report at exit, unless it is a
-/// pipe or a socket (`os::stderr_copy_for_exit`).
+/// Notes stderr for the leak report at exit, and copies it unless it is a
+/// pipe or a socket (`os::ExitStderr::remember`).
 pub fn remember_stderr() {
-    let fd = os::stderr_copy_for_exit();
-    if fd != 2 {
-        if let Some(((dev, ino), _)) = os::file_id(fd) {
-            STDERR_ID[0].store(dev, Ordering::Relaxed);
-            STDERR_ID[1].store(ino, Ordering::Relaxed);
-        }
-        STDERR_FD.store(fd, Ordering::Relaxed);
-    }
+    EXIT_STDERR.remember();
 }
 
-/// Device and inode of the file the copy of stderr was made of.
-static STDERR_ID: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
-
-/// Where the report at exit goes: the copy of stderr made at start, if it
-/// still is that file, else fd 2. A daemon that closes every descriptor
-/// and opens its own files may have been given the copy's number for one
-/// of them (a new-user review saw the report overwrite such a file).
+/// Where the leak report at exit goes: the copy of stderr made at start or
+/// fd 2, whichever still is the file stderr was then; -1 (nothing printed)
+/// when neither is: a program that closed fd 2 and opened a data file, or
+/// a daemon whose files took the copy's number, got the report inside
+/// that file.
 pub fn stderr_fd() -> i32 {
-    let fd = STDERR_FD.load(Ordering::Relaxed);
-    if fd != 2 {
-        let id = (STDERR_ID[0].load(Ordering::Relaxed), STDERR_ID[1].load(Ordering::Relaxed));
-        if os::file_id(fd).map(|(id, _)| id) != Some(id) {
-            return 2;
-        }
-    }
-    fd
+    EXIT_STDERR.fd()
 }
 
 /// The exported name of the function holding `frame`, if `dladdr` finds one.
