@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #define EXIT_UNSUPPORTED 77
@@ -81,6 +82,15 @@ static inline void require_ptrs(void) {
   if (p == NULL || !owns(p))
     FAIL_EXIT("malloc(78) = %p was not served by ptrs", p);
   free(p);
+}
+
+/* The path of the running test program (to re-run itself), into `out`
+ * (`size` bytes); exits the test when /proc/self/exe cannot be read. */
+static inline void test_self_exe(char *out, size_t size) {
+  ssize_t n = readlink("/proc/self/exe", out, size - 1);
+  if (n <= 0)
+    FAIL_EXIT("readlink /proc/self/exe: %s", strerror(errno));
+  out[n] = 0;
 }
 
 /* The directory of the library under test, made absolute: $PTRS_LIB_DIR

@@ -51,10 +51,7 @@ static double
 run (const char *env, char *out, size_t outlen)
 {
   char exe[512];
-  ssize_t n = readlink ("/proc/self/exe", exe, sizeof exe - 1);
-  if (n <= 0)
-    FAIL_EXIT ("readlink");
-  exe[n] = 0;
+  test_self_exe (exe, sizeof exe);
   int fds[2];
   if (pipe (fds) != 0)
     FAIL_EXIT ("pipe: %s", strerror (errno));
