@@ -3,10 +3,14 @@
  * of a block already freed (which it would otherwise copy from, or hand
  * back when the new size fits) with "ptrs: realloc(): double free
  * detected: 0x<address>", for small blocks, a pool's bump blocks and the
- * small blocks of a default pool's first chunk. */
+ * small blocks of a default pool's first chunk, and for large blocks freed
+ * by their owner or by another thread, whose realloc to a size that would
+ * keep them in place takes realloc's in-place path (block_fits_in_place),
+ * which must tell a freed block from a live one. */
 #include "test_helper.h"
 #include "ptrs.h"
 #include <malloc.h>
+#include <pthread.h>
 #include <sys/mman.h>
 
 static void do_realloc(void *p) {
@@ -17,6 +21,18 @@ static void do_realloc(void *p) {
 static void do_realloc_small(void *p) {
   void *q = realloc(p, 40);
   fprintf(stderr, "realloc returned %p\n", q);
+}
+
+/* 150 000 bytes: a large block of 200 000 stays where it is (within its
+ * usable size, above half of it). */
+static void do_realloc_in_place(void *p) {
+  void *q = realloc(p, 150000);
+  fprintf(stderr, "realloc returned %p\n", q);
+}
+
+static void *free_in_thread(void *p) {
+  free(p);
+  return NULL;
 }
 
 static void do_realloc_big(void *p) {
@@ -59,6 +75,27 @@ int main(void) {
   expect_abort("realloc of a freed malloc(100), larger", do_realloc, f, "realloc",
                "double free detected", f);
   free(keep);
+
+  /* Large blocks, freed by their owner and by another thread, with a
+   * live neighbour, and an interior pointer. */
+  char *lkeep = malloc(300000);
+  char *l = malloc(200000);
+  char *l2 = malloc(200000);
+  CHECK(lkeep != NULL && l != NULL && l2 != NULL);
+  expect_abort("realloc of malloc(200000) + 4096", do_realloc_in_place, l + 4096,
+               "realloc", "invalid pointer", l + 4096);
+  free(l);
+  expect_abort("realloc of a freed malloc(200000), in place", do_realloc_in_place, l,
+               "realloc", "double free detected", l);
+  pthread_t t;
+  if (pthread_create(&t, NULL, free_in_thread, l2) == 0) {
+    pthread_join(t, NULL);
+    expect_abort("realloc of a malloc(200000) freed by another thread, in place",
+                 do_realloc_in_place, l2, "realloc", "double free detected", l2);
+  } else {
+    CHECK(0);
+  }
+  free(lkeep);
   /* The same for pool blocks (resolved at run time: the test also runs
    * preloaded without -lptrs). */
   ptrs_pool *(*pool_create)(const ptrs_pool_options *) =

@@ -278,6 +278,18 @@ pub fn realloc(p: *mut u8, size: usize) -> *mut u8 {
         let _q = Quiet::new();
         return alloc::realloc(p, size); // reports the invalid pointer
     };
+    // A block freed and still in its page (another thread's free waits on
+    // the page's remote list): ptrs reports it as it does natively, not
+    // only memcheck (whose report of the read comes first).
+    let freed = {
+        let _q = Quiet::new();
+        // SAFETY: `info` was just returned by block_info for `p`.
+        unsafe { free::is_freed(&info, p) }
+    };
+    if freed {
+        let _q = Quiet::new();
+        return alloc::realloc(p, size); // reports the double free
+    }
     let old = load_size(p, info.usable);
     if let Some(total) = size.checked_add(REDZONE) {
         // In place when it fits, growing or shrinking by less than half.
