@@ -388,6 +388,11 @@ fn set_earlier(due: &AtomicU64, when: u64) {
     }
 }
 
+/// Whether empty segments wait for the decay tick to purge them.
+pub fn dirty_pending() -> bool {
+    DIRTY_BYTES.load(Ordering::Relaxed) != 0
+}
+
 /// Whether a decay tick is due: one load and, when something is pending,
 /// a coarse clock read. Called from slow paths only.
 #[inline]

@@ -430,7 +430,14 @@ pub fn malloc_slow_hook(size: usize) -> *mut u8 {
     let tracing = TRACING.load(Ordering::Relaxed);
     let sampling = SAMPLING.load(Ordering::Relaxed);
     if !tracing && !sampling {
-        countdown.store(IDLE_COUNTDOWN, Ordering::Relaxed);
+        // SAFETY: as above.
+        if unsafe { (*heap).purge_watch } {
+            // The heap's purge watch counts on the fast path
+            // (`heap::arm_purge_watch`): its check re-arms or stops it.
+            crate::heap::purge_watch_check();
+        } else {
+            countdown.store(IDLE_COUNTDOWN, Ordering::Relaxed);
+        }
         return plain(size, 0);
     }
     // SAFETY: the thread's own state (see `malloc_hook`).
