@@ -28,11 +28,17 @@ pub const OS_PAGE_SIZE: usize = 4096;
 /// took 0.455 s of user time against 0.40 s, in 9 runs each, the
 /// system calls and page faults being the same; the cause was not found.)
 pub fn map(size: usize) -> *mut u8 {
-    // SAFETY: an anonymous private mapping with a null hint touches no
-    // existing memory; the kernel chooses the address.
+    map_near(0, size)
+}
+
+/// [`map`] with an address hint (`hint`, 0 for none): the kernel places
+/// the mapping there if that range is free, elsewhere otherwise.
+fn map_near(hint: usize, size: usize) -> *mut u8 {
+    // SAFETY: an anonymous private mapping without MAP_FIXED touches no
+    // existing memory whatever the hint; the kernel chooses the address.
     let p = unsafe {
         libc::mmap(
-            ptr::null_mut(),
+            hint as *mut libc::c_void,
             size,
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
@@ -135,26 +141,14 @@ pub fn map_aligned(size: usize, align: usize) -> *mut u8 {
     if let Some(span) = span {
         if hint >= span + align {
             let want = (hint - span) & !(align - 1);
-            // SAFETY: an anonymous private mapping with a hint and no
-            // MAP_FIXED replaces nothing; the kernel chooses the address,
-            // the hint if that range is free.
-            let p = unsafe {
-                libc::mmap(
-                    want as *mut libc::c_void,
-                    size,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                    -1,
-                    0,
-                )
-            };
-            if p != libc::MAP_FAILED {
+            let p = map_near(want, size);
+            if !p.is_null() {
                 if p as usize == want {
                     ALIGNED_HINT.store(want, Ordering::Relaxed);
-                    return p.cast();
+                    return p;
                 }
                 // SAFETY: the mapping just made, not handed out.
-                unsafe { unmap(p.cast(), size) };
+                unsafe { unmap(p, size) };
             }
         }
     }
@@ -312,13 +306,20 @@ fn valgrind_request() -> usize {
 /// it is a regular file; None when `fd` is not open. A raw fstat(2): no
 /// allocation, no lock.
 pub fn file_id(fd: i32) -> Option<((u64, u64), bool)> {
+    let st = fstat(fd)?;
+    Some(((st.st_dev, st.st_ino), st.st_mode & libc::S_IFMT == libc::S_IFREG))
+}
+
+/// fstat(2) of `fd` as a raw system call (no allocation, no lock); None
+/// when `fd` is not open.
+fn fstat(fd: i32) -> Option<libc::stat> {
     // SAFETY: `st` is plain data that fstat fills.
     let mut st: libc::stat = unsafe { core::mem::zeroed() };
     // SAFETY: `st` is a valid out-parameter; a raw call.
     if unsafe { libc::syscall(libc::SYS_fstat, fd, &raw mut st) } != 0 {
         return None;
     }
-    Some(((st.st_dev, st.st_ino), st.st_mode & libc::S_IFMT == libc::S_IFREG))
+    Some(st)
 }
 
 /// The resolution of [`now_ms`]'s clock in ms, rounded up (the kernel's
@@ -468,13 +469,10 @@ impl ExitStderr {
         if self.remembered.swap(true, Ordering::AcqRel) {
             return;
         }
-        // SAFETY: `st` is plain data that fstat fills.
-        let mut st: libc::stat = unsafe { core::mem::zeroed() };
-        // SAFETY: `st` is a valid out-parameter; a raw call.
-        if unsafe { libc::syscall(libc::SYS_fstat, 2, &raw mut st) } != 0 {
+        let Some(st) = fstat(2) else {
             self.fd.store(-1, Ordering::Relaxed);
             return;
-        }
+        };
         self.dev.store(st.st_dev, Ordering::Relaxed);
         self.ino.store(st.st_ino, Ordering::Relaxed);
         let kind = st.st_mode & libc::S_IFMT;
