@@ -7,19 +7,12 @@
  *
  * The same, with the small mallocs at a low rate (20 pairs of 200 bytes
  * every 2 ms): RSS must fall by 80 MiB within 1 s of the shrink. */
-#include "test_helper.h"
-#include <time.h>
+#include "mt_helper.h"
 
 #define BLOCKS 100
 #define BLOCK_SIZE (1 << 20)
 
 static void *volatile sink;
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 int main(void) {
   require_ptrs();
@@ -44,17 +37,17 @@ int main(void) {
     blocks[i] = q;
   }
   size_t shrunk = rss_bytes();
-  double t0 = now_s(), t = 0;
+  uint64_t t0 = mt_now_ms();
+  double t = 0;
   size_t rss = shrunk;
   while (t < 1.0) {
     for (int k = 0; k < 20; k++) {
       sink = malloc(200);
       free(sink);
     }
-    struct timespec ts = {0, 2000000};
-    nanosleep(&ts, NULL);
+    mt_sleep_us(2000);
     rss = rss_bytes();
-    t = now_s() - t0;
+    t = (double)(mt_now_ms() - t0) / 1000.0;
     if (rss + (80u << 20) <= shrunk)
       break;
   }

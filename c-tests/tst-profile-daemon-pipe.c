@@ -11,7 +11,7 @@
    sleeps 4 s.  The reader must see the line and then end-of-file within
    2 s.  */
 /* TIMEOUT: 60 */
-#include "test_helper.h"
+#include "mt_helper.h"
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -36,14 +36,6 @@ daemon_child (void)
   return 0;
 }
 
-static double
-now_s (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* Runs this program as the daemon with `env` set (NAME=VALUE, space
    separated), stdout and stderr on a pipe; returns the seconds until the
    pipe's end-of-file, with what was read in `out`.  */
@@ -55,7 +47,7 @@ run (const char *env, char *out, size_t outlen)
   int fds[2];
   if (pipe (fds) != 0)
     FAIL_EXIT ("pipe: %s", strerror (errno));
-  double t0 = now_s ();
+  uint64_t t0 = mt_now_ms ();
   pid_t pid = fork ();
   if (pid < 0)
     FAIL_EXIT ("fork: %s", strerror (errno));
@@ -89,7 +81,7 @@ run (const char *env, char *out, size_t outlen)
       len += r;
     }
   out[len] = 0;
-  double t = now_s () - t0;
+  double t = (double) (mt_now_ms () - t0) / 1000.0;
   close (fds[0]);
   int st;
   waitpid (pid, &st, 0);
