@@ -594,6 +594,7 @@ pub unsafe fn free(seg: *mut Segment) {
     HUGE_CACHED.fetch_add(total, Ordering::Relaxed);
     let n = cache_put(base, total, &mut out);
     unmap_all(&out[..n]);
+    crate::heap::note_left_to_tick(total);
 }
 
 /// Resizes a huge block in place or by moving its pages. Returns the block's

@@ -393,6 +393,11 @@ pub fn dirty_pending() -> bool {
     DIRTY_BYTES.load(Ordering::Relaxed) != 0
 }
 
+/// Whether a decay tick is scheduled (due or not).
+pub fn tick_pending() -> bool {
+    NEXT_TICK.load(Ordering::Relaxed) != 0
+}
+
 /// Whether a decay tick is due: one load and, when something is pending,
 /// a coarse clock read. Called from slow paths only.
 #[inline]
