@@ -78,10 +78,7 @@ main (int argc, char **argv)
       return EXIT_UNSUPPORTED;
     }
   char exe[512];
-  ssize_t n = readlink ("/proc/self/exe", exe, sizeof exe - 1);
-  if (n <= 0)
-    FAIL_EXIT ("readlink");
-  exe[n] = 0;
+  test_self_exe (exe, sizeof exe);
   char trace[64];
   snprintf (trace, sizeof trace, "/tmp/tst-mtrace-%d.trace", (int) getpid ());
   static char ours[8192], theirs[8192];

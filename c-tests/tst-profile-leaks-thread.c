@@ -39,10 +39,7 @@ static int
 run (int leak, char *out, size_t outlen)
 {
   char cmd[1024], exe[512];
-  ssize_t n = readlink ("/proc/self/exe", exe, sizeof exe - 1);
-  if (n <= 0)
-    FAIL_EXIT ("readlink");
-  exe[n] = 0;
+  test_self_exe (exe, sizeof exe);
   snprintf (cmd, sizeof cmd,
             "env PTRS_LEAK_REPORT=1 PTRS_PROFILE_RATE=1 PTRS_LEAK_EXITCODE=23 %s %s 2>&1",
             exe, leak ? "--leak" : "--noleak");

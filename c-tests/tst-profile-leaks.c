@@ -66,10 +66,7 @@ static int
 run (const char *env, int leak, char *out, size_t outlen)
 {
   char cmd[1024], exe[512];
-  ssize_t n = readlink ("/proc/self/exe", exe, sizeof exe - 1);
-  if (n <= 0)
-    FAIL_EXIT ("readlink");
-  exe[n] = 0;
+  test_self_exe (exe, sizeof exe);
   snprintf (cmd, sizeof cmd, "env %s %s %s 2>&1", env, exe,
             leak == 3 ? "--daemon" : leak == 2 ? "--leak2" : leak ? "--leak" : "--noleak");
   FILE *f = popen (cmd, "r");

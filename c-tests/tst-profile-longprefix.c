@@ -16,10 +16,7 @@ run (const char *prefix, char *out, size_t outlen)
 {
   static char cmd[12000];
   char exe[512];
-  ssize_t n = readlink ("/proc/self/exe", exe, sizeof exe - 1);
-  if (n <= 0)
-    FAIL_EXIT ("readlink");
-  exe[n] = 0;
+  test_self_exe (exe, sizeof exe);
   snprintf (cmd, sizeof cmd, "env PTRS_PROFILE='%s' %s --child 2>&1", prefix, exe);
   FILE *f = popen (cmd, "r");
   if (!f)

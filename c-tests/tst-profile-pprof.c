@@ -112,9 +112,7 @@ main (void)
 
   char cmd[512];
   char exe[256];
-  ssize_t n = readlink ("/proc/self/exe", exe, sizeof exe - 1);
-  TEST_VERIFY_EXIT (n > 0);
-  exe[n] = 0;
+  test_self_exe (exe, sizeof exe);
   snprintf (cmd, sizeof cmd, "google-pprof --text --inuse_space %s %s 2>/dev/null", exe, path);
   FILE *f = popen (cmd, "r");
   TEST_VERIFY_EXIT (f != NULL);

@@ -101,9 +101,7 @@ int main(int argc, char **argv) {
   /* --stats: the table on stderr at exit, stdout untouched. The command is
    * this program (its --child mode allocates and exits through exit()). */
   char self[4096];
-  ssize_t self_n = readlink("/proc/self/exe", self, sizeof self - 1);
-  CHECK(self_n > 0);
-  self[self_n > 0 ? self_n : 0] = '\0';
+  test_self_exe(self, sizeof self);
   snprintf(cmd, sizeof cmd, SCRIPT " --stats %s'%s' --child", lib_opt, self);
   CHECK(run(cmd, out, sizeof out, err, sizeof err) == 0);
   CHECK(strcmp(out, "child ok\n") == 0);

@@ -2431,9 +2431,9 @@ fn arm_purge_watch(heap: &mut Heap) {
 /// The owner's fast path ran out of its purge-watch countdown (from
 /// `profile::malloc_slow_hook`, the profiler off): runs the heap's purge
 /// tick and the decay tick if due, then counts again while a purge is
-/// still pending, else stops counting.
-pub fn purge_watch_check() {
-    let heap = tls::current();
+/// still pending, else stops counting. `heap` is the calling thread's
+/// heap (`tls::current()`, which the caller has read already).
+pub fn purge_watch_check(heap: *mut Heap) {
     if !is_real(heap) {
         return;
     }

@@ -434,7 +434,7 @@ pub fn malloc_slow_hook(size: usize) -> *mut u8 {
         if unsafe { (*heap).purge_watch } {
             // The heap's purge watch counts on the fast path
             // (`heap::arm_purge_watch`): its check re-arms or stops it.
-            crate::heap::purge_watch_check();
+            crate::heap::purge_watch_check(heap);
         } else {
             countdown.store(IDLE_COUNTDOWN, Ordering::Relaxed);
         }
