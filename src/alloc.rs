@@ -347,6 +347,19 @@ fn realloc_generic(p: *mut u8, size: usize) -> *mut u8 {
                 return kept(p, size, &info);
             }
         }
+    } else if size <= usable && info.large_or_huge && size > crate::size_class::SMALL_MAX && usable - size >= SLICE_SIZE {
+        // A large block that stays large gives up its slices past the new
+        // size (another thread's block is left as it is, unless below
+        // half).
+        let heap = tls::current();
+        let shrunk = heap::is_real(heap)
+            // SAFETY: `heap` is the calling thread's real heap (checked just
+            // before); `info.page` is the live large page of `p`, and a page
+            // of another heap is refused inside.
+            && unsafe { heap::shrink_large_in_place(&mut *heap, info.page, size.div_ceil(SLICE_SIZE)) };
+        if shrunk || size >= usable / 2 {
+            return kept(p, size, &info);
+        }
     } else if size <= usable && size >= usable / 2 {
         // Shrinking by less than half keeps the block where it is.
         return kept(p, size, &info);

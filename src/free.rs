@@ -151,9 +151,9 @@ fn free_checked_slow(p: *mut u8, size: usize, align: usize, func: &str) {
 /// If `p` is a live block (validated as `free` does) that realloc can
 /// leave where it is with `size` bytes, returns its page: a small block
 /// whose size class still fits `size` without wasting more than half of it
-/// (or is the smallest class), or a large block (not a huge one, nor a
-/// pool's bump page) shrunk by less than half, as `alloc::realloc_generic`
-/// decides for both. Null sends realloc to its full path, which also
+/// (or is the smallest class), as `alloc::realloc_generic` decides, or a
+/// large block (not a huge one, nor a pool's bump page) whose new size
+/// still needs all its slices. Null sends realloc to its full path, which also
 /// reports invalid pointers and freed blocks.
 ///
 /// A large block's test is the one `block_info` and `is_freed` make
@@ -180,9 +180,11 @@ pub fn block_fits_in_place(p: *mut u8, size: usize) -> *const Page {
                 // is one.
                 size >= pg.block_size / 2 || pg.block_size == MIN_ALIGN
             } else {
+                // A shrink that frees a slice or more takes the full path,
+                // which gives the slices up (`heap::shrink_large_in_place`).
                 pg.flags & (FLAG_LARGE | FLAG_HUGE | page::FLAG_BUMP) == FLAG_LARGE
                     && !pg.heap.is_null()
-                    && size >= pg.block_size / 2
+                    && pg.block_size - size < crate::segment::SLICE_SIZE
             };
         if fits { page } else { ptr::null() }
     }

@@ -488,6 +488,35 @@ pub unsafe fn grow_span(seg: &mut Segment, page: *mut Page, new_count: usize) ->
     true
 }
 
+/// Shrinks the span headed by `page` (a large block's) to `new_count`
+/// slices, 1 <= `new_count` < its count: the slices after them become free
+/// slices of the segment (still dirty: the decay purges them in turn, or
+/// the next span reuses them resident).
+///
+/// # Safety
+/// `page` must head a span of `seg`, which the calling thread's heap owns,
+/// with its slow-path lock held; nothing may use the memory of the freed
+/// slices afterwards.
+pub unsafe fn shrink_span(seg: &mut Segment, page: *mut Page, new_count: usize) {
+    // SAFETY: `page` points into `seg.pages`.
+    let index = unsafe { page.offset_from(seg.pages.as_ptr()) } as usize;
+    // SAFETY: as above.
+    let count = unsafe { (*page).slice_count } as usize;
+    debug_assert!(new_count >= 1 && new_count < count);
+    for i in index + new_count..index + count {
+        let descr = &raw mut seg.pages[i];
+        // SAFETY: `descr` is a descriptor of this segment.
+        unsafe {
+            descr.write(Page::empty());
+            (*descr).head = descr;
+        }
+    }
+    seg.used_slices &= !(run_mask(count - new_count) << (index + new_count));
+    seg.freed_at = os::now_ms();
+    // SAFETY: as above.
+    unsafe { (*page).slice_count = new_count as u8 };
+}
+
 /// Finds `count` free slices in `seg`. Owner only.
 pub fn find_span(seg: &Segment, count: usize) -> Option<usize> {
     find_free_run(seg.used_slices, count)
