@@ -98,7 +98,10 @@ typedef struct ptrs_pool_stats {
    */
   size_t allocated;
   /*
-   The highest `allocated` since the pool was created or reset.
+   The highest `allocated` since the pool was created or reset:
+   exact while one thread at a time frees the pool's blocks; while
+   several free at once, it may be lower by what they freed
+   meanwhile, never higher.
    */
   size_t peak_allocated;
   /*

@@ -66,7 +66,10 @@ pub struct ptrs_pool_options {
 pub struct ptrs_pool_stats {
     /// Bytes of live blocks (usable sizes).
     pub allocated: usize,
-    /// The highest `allocated` since the pool was created or reset.
+    /// The highest `allocated` since the pool was created or reset:
+    /// exact while one thread at a time frees the pool's blocks; while
+    /// several free at once, it may be lower by what they freed
+    /// meanwhile, never higher.
     pub peak_allocated: usize,
     /// Live blocks.
     pub blocks: usize,
