@@ -445,8 +445,14 @@ pub unsafe fn free_span(seg: &mut Segment, page: *mut Page) {
     let index = unsafe { page.offset_from(seg.pages.as_ptr()) } as usize;
     // SAFETY: as above.
     let count = unsafe { (*page).slice_count } as usize;
-    for i in 0..count {
-        let descr = &raw mut seg.pages[index + i];
+    free_slices(seg, index, count);
+}
+
+/// Makes the `count` slices from `index` free slices of `seg`: each gets
+/// an empty descriptor of its own, and their bits leave `used_slices`.
+fn free_slices(seg: &mut Segment, index: usize, count: usize) {
+    for i in index..index + count {
+        let descr = &raw mut seg.pages[i];
         // SAFETY: `descr` is a descriptor of this segment.
         unsafe {
             descr.write(Page::empty());
@@ -503,16 +509,7 @@ pub unsafe fn shrink_span(seg: &mut Segment, page: *mut Page, new_count: usize) 
     // SAFETY: as above.
     let count = unsafe { (*page).slice_count } as usize;
     debug_assert!(new_count >= 1 && new_count < count);
-    for i in index + new_count..index + count {
-        let descr = &raw mut seg.pages[i];
-        // SAFETY: `descr` is a descriptor of this segment.
-        unsafe {
-            descr.write(Page::empty());
-            (*descr).head = descr;
-        }
-    }
-    seg.used_slices &= !(run_mask(count - new_count) << (index + new_count));
-    seg.freed_at = os::now_ms();
+    free_slices(seg, index + new_count, count - new_count);
     // SAFETY: as above.
     unsafe { (*page).slice_count = new_count as u8 };
 }
