@@ -400,6 +400,16 @@ static void delete_twice(void *p) {
   ::operator delete(again, test_size(100));
 }
 
+static void plain_delete(void *p) { ::operator delete(test_ptr(p)); }
+
+static void plain_delete_array(void *p) { ::operator delete[](test_ptr(p)); }
+
+static void plain_delete_array_twice(void *p) {
+  void *again = test_ptr(p);
+  ::operator delete[](p);
+  ::operator delete[](again);
+}
+
 static void check_mismatch(void) {
   void *p = ::operator new(test_size(100));
   expect_mismatch("new(100), sized delete of 1000", Bad{p, 1000, 0, 0});
@@ -444,6 +454,14 @@ static void check_mismatch(void) {
   void *d = ::operator new(test_size(100));
   expect_abort("sized delete twice", delete_twice, d, "operator delete",
                "double free detected", d);
+  // The plain deletes name themselves too (they printed "free()").
+  expect_abort("plain delete of a static array", plain_delete, not_heap + 16,
+               "operator delete", "invalid pointer", not_heap + 16);
+  expect_abort("plain delete[] of a static array", plain_delete_array, not_heap + 32,
+               "operator delete[]", "invalid pointer", not_heap + 32);
+  void *e = ::operator new[](test_size(100));
+  expect_abort("plain delete[] twice", plain_delete_array_twice, e,
+               "operator delete[]", "double free detected", e);
 
   // The parent's blocks are intact and free normally with the right sizes.
   ::operator delete(p, test_size(100));
@@ -453,6 +471,7 @@ static void check_mismatch(void) {
   ::operator delete(a, test_size(64), std::align_val_t(64));
   ::operator delete[](aa, test_size(5000), std::align_val_t(4096));
   ::operator delete(d, test_size(100));
+  ::operator delete[](e);
 }
 
 int main() {

@@ -85,6 +85,8 @@ int main(void) {
   CHECK(option("large_threshold") == 64 * 1024);
   /* glibc 2.36 takes any value (as size_t); ptrs caps what it applies. */
   EXPECT(M_MMAP_THRESHOLD, 64 << 20, 1);
+  /* ... and reads back the threshold in effect (it read back 64 MiB). */
+  CHECK(option("large_threshold") == 1984 * 1024);
   EXPECT(M_MMAP_THRESHOLD, 128 * 1024, 1);
   CHECK(option("large_threshold") == 128 * 1024);
   EXPECT(M_TRIM_THRESHOLD, 1 << 20, 1);

@@ -597,6 +597,17 @@ static void free_it(void *p) { free(p); }
 
 static void malloc_from(void *p) { api.malloc(p, 32); }
 
+struct pool_block {
+  ptrs_pool *pool;
+  void *block;
+};
+
+static void pool_realloc_it(void *arg) {
+  struct pool_block *pb = arg;
+  void *volatile q = api.realloc(pb->pool, pb->block, 200);
+  (void)q;
+}
+
 static void test_stale_free(unsigned flags) {
   ptrs_pool *p = make(flags, 0, NULL);
   void *a = api.malloc(p, 64);
@@ -618,6 +629,10 @@ static void test_stale_free(unsigned flags) {
   free(c);
   snprintf(what, sizeof what, "double free in a pool (%s)", mode_name(flags));
   expect_abort(what, free_it, c, "free", "double free detected", c);
+  /* ptrs_pool_realloc of that freed block names itself (it said "realloc()") */
+  struct pool_block pb = {q, c};
+  snprintf(what, sizeof what, "ptrs_pool_realloc of a freed block (%s)", mode_name(flags));
+  expect_abort(what, pool_realloc_it, &pb, "ptrs_pool_realloc", "double free detected", c);
   api.destroy(q);
 }
 

@@ -142,6 +142,22 @@ main (int argc, char **argv)
   int (*leak_report) (int) = (int (*) (int)) ptrs_symbol ("ptrs_leak_report");
   if (leak_report == NULL)
     FAIL_EXIT ("ptrs_leak_report not found");
+  /* This process never started the profiler: the report says so, not
+     "no leaks" (which read as a clean bill), and counts no site.  */
+  if (getenv ("PTRS_PROFILE") == NULL && getenv ("PTRS_LEAK_REPORT") == NULL)
+    {
+      int fds[2];
+      CHECK (pipe (fds) == 0);
+      CHECK (leak_report (fds[1]) == 0);
+      close (fds[1]);
+      char msg[512];
+      ssize_t n = read (fds[0], msg, sizeof msg - 1);
+      close (fds[0]);
+      msg[n > 0 ? n : 0] = 0;
+      fprintf (stderr, "--- report without the profiler: %s", msg);
+      CHECK (strstr (msg, "the heap profiler has not run") != NULL);
+      CHECK (strstr (msg, "no leaks") == NULL);
+    }
   errno = 0;
   CHECK (fcntl (999, F_GETFD) == -1);
   errno = 0;

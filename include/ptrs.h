@@ -195,7 +195,8 @@ int32_t ptrs_option_set(const char *name, int64_t value);
 
 /*
  Reads an option by name (see `ptrs_option_set`). Returns -1 for an
- unknown name. The one text option, `profile` (`PTRS_PROFILE`, a file
+ unknown name. `large_threshold` reads the threshold in effect, at most
+ 1984 KiB (the largest block a segment holds) whatever was set. The one text option, `profile` (`PTRS_PROFILE`, a file
  prefix, which `ptrs_option_set` cannot set), reads as 1 when it is set,
  else 0. `profile_rate` reads in bytes the rate the heap profiler
  samples at while it runs, else the one it would start with (512 KiB
@@ -268,7 +269,8 @@ int32_t ptrs_profile_dump(const char *path);
  Writes the leak report (allocation sites whose sampled blocks are still
  in use, largest first, with their stacks resolved by `dladdr`) to the
  file descriptor `fd`, now. Returns the number of sites reported (0: no
- leak seen), or -1 with errno set when the report could not be written:
+ leak seen, or the heap profiler never ran, which the report then says
+ instead of "no leaks"), or -1 with errno set when the report could not be written:
  EBADF for a negative or closed `fd`, else the error of the first write(2)
  that failed (ENOSPC for a full disk; EIO when a write wrote nothing
  without an error), as `ptrs_profile_dump` returns it; ENOMEM and

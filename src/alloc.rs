@@ -256,6 +256,13 @@ pub fn malloc_aligned_unhooked(align: usize, size: usize) -> *mut u8 {
 /// block is then untouched).
 #[unsafe(link_section = ".text.hot.ptrs")]
 pub fn realloc(p: *mut u8, size: usize) -> *mut u8 {
+    realloc_as(p, size, "realloc")
+}
+
+/// [`realloc`] for an entry point that reports an invalid or freed `p`
+/// under its own name `func` (`"ptrs_pool_realloc"`).
+#[inline(always)]
+pub fn realloc_as(p: *mut u8, size: usize, func: &str) -> *mut u8 {
     let page = free::block_fits_in_place(p, size);
     if !page.is_null() {
         // SAFETY: the live page of `p` (block_fits_in_place validated it).
@@ -274,7 +281,7 @@ pub fn realloc(p: *mut u8, size: usize) -> *mut u8 {
         }
         return p;
     }
-    realloc_generic(p, size)
+    realloc_generic(p, size, func)
 }
 
 /// realloc's result `p` (described by `info`) when it keeps the block
@@ -309,15 +316,15 @@ fn kept_large_profiled(p: *mut u8, size: usize, page: *mut page::Page) {
 }
 
 #[inline(never)]
-fn realloc_generic(p: *mut u8, size: usize) -> *mut u8 {
+fn realloc_generic(p: *mut u8, size: usize, func: &str) -> *mut u8 {
     // SAFETY: `p` is checked by block_info before anything is read.
     let Some(info) = (unsafe { free::block_info(p) }) else {
-        free::report_invalid("realloc", p);
+        free::report_invalid(func, p);
         return ptr::null_mut();
     };
     // SAFETY: `info` was just returned by block_info for `p`.
     if unsafe { free::is_freed(&info, p) } {
-        crate::diag::heap_error("realloc", "double free detected", p as usize);
+        crate::diag::heap_error(func, "double free detected", p as usize);
         return ptr::null_mut();
     }
     if size > MAX_REQUEST {

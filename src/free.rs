@@ -49,9 +49,17 @@ fn mapped_segment(addr: usize) -> Option<*mut Segment> {
 /// Frees `p` (null is ignored).
 #[inline(always)]
 pub fn free(p: *mut u8) {
+    free_as(p, "free")
+}
+
+/// [`free`] for an entry point that reports a heap error in `p` under its
+/// own name `func` (`"operator delete"`, `"ptrs_pool_realloc"`): a
+/// constant, so that inlined it costs nothing over `free`.
+#[inline(always)]
+pub fn free_as(p: *mut u8, func: &str) {
     let addr = p as usize;
     let Some(seg) = mapped_segment(addr) else {
-        return free_slow(p, "free");
+        return free_slow(p, func);
     };
     let heap = tls::current();
     // SAFETY: the segment map says a live segment header is at `seg`; its
@@ -64,18 +72,18 @@ pub fn free(p: *mut u8) {
         // measure what they cost.
         #[cfg(not(feature = "unchecked-free"))]
         if !(*page).is_block_start(addr) {
-            return free_slow(p, "free");
+            return free_slow(p, func);
         }
         // Another thread's block (and, under memcheck, every block): the
         // remote path makes the double-free test itself.
         if (*page).heap != heap {
-            return free_remote(block, page, "free");
+            return free_remote(block, page, func);
         }
         #[cfg(not(feature = "unchecked-free"))]
         if is_list_head(&*page, block) {
-            return free_slow(p, "free");
+            return free_slow(p, func);
         }
-        free_local(&mut *heap, &mut *page, block, "free");
+        free_local(&mut *heap, &mut *page, block, func);
     }
 }
 

@@ -204,7 +204,9 @@ fn get_abort() -> u64 {
     abort_on_error() as u64
 }
 fn get_large() -> u64 {
-    large_threshold() as u64
+    // The threshold in effect (alloc's `large_limit`): a value set above
+    // the cap reads back capped.
+    large_threshold().min(crate::segment::LARGE_MAX) as u64
 }
 fn get_purge() -> u64 {
     purge_delay_ms()

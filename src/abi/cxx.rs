@@ -94,15 +94,26 @@ pub extern "C" fn ptrs_cxx_alloc_aligned(size: usize, align: usize) -> *mut c_vo
     or_retry(size, alloc::malloc_aligned(align, size), || alloc::malloc_aligned(align, size))
 }
 
-/// `operator delete(p)`: frees `p` as `free` does (null is ignored; an
-/// unknown pointer or a double free is reported as `free()`'s and aborts).
+/// `operator delete(p)` (and its `nothrow` form): frees `p` as `free`
+/// does (null is ignored; an unknown pointer or a double free prints
+/// `ptrs: operator delete(): ...` and aborts).
 ///
 /// # Safety
 /// `p` must be null or a live block from this allocator.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ptrs_cxx_free(p: *mut c_void) {
     // Memcheck mode: free's remote path routes it (see `free::free_remote`).
-    free::free(p.cast())
+    free::free_as(p.cast(), "operator delete")
+}
+
+/// `operator delete[](p)` (and its `nothrow` form): [`ptrs_cxx_free`]
+/// under the name `operator delete[]`.
+///
+/// # Safety
+/// `p` must be null or a live block from this allocator.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ptrs_cxx_free_array(p: *mut c_void) {
+    free::free_as(p.cast(), "operator delete[]")
 }
 
 /// The sized and aligned deletes while the process may run under memcheck

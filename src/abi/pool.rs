@@ -304,14 +304,14 @@ pub unsafe extern "C" fn ptrs_pool_realloc(pool: *mut ptrs_pool, p: *mut c_void,
         if valgrind::active() {
             valgrind::free(p.cast(), "ptrs_pool_realloc");
         } else {
-            free::free(p.cast());
+            free::free_as(p.cast(), "ptrs_pool_realloc");
         }
         return core::ptr::null_mut();
     }
     let q = if valgrind::active() {
         valgrind::realloc(p.cast(), size)
     } else {
-        alloc::realloc(p.cast(), size)
+        alloc::realloc_as(p.cast(), size, "ptrs_pool_realloc")
     };
     if q.is_null() {
         // SAFETY: `pool` is live (checked above).

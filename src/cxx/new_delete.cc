@@ -48,6 +48,7 @@ extern "C" {
 PTRS_HIDDEN void *ptrs_cxx_alloc(std::size_t size) noexcept;
 PTRS_HIDDEN void *ptrs_cxx_alloc_aligned(std::size_t size, std::size_t align) noexcept;
 PTRS_HIDDEN void ptrs_cxx_free(void *p) noexcept;
+PTRS_HIDDEN void ptrs_cxx_free_array(void *p) noexcept;
 PTRS_HIDDEN void ptrs_cxx_free_sized(void *p, std::size_t size) noexcept;
 PTRS_HIDDEN void ptrs_cxx_free_sized_array(void *p, std::size_t size) noexcept;
 PTRS_HIDDEN void ptrs_cxx_free_aligned(void *p, std::size_t size, std::size_t align) noexcept;
@@ -223,13 +224,13 @@ PTRS_EXPORT void *operator new[](std::size_t size, std::align_val_t al,
 // nothrow new-expression: plain frees.
 
 PTRS_EXPORT void operator delete(void *p) noexcept { ptrs_cxx_free(p); }
-PTRS_EXPORT void operator delete[](void *p) noexcept { ptrs_cxx_free(p); }
+PTRS_EXPORT void operator delete[](void *p) noexcept { ptrs_cxx_free_array(p); }
 
 PTRS_EXPORT void operator delete(void *p, const std::nothrow_t &) noexcept {
   ptrs_cxx_free(p);
 }
 PTRS_EXPORT void operator delete[](void *p, const std::nothrow_t &) noexcept {
-  ptrs_cxx_free(p);
+  ptrs_cxx_free_array(p);
 }
 
 PTRS_EXPORT void operator delete(void *p, std::size_t size) noexcept {

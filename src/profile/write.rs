@@ -405,6 +405,7 @@ pub fn leak_report(fd: i32) -> LeakReport {
     // complete: and every allocation of the process was recorded.
     let exact = rate <= 1;
     let complete = exact && snap.as_ref().is_some_and(|s| s.complete);
+    let never_ran = snap.is_none();
     let mut snap = snap;
     let recs: &mut [StackRec] = match snap.as_mut() {
         Some(s) => s.records(),
@@ -453,6 +454,18 @@ pub fn leak_report(fd: i32) -> LeakReport {
     recs.sort_unstable_by_key(|r| core::cmp::Reverse(r.live_bytes));
     let bytes: u64 = recs.iter().map(|r| r.live_bytes).sum();
     let blocks: u64 = recs.iter().map(|r| r.live_count).sum();
+    if never_ran {
+        // Nothing was recorded: "no leaks" would claim a check that was
+        // never made (a fresh tester called `ptrs_leak_report` without
+        // starting the profiler and read it as a clean bill).
+        let _ = writeln!(
+            o,
+            "ptrs: leak report: the heap profiler has not run, nothing was recorded \
+             (PTRS_LEAK_REPORT=1, PTRS_PROFILE or ptrs_profile_start start it)"
+        );
+        o.flush();
+        return LeakReport { sites: 0, error: o.error };
+    }
     if recs.is_empty() {
         let among = if complete {
             ""
