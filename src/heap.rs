@@ -1651,6 +1651,20 @@ unsafe fn repeated_block(page: &Page) -> Option<*mut page::Block> {
 /// Set by remote freers when they notify a heap: the next thread about to
 /// map a segment looks for dormant heaps whose pages were freed entirely.
 static NOTIFY_PENDING: AtomicBool = AtomicBool::new(false);
+
+/// Sets [`NOTIFY_PENDING`]; true when this call set it (it was clear).
+/// Loaded first and stored only on a change: every thread that frees into
+/// other heaps comes here, and a store each time would bounce the flag's
+/// cache line between them.
+#[inline]
+fn raise_notify_pending() -> bool {
+    if NOTIFY_PENDING.load(Ordering::Relaxed) {
+        return false;
+    }
+    NOTIFY_PENDING.store(true, Ordering::Relaxed);
+    true
+}
+
 /// When that look last happened (coarse ms): at most once per purge delay.
 static LAST_DORMANT_SCAN: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
@@ -2595,9 +2609,7 @@ fn request_dormant_scan(heap: &Heap) {
     if !heap.owned || !heap.pool.is_null() {
         return;
     }
-    if !NOTIFY_PENDING.load(Ordering::Relaxed) {
-        NOTIFY_PENDING.store(true, Ordering::Relaxed);
-    }
+    raise_notify_pending();
     crate::retain::arm(heap.purge_deadline + crate::retain::wait_ms().max(1));
 }
 
@@ -2664,8 +2676,7 @@ unsafe fn note_remote_unseen(heap: *mut Heap) {
         }
         (*heap).remote_unseen.store(true, Ordering::Relaxed);
     }
-    if !NOTIFY_PENDING.load(Ordering::Relaxed) {
-        NOTIFY_PENDING.store(true, Ordering::Relaxed);
+    if raise_notify_pending() {
         crate::retain::arm(os::now_ms() + options::purge_delay_ms().max(1));
     }
 }
@@ -2693,8 +2704,7 @@ pub unsafe fn push_notify(heap: *mut Heap, page: *mut Page) {
         if !(*heap).owned || heap == SHARED_HEAP.load(Ordering::Relaxed) {
             PARKED_PENDING.store(true, Ordering::Relaxed);
             crate::retain::parked_pending(true);
-        } else if !NOTIFY_PENDING.load(Ordering::Relaxed) {
-            NOTIFY_PENDING.store(true, Ordering::Relaxed);
+        } else if raise_notify_pending() {
             // The decay tick looks for dormant owners a delay from now
             // (`collect_dormant_heaps`), whatever else the program does.
             crate::retain::arm(os::now_ms() + options::purge_delay_ms().max(1));
