@@ -1100,6 +1100,7 @@ pub fn thread_idle() {
         unsafe {
             collect(&mut *heap, true);
             purge(&mut *heap, true);
+            purge_free_block_insides(&mut *heap);
         }
     }
     // What this thread freed into the heaps of exited threads may be all
@@ -1858,6 +1859,54 @@ unsafe fn purge_pending_blocks(heap: &mut Heap) -> usize {
                     purged += end - start;
                 }
             });
+        });
+    }
+    heap.counters.purged_bytes += purged as u64;
+    purged
+}
+
+/// Purges the memory inside the free blocks of the caller's own heap's
+/// small pages, all but each block's first OS page (its link and free
+/// mark), for classes of 8 KiB and more: `malloc_trim` and
+/// `ptrs_thread_idle` from the owner, after its remote frees were
+/// collected onto the local lists. A page keeps a single live block from
+/// going back whole, and so kept up to 512 KiB resident for it: a fresh
+/// tester's cache that evicted all but 1 % of a million entries of 16 B
+/// to 16 KiB kept 134 MB through `malloc_trim(0)` (glibc, which trims the
+/// inside of its free chunks, 67 MB). The owner finds such blocks
+/// zero-filled when it reuses them. Returns the bytes purged.
+///
+/// # Safety
+/// `heap` must be the calling thread's own heap, its slow-path lock held
+/// (no other thread pops or pushes its local lists then).
+pub unsafe fn purge_free_block_insides(heap: &mut Heap) -> usize {
+    let mut purged = 0;
+    // SAFETY: the caller owns the heap and holds its lock; the walk of a
+    // list stops after `capacity + 1` blocks, at its end, and at a link
+    // outside the page's segment.
+    unsafe {
+        for_each_queued_page(heap, |page| {
+            let p = &*page;
+            let size = p.block_size;
+            if p.flags & (FLAG_LARGE | page::FLAG_BUMP) != 0 || p.bin == NO_BIN || size < 2 * os::OS_PAGE_SIZE {
+                return;
+            }
+            let mut cur = p.free;
+            for _ in 0..=p.capacity {
+                if page::at_end(p, cur) || !page::same_segment(cur, p) {
+                    break;
+                }
+                let start = (cur as usize + os::OS_PAGE_SIZE) & !(os::OS_PAGE_SIZE - 1);
+                let end = (cur as usize + size) & !(os::OS_PAGE_SIZE - 1);
+                // Only what is resident, as `purge_pending_blocks`.
+                if end > start && os::any_resident(start as *mut u8, end - start) {
+                    // SAFETY: the inside of a free block on the owner's
+                    // list, past its link and mark; nobody else touches it.
+                    os::purge(start as *mut u8, end - start);
+                    purged += end - start;
+                }
+                cur = page::next_of(cur, p.key);
+            }
         });
     }
     heap.counters.purged_bytes += purged as u64;

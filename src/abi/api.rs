@@ -250,6 +250,7 @@ pub(crate) fn trim() -> bool {
             let _l = heap::SlowLock::lock(me);
             heap::collect(&mut *me, true);
             heap::purge(&mut *me, true);
+            heap::purge_free_block_insides(&mut *me);
         }
     }
     heap::collect_parked(true);
