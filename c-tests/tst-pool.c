@@ -14,6 +14,7 @@
 #include "ptrs.h"
 
 #include <stdatomic.h>
+#include <sys/mman.h>
 
 /* Pool statistics count the engine's usable sizes. Under memcheck
  * malloc_usable_size gives the requested size (each block is request +
@@ -127,6 +128,18 @@ static void test_errors(void) {
   api.destroy(q);
   ptrs_pool_options orphan = {NULL, 0, 0, q};
   (void)orphan; /* q's memory may be reused: not passed (undefined). */
+  /* A parent that is not a pool at all is EINVAL, also where nothing is
+   * mapped (that crashed inside create): a malloc block, a stack address,
+   * an unmapped page, a small integer. */
+  char on_stack[256];
+  void *gone = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  CHECK(gone != MAP_FAILED && munmap(gone, 4096) == 0);
+  void *not_pools[] = {m, on_stack, gone, (void *)0x1234, (char *)qb + 16};
+  for (size_t i = 0; i < sizeof not_pools / sizeof not_pools[0]; i++) {
+    ptrs_pool_options bad_parent = {NULL, 0, 0, (ptrs_pool *)not_pools[i]};
+    errno = 0;
+    CHECK(api.create(&bad_parent) == NULL && errno == EINVAL);
+  }
   CHECK(api.stats_get(p, &s) == 0 && s.allocated == 0 && s.blocks == 0);
   /* malloc(0) gives a unique block; realloc to 0 frees. */
   void *z = api.malloc(p, 0);

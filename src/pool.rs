@@ -625,6 +625,28 @@ pub unsafe fn is_live(pool: *const Pool) -> bool {
     !pool.is_null() && unsafe { (*pool).magic } == pool as usize ^ POOL_MAGIC
 }
 
+/// Whether a whole `Pool` at `p` would lie in ptrs's pool arena, the
+/// memory pools are made in (so reading it is safe, whatever it holds):
+/// the segment map and the page's heap are read, nothing at `p`. A parent
+/// given to `ptrs_pool_create` is checked so before its magic is read: an
+/// address of unmapped memory crashed there (a fresh tester), where the
+/// header promises EINVAL.
+fn in_pool_arena(p: *const Pool) -> bool {
+    let addr = p as usize;
+    let base = addr & !(segment::SEGMENT_SIZE - 1);
+    match crate::segment_map::granule_if_mapped(addr) {
+        // The map's answer is a live header for any address (its index
+        // wraps): it must be the segment holding `addr`.
+        Some(g) if g == base && addr - base + core::mem::size_of::<Pool>() <= segment::SEGMENT_SIZE => {
+            // SAFETY: a live segment header is at `base` (the map says so),
+            // and its page table covers every slice of the segment.
+            unsafe { (*Segment::of_unchecked(g).cast_const()).page_of(addr).as_ref() }
+                .is_some_and(|page| page.heap == arena_heap())
+        }
+        _ => false,
+    }
+}
+
 fn empty_page() -> *mut Page {
     // SAFETY: EMPTY_HEAP is never written; its direct table points at the
     // static empty page.
@@ -653,7 +675,7 @@ pub fn create(opts: &Options<'_>) -> Result<*mut Pool, CreateError> {
         let r = Reg::lock();
         let reg = r.get();
         // SAFETY: under the registry lock; `parent` is checked before use.
-        if !opts.parent.is_null() && !unsafe { is_live(opts.parent) } {
+        if !opts.parent.is_null() && !(in_pool_arena(opts.parent) && unsafe { is_live(opts.parent) }) {
             return Err(CreateError::Invalid);
         }
         let pool = reg.cache;
