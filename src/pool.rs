@@ -211,6 +211,14 @@ pub struct Pool {
     /// only a reset or destroy makes reusable), counted against the limit
     /// with the live bytes (see [`held_bytes`]).
     bump_freed: AtomicUsize,
+    /// Bytes of bump blocks carved (arena-chunk and bump-chunk blocks,
+    /// which no page's count covers), and of those freed: the process
+    /// statistics add the difference of every live pool
+    /// ([`bump_live_total`]). The first is written by the allocating
+    /// thread only (or under a shared pool's lock), the second by any
+    /// thread that frees such a block.
+    bump_carved: AtomicUsize,
+    bump_released: AtomicUsize,
     /// Huge blocks, linked through their segments' `next`/`prev`.
     huge: *mut Segment,
     huge_lock: AtomicBool,
@@ -704,6 +712,8 @@ pub fn create(opts: &Options<'_>) -> Result<*mut Pool, CreateError> {
             (&raw mut (*pool).freed_bytes).write(AtomicUsize::new(0));
             (&raw mut (*pool).freed_blocks).write(AtomicUsize::new(0));
             (&raw mut (*pool).bump_freed).write(AtomicUsize::new(0));
+            (&raw mut (*pool).bump_carved).write(AtomicUsize::new(0));
+            (&raw mut (*pool).bump_released).write(AtomicUsize::new(0));
             (&raw mut (*pool).huge_lock).write(AtomicBool::new(false));
             (&raw mut (*pool).huge_visits).write(0);
             (&raw mut (*pool).limit_refused).write(AtomicBool::new(false));
@@ -743,6 +753,8 @@ pub fn create(opts: &Options<'_>) -> Result<*mut Pool, CreateError> {
         p.freed_bytes.store(0, Ordering::Relaxed);
         p.freed_blocks.store(0, Ordering::Relaxed);
         p.bump_freed.store(0, Ordering::Relaxed);
+        p.bump_carved.store(0, Ordering::Relaxed);
+        p.bump_released.store(0, Ordering::Relaxed);
         p.huge = ptr::null_mut();
         p.bump_chunks = ptr::null_mut();
         p.bump_count = 0;
@@ -997,6 +1009,8 @@ pub unsafe fn reset(pool: *mut Pool) {
         p.freed_bytes.store(0, Ordering::Relaxed);
         p.freed_blocks.store(0, Ordering::Relaxed);
         p.bump_freed.store(0, Ordering::Relaxed);
+        p.bump_carved.store(0, Ordering::Relaxed);
+        p.bump_released.store(0, Ordering::Relaxed);
     }
 }
 
@@ -1537,6 +1551,8 @@ unsafe fn close_chunk(p: &mut Pool) {
 /// nobody else writes it.
 #[inline]
 unsafe fn bump_carve(p: &mut Pool, usable: usize) -> *mut u8 {
+    // A load and a store, as `account`: only this thread writes it.
+    p.bump_carved.store(p.bump_carved.load(Ordering::Relaxed).wrapping_add(usable), Ordering::Relaxed);
     let h = p.bump_cur;
     let b = h + HDR;
     // SAFETY: as the caller guarantees.
@@ -1717,6 +1733,7 @@ pub unsafe fn free_block(page: *mut Page, block: *mut Block, func: &str) {
             *hdr |= HDR_FREED;
             (*block).mark = (*page).key;
             count_freed_carved(pool, usable);
+            pool.bump_released.fetch_add(usable, Ordering::Relaxed);
             // Bump mode only: a default pool's chunk blocks (its first
             // small blocks, at most about 4 KiB) give their room back.
             if pool.limit != 0 && pool.flags & BUMP != 0 {
@@ -2119,6 +2136,32 @@ pub fn for_each_live(mut f: impl FnMut(&[u8], &Stats)) -> usize {
         }
     }
     reg.live_count
+}
+
+/// Bytes of bump blocks in use in all live pools (see
+/// `Pool::bump_carved`), for the process statistics: those blocks lie in
+/// arena chunks and bump chunks, which the statistics' walk of the pages
+/// does not count block by block. A tester's 10 000 live 1000-byte blocks
+/// of a bump pool, and 10 000 pools with one 64-byte block each, added
+/// nothing to `mallinfo2().uordblks` and `ptrs_stats_get`'s `allocated`
+/// before. Racy against concurrent frees as any statistics snapshot.
+pub fn bump_live_total() -> usize {
+    let r = Reg::lock();
+    let reg = r.get();
+    let mut total = 0usize;
+    let mut pool = reg.live;
+    while !pool.is_null() {
+        // SAFETY: live pools stay live while the registry lock is held.
+        unsafe {
+            let p = &*pool;
+            let live = p.bump_carved.load(Ordering::Relaxed).wrapping_sub(p.bump_released.load(Ordering::Relaxed));
+            if (live as isize) > 0 {
+                total += live;
+            }
+            pool = p.reg_next;
+        }
+    }
+    total
 }
 
 /// The pool heap's figure for `malloc_trim`: gives back the segments kept

@@ -146,6 +146,8 @@ pub fn gather() -> Totals {
     t.retained = seg_totals.cached * SEGMENT_SIZE + huge_cached;
     t.mapped = segment::all_mapped();
     t.peak_mapped = segment::peak_mapped_all().max(t.mapped);
+    // Pools' bump blocks (arena and bump chunks), counted by their pools.
+    t.small_allocated += crate::pool::bump_live_total();
     t.allocated = t.small_allocated + t.large_allocated + huge_usable;
     t.active += huge_usable;
     t.resident = os::resident_bytes();
