@@ -196,7 +196,8 @@ int32_t ptrs_option_set(const char *name, int64_t value);
 /*
  Reads an option by name (see `ptrs_option_set`). Returns -1 for an
  unknown name. `large_threshold` reads the threshold in effect, at most
- 1984 KiB (the largest block a segment holds) whatever was set. The one text option, `profile` (`PTRS_PROFILE`, a file
+ 1984 KiB (the largest block a segment holds) whatever was set. The one
+ text option, `profile` (`PTRS_PROFILE`, a file
  prefix, which `ptrs_option_set` cannot set), reads as 1 when it is set,
  else 0. `profile_rate` reads in bytes the rate the heap profiler
  samples at while it runs, else the one it would start with (512 KiB

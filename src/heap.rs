@@ -1084,25 +1084,34 @@ pub fn after_fork_child() {
     }
 }
 
+/// Gives back everything the calling thread's own heap holds free, if it
+/// has one: takes back what other threads freed into it, returns its
+/// empty pages, purges its free slices and the inside of its free blocks
+/// of 8 KiB and more (`malloc_trim` and `ptrs_thread_idle`).
+pub fn release_own_heap() {
+    let heap = tls::current();
+    if !is_real(heap) {
+        return;
+    }
+    // SAFETY: `heap` is the calling thread's real heap, held under its
+    // slow-path lock for the rest.
+    unsafe {
+        let _l = SlowLock::lock(heap);
+        collect(&mut *heap, true);
+        purge(&mut *heap, true);
+        purge_free_block_insides(&mut *heap);
+    }
+}
+
 /// `ptrs_thread_idle`: the calling thread is about to block for a while.
 /// Takes back what other threads freed into its heap, returns its empty
 /// pages and purges its free memory now, as at thread exit but keeping the
 /// heap.
 pub fn thread_idle() {
-    let heap = tls::current();
     // A thread without a heap of its own (one that allocated only huge
     // blocks, which take none) still ends its demand for huge blocks
     // below (a tester: 48 MiB stayed cached after its idle call).
-    if is_real(heap) {
-        // SAFETY: `heap` is the calling thread's real heap.
-        let _l = unsafe { SlowLock::lock(heap) };
-        // SAFETY: as above.
-        unsafe {
-            collect(&mut *heap, true);
-            purge(&mut *heap, true);
-            purge_free_block_insides(&mut *heap);
-        }
-    }
+    release_own_heap();
     // What this thread freed into the heaps of exited threads may be all
     // that keeps their segments: it is going idle, perhaps the last thread
     // to run for a while.
@@ -1848,21 +1857,36 @@ unsafe fn purge_pending_blocks(heap: &mut Heap) -> usize {
                 return;
             }
             for_each_remote_block(p, |block| {
-                let start = (block as usize + os::OS_PAGE_SIZE) & !(os::OS_PAGE_SIZE - 1);
-                let end = (block as usize + size) & !(os::OS_PAGE_SIZE - 1);
-                // Only what is resident: a later malloc_trim finds these
-                // blocks purged already and must not say it released them.
-                if end > start && os::any_resident(start as *mut u8, end - start) {
-                    // SAFETY: the inside of a free block on the remote list,
-                    // which nobody touches until it is taken back.
-                    os::purge(start as *mut u8, end - start);
-                    purged += end - start;
-                }
+                // SAFETY: a free block on the remote list, which nobody
+                // touches until it is taken back.
+                purged += purge_block_inside(block, size);
             });
         });
     }
     heap.counters.purged_bytes += purged as u64;
     purged
+}
+
+/// Purges the OS pages inside the free block `block` of `size` bytes past
+/// its first one (which holds its link and free mark), where any of them
+/// is resident: a later `malloc_trim` finds them purged already and must
+/// not say it released them. Returns the bytes purged.
+///
+/// # Safety
+/// `block` must be a free block of `size` bytes that no other thread
+/// touches until the call returns.
+unsafe fn purge_block_inside(block: *mut page::Block, size: usize) -> usize {
+    let start = (block as usize + os::OS_PAGE_SIZE) & !(os::OS_PAGE_SIZE - 1);
+    let end = (block as usize + size) & !(os::OS_PAGE_SIZE - 1);
+    // SAFETY: [start, end) lies past the block's first OS page and inside
+    // the block, which nobody else touches now (the caller).
+    unsafe {
+        if end <= start || !os::any_resident(start as *mut u8, end - start) {
+            return 0;
+        }
+        os::purge(start as *mut u8, end - start);
+    }
+    end - start
 }
 
 /// Purges the memory inside the free blocks of the caller's own heap's
@@ -1879,7 +1903,7 @@ unsafe fn purge_pending_blocks(heap: &mut Heap) -> usize {
 /// # Safety
 /// `heap` must be the calling thread's own heap, its slow-path lock held
 /// (no other thread pops or pushes its local lists then).
-pub unsafe fn purge_free_block_insides(heap: &mut Heap) -> usize {
+unsafe fn purge_free_block_insides(heap: &mut Heap) -> usize {
     let mut purged = 0;
     // SAFETY: the caller owns the heap and holds its lock; the walk of a
     // list stops after `capacity + 1` blocks, at its end, and at a link
@@ -1896,15 +1920,9 @@ pub unsafe fn purge_free_block_insides(heap: &mut Heap) -> usize {
                 if page::at_end(p, cur) || !page::same_segment(cur, p) {
                     break;
                 }
-                let start = (cur as usize + os::OS_PAGE_SIZE) & !(os::OS_PAGE_SIZE - 1);
-                let end = (cur as usize + size) & !(os::OS_PAGE_SIZE - 1);
-                // Only what is resident, as `purge_pending_blocks`.
-                if end > start && os::any_resident(start as *mut u8, end - start) {
-                    // SAFETY: the inside of a free block on the owner's
-                    // list, past its link and mark; nobody else touches it.
-                    os::purge(start as *mut u8, end - start);
-                    purged += end - start;
-                }
+                // SAFETY: a free block on the owner's list, which nobody
+                // else touches while the caller holds the lock.
+                purged += purge_block_inside(cur, size);
                 cur = page::next_of(cur, p.key);
             }
         });

@@ -4,7 +4,7 @@
 use core::ffi::{c_char, c_void};
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-use crate::{free, heap, os, stats, tls};
+use crate::{free, heap, os, stats};
 
 /// The library version as a NUL-terminated string, e.g. "0.1.0".
 #[unsafe(no_mangle)]
@@ -160,7 +160,8 @@ pub unsafe extern "C" fn ptrs_option_set(name: *const c_char, value: i64) -> i32
 
 /// Reads an option by name (see `ptrs_option_set`). Returns -1 for an
 /// unknown name. `large_threshold` reads the threshold in effect, at most
-/// 1984 KiB (the largest block a segment holds) whatever was set. The one text option, `profile` (`PTRS_PROFILE`, a file
+/// 1984 KiB (the largest block a segment holds) whatever was set. The one
+/// text option, `profile` (`PTRS_PROFILE`, a file
 /// prefix, which `ptrs_option_set` cannot set), reads as 1 when it is set,
 /// else 0. `profile_rate` reads in bytes the rate the heap profiler
 /// samples at while it runs, else the one it would start with (512 KiB
@@ -243,16 +244,7 @@ pub(crate) fn trim() -> bool {
         return false;
     }
     let (purged_before, mapped_before) = stats::release_marker();
-    let me = tls::current();
-    if heap::is_real(me) {
-        // SAFETY: `me` is the calling thread's heap.
-        unsafe {
-            let _l = heap::SlowLock::lock(me);
-            heap::collect(&mut *me, true);
-            heap::purge(&mut *me, true);
-            heap::purge_free_block_insides(&mut *me);
-        }
-    }
+    heap::release_own_heap();
     heap::collect_parked(true);
     heap::purge_other_heaps(true);
     let pools = crate::pool::trim_cache();
