@@ -256,6 +256,42 @@ pub unsafe fn remap_to(addr: *mut u8, old_size: usize, target: *mut u8, new_size
     p != libc::MAP_FAILED
 }
 
+/// Makes every thread of the process that is running now execute a full
+/// memory barrier before this returns (membarrier(2),
+/// `MEMBARRIER_CMD_PRIVATE_EXPEDITED`, Linux 4.14): the slow side of an
+/// asymmetric handshake whose fast side orders its accesses with a
+/// compiler fence only (the idea of liburcu's and folly's asymmetric
+/// fences). A thread not running now passes a full barrier before it runs
+/// again. Registers the process at its first call (and again in a forked
+/// child, a new address space, which the kernel answers with `EPERM`).
+/// False when the kernel or a seccomp filter refuses it, and always false
+/// under valgrind, which does not know the call: the caller then skips
+/// what the barrier would have made safe. errno is kept. One system call
+/// (an inter-processor interrupt to each CPU running a thread of the
+/// process); for slow paths only.
+pub fn membarrier_all_threads() -> bool {
+    use core::sync::atomic::{AtomicU8, Ordering};
+    /// 0: not tried; 1: refused for good.
+    static REFUSED: AtomicU8 = AtomicU8::new(0);
+    const CMD_PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
+    const CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
+    if REFUSED.load(Ordering::Relaxed) != 0 || running_on_valgrind() {
+        return false;
+    }
+    let saved = errno();
+    // SAFETY: membarrier takes plain integers and touches no memory of ours.
+    let call = |cmd: libc::c_long| unsafe { libc::syscall(libc::SYS_membarrier, cmd, 0 as libc::c_long, 0 as libc::c_long) };
+    let mut ok = call(CMD_PRIVATE_EXPEDITED) == 0;
+    if !ok && errno() == libc::EPERM && call(CMD_REGISTER_PRIVATE_EXPEDITED) == 0 {
+        ok = call(CMD_PRIVATE_EXPEDITED) == 0;
+    }
+    if !ok {
+        REFUSED.store(1, Ordering::Relaxed);
+    }
+    set_errno(saved);
+    ok
+}
+
 /// True when the process runs under valgrind, asked once with valgrind's
 /// client-request instruction sequence (a no-op on real hardware, where the
 /// answer stays 0).
