@@ -158,6 +158,11 @@ pub struct Heap {
     /// Set, under the slow-path lock, by a thread taking this heap's empty
     /// queue heads: the owner's [`alloc_bin`] then pops under the lock.
     pub heads_claimed: AtomicBool,
+    /// Set by the owner when a page of a class above 1 KiB went back
+    /// empty: the dormant-heap scan then looks at the heap for empty
+    /// queue heads ([`take_empty_queue_heads`]) once its owner sleeps,
+    /// and clears it.
+    pub heads_to_check: AtomicBool,
     /// Owned by a live thread (under GLOBAL).
     pub owned: bool,
     /// Every heap ever made (under GLOBAL).
@@ -256,6 +261,7 @@ const fn heap_without_pages() -> Heap {
         last_active: core::sync::atomic::AtomicU64::new(0),
         pop_depth: AtomicU32::new(0),
         heads_claimed: AtomicBool::new(false),
+        heads_to_check: AtomicBool::new(false),
         owned: false,
         registry_next: ptr::null_mut(),
         pool_next: ptr::null_mut(),
@@ -2462,7 +2468,9 @@ pub fn collect_dormant_heaps() {
             // Blocks freed into pages that asked for no notification
             // (`remote_pushed`).
             let unseen = h.remote_unseen.load(Ordering::Relaxed);
-            if !h.owned || !(notified || keeps || purge_due || unseen) {
+            // Classes above 1 KiB whose pages its owner emptied.
+            let heads = h.heads_to_check.load(Ordering::Relaxed);
+            if !h.owned || !(notified || keeps || purge_due || unseen || heads) {
                 return;
             }
             let dormant = h.last_active.load(Ordering::Relaxed) + delay <= now;
@@ -2477,6 +2485,12 @@ pub fn collect_dormant_heaps() {
                                 rewalk_dormant(&mut *heap, now, delay);
                             } else {
                                 collect_freed_pages(&mut *heap);
+                            }
+                            if heads && is_thread_heap(heap) {
+                                // Their slices are free now, purged once
+                                // their delay is over (`free_page` set it).
+                                (*heap).heads_to_check.store(false, Ordering::Relaxed);
+                                take_empty_queue_heads(&mut *heap);
                             }
                             // The purge tick its owner's slow paths would
                             // make: the pages just taken back are free
@@ -2498,7 +2512,7 @@ pub fn collect_dormant_heaps() {
             if !taken {
                 // Not dormant yet (or busy): look again at a later scan,
                 // which a decay tick makes.
-                if notified || purge_due || unseen {
+                if notified || purge_due || unseen || heads {
                     NOTIFY_PENDING.store(true, Ordering::Relaxed);
                 }
                 if keeps {
@@ -2579,7 +2593,17 @@ unsafe fn free_local_slow_inner(heap: &mut Heap, page: *mut Page) {
             unfull(heap, page);
         }
         if p.used_count() == 0 {
+            let bin = p.bin as usize;
             retire(heap, page, false);
+            // Pages of a class above 1 KiB empty out: its first page may be
+            // next, with the fast path's free, which marks nothing. Once
+            // the owner sleeps, the dormant-heap scan takes it
+            // (`take_empty_queue_heads`).
+            if bin >= FIRST_UNDIRECT_BIN && !heap.heads_to_check.load(Ordering::Relaxed) {
+                heap.heads_to_check.store(true, Ordering::Relaxed);
+                NOTIFY_PENDING.store(true, Ordering::Relaxed);
+                crate::retain::arm(os::now_ms() + options::purge_delay_ms().max(1));
+            }
         }
     }
 }
