@@ -21,7 +21,8 @@ use core::ptr;
 /// The kernel page size ptrs assumes (x86-64 and aarch64 with 4 KiB pages).
 pub const OS_PAGE_SIZE: usize = 4096;
 
-/// Maps `size` bytes of fresh, zeroed, read-write memory. Null on failure.
+/// Maps `size` bytes of fresh, zeroed, read-write memory. Null on failure,
+/// errno unchanged.
 /// With `MAP_NORESERVE`, so the kernel's default overcommit heuristic
 /// does not check the size: huge blocks check it themselves
 /// ([`overcommit_cap`]). (Mapped without it, as glibc maps, mixedlarge
@@ -34,6 +35,11 @@ pub fn map(size: usize) -> *mut u8 {
 /// [`map`] with an address hint (`hint`, 0 for none): the kernel places
 /// the mapping there if that range is free, elsewhere otherwise.
 fn map_near(hint: usize, size: usize) -> *mut u8 {
+    // A failure here is not yet the allocation's: ptrs may trim and try
+    // again, or map elsewhere, and succeed; malloc sets ENOMEM itself when
+    // it gives up. (A fresh tester: malloc(30 MiB) that succeeded after
+    // its trim and retry left errno at ENOMEM; glibc leaves it alone.)
+    let saved = errno();
     // SAFETY: an anonymous private mapping without MAP_FIXED touches no
     // existing memory whatever the hint; the kernel chooses the address.
     let p = unsafe {
@@ -46,7 +52,11 @@ fn map_near(hint: usize, size: usize) -> *mut u8 {
             0,
         )
     };
-    if p == libc::MAP_FAILED { ptr::null_mut() } else { p.cast() }
+    if p == libc::MAP_FAILED {
+        set_errno(saved);
+        return ptr::null_mut();
+    }
+    p.cast()
 }
 
 /// The largest mapping the kernel's overcommit policy would grant a
@@ -91,6 +101,7 @@ fn read_overcommit_cap() -> usize {
 
 /// Reserves `size` bytes of address space with no access. Null on failure.
 pub fn reserve(size: usize) -> *mut u8 {
+    let saved = errno(); // as in `map_near`
     // SAFETY: as in `map`, with no access rights.
     let p = unsafe {
         libc::mmap(
@@ -102,7 +113,11 @@ pub fn reserve(size: usize) -> *mut u8 {
             0,
         )
     };
-    if p == libc::MAP_FAILED { ptr::null_mut() } else { p.cast() }
+    if p == libc::MAP_FAILED {
+        set_errno(saved);
+        return ptr::null_mut();
+    }
+    p.cast()
 }
 
 /// Unmaps `[addr, addr + size)`.
@@ -242,6 +257,7 @@ pub unsafe fn remap_to(addr: *mut u8, old_size: usize, target: *mut u8, new_size
     if running_on_valgrind() {
         return false;
     }
+    let saved = errno(); // the caller copies instead: not an error
     // SAFETY: MREMAP_FIXED replaces the caller's reservation at `target`;
     // the page tables move, so the contents come along without copying.
     let p = unsafe {
@@ -253,6 +269,7 @@ pub unsafe fn remap_to(addr: *mut u8, old_size: usize, target: *mut u8, new_size
             target,
         )
     };
+    set_errno(saved);
     p != libc::MAP_FAILED
 }
 
