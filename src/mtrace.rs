@@ -139,6 +139,11 @@ pub fn mtrace() {
     if FD.load(Ordering::Relaxed) >= 0 {
         return;
     }
+    // Not in a privileged program (see `options::read_environment`); the
+    // dynamic loader drops MALLOC_TRACE there already, for a static one.
+    if crate::options::secure_mode() {
+        return;
+    }
     // SAFETY: getenv does not allocate; the name is NUL-terminated.
     let name = unsafe { libc::getenv(c"MALLOC_TRACE".as_ptr()) };
     if name.is_null() {

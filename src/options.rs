@@ -445,7 +445,20 @@ fn parse(kind: Kind, value: &[u8]) -> Option<u64> {
 /// did not ask for it changes what that program prints (a test suite that
 /// compares its own stderr fails). `scripts/ptrs-run` checks the names
 /// before it starts the program.
+///
+/// Nothing is read in a set-user-ID or set-group-ID program, or one with
+/// file capabilities (the kernel's `AT_SECURE`): its environment comes
+/// from a less privileged user, and `PTRS_PROFILE` names a file it would
+/// create or truncate with its privileges (a fresh tester: a set-user-ID
+/// program truncated a file of its owner through a symlink the caller
+/// had placed at `<prefix>.<pid>.heap`, and wrote its memory map into
+/// it). glibc likewise drops `MALLOC_TRACE` there and ignores its malloc
+/// tunables; the program's own calls (`ptrs_option_set`,
+/// `ptrs_profile_dump`, `mallopt`) still work.
 pub fn read_environment() {
+    if secure_mode() {
+        return;
+    }
     for ptrs_pass in [false, true] {
         for_each_env(|entry| {
             if entry.starts_with(b"PTRS_") == ptrs_pass {
@@ -457,6 +470,15 @@ pub fn read_environment() {
         // A second look, now that PTRS_VERBOSE is known wherever it stood.
         for_each_env(|entry| apply_entry(entry, true));
     }
+}
+
+/// Whether the process runs with privileges its caller lacks
+/// (`getauxval(AT_SECURE)`, set by the kernel for set-user-ID,
+/// set-group-ID and file-capability programs). No allocation.
+pub fn secure_mode() -> bool {
+    // SAFETY: getauxval reads the auxiliary vector the kernel passed; it
+    // has no preconditions and allocates nothing.
+    unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
 }
 
 fn for_each_env(mut f: impl FnMut(&[u8])) {
