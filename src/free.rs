@@ -632,6 +632,15 @@ pub fn size_matches(p: *mut u8, size: usize, align: usize, func: &str) -> bool {
     if fits && tight && aligned {
         return true;
     }
+    // `PTRS_SIZED_FREE_CHECK=0`: a valid block named with the wrong size
+    // is freed as `free` would free it, as glibc does. The mismatch is
+    // undefined behaviour that legacy C++ commits (`delete` of a derived
+    // object through a base without a virtual destructor, `delete` of a
+    // `new[]` array of a trivial type), and g++ calls the sized delete
+    // from C++14 on.
+    if !crate::options::sized_free_check() {
+        return true;
+    }
     diag::heap_error(func, "size or alignment does not match the block", p as usize);
     false
 }

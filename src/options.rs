@@ -12,6 +12,7 @@
 //! | `PTRS_RETAIN` (`MALLOC_TRIM_THRESHOLD_`) | 8 MiB | empty segments kept mapped (and purged) for reuse |
 //! | (`MALLOC_TOP_PAD_`) | 0 | added to the retained amount |
 //! | `PTRS_ABORT_ON_ERROR` | on | abort on a detected heap error; off = warn and leave the block alone |
+//! | `PTRS_SIZED_FREE_CHECK` | on | a size or alignment given to `free_sized`, `free_aligned_sized` or C++'s sized or aligned `operator delete` that does not match the block is a heap error; off = the block is freed as `free` would (glibc's behaviour) |
 //! | `PTRS_HEAP_LIMIT` | 0 (none) | most bytes ptrs maps; beyond it allocations fail with ENOMEM |
 //! | `PTRS_ARENA_MAX` (`MALLOC_ARENA_MAX`) | 0 (none) | most heaps owned by threads; later threads share one |
 //! | `PTRS_BACKGROUND_PURGE` | off | a thread that purges every heap's idle memory each purge delay |
@@ -39,6 +40,7 @@ static VERBOSE: AtomicBool = AtomicBool::new(false);
 static BACKGROUND_PURGE: AtomicBool = AtomicBool::new(false);
 static SHOW_STATS: AtomicBool = AtomicBool::new(false);
 static ABORT_ON_ERROR: AtomicBool = AtomicBool::new(true);
+static SIZED_FREE_CHECK: AtomicBool = AtomicBool::new(true);
 static LARGE_THRESHOLD: AtomicUsize = AtomicUsize::new(DEFAULT_LARGE_THRESHOLD);
 static PURGE_DELAY_MS: AtomicU64 = AtomicU64::new(DEFAULT_PURGE_DELAY_MS);
 static RETAIN: AtomicUsize = AtomicUsize::new(DEFAULT_RETAIN);
@@ -107,6 +109,13 @@ pub fn show_stats() -> bool {
 #[inline]
 pub fn abort_on_error() -> bool {
     ABORT_ON_ERROR.load(Ordering::Relaxed)
+}
+/// `PTRS_SIZED_FREE_CHECK`: whether a sized or aligned free that names the
+/// wrong size or alignment is reported (read only on the slow path of a
+/// sized free, after its fast test failed).
+#[inline]
+pub fn sized_free_check() -> bool {
+    SIZED_FREE_CHECK.load(Ordering::Relaxed)
 }
 #[inline]
 pub fn large_threshold() -> usize {
@@ -203,6 +212,9 @@ fn get_show_stats() -> u64 {
 fn get_abort() -> u64 {
     abort_on_error() as u64
 }
+fn get_sized_free_check() -> u64 {
+    sized_free_check() as u64
+}
 fn get_large() -> u64 {
     // The threshold in effect (alloc's `large_limit`): a value set above
     // the cap reads back capped.
@@ -266,6 +278,9 @@ fn apply_show_stats(v: u64) {
 fn apply_abort(v: u64) {
     set_abort_on_error(v != 0)
 }
+fn apply_sized_free_check(v: u64) {
+    SIZED_FREE_CHECK.store(v != 0, Ordering::Relaxed);
+}
 fn apply_large(v: u64) {
     set_large_threshold(v as usize)
 }
@@ -299,6 +314,7 @@ static TABLE: &[OptionSpec] = &[
     OptionSpec { name: b"PTRS_VERBOSE", kind: Kind::Bool, apply: apply_verbose, get: get_verbose },
     OptionSpec { name: b"PTRS_SHOW_STATS", kind: Kind::Bool, apply: apply_show_stats, get: get_show_stats },
     OptionSpec { name: b"PTRS_ABORT_ON_ERROR", kind: Kind::Bool, apply: apply_abort, get: get_abort },
+    OptionSpec { name: b"PTRS_SIZED_FREE_CHECK", kind: Kind::Bool, apply: apply_sized_free_check, get: get_sized_free_check },
     OptionSpec { name: b"PTRS_LARGE_THRESHOLD", kind: Kind::Size, apply: apply_large, get: get_large },
     OptionSpec { name: b"PTRS_PURGE_DELAY", kind: Kind::Millis, apply: apply_purge, get: get_purge },
     OptionSpec { name: b"PTRS_RETAIN", kind: Kind::Size, apply: apply_retain, get: get_retain },
