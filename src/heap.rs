@@ -163,6 +163,10 @@ pub struct Heap {
     /// queue heads ([`take_empty_queue_heads`]) once its owner sleeps,
     /// and clears it.
     pub heads_to_check: AtomicBool,
+    /// `last_active` when another thread last purged the inside of this
+    /// heap's free blocks (the background purger's sweeps; under the
+    /// slow-path lock).
+    pub insides_purged_at: u64,
     /// Owned by a live thread (under GLOBAL).
     pub owned: bool,
     /// Every heap ever made (under GLOBAL).
@@ -262,6 +266,7 @@ const fn heap_without_pages() -> Heap {
         pop_depth: AtomicU32::new(0),
         heads_claimed: AtomicBool::new(false),
         heads_to_check: AtomicBool::new(false),
+        insides_purged_at: 0,
         owned: false,
         registry_next: ptr::null_mut(),
         pool_next: ptr::null_mut(),
@@ -965,7 +970,15 @@ pub fn purge_other_heaps(all: bool) {
                     // them for a trim, else those of a thread that has
                     // made no slow path for a purge delay.
                     if (all || idle) && is_thread_heap(heap) {
-                        take_empty_queue_heads(&mut *heap);
+                        // The insides of its free blocks: at a trim, and
+                        // once per quiet spell of an idle owner (each
+                        // block's purge asks mincore first, which a sweep
+                        // every purge delay would repeat for nothing).
+                        let h = &mut *heap;
+                        let active = h.last_active.load(Ordering::Relaxed);
+                        let insides = all || h.insides_purged_at != active;
+                        h.insides_purged_at = active;
+                        take_empty_queue_heads(h, insides);
                     }
                     if all {
                         purge_pending_blocks(&mut *heap);
@@ -1889,10 +1902,22 @@ const FIRST_UNDIRECT_BIN: usize = bin_of(crate::size_class::DIRECT_MAX) + 1;
 /// classes up to 1 KiB, which malloc's fast path reads from the direct
 /// table with no handshake at all, stay. Returns the pages given back.
 ///
+/// With `insides` (x86-64 only), it also purges the inside of the
+/// owner's own free blocks of 8 KiB and more in every queued page
+/// ([`purge_free_block_insides`], as the owner's `malloc_trim` does):
+/// the handshake keeps the owner from popping any of them, and its frees
+/// only push new blocks in front of the lists, writing nothing of the
+/// blocks already there (x86-64 keeps its stores in order, so a list head
+/// read after the handshake is a whole block; elsewhere the walk could
+/// meet a pushed block before its link, and is not made). A fresh
+/// tester's 128 threads that each kept 10 blocks of 16 B to 64 KiB live
+/// after replacing them 100 times kept 96 MB through `malloc_trim(0)`
+/// (glibc 15 MB).
+///
 /// # Safety
 /// The caller holds `heap`'s slow-path lock; `heap` is another thread's
 /// heap (not the shared heap, nor a pool's).
-unsafe fn take_empty_queue_heads(heap: &mut Heap) -> usize {
+unsafe fn take_empty_queue_heads(heap: &mut Heap, insides: bool) -> usize {
     let empty_head = |heap: &Heap, bin: usize| -> *mut Page {
         let first = heap.bins[bin].first;
         // SAFETY: queue heads are live pages of the heap, whose queues
@@ -1913,7 +1938,9 @@ unsafe fn take_empty_queue_heads(heap: &mut Heap) -> usize {
         }
         first
     };
-    if !(FIRST_UNDIRECT_BIN..BIN_COUNT).any(|bin| !empty_head(heap, bin).is_null()) {
+    // SAFETY: the caller holds the lock.
+    let insides = insides && cfg!(target_arch = "x86_64") && unsafe { has_free_large_class_blocks(heap) };
+    if !insides && !(FIRST_UNDIRECT_BIN..BIN_COUNT).any(|bin| !empty_head(heap, bin).is_null()) {
         return 0;
     }
     heap.heads_claimed.store(true, Ordering::Relaxed);
@@ -1929,9 +1956,36 @@ unsafe fn take_empty_queue_heads(heap: &mut Heap) -> usize {
                 taken += 1;
             }
         }
+        if insides {
+            // SAFETY: the lock is held and the owner pops nothing until
+            // the claim is lifted (above); its pushes leave the blocks
+            // already listed alone.
+            unsafe { purge_free_block_insides(heap) };
+        }
     }
     heap.heads_claimed.store(false, Ordering::Release);
     taken
+}
+
+/// Whether a queued page of a class of 8 KiB or more has a block on its
+/// local free list (a read of each such page's list head, no walk).
+///
+/// # Safety
+/// The caller holds `heap`'s slow-path lock.
+unsafe fn has_free_large_class_blocks(heap: &Heap) -> bool {
+    let mut any = false;
+    // SAFETY: the lock keeps the queues still; a list head is one word.
+    unsafe {
+        for_each_queued_page(heap, |page| {
+            let p = &*page;
+            if p.bin != NO_BIN && p.flags & (FLAG_LARGE | page::FLAG_BUMP) == 0
+                && p.block_size >= 2 * os::OS_PAGE_SIZE && !page::at_end(p, p.free)
+            {
+                any = true;
+            }
+        });
+    }
+    any
 }
 
 /// Takes back, in a heap whose owner is another (perhaps idle) thread, the
@@ -2057,13 +2111,15 @@ unsafe fn purge_block_inside(block: *mut page::Block, size: usize) -> usize {
 /// zero-filled when it reuses them. Returns the bytes purged.
 ///
 /// # Safety
-/// `heap` must be the calling thread's own heap, its slow-path lock held
-/// (no other thread pops or pushes its local lists then).
+/// The caller holds `heap`'s slow-path lock, and `heap` is its own (no
+/// other thread pops or pushes its local lists then) or another thread's
+/// whose pops the handshake of [`take_empty_queue_heads`] holds off, on
+/// x86-64 (that owner's frees push in front of the lists).
 unsafe fn purge_free_block_insides(heap: &mut Heap) -> usize {
     let mut purged = 0;
-    // SAFETY: the caller owns the heap and holds its lock; the walk of a
-    // list stops after `capacity + 1` blocks, at its end, and at a link
-    // outside the page's segment.
+    // SAFETY: as the caller guarantees, the listed blocks stay free; the
+    // walk of a list stops after `capacity + 1` blocks, at its end, and at
+    // a link outside the page's segment.
     unsafe {
         for_each_queued_page(heap, |page| {
             let p = &*page;
@@ -2490,7 +2546,7 @@ pub fn collect_dormant_heaps() {
                                 // Their slices are free now, purged once
                                 // their delay is over (`free_page` set it).
                                 (*heap).heads_to_check.store(false, Ordering::Relaxed);
-                                take_empty_queue_heads(&mut *heap);
+                                take_empty_queue_heads(&mut *heap, false);
                             }
                             // The purge tick its owner's slow paths would
                             // make: the pages just taken back are free
