@@ -166,9 +166,9 @@ fn publish(c: &Cache) {
 }
 
 /// Takes the cached mapping that best fits `total` bytes: the smallest one
-/// at least that large, or else the largest one (which the caller grows
-/// with mremap, keeping its resident pages).
-fn cache_take(total: usize) -> Option<Cached> {
+/// at least that large, or else (unless `at_least`) the largest one
+/// (which the caller grows with mremap, keeping its resident pages).
+fn cache_take(total: usize, at_least: bool) -> Option<Cached> {
     if CACHE_COUNT.load(Ordering::Relaxed) == 0 {
         return None;
     }
@@ -182,7 +182,7 @@ fn cache_take(total: usize) -> Option<Cached> {
         // The block's usable size is what was asked for, not the mapping's,
         // so a larger mapping wastes only address space and whatever of its
         // tail is still resident; more than 4 times the request is too much.
-        if e > total.saturating_mul(4) {
+        if e > total.saturating_mul(4) || (at_least && e < total) {
             continue;
         }
         best = match best {
@@ -472,7 +472,14 @@ fn alloc_with(size: usize, align: usize, use_cache: bool) -> *mut u8 {
     if total > isize::MAX as usize {
         return core::ptr::null_mut();
     }
-    let cached = if use_cache && offset == HEADER_END { cache_take(total) } else { None };
+    // Every cached mapping has its header at its 4 MiB-aligned base, so
+    // it serves any alignment below 4 MiB (the block starts `align` past
+    // the base). A tester's loop of memalign(128 KiB) / free mapped,
+    // protected and unmapped a fresh mapping per call: 0.94 s for 50 000,
+    // glibc 0.62, the others 0.005 to 0.009. An aligned block takes only
+    // a mapping that holds it whole: one that needs growing may be
+    // shorter than the block's offset.
+    let cached = if use_cache && offset < SEGMENT_SIZE { cache_take(total, offset != HEADER_END) } else { None };
     // A fresh mapping's charge to the heap limit, held until `account`.
     let mut charge = None;
     let (base, total, fresh) = match cached {
@@ -589,7 +596,9 @@ pub unsafe fn free(seg: *mut Segment) {
     segment_map::set_huge_tail(base + SEGMENT_SIZE, base + total, false);
     HUGE_COUNT.fetch_sub(1, Ordering::Relaxed);
     account(-(total as isize), -(data as isize));
-    if start - base != HEADER_END {
+    if start - base >= SEGMENT_SIZE {
+        // Its header lies a granule below the block, whose alignment the
+        // next block would need again: not cached.
         // SAFETY: the whole mapping is ours and unreferenced now.
         unsafe { os::unmap(base as *mut u8, total) };
         map_delta(-(total as isize));
