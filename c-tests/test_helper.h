@@ -231,6 +231,23 @@ static inline size_t rss_bytes(void) {
   return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
 }
 
+/* Virtual size of this process in bytes (VmSize in /proc/self/status):
+ * for address-space limits set a given headroom above current use. */
+static inline size_t vm_size_bytes(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  size_t kb = 0;
+  if (f == NULL)
+    FAIL_EXIT("cannot open /proc/self/status");
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "VmSize: %zu kB", &kb) == 1)
+      break;
+  fclose(f);
+  if (kb == 0)
+    FAIL_EXIT("no VmSize in /proc/self/status");
+  return kb << 10;
+}
+
 /* Run fn(arg) in a forked child whose stderr goes to a pipe. The child must
  * die of SIGABRT and its stderr must hold a line
  *   "ptrs: <func>(): <problem>: 0x<addr>"

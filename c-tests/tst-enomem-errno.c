@@ -12,26 +12,11 @@
 
 #define HEADROOM ((size_t)150 << 20)
 
-static size_t vm_size(void) {
-  FILE *f = fopen("/proc/self/status", "r");
-  char line[256];
-  size_t kb = 0;
-  if (f == NULL)
-    FAIL_EXIT("cannot open /proc/self/status");
-  while (fgets(line, sizeof line, f))
-    if (sscanf(line, "VmSize: %zu kB", &kb) == 1)
-      break;
-  fclose(f);
-  if (kb == 0)
-    FAIL_EXIT("no VmSize in /proc/self/status");
-  return kb << 10;
-}
-
 int main(void) {
   require_ptrs();
   fprintf(stderr, "start\n"); /* stdio's buffers before the limit */
   struct rlimit rl;
-  rl.rlim_cur = rl.rlim_max = vm_size() + HEADROOM;
+  rl.rlim_cur = rl.rlim_max = vm_size_bytes() + HEADROOM;
   if (setrlimit(RLIMIT_AS, &rl) != 0)
     FAIL_EXIT("setrlimit: %s", strerror(errno));
   for (int round = 0; round < 3; round++) {

@@ -7,21 +7,6 @@
 
 #define HEADROOM ((size_t)256 << 20)
 
-static size_t vm_size(void) {
-  FILE *f = fopen("/proc/self/status", "r");
-  char line[256];
-  size_t kb = 0;
-  if (f == NULL)
-    FAIL_EXIT("cannot open /proc/self/status");
-  while (fgets(line, sizeof line, f))
-    if (sscanf(line, "VmSize: %zu kB", &kb) == 1)
-      break;
-  fclose(f);
-  if (kb == 0)
-    FAIL_EXIT("no VmSize in /proc/self/status");
-  return kb << 10;
-}
-
 struct node { struct node *next; };
 
 /* Allocate blocks of size n into the list until malloc fails (or cap). */
@@ -58,7 +43,7 @@ int main(void) {
   (void)test_owns(NULL);
 
   struct rlimit rl;
-  size_t limit = vm_size() + HEADROOM;
+  size_t limit = vm_size_bytes() + HEADROOM;
   rl.rlim_cur = rl.rlim_max = limit;
   if (setrlimit(RLIMIT_AS, &rl) != 0)
     FAIL_EXIT("setrlimit: %s", strerror(errno));
