@@ -2003,9 +2003,7 @@ unsafe fn has_free_large_class_blocks(heap: &Heap) -> bool {
     unsafe {
         for_each_queued_page(heap, |page| {
             let p = &*page;
-            if p.bin != NO_BIN && p.flags & (FLAG_LARGE | page::FLAG_BUMP) == 0
-                && p.block_size >= 2 * os::OS_PAGE_SIZE && !page::at_end(p, p.free)
-            {
+            if has_block_insides(p) && !page::at_end(p, p.free) {
                 any = true;
             }
         });
@@ -2087,10 +2085,10 @@ unsafe fn purge_pending_blocks(heap: &mut Heap) -> usize {
     unsafe {
         for_each_queued_page(heap, |page| {
             let p = &*page;
-            let size = p.block_size;
-            if p.flags & FLAG_LARGE != 0 || p.bin == NO_BIN || size < 2 * os::OS_PAGE_SIZE {
+            if !has_block_insides(p) {
                 return;
             }
+            let size = p.block_size;
             for_each_remote_block(p, |block| {
                 // SAFETY: a free block on the remote list, which nobody
                 // touches until it is taken back.
@@ -2100,6 +2098,13 @@ unsafe fn purge_pending_blocks(heap: &mut Heap) -> usize {
     }
     heap.counters.purged_bytes += purged as u64;
     purged
+}
+
+/// Whether the free blocks of `p` have an inside to purge past their first
+/// OS page: a page of a size class (not a large span, not a pool's bump
+/// page, whose block size is only its grain) with blocks of 8 KiB or more.
+fn has_block_insides(p: &Page) -> bool {
+    p.flags & (FLAG_LARGE | page::FLAG_BUMP) == 0 && p.bin != NO_BIN && p.block_size >= 2 * os::OS_PAGE_SIZE
 }
 
 /// Purges the OS pages inside the free block `block` of `size` bytes past
@@ -2148,17 +2153,18 @@ unsafe fn purge_free_block_insides(heap: &mut Heap) -> usize {
     unsafe {
         for_each_queued_page(heap, |page| {
             let p = &*page;
-            let size = p.block_size;
-            if p.flags & (FLAG_LARGE | page::FLAG_BUMP) != 0 || p.bin == NO_BIN || size < 2 * os::OS_PAGE_SIZE {
+            if !has_block_insides(p) {
                 return;
             }
+            let size = p.block_size;
             let mut cur = p.free;
             for _ in 0..=p.capacity {
                 if page::at_end(p, cur) || !page::same_segment(cur, p) {
                     break;
                 }
-                // SAFETY: a free block on the owner's list, which nobody
-                // else touches while the caller holds the lock.
+                // SAFETY: a free block on the owner's list, which stays
+                // free and untouched while the caller holds the lock (and,
+                // for another thread's heap, the handshake's claim).
                 purged += purge_block_inside(cur, size);
                 cur = page::next_of(cur, p.key);
             }
@@ -2682,7 +2688,7 @@ unsafe fn free_local_slow_inner(heap: &mut Heap, page: *mut Page) {
             // (`take_empty_queue_heads`).
             if bin >= FIRST_UNDIRECT_BIN && !heap.heads_to_check.load(Ordering::Relaxed) {
                 heap.heads_to_check.store(true, Ordering::Relaxed);
-                NOTIFY_PENDING.store(true, Ordering::Relaxed);
+                raise_notify_pending();
                 crate::retain::arm(os::now_ms() + options::purge_delay_ms().max(1));
             }
         }
