@@ -225,6 +225,7 @@ pub fn malloc_aligned(align: usize, size: usize) -> *mut u8 {
 }
 
 /// [`malloc_aligned`] without the profiler's test.
+#[unsafe(link_section = ".text.hot.ptrs")]
 pub fn malloc_aligned_unhooked(align: usize, size: usize) -> *mut u8 {
     debug_assert!(align.is_power_of_two());
     if align <= MIN_ALIGN {
@@ -316,6 +317,7 @@ fn kept_large_profiled(p: *mut u8, size: usize, page: *mut page::Page) {
 }
 
 #[inline(never)]
+#[unsafe(link_section = ".text.hot.ptrs")]
 fn realloc_generic(p: *mut u8, size: usize, func: &str) -> *mut u8 {
     // SAFETY: `p` is checked by block_info before anything is read.
     let Some(info) = (unsafe { free::block_info(p) }) else {

@@ -1208,6 +1208,7 @@ pub fn for_each_heap(mut visit: impl FnMut(&Heap)) -> usize {
 /// `heap` must be the calling thread's (real) heap, or a heap the caller
 /// has to itself (the shared heap under its lock, a pool's heap).
 #[inline]
+#[unsafe(link_section = ".text.hot.ptrs")]
 pub unsafe fn alloc_bin(heap: &mut Heap, bin: usize) -> *mut u8 {
     pop_depth_step::<true>(heap);
     core::sync::atomic::compiler_fence(Ordering::SeqCst);

@@ -109,6 +109,7 @@ unsafe extern "C" {
 
 /// At `exit`: the heap profile and leak report, then the statistics table,
 /// each if its option is on now.
+#[unsafe(link_section = ".text.hot.ptrs")]
 extern "C" fn exit_hook(_: *mut libc::c_void) {
     crate::profile::at_exit();
     print_exit_stats();
@@ -147,6 +148,7 @@ fn arm_exit_stats() {
 /// process, if `PTRS_SHOW_STATS` is on. Called by the exit hook and by
 /// ptrs's `_exit` (programs such as dash leave through `_exit`, which runs
 /// no exit handlers).
+#[inline]
 pub fn print_exit_stats() {
     if !crate::options::show_stats() || STATS_PRINTED.swap(true, Ordering::AcqRel) {
         return;
@@ -169,6 +171,8 @@ pub fn print_exit_stats_from_exit() {
     }
 }
 
+#[cold]
+#[inline(never)]
 fn print_stats_now() {
     let fd = STATS_OUT.fd();
     crate::stats::print(&mut |s: &[u8]| os::write_fd(fd, s));

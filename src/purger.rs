@@ -26,10 +26,19 @@ static STATE: AtomicU8 = AtomicU8::new(STOPPED);
 
 /// Starts the purger if the option asks for it and it is not running.
 /// Must be called with no ptrs lock held (pthread_create allocates).
+#[inline]
 pub fn start_if_wanted() {
-    if !options::background_purge() || STATE.load(Ordering::Relaxed) != STOPPED {
-        return;
+    if options::background_purge() && STATE.load(Ordering::Relaxed) == STOPPED {
+        start();
     }
+}
+
+/// [`start_if_wanted`] once the option asks for the purger: out of line,
+/// so that the check every process makes at start-up stays in the hot
+/// text (`lib.rs`) and the thread's creation does not.
+#[cold]
+#[inline(never)]
+fn start() {
     if STATE.compare_exchange(STOPPED, STARTING, Ordering::AcqRel, Ordering::Relaxed).is_err() {
         return;
     }

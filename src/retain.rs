@@ -344,6 +344,7 @@ pub unsafe fn put_empty(seg: *mut Segment) {
 ///
 /// # Safety
 /// As `put_empty`.
+#[unsafe(link_section = ".text.hot.ptrs")]
 unsafe fn put_clean(seg: *mut Segment) {
     // SAFETY: the caller hands us the segment; it is empty.
     unsafe { segment::purge_free_slices(&mut *seg) };
@@ -401,6 +402,7 @@ pub fn tick_pending() -> bool {
 /// Whether a decay tick is due: one load and, when something is pending,
 /// a coarse clock read. Called from slow paths only.
 #[inline]
+#[unsafe(link_section = ".text.hot.ptrs")]
 pub fn maybe_tick() {
     let due = NEXT_TICK.load(Ordering::Relaxed);
     if due != 0 && os::now_ms() >= due {
@@ -414,6 +416,7 @@ pub fn maybe_tick() {
 /// last collection set, if one is scheduled). The decay tick then
 /// collects them (`heap::collect_parked_on_tick`): the empty memory goes to
 /// the empty-segment lists here, to be reused or purged in its turn.
+#[unsafe(link_section = ".text.hot.ptrs")]
 pub fn parked_pending(fresh: bool) {
     let wait = wait_ms().max(1);
     if fresh {
@@ -429,6 +432,7 @@ pub fn parked_pending(fresh: bool) {
 /// Collects the parked heaps if their turn has come, and schedules the
 /// next collection while they hold pages: one purge delay after one that
 /// took something back, twice the last wait after one that did not.
+#[unsafe(link_section = ".text.hot.ptrs")]
 fn tick_parked(now: u64) {
     let due = PARKED_DUE.load(Ordering::Relaxed);
     if due == 0 {
@@ -460,6 +464,7 @@ fn tick_parked(now: u64) {
 /// delay (`all`: every one), and the huge mappings that have; first, when
 /// their turn has come, collects the heaps of exited threads. Returns the
 /// bytes purged or unmapped.
+#[unsafe(link_section = ".text.hot.ptrs")]
 pub fn tick(all: bool) -> usize {
     NEXT_TICK.store(0, Ordering::Relaxed);
     let now = os::now_ms();
@@ -504,6 +509,7 @@ pub fn on_thread_exit() {
 /// `pick` accepts them (the list is ordered by age, so the first refusal
 /// ends the walk), purges them outside the lock and keeps them clean (or
 /// unmaps them). Re-arms the tick for those left. Returns bytes purged.
+#[unsafe(link_section = ".text.hot.ptrs")]
 fn purge_dirty(pick: impl Fn(&Segment) -> bool, max: usize) -> usize {
     if DIRTY_BYTES.load(Ordering::Relaxed) == 0 {
         return 0;

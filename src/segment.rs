@@ -262,6 +262,7 @@ static REGISTRY: GlobalCell<Registry> = GlobalCell::new(Registry { all: ptr::nul
 /// # Safety
 /// `[base, base + mapped_size)` must be fresh read-write memory owned by the
 /// caller, `base` 4 MiB aligned.
+#[unsafe(link_section = ".text.hot.ptrs")]
 pub unsafe fn init_header(base: *mut u8, mapped_size: usize, kind: SegmentKind) -> *mut Segment {
     // Huge segments are not registered: they can move (mremap), and their
     // statistics are kept by `huge.rs`.
@@ -308,6 +309,7 @@ pub unsafe fn init_header(base: *mut u8, mapped_size: usize, kind: SegmentKind) 
 ///
 /// # Safety
 /// Nothing may reference the segment any more.
+#[unsafe(link_section = ".text.hot.ptrs")]
 pub unsafe fn destroy(seg: *mut Segment) {
     // SAFETY: the caller guarantees `seg` is a registered, unreferenced segment.
     let (base, size) = unsafe { ((*seg).base(), (*seg).mapped_size) };
@@ -779,6 +781,7 @@ mod tests {
 ///
 /// # Safety
 /// `seg` must be a huge segment's header at its new address.
+#[unsafe(link_section = ".text.hot.ptrs")]
 pub unsafe fn revalidate(seg: *mut Segment) {
     // SAFETY: the caller guarantees `seg` is a valid header.
     unsafe {

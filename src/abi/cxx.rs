@@ -62,6 +62,7 @@ pub(super) fn entry_functions() -> [usize; 11] {
 /// errno ENOMEM, as malloc; the C++ side then runs the `new_handler` loop.
 /// Any thread.
 #[unsafe(no_mangle)]
+#[unsafe(link_section = ".text.hot.ptrs")]
 pub extern "C" fn ptrs_cxx_alloc(size: usize) -> *mut c_void {
     // Memcheck mode is decided and handled in the slow path (see
     // `abi::malloc::malloc_slow`).
@@ -101,6 +102,7 @@ pub extern "C" fn ptrs_cxx_alloc_aligned(size: usize, align: usize) -> *mut c_vo
 /// # Safety
 /// `p` must be null or a live block from this allocator.
 #[unsafe(no_mangle)]
+#[unsafe(link_section = ".text.hot.ptrs")]
 pub unsafe extern "C" fn ptrs_cxx_free(p: *mut c_void) {
     // Memcheck mode: free's remote path routes it (see `free::free_remote`).
     free::free_as(p.cast(), "operator delete")
@@ -112,6 +114,7 @@ pub unsafe extern "C" fn ptrs_cxx_free(p: *mut c_void) {
 /// # Safety
 /// `p` must be null or a live block from this allocator.
 #[unsafe(no_mangle)]
+#[unsafe(link_section = ".text.hot.ptrs")]
 pub unsafe extern "C" fn ptrs_cxx_free_array(p: *mut c_void) {
     free::free_as(p.cast(), "operator delete[]")
 }
@@ -144,6 +147,7 @@ fn cxx_free_undecided(p: *mut c_void, size: usize, align: usize, func: &str) {
 /// # Safety
 /// `p` must be null or a live block from this allocator.
 #[unsafe(no_mangle)]
+#[unsafe(link_section = ".text.hot.ptrs")]
 pub unsafe extern "C" fn ptrs_cxx_free_sized(p: *mut c_void, size: usize) {
     if crate::valgrind::maybe_active() {
         return cxx_free_undecided(p, size, 0, "operator delete");
@@ -157,6 +161,7 @@ pub unsafe extern "C" fn ptrs_cxx_free_sized(p: *mut c_void, size: usize) {
 /// # Safety
 /// `p` must be null or a live block from this allocator.
 #[unsafe(no_mangle)]
+#[unsafe(link_section = ".text.hot.ptrs")]
 pub unsafe extern "C" fn ptrs_cxx_free_sized_array(p: *mut c_void, size: usize) {
     if crate::valgrind::maybe_active() {
         return cxx_free_undecided(p, size, 0, "operator delete[]");

@@ -460,6 +460,7 @@ pub fn malloc_slow_hook(size: usize) -> *mut u8 {
 /// common miss above needs no stack frame.
 #[cold]
 #[inline(never)]
+#[unsafe(link_section = ".text.hot.ptrs")]
 fn countdown_ran_out(heap: *mut crate::heap::Heap, size: usize) -> *mut u8 {
     // SAFETY: the thread's heap pointer is always valid.
     let countdown = unsafe { &(*heap).sample_left };
@@ -1198,10 +1199,18 @@ pub fn arm_leak_report_at_run_time() {
 /// The exit handler's profiler part (see `init::exit_hook`): writes the
 /// profile (`PTRS_PROFILE`) and the leak report (`PTRS_LEAK_REPORT`), and
 /// ends the process with `PTRS_LEAK_EXITCODE` when leaks were found.
+#[inline]
 pub fn at_exit() {
-    if !EXIT_ARMED.load(Ordering::Acquire) {
-        return;
+    if EXIT_ARMED.load(Ordering::Acquire) {
+        at_exit_armed();
     }
+}
+
+/// [`at_exit`] once armed: out of line, so that the exit hook that every
+/// process runs stays small (it lives in the hot text, `lib.rs`).
+#[cold]
+#[inline(never)]
+fn at_exit_armed() {
     let prefix = options::profile_prefix();
     if !prefix.is_null() {
         // SAFETY: a non-null prefix is the NUL-terminated PTRS_PROFILE
