@@ -72,6 +72,12 @@ fn init_slow() {
     if unsafe { libc::pthread_key_create(&mut key, Some(thread_exit)) } == 0 {
         THREAD_KEY.store(key + 1, Ordering::Release);
     }
+    // Read now, not at the first huge block: a program that installs a
+    // seccomp filter after start-up (one that allows what glibc's malloc
+    // needs and kills on anything else) was killed by the `openat` of
+    // /proc/sys/vm/overcommit_memory and the `sysinfo` that the first
+    // huge block made (a tester). No allocation.
+    os::overcommit_cap();
     STATE.store(DONE, Ordering::Release);
 
     // These may allocate, which now works re-entrantly.

@@ -63,7 +63,8 @@ fn map_near(hint: usize, size: usize) -> *mut u8 {
 /// mapping without `MAP_NORESERVE` (the one glibc's malloc makes): under
 /// the default heuristic (`vm.overcommit_memory` 0) and strict accounting
 /// (2), RAM plus swap; unlimited where the policy is to always overcommit
-/// (1) or cannot be read. Read once, without allocating. Huge blocks
+/// (1) or cannot be read. Read once, without allocating, at start-up
+/// (`init::init_slow`: see there for why not later). Huge blocks
 /// above it are refused (malloc returns NULL with ENOMEM, C++'s `new`
 /// throws): mapped with `MAP_NORESERVE`, malloc(64 GiB) to malloc(64 TiB)
 /// succeeded on a 23 GiB machine without swap (a fresh tester), and the
