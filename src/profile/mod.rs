@@ -42,7 +42,7 @@ use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
 use crate::heap::{self, Heap};
-use crate::sync::RawLock;
+use crate::sync::OwnedLock;
 use crate::{alloc, huge, options};
 use stack::MAX_DEPTH;
 use table::Tables;
@@ -63,8 +63,11 @@ static EPOCH: AtomicU32 = AtomicU32::new(1);
 /// The heap sampled blocks come from (null until the profiler first runs).
 static PROF_HEAP: AtomicPtr<Heap> = AtomicPtr::new(ptr::null_mut());
 
-/// The profiler's lock; see the module documentation.
-static LOCK: RawLock = RawLock::new();
+/// The profiler's lock; see the module documentation. Its word is its
+/// holder's token, taken in one compare-and-swap, so that a `fork` from a
+/// signal handler that interrupted the holder inside the profiler knows
+/// not to wait for it ([`fork_prepare`]).
+static LOCK: OwnedLock = OwnedLock::new();
 static TABLES: crate::sync::GlobalCell<Tables> = crate::sync::GlobalCell::new(Tables::new());
 
 /// True while sampling or tracing is on: every malloc that misses the
@@ -176,6 +179,8 @@ pub fn exact_sizes() -> bool {
 /// allocation and per free of a sampled block.
 struct Locked {
     was_busy: u32,
+    /// False when this thread held the lock already (see `new`).
+    release: bool,
 }
 
 impl Locked {
@@ -188,8 +193,11 @@ impl Locked {
         // The flag must be set before the lock is taken, as the compiler
         // and a signal handler of this thread see it.
         core::sync::atomic::compiler_fence(Ordering::SeqCst);
-        LOCK.lock();
-        let mut l = Self { was_busy };
+        // None only if this thread holds the lock already, which the flag
+        // above rules out (the profiler is never entered from inside it):
+        // then the holder's work goes on and releases it.
+        let release = LOCK.lock().map(core::mem::forget).is_some();
+        let mut l = Self { was_busy, release };
         l.drain_deferred();
         l
     }
@@ -205,8 +213,9 @@ impl Locked {
         t.busy = 1;
         core::sync::atomic::compiler_fence(Ordering::SeqCst);
         for _ in 0..tries {
-            if LOCK.try_lock() {
-                let mut l = Self { was_busy };
+            if let Some(g) = LOCK.try_lock() {
+                core::mem::forget(g);
+                let mut l = Self { was_busy, release: true };
                 l.drain_deferred();
                 return Some(l);
             }
@@ -265,7 +274,9 @@ impl Locked {
 
 impl Drop for Locked {
     fn drop(&mut self) {
-        LOCK.unlock();
+        if self.release {
+            LOCK.force_unlock();
+        }
         core::sync::atomic::compiler_fence(Ordering::SeqCst);
         // SAFETY: the thread's own state (see `new`).
         unsafe { (*sample::state()).busy = self.was_busy };
@@ -339,7 +350,11 @@ pub fn start(rate: usize) -> i32 {
     if e != 0 {
         return e;
     }
-    let rate = if rate == 0 { DEFAULT_RATE } else { rate };
+    // Capped where `ptrs_option_get` caps what it reports (its values are
+    // signed), so that the profile's header and the option read back say
+    // the same rate (a tester: `heap_v2/18446744073709551615` against
+    // 9223372036854775807). No allocation is sampled at either.
+    let rate = if rate == 0 { DEFAULT_RATE } else { rate.min(isize::MAX as usize) };
     {
         let mut l = Locked::new();
         let old = RATE.load(Ordering::SeqCst);
@@ -1063,6 +1078,7 @@ pub fn snapshot() -> Result<Option<Snapshot>, i32> {
         // SAFETY: the profiler heap is exclusively held under LOCK.
         unsafe { heap::collect(&mut *heap, false) };
     }
+    let overflowed = l.tables().overflowed();
     let recs = l.tables().records();
     let bytes = recs.len().max(1) * core::mem::size_of::<table::StackRec>();
     let map = crate::os::map(bytes) as *mut table::StackRec;
@@ -1073,7 +1089,7 @@ pub fn snapshot() -> Result<Option<Snapshot>, i32> {
     unsafe { ptr::copy_nonoverlapping(recs.as_ptr(), map, recs.len()) };
     let rate = RATE.load(Ordering::SeqCst);
     let complete = COMPLETE.load(Ordering::SeqCst);
-    Ok(Some(Snapshot { recs: map, len: recs.len(), bytes, rate, complete }))
+    Ok(Some(Snapshot { recs: map, len: recs.len(), bytes, rate, complete, overflowed }))
 }
 
 /// A private copy of the stack records (see [`snapshot`]).
@@ -1086,6 +1102,9 @@ pub struct Snapshot {
     pub rate: usize,
     /// [`complete`] when the copy was made.
     pub complete: bool,
+    /// Whether stacks beyond the table were merged into one record
+    /// (`table::Tables::overflowed`).
+    pub overflowed: bool,
 }
 
 impl Snapshot {
@@ -1114,7 +1133,15 @@ pub fn fork_prepare() {
     let t = unsafe { &mut *sample::state() };
     let busy = t.busy != 0;
     stack::fork_prepare(busy);
-    LOCK.lock();
+    // Not taken when this thread holds it already: a signal handler that
+    // interrupted the profiler (a sampled allocation, a dump) forks. The
+    // interrupted work resumes after the handler, in the parent and in the
+    // child, and releases it then; waiting for it here spun forever with
+    // every signal blocked (a fresh tester: SIGALRM handlers forking while
+    // the program allocated at rate 4096 hung 6 runs of 6, and ignored
+    // SIGTERM). The shared heap's lock is treated so (`heap::fork_prepare`).
+    let took = LOCK.lock().map(core::mem::forget).is_some();
+    FORK_TOOK_LOCK.store(took, Ordering::Relaxed);
     // Until `fork_done`, this thread's allocations and frees leave the
     // profiler alone, as inside it: the prepare handlers that run after
     // ptrs's (and the parent and child handlers that run before ptrs's)
@@ -1125,27 +1152,31 @@ pub fn fork_prepare() {
     let heap = PROF_HEAP.load(Ordering::Acquire);
     if !heap.is_null() {
         // SAFETY: the profiler heap is never unmapped; released by `fork_done`.
-        unsafe { heap::lock_across_fork(heap) };
+        let took = unsafe { heap::lock_across_fork(heap) };
+        FORK_TOOK_HEAP.store(took, Ordering::Relaxed);
     }
 }
 
 /// The forking thread's `busy` flag before [`fork_prepare`] set it.
 static FORK_WAS_BUSY: AtomicU32 = AtomicU32::new(0);
+/// Whether [`fork_prepare`] took [`LOCK`], and the profiler heap's lock
+/// (neither when the forking thread held it already), for [`fork_done`].
+static FORK_TOOK_LOCK: AtomicBool = AtomicBool::new(false);
+static FORK_TOOK_HEAP: AtomicBool = AtomicBool::new(false);
 
 /// Fork parent and child handlers (after GLOBAL is released or reset).
 pub fn fork_done(child: bool) {
     // SAFETY: this thread's own state (the thread that forked).
     unsafe { (*sample::state()).busy = FORK_WAS_BUSY.load(Ordering::Relaxed) };
     let heap = PROF_HEAP.load(Ordering::Acquire);
-    if !heap.is_null() {
+    if !heap.is_null() && FORK_TOOK_HEAP.load(Ordering::Relaxed) {
         // SAFETY: taken by `fork_prepare` in this fork.
         unsafe { heap::unlock_after_fork(heap) };
     }
     crate::mtrace::fork_done();
-    if child {
-        LOCK.reset();
-    } else {
-        LOCK.unlock();
+    if FORK_TOOK_LOCK.load(Ordering::Relaxed) {
+        // In the child as in the parent: the holder is this thread.
+        LOCK.force_unlock();
     }
     stack::fork_done(child);
 }

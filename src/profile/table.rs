@@ -63,6 +63,25 @@ pub struct Tables {
     live: *mut [usize; 2],
     live_cap: usize,
     pub live_len: usize,
+    /// The record that every new stack is charged to once the table is
+    /// full (see [`stack_table_full`]), if it came to that.
+    overflow: Option<u32>,
+}
+
+/// The one frame of the record that takes the stacks beyond the table's
+/// [`MAX_STACKS`] (or beyond what its index could grow to): a profile or
+/// leak report names this function for them, so a reader sees that the
+/// figures of that many distinct stacks were merged. Before, every new
+/// stack was charged silently to the last one recorded: a fresh tester's
+/// 300 000 distinct stacks gave one stack 37 857 blocks that were not its
+/// own, and the leak report still said "exact". Never called.
+#[inline(never)]
+fn stack_table_full() {
+    // SAFETY: a no-op instruction. A body of its own, which LLVM merges
+    // with no other function, and whose first instruction the debug
+    // information gives to this function itself (an inlined helper's
+    // would name that helper in pprof).
+    unsafe { core::arch::asm!("nop", "nop", options(nomem, nostack, preserves_flags)) };
 }
 
 impl Tables {
@@ -75,6 +94,7 @@ impl Tables {
             live: ptr::null_mut(),
             live_cap: 0,
             live_len: 0,
+            overflow: None,
         }
     }
 
@@ -141,11 +161,13 @@ impl Tables {
             }
             i = (i + 1) & mask;
         }
-        if self.nstacks == MAX_STACKS {
-            return Some(MAX_STACKS as u32 - 1); // full: lump into the last
+        if self.overflow.is_none()
+            && (self.nstacks + 1 >= MAX_STACKS || ((self.nstacks + 1) * 2 > self.index_cap && !self.grow_index()))
+        {
+            self.start_overflow();
         }
-        if (self.nstacks + 1) * 2 > self.index_cap && !self.grow_index() {
-            return Some(self.nstacks.saturating_sub(1) as u32);
+        if let Some(id) = self.overflow {
+            return Some(id);
         }
         let id = self.nstacks;
         // SAFETY: `id` < MAX_STACKS, inside the mapping.
@@ -164,6 +186,43 @@ impl Tables {
         self.nstacks += 1;
         self.index_insert(id);
         Some(id as u32)
+    }
+
+    /// Appends the record that takes every new stack from now on (the last
+    /// slot when the table is full; it is not in the index, so no stack
+    /// finds it by its frames) and warns once on stderr.
+    fn start_overflow(&mut self) {
+        let id = self.nstacks;
+        let marker = [Self::overflow_frame()];
+        // SAFETY: `id` < MAX_STACKS (one slot is kept for this record).
+        unsafe {
+            let rec = &mut *self.stacks.add(id);
+            rec.live_count = 0;
+            rec.live_bytes = 0;
+            rec.alloc_count = 0;
+            rec.alloc_bytes = 0;
+            rec.hash = 0;
+            rec.depth = 1;
+            rec.bucket = 0;
+            rec.frames[..1].copy_from_slice(&marker);
+        }
+        self.nstacks += 1;
+        self.overflow = Some(id as u32);
+        crate::diag::print(format_args!(
+            "ptrs: heap profiler: more than {} distinct stacks; the blocks of further stacks are counted under ptrs::profile::table::stack_table_full\n",
+            id
+        ));
+    }
+
+    /// Whether new stacks went to the overflow record (see
+    /// [`stack_table_full`]).
+    pub fn overflowed(&self) -> bool {
+        self.overflow.is_some()
+    }
+
+    /// The frame of the overflow record.
+    pub fn overflow_frame() -> usize {
+        stack_table_full as *const () as usize
     }
 
     fn index_insert(&mut self, id: usize) {
@@ -409,6 +468,7 @@ impl Tables {
             }
         }
         self.nstacks = 0;
+        self.overflow = None;
         // SAFETY: the index is `index_cap` mapped u32 slots, ours.
         unsafe { ptr::write_bytes(self.index, 0, self.index_cap) };
     }

@@ -157,6 +157,18 @@ pub fn scale(count: u64, bytes: u64, rate: usize) -> f64 {
     if p <= 0.0 { 1.0 } else { 1.0 / p }
 }
 
+/// A record's (blocks, bytes) pair as the heap profile states it: blocks
+/// of zero bytes (`malloc(0)`, recorded only when every allocation is)
+/// are left out, as Go's `pprof` leaves them out when it reads a profile:
+/// google-pprof computes a scale `1 / (1 - exp(-bytes / blocks / rate))`
+/// for every pair with blocks and died dividing by zero on such a pair
+/// ("Illegal division by zero", a tester's program that called
+/// `malloc(0)` at `PTRS_PROFILE_RATE=1`). The leak report still lists
+/// them.
+fn stated(count: u64, bytes: u64) -> (u64, u64) {
+    if bytes == 0 { (0, 0) } else { (count, bytes) }
+}
+
 /// Writes a heap profile of the records `snap` ([`super::snapshot`]; None:
 /// nothing recorded) to `fd`. Returns 0 or an errno value: that of the
 /// first write(2) that failed (ENOSPC on a full disk; EIO when a write
@@ -170,10 +182,12 @@ fn heap_profile(fd: i32, mut snap: Option<super::Snapshot>) -> i32 {
     };
     let (mut lc, mut lb, mut ac, mut ab) = (0u64, 0u64, 0u64, 0u64);
     for r in recs.iter() {
-        lc += r.live_count;
-        lb += r.live_bytes;
-        ac += r.alloc_count;
-        ab += r.alloc_bytes;
+        let (c, b) = stated(r.live_count, r.live_bytes);
+        lc += c;
+        lb += b;
+        let (c, b) = stated(r.alloc_count, r.alloc_bytes);
+        ac += c;
+        ab += b;
     }
     o.bytes(b"heap profile: ");
     o.counts(lc, lb, ac, ab);
@@ -181,10 +195,12 @@ fn heap_profile(fd: i32, mut snap: Option<super::Snapshot>) -> i32 {
     o.dec(rate.max(1) as u64, 0);
     o.bytes(b"\n");
     for r in recs.iter() {
-        if r.alloc_count == 0 {
+        let (live, live_bytes) = stated(r.live_count, r.live_bytes);
+        let (allocs, alloc_bytes) = stated(r.alloc_count, r.alloc_bytes);
+        if allocs == 0 {
             continue;
         }
-        o.counts(r.live_count, r.live_bytes, r.alloc_count, r.alloc_bytes);
+        o.counts(live, live_bytes, allocs, alloc_bytes);
         let frames = &r.frames[..r.depth as usize];
         let skip = stack::internal_frames(frames);
         for &f in &frames[skip.min(frames.len().saturating_sub(1))..] {
@@ -306,11 +322,44 @@ pub unsafe fn dump_at_exit(prefix: *const c_char) {
         o.bytes(b".heap (errno ");
         o.dec(r as u64, 0);
         if r == libc::ENAMETOOLONG {
-            o.bytes(b", ENAMETOOLONG: the path is longer than PATH_MAX");
+            // Ours when the whole path did not fit, else the kernel's: one
+            // name in it is longer than NAME_MAX (a tester's 300-byte name
+            // under /tmp was reported as a path longer than PATH_MAX).
+            o.bytes(if total > buf.len() {
+                b", ENAMETOOLONG: the path is longer than PATH_MAX".as_slice()
+            } else {
+                b", ENAMETOOLONG: a name in the path is longer than NAME_MAX".as_slice()
+            });
+        } else if let Some(what) = errno_text(r) {
+            o.bytes(b", ");
+            o.bytes(what);
         }
         o.bytes(b")\n");
         o.flush();
     }
+}
+
+/// The name and meaning of the errno values that opening and writing a
+/// profile file can give (`strerror` may allocate, and its text depends
+/// on the locale): the exit message said only "(errno 2)" (a tester).
+fn errno_text(e: i32) -> Option<&'static [u8]> {
+    Some(match e {
+        libc::ENOENT => b"ENOENT: no such file or directory",
+        libc::ENOTDIR => b"ENOTDIR: a component of the path is not a directory",
+        libc::EACCES => b"EACCES: permission denied",
+        libc::EPERM => b"EPERM: operation not permitted",
+        libc::EROFS => b"EROFS: read-only file system",
+        libc::EISDIR => b"EISDIR: the path is a directory",
+        libc::ELOOP => b"ELOOP: too many symbolic links",
+        libc::ENOSPC => b"ENOSPC: no space left on the device",
+        libc::EDQUOT => b"EDQUOT: disk quota exceeded",
+        libc::EMFILE => b"EMFILE: too many open files",
+        libc::ENFILE => b"ENFILE: too many open files in the system",
+        libc::EIO => b"EIO: input/output error",
+        libc::ENOMEM => b"ENOMEM: out of memory",
+        libc::EBUSY => b"EBUSY: the profiler was busy",
+        _ => return None,
+    })
 }
 
 /// Where the leak report at exit goes (see `os::ExitStderr`).
@@ -405,6 +454,7 @@ pub fn leak_report(fd: i32) -> LeakReport {
     // complete: and every allocation of the process was recorded.
     let exact = rate <= 1;
     let complete = exact && snap.as_ref().is_some_and(|s| s.complete);
+    let overflowed = snap.as_ref().is_some_and(|s| s.overflowed);
     let never_ran = snap.is_none();
     let mut snap = snap;
     let recs: &mut [StackRec] = match snap.as_mut() {
@@ -498,6 +548,13 @@ pub fn leak_report(fd: i32) -> LeakReport {
     if !exact {
         let _ = writeln!(o, "ptrs:   (one sample per {} bytes; PTRS_PROFILE_RATE=1 for exact figures)", rate);
     }
+    if overflowed {
+        let _ = writeln!(
+            o,
+            "ptrs:   (more than {} distinct stacks: the blocks of the others are counted under one site, stack_table_full)",
+            super::table::MAX_STACKS - 1
+        );
+    }
     for (n, r) in recs.iter().enumerate() {
         let _ = writeln!(
             o,
@@ -511,6 +568,12 @@ pub fn leak_report(fd: i32) -> LeakReport {
         );
         for (i, &f) in r.frames[..r.depth as usize].iter().enumerate() {
             let _ = write!(o, "ptrs:     #{:<2} {:#x}", i, f);
+            if f == super::table::Tables::overflow_frame() {
+                // Not a call site: the record of the stacks beyond the
+                // table (`dladdr` would name the exported symbol before it).
+                o.bytes(b" ptrs::profile::table::stack_table_full (the stacks beyond the profiler's table)\n");
+                continue;
+            }
             if let Some(sym) = stack::resolve(f) {
                 if !sym.name.is_null() {
                     // SAFETY: dladdr's names are NUL-terminated.
