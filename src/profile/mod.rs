@@ -1149,6 +1149,9 @@ pub fn fork_prepare() {
     FORK_WAS_BUSY.store(t.busy, Ordering::Relaxed);
     t.busy = 1;
     crate::mtrace::fork_prepare();
+    // False unless taken here: another thread may make the profiler heap
+    // before `fork_done`, which must then leave its lock alone.
+    FORK_TOOK_HEAP.store(false, Ordering::Relaxed);
     let heap = PROF_HEAP.load(Ordering::Acquire);
     if !heap.is_null() {
         // SAFETY: the profiler heap is never unmapped; released by `fork_done`.
