@@ -169,7 +169,17 @@ impl Tables {
         if let Some(id) = self.overflow {
             return Some(id);
         }
+        let id = self.append(hash, bucket, frames);
+        self.index_insert(id);
+        Some(id as u32)
+    }
+
+    /// Fills the next free record with zero counts and this stack, and
+    /// returns its number. The caller has checked there is room (the
+    /// overflow record's slot is always kept).
+    fn append(&mut self, hash: u64, bucket: u32, frames: &[usize]) -> usize {
         let id = self.nstacks;
+        debug_assert!(id < MAX_STACKS);
         // SAFETY: `id` < MAX_STACKS, inside the mapping.
         unsafe {
             let rec = &mut *self.stacks.add(id);
@@ -184,29 +194,14 @@ impl Tables {
             rec.frames[..frames.len()].copy_from_slice(frames);
         }
         self.nstacks += 1;
-        self.index_insert(id);
-        Some(id as u32)
+        id
     }
 
     /// Appends the record that takes every new stack from now on (the last
     /// slot when the table is full; it is not in the index, so no stack
     /// finds it by its frames) and warns once on stderr.
     fn start_overflow(&mut self) {
-        let id = self.nstacks;
-        let marker = [Self::overflow_frame()];
-        // SAFETY: `id` < MAX_STACKS (one slot is kept for this record).
-        unsafe {
-            let rec = &mut *self.stacks.add(id);
-            rec.live_count = 0;
-            rec.live_bytes = 0;
-            rec.alloc_count = 0;
-            rec.alloc_bytes = 0;
-            rec.hash = 0;
-            rec.depth = 1;
-            rec.bucket = 0;
-            rec.frames[..1].copy_from_slice(&marker);
-        }
-        self.nstacks += 1;
+        let id = self.append(0, 0, &[Self::overflow_frame()]);
         self.overflow = Some(id as u32);
         crate::diag::print(format_args!(
             "ptrs: heap profiler: more than {} distinct stacks; the blocks of further stacks are counted under ptrs::profile::table::stack_table_full\n",
