@@ -500,6 +500,11 @@ fn alloc_with(size: usize, align: usize, use_cache: bool) -> *mut u8 {
             if base.is_null() {
                 return base;
             }
+            if !segment_map::prepare(base as usize, base as usize + total) {
+                // SAFETY: the fresh mapping, not handed out.
+                unsafe { os::unmap(base, total) };
+                return core::ptr::null_mut();
+            }
             (base, total, true)
         }
     };
@@ -658,6 +663,9 @@ pub unsafe fn resize(seg: *mut Segment, new_size: usize) -> *mut u8 {
     };
     // The guard page is a separate mapping: resize the part after it.
     let rw = (base + GUARD_SIZE) as *mut u8;
+    if new_total > total && !segment_map::prepare(base, base + new_total) {
+        return core::ptr::null_mut();
+    }
     // SAFETY: [rw, base + total) is the huge block's read-write mapping.
     if unsafe { os::remap_in_place(rw, total - GUARD_SIZE, new_total - GUARD_SIZE) } {
         segment_map::set_huge_tail(base + SEGMENT_SIZE, base + total, false);
@@ -678,6 +686,11 @@ pub unsafe fn resize(seg: *mut Segment, new_size: usize) -> *mut u8 {
     let target = reserve_aligned(new_total);
     if target.is_null() {
         return target;
+    }
+    if !segment_map::prepare(target as usize, target as usize + new_total) {
+        // SAFETY: the reservation is ours and unused.
+        unsafe { os::unmap(target, new_total) };
+        return core::ptr::null_mut();
     }
     // Forget the old granules before the old range can be unmapped: once it
     // is, another thread may map a segment there and set the same bits.

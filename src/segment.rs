@@ -361,6 +361,11 @@ pub fn acquire(heap: *mut Heap) -> *mut Segment {
         if base.is_null() {
             return ptr::null_mut();
         }
+        if !segment_map::prepare(base as usize, base as usize + SEGMENT_SIZE) {
+            // SAFETY: the fresh mapping, not handed out.
+            unsafe { os::unmap(base, SEGMENT_SIZE) };
+            return ptr::null_mut();
+        }
         // SAFETY: `base` is a fresh 4 MiB aligned mapping of SEGMENT_SIZE.
         unsafe { init_header(base, SEGMENT_SIZE, SegmentKind::Small) }
     } else {
