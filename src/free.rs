@@ -25,7 +25,7 @@ use crate::huge;
 use crate::page::{self, Block, Page, FLAG_HUGE, FLAG_LARGE};
 use crate::segment::{Segment, SegmentKind};
 use crate::segment_map;
-use crate::size_class::MIN_ALIGN;
+use crate::size_class::{MIN_ALIGN, SIZED_FREE_SLACK};
 use crate::tls;
 
 /// The header of the segment holding `addr`, for the fast paths: the
@@ -119,7 +119,7 @@ pub fn free_checked(p: *mut u8, size: usize, align: usize, func: &str) {
         // What `size_matches` accepts for a small or large block; a huge
         // block, which it gives more slack, may be sent to the slow path
         // by this tighter test, never accepted wrongly. `bs - size` cannot
-        // wrap once `size <= bs`, nor `size + 32` then.
+        // wrap once `size <= bs`, nor `size + SIZED_FREE_SLACK` then.
         let fits = if align == 0 {
             // The sizes that fit the page's class, from a table (see
             // `SIZED_FREE_FIT`): a sized free of a small block touches only
@@ -132,7 +132,7 @@ pub fn free_checked(p: *mut u8, size: usize, align: usize, func: &str) {
             // 16, is only their grain): the slow path reads the block's
             // header. size 0: the aligned deletes without a size.
             let bs = if (*page).flags & page::FLAG_BUMP == 0 { (*page).block_size } else { 0 };
-            size <= bs && addr & (align - 1) == 0 && (size == 0 || bs - size <= size.max(align) + 2 * MIN_ALIGN)
+            size <= bs && addr & (align - 1) == 0 && (size == 0 || bs - size <= size.max(align) + SIZED_FREE_SLACK)
         };
         if !fits {
             return free_checked_slow(p, size, align, func);
@@ -623,7 +623,7 @@ pub fn size_matches(p: *mut u8, size: usize, align: usize, func: &str) -> bool {
     // its alignment: a class that is a multiple of the alignment is found
     // below the next power of two of the larger of the two (a span, over
     // 64 KiB, is rounded up to a slice: less than twice its size).
-    let slack = if info.huge { crate::segment::HEADER_END + 2 * crate::os::OS_PAGE_SIZE } else { 2 * MIN_ALIGN };
+    let slack = if info.huge { crate::segment::HEADER_END + 2 * crate::os::OS_PAGE_SIZE } else { SIZED_FREE_SLACK };
     let least = if align.is_power_of_two() { size.max(align) } else { size };
     // With an alignment, size 0 is C++'s aligned delete without a size:
     // only the alignment can be checked.

@@ -1706,6 +1706,55 @@ unsafe fn bump_block(page: &Page, addr: usize) -> Option<(usize, *mut Pool)> {
     Some((usable, pool))
 }
 
+/// Counts `bytes` of bump blocks given up (freed, or cut off a block by
+/// `bump_shrink`): out of the live bytes, and, in bump mode, into the
+/// bytes a limit still charges until a reset.
+fn note_bump_released(pool: &Pool, bytes: usize) {
+    pool.bump_released.fetch_add(bytes, Ordering::Relaxed);
+    // Bump mode only: a default pool's chunk blocks (its first small
+    // blocks, at most about 4 KiB) give their room back.
+    if pool.limit != 0 && pool.flags & BUMP != 0 {
+        pool.bump_freed.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
+/// Shrinks the live bump block at `addr` of `page` (`usable` bytes) to
+/// `size` bytes in place: the block's header says the new size, rounded up
+/// to 16, and the rest becomes a freed block of its own (a header and
+/// what follows it; its bytes are counted as freed, and the memory returns
+/// with the pool, as a freed bump block's). Before, the block kept its old
+/// size, so `free_sized` with the size realloc had been given aborted as
+/// a mismatch (a fresh tester), and `malloc_usable_size` overstated it.
+///
+/// # Safety
+/// `addr` must be a live bump block of `page` with `usable` bytes, whose
+/// pool the calling thread may allocate from; `size <= usable`.
+unsafe fn bump_shrink(page: &Page, addr: usize, size: usize, usable: usize) {
+    let new_usable = size.max(1).next_multiple_of(MIN_ALIGN);
+    // Both are multiples of 16, so a remainder has room for a header.
+    if usable - new_usable < HDR {
+        return;
+    }
+    // SAFETY: `addr` is a live bump block of `page` (caller).
+    let Some((_, pool)) = (unsafe { bump_block(page, addr) }) else { return };
+    let rest = addr + new_usable + HDR;
+    let rest_usable = usable - new_usable - HDR;
+    // SAFETY: the block's header is the two words before it, and its
+    // bytes from `new_usable` on are the block's own (caller); its check
+    // word gives the chunk's key (`bump_block` accepted it).
+    unsafe {
+        let key = *((addr - 8) as *const usize) ^ addr;
+        *((rest - HDR) as *mut usize) = rest_usable | HDR_FREED;
+        *((rest - 8) as *mut usize) = rest ^ key;
+        if rest_usable >= MIN_ALIGN {
+            (*(rest as *mut Block)).mark = page.key;
+        }
+        *((addr - HDR) as *mut usize) = new_usable;
+        count_freed(&*pool, usable - new_usable);
+        note_bump_released(&*pool, usable - new_usable);
+    }
+}
+
 /// `free` of a block of a pool page, from any thread: a bump block is
 /// marked freed; any other goes on its page's remote list, which the pool
 /// collects at its next refill (also when the allocating thread frees it:
@@ -1733,12 +1782,7 @@ pub unsafe fn free_block(page: *mut Page, block: *mut Block, func: &str) {
             *hdr |= HDR_FREED;
             (*block).mark = (*page).key;
             count_freed_carved(pool, usable);
-            pool.bump_released.fetch_add(usable, Ordering::Relaxed);
-            // Bump mode only: a default pool's chunk blocks (its first
-            // small blocks, at most about 4 KiB) give their room back.
-            if pool.limit != 0 && pool.flags & BUMP != 0 {
-                pool.bump_freed.fetch_add(usable, Ordering::Relaxed);
-            }
+            note_bump_released(pool, usable);
             return;
         }
         // Not a bump page, so not the arena's: the page heap's pool.
@@ -1795,6 +1839,10 @@ pub unsafe fn realloc_block(pool: *mut Pool, p: *mut u8, size: usize, info: &Blo
     let usable = info.usable;
     let bump = info.flags & FLAG_BUMP != 0;
     if size <= usable && (bump || (!info.huge && size >= usable / 2)) {
+        if bump {
+            // SAFETY: `p` is a live bump block of `info.page` (caller).
+            unsafe { bump_shrink(&*info.page, p as usize, size, usable) };
+        }
         return p;
     }
     // SAFETY: as the caller guarantees.

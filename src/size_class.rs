@@ -46,10 +46,20 @@ pub const fn bin_size(bin: usize) -> usize {
     }
 }
 
+/// How far a sized free's size may fall below half of a small or large
+/// block (bytes): a block of `usable` bytes accepts a size when
+/// `usable <= 2 * size + SIZED_FREE_SLACK`. Every request maps to a class
+/// at most twice its size except those below 8 bytes, whose class is 16:
+/// 16 is the least slack that accepts them all. It was 32, which let a
+/// 64-byte block be freed as 16 bytes, and a C++ object of 64 bytes
+/// deleted through a 16-byte base without a virtual destructor went
+/// undetected (a fresh tester).
+pub const SIZED_FREE_SLACK: usize = MIN_ALIGN;
+
 /// The sizes a sized free (`free_sized`, C++'s sized `operator delete`)
 /// may name for a block of each class, indexed by a page's `bin` byte:
 /// `size` fits when `size - lo` (wrapping) is below `count`, which is
-/// exactly `size <= block && block - size <= size + 32` (the fast test of
+/// exactly `size <= block && block - size <= size + SIZED_FREE_SLACK` (the fast test of
 /// `free::free_checked`; the slow path accepts more). One subtraction and
 /// one compare, from a table rather than the page's `block_size`, which
 /// lies in the descriptor's second cache line. `count` is 0 for the bytes
@@ -61,8 +71,8 @@ pub static SIZED_FREE_FIT: [SizedFit; 256] = {
     let mut bin = 0;
     while bin < BIN_COUNT {
         let block = bin_size(bin);
-        // The smallest size with block - size <= size + 32.
-        let lo = if block <= 2 * MIN_ALIGN { 0 } else { (block - 2 * MIN_ALIGN).div_ceil(2) };
+        // The smallest size with block - size <= size + SIZED_FREE_SLACK.
+        let lo = if block <= SIZED_FREE_SLACK { 0 } else { (block - SIZED_FREE_SLACK).div_ceil(2) };
         t[bin] = SizedFit { lo: lo as u32, count: (block - lo + 1) as u32 };
         bin += 1;
     }
@@ -251,6 +261,22 @@ mod tests {
     }
 
     #[test]
+    fn every_request_fits_the_sized_free_rule() {
+        for size in 0..=SMALL_MAX {
+            let block = bin_size(bin_of(size));
+            assert!(block <= 2 * size + SIZED_FREE_SLACK, "size {size} block {block}");
+            let mut align = 2 * MIN_ALIGN;
+            while align <= SMALL_MAX {
+                if let Some(bin) = bin_for_aligned(size, align) {
+                    let block = bin_size(bin);
+                    assert!(block <= 2 * size.max(align) + SIZED_FREE_SLACK, "size {size} align {align} block {block}");
+                }
+                align *= 2;
+            }
+        }
+    }
+
+    #[test]
     fn sized_free_fit_matches_the_rule() {
         for bin in 0..256usize {
             let f = SIZED_FREE_FIT[bin];
@@ -258,7 +284,7 @@ mod tests {
                 let fits = size.wrapping_sub(f.lo as usize) < f.count as usize;
                 let rule = bin < BIN_COUNT && {
                     let block = bin_size(bin);
-                    size <= block && block - size <= size + 2 * MIN_ALIGN
+                    size <= block && block - size <= size + SIZED_FREE_SLACK
                 };
                 assert_eq!(fits, rule, "bin {bin} size {size}");
             }
