@@ -78,7 +78,10 @@ static void shrink_pairs(unsigned flags, int via_pool) {
       CHECK(pool_stats(pool, &st) == 0);
       struct walk w = {0, 0};
       CHECK(pool_visit(pool, count, &w) == 0);
-      if (w.blocks != 3 || w.bytes != st.allocated || st.blocks != 3)
+      /* Under memcheck the statistics count the engine blocks, redzones
+       * included, and visit the sizes asked for (tst-stats-pool-bump is
+       * skipped there for the same reason). */
+      if (w.blocks != 3 || st.blocks != 3 || (!under_memcheck() && w.bytes != st.allocated))
         FAIL_EXIT("flags %u: %zu -> %zu: visit %zu blocks %zu bytes, stats %zu blocks %zu bytes",
                   flags, n, m, w.blocks, w.bytes, st.blocks, st.allocated);
       fs(y, m);

@@ -156,12 +156,10 @@ fn free_checked_slow(p: *mut u8, size: usize, align: usize, func: &str) {
     }
 }
 
-/// If `p` is a live block (validated as `free` does) that realloc can
-/// leave where it is with `size` bytes, returns its page: a small block
-/// whose size class still fits `size` without wasting more than half of it
-/// (or is the smallest class), as `alloc::realloc_generic` decides, or a
-/// large block (not a huge one, nor a pool's bump page) whose new size
-/// still needs all its slices. Null sends realloc to its full path, which also
+/// The page of `p` if `p` is a carved block start of a page in a ptrs
+/// segment whose free mark is clear (a live block, unless the program
+/// wrote over it): `free`'s fast-path validation plus the mark, for
+/// realloc's fast paths. Null sends realloc to its full path, which also
 /// reports invalid pointers and freed blocks.
 ///
 /// A large block's test is the one `block_info` and `is_freed` make
@@ -170,32 +168,56 @@ fn free_checked_slow(p: *mut u8, size: usize, align: usize, func: &str) {
 /// instructions per call before, against glibc's 92 and mimalloc's 79
 /// (callgrind, a 200 000-byte block resized by 16 bytes up and down).
 #[inline(always)]
-pub fn block_fits_in_place(p: *mut u8, size: usize) -> *const Page {
+pub fn live_block_page(p: *mut u8) -> *const Page {
     let addr = p as usize;
     let Some(seg) = mapped_segment(addr) else { return ptr::null() };
     // SAFETY: a live segment header is at `seg`; see `free`. The block's
-    // first word is read only once the page says `p` is one of its carved
+    // second word is read only once the page says `p` is one of its carved
     // block starts.
     unsafe {
         let page = (*seg).page_of(addr);
-        let pg = &*page;
-        let block = p as *mut Block;
-        let fits = pg.is_block_start(addr)
-            && (*block).mark != pg.key
-            && size <= pg.block_size
-            && if pg.bin != page::NO_BIN {
-                // Shrinking below half moves to a smaller class, if there
-                // is one.
-                size >= pg.block_size / 2 || pg.block_size == MIN_ALIGN
-            } else {
-                // A shrink that frees a slice or more takes the full path,
-                // which gives the slices up (`heap::shrink_large_in_place`).
-                pg.flags & (FLAG_LARGE | FLAG_HUGE | page::FLAG_BUMP) == FLAG_LARGE
-                    && !pg.heap.is_null()
-                    && pg.block_size - size < crate::segment::SLICE_SIZE
-            };
-        if fits { page } else { ptr::null() }
+        if (*page).is_block_start(addr) && (*(p as *mut Block)).mark != (*page).key { page } else { ptr::null() }
     }
+}
+
+/// The sized-free rule for a block at `p` of `usable` bytes named with
+/// `size` and `align` (0: none): the size fits, twice the larger of size
+/// and alignment plus `slack` reaches `usable`, and `p` has the alignment.
+/// An aligned block may be larger than twice its size, but not than twice
+/// its alignment: a class that is a multiple of the alignment is found
+/// below the next power of two of the larger of the two (a span, over
+/// 64 KiB, is rounded up to a slice: less than twice its size). With an
+/// alignment, size 0 is C++'s aligned delete without a size: only the
+/// alignment is checked.
+pub fn sized_rule(p: *mut u8, usable: usize, size: usize, align: usize, slack: usize) -> bool {
+    let least = if align.is_power_of_two() { size.max(align) } else { size };
+    let tight = (align != 0 && size == 0) || usable <= least.saturating_mul(2).saturating_add(slack);
+    let aligned = align == 0 || !align.is_power_of_two() || (p as usize) % align == 0;
+    size <= usable && tight && aligned
+}
+
+/// Whether realloc can leave a live block of `pg` where it is with `size`
+/// bytes: a small block whose size class still fits `size` without
+/// wasting more than half of it (or is the smallest class), as
+/// `alloc::realloc_generic` decides, or a large block (not a huge one,
+/// nor a pool's bump page) whose new size still needs all its slices.
+///
+/// # Safety
+/// `pg` must be the live page of the block.
+#[inline(always)]
+pub unsafe fn fits_in_place(pg: &Page, size: usize) -> bool {
+    size <= pg.block_size
+        && if pg.bin != page::NO_BIN {
+            // Shrinking below half moves to a smaller class, if there is
+            // one.
+            size >= pg.block_size / 2 || pg.block_size == MIN_ALIGN
+        } else {
+            // A shrink that frees a slice or more takes the full path,
+            // which gives the slices up (`heap::shrink_large_in_place`).
+            pg.flags & (FLAG_LARGE | FLAG_HUGE | page::FLAG_BUMP) == FLAG_LARGE
+                && !pg.heap.is_null()
+                && pg.block_size - size < crate::segment::SLICE_SIZE
+        }
 }
 
 /// A free from a thread that does not own the page: one compare-and-swap
@@ -617,19 +639,9 @@ pub fn size_matches(p: *mut u8, size: usize, align: usize, func: &str) -> bool {
         report_invalid(func, p);
         return false;
     };
-    let fits = size <= info.usable;
-    // A huge block may come from a cached mapping up to twice its size. An
-    // aligned block may be larger than twice its size, but not than twice
-    // its alignment: a class that is a multiple of the alignment is found
-    // below the next power of two of the larger of the two (a span, over
-    // 64 KiB, is rounded up to a slice: less than twice its size).
+    // A huge block may come from a cached mapping up to twice its size.
     let slack = if info.huge { crate::segment::HEADER_END + 2 * crate::os::OS_PAGE_SIZE } else { SIZED_FREE_SLACK };
-    let least = if align.is_power_of_two() { size.max(align) } else { size };
-    // With an alignment, size 0 is C++'s aligned delete without a size:
-    // only the alignment can be checked.
-    let tight = (align != 0 && size == 0) || info.usable <= least.saturating_mul(2).saturating_add(slack);
-    let aligned = align == 0 || !align.is_power_of_two() || (p as usize) % align == 0;
-    if fits && tight && aligned {
+    if sized_rule(p, info.usable, size, align, slack) {
         return true;
     }
     // `PTRS_SIZED_FREE_CHECK=0`: a valid block named with the wrong size

@@ -212,14 +212,17 @@ pub(crate) fn sized_free_ok(p: *mut c_void, size: usize, align: usize, func: &st
             free::report_invalid(func, p.cast());
             return false;
         }
-        // The engine block also holds the redzone: a size above the one
-        // the program asked for is a mismatch the engine would not see.
-        if size > valgrind::usable_size(p.cast()) && crate::options::sized_free_check() {
+        // The engine block also holds the redzone, so the rule applies
+        // to the size the program asked for (known exactly here: no slack
+        // for rounding).
+        let requested = valgrind::usable_size(p.cast());
+        if !free::sized_rule(p.cast(), requested, size, align, crate::size_class::SIZED_FREE_SLACK)
+            && crate::options::sized_free_check()
+        {
             crate::diag::heap_error(func, "size or alignment does not match the block", p as usize);
             return false;
         }
-        let _q = valgrind::Quiet::new();
-        return free::size_matches(p.cast(), size, align, func);
+        return true;
     }
     free::size_matches(p.cast(), size, align, func)
 }
