@@ -335,9 +335,11 @@ unsafe fn give_back_oldest(c: &mut ForeignCache, bin: usize, n: usize) {
         let page = marked_page(block, "free");
         // SAFETY: the block is kept: its page is live and counts it in use.
         unsafe {
+            // Read before the push (see `heap::remote_pushed`).
+            let owner = (*page).heap;
             let pushed = page::push_remote_marked(&*page, block);
             if pushed != 0 {
-                heap::remote_pushed((*page).heap, page, pushed);
+                heap::remote_pushed(owner, page, pushed);
             }
         }
     }

@@ -421,9 +421,11 @@ fn free_slow_inner(p: *mut u8, func: &str) {
         } else if !(*(*page).heap).pool.is_null() {
             crate::pool::free_block(page, block, func);
         } else {
+            // Read before the push (see `heap::remote_pushed`).
+            let owner = (*page).heap;
             let pushed = page::push_remote(&*page, block);
             if pushed != 0 {
-                heap::remote_pushed((*page).heap, page, pushed);
+                heap::remote_pushed(owner, page, pushed);
             }
         }
     }
