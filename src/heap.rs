@@ -198,6 +198,12 @@ pub struct Heap {
     /// slices it asks for stay resident past the purge delay
     /// (`purge_with`, `retain::Demand`).
     pub large_demand: crate::retain::Demand,
+    /// Bytes of the spans of the heap's small pages, and the demand for
+    /// them (`retain::PAGE_DEMAND_WINDOW_MS`): what a program that tears
+    /// its small blocks down and builds them again a few tens of ms later
+    /// frees stays resident for the rebuild. Under the slow-path lock.
+    pub small_live: usize,
+    pub small_demand: crate::retain::Demand,
     /// Set by another thread's free that made the remote list of one of
     /// this heap's pages non-empty without notifying it (a page its owner
     /// took off the full list, by a free of its own): the dormant-heap
@@ -287,6 +293,8 @@ const fn heap_without_pages() -> Heap {
         classes_paged: 0,
         large_live: 0,
         large_demand: crate::retain::Demand::new(),
+        small_live: 0,
+        small_demand: crate::retain::Demand::new(),
         remote_unseen: AtomicBool::new(false),
         rewalk_at: 0,
         rewalk_gap: 0,
@@ -1498,6 +1506,11 @@ fn new_page(heap: &mut Heap, bin: usize) -> *mut Page {
         return page;
     }
     heap.counters.pages_allocated += 1;
+    let bytes = slices << segment::SLICE_SHIFT;
+    heap.small_live += bytes;
+    let window = crate::retain::page_demand_window();
+    heap.small_demand.note(os::now_ms(), window, heap.small_live);
+    crate::retain::note_small_pages(bytes as isize);
     // SAFETY: `alloc_span` returned a claimed, initialised page of ours.
     let p = unsafe { &mut *page };
     let size = bin_size(bin);
@@ -2874,6 +2887,10 @@ unsafe fn free_page(heap: &mut Heap, page: *mut Page) {
         heap.large_live = heap.large_live.saturating_sub(unsafe { (*page).block_size });
     } else {
         heap.counters.pages_freed += 1;
+        // SAFETY: as above.
+        let bytes = unsafe { (*page).slice_count as usize } << segment::SLICE_SHIFT;
+        heap.small_live = heap.small_live.saturating_sub(bytes);
+        crate::retain::note_small_pages(-(bytes as isize));
     }
     let seg = Segment::of_unchecked(page as usize);
     // SAFETY: the page is ours, with no block in use (caller).
@@ -3255,8 +3272,9 @@ fn purge_with(heap: &mut Heap, all: bool, keep_share: bool) {
     let now = os::now_ms();
     let delay = crate::retain::wait_ms();
     let mut keep = 0;
-    // Bytes kept for the recent demand for large blocks.
+    // Bytes kept for the recent demand for large blocks and small pages.
     let mut demand_keep = 0;
+    let mut small_keep = 0;
     // A delay of 0 asks for every free page to go back at once.
     if !all && keep_share && delay != 0 {
         let mut seg = heap.segments;
@@ -3270,6 +3288,11 @@ fn purge_with(heap: &mut Heap, all: bool, keep_share: bool) {
         // The recent demand for large blocks raises the share; it alone
         // keeps slices of empty segments.
         demand_keep = heap.large_demand.spare(now, delay, delay, heap.large_live);
+        // And the recent demand for small pages, for a program that
+        // rebuilds what it tore down.
+        let window = crate::retain::page_demand_window();
+        small_keep = heap.small_demand.spare(now, window, window, heap.small_live);
+        demand_keep = demand_keep.max(small_keep);
         keep = crate::retain::kept_free_bytes(keep).max(demand_keep);
     }
     let mut demand_left = demand_keep;
@@ -3299,7 +3322,11 @@ fn purge_with(heap: &mut Heap, all: bool, keep_share: bool) {
     }
     if demand_keep != 0 {
         // What the demand kept goes when it lapses.
-        let lapse = heap.large_demand.lapses_at(delay).max(now + 1);
+        let mut lapse = heap.large_demand.lapses_at(delay);
+        if small_keep != 0 {
+            lapse = lapse.max(heap.small_demand.lapses_at(crate::retain::page_demand_window()));
+        }
+        let lapse = lapse.max(now + 1);
         if heap.purge_deadline == 0 || lapse < heap.purge_deadline {
             heap.purge_deadline = lapse;
         }
