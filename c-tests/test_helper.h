@@ -231,21 +231,28 @@ static inline size_t rss_bytes(void) {
   return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
 }
 
+/* A "<field>: <n> kB" line of /proc/self/status, in bytes (`field`
+ * without the colon, e.g. "VmSize"); exits the test when it is missing. */
+static inline size_t proc_status_bytes(const char *field) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  size_t len = strlen(field), kb = 0;
+  int found = 0;
+  if (f == NULL)
+    FAIL_EXIT("cannot open /proc/self/status");
+  while (!found && fgets(line, sizeof line, f))
+    found = strncmp(line, field, len) == 0 && line[len] == ':' &&
+            sscanf(line + len + 1, " %zu kB", &kb) == 1;
+  fclose(f);
+  if (!found)
+    FAIL_EXIT("no %s in /proc/self/status", field);
+  return kb << 10;
+}
+
 /* Virtual size of this process in bytes (VmSize in /proc/self/status):
  * for address-space limits set a given headroom above current use. */
 static inline size_t vm_size_bytes(void) {
-  FILE *f = fopen("/proc/self/status", "r");
-  char line[256];
-  size_t kb = 0;
-  if (f == NULL)
-    FAIL_EXIT("cannot open /proc/self/status");
-  while (fgets(line, sizeof line, f))
-    if (sscanf(line, "VmSize: %zu kB", &kb) == 1)
-      break;
-  fclose(f);
-  if (kb == 0)
-    FAIL_EXIT("no VmSize in /proc/self/status");
-  return kb << 10;
+  return proc_status_bytes("VmSize");
 }
 
 /* Run fn(arg) in a forked child whose stderr goes to a pipe. The child must

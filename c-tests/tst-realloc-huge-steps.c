@@ -1,11 +1,9 @@
 /* A huge block grown by realloc in 4 KiB steps from 2 MiB to 24 MiB
  * (a buffer appended to), then shrunk in steps back to 2 MiB: every byte
- * written survives every step, malloc_usable_size stays within a page of
- * the size asked for (the room that growth maps ahead, huge::resize, is
- * not part of the block), and the bytes allocated that ptrs_stats_get
- * reports follow the block (mallinfo2's hblkhd is the mapped bytes, as
- * glibc's, room included). ptrs made one mremap per step before the room was
- * mapped (a tester: 69 791 calls for 20 such buffers, glibc 3 487). */
+ * written survives every step (in place, or moved with mremap),
+ * malloc_usable_size stays within a page of the size asked for, and the
+ * bytes allocated that ptrs_stats_get reports follow the block
+ * (mallinfo2's hblkhd is the mapped bytes, as glibc's). */
 #include "test_helper.h"
 #include "ptrs.h"
 #include <malloc.h>

@@ -20,19 +20,6 @@
 #define LIMIT ((size_t)96 << 20)
 #define MAX_BLOCKS 200
 
-static size_t vm_data_bytes(void) {
-  FILE *f = fopen("/proc/self/status", "r");
-  char line[256];
-  size_t kb = 0;
-  if (f == NULL)
-    FAIL_EXIT("cannot open /proc/self/status");
-  while (fgets(line, sizeof line, f))
-    if (sscanf(line, "VmData: %zu kB", &kb) == 1)
-      break;
-  fclose(f);
-  return kb << 10;
-}
-
 static int fill(unsigned char **v, int round) {
   int n = 0;
   errno = 0;
@@ -59,7 +46,7 @@ static void empty(unsigned char **v, int n, int round) {
 
 static int child(void) {
   require_ptrs();
-  size_t start = vm_data_bytes();
+  size_t start = proc_status_bytes("VmData");
   static unsigned char *v[MAX_BLOCKS];
   int first = fill(v, 0);
   empty(v, first, 0);

@@ -649,47 +649,6 @@ pub unsafe fn resize(seg: *mut Segment, new_size: usize) -> *mut u8 {
         account(0, new_data as isize - data as isize);
         return start as *mut u8;
     }
-    if new_total > total {
-        // Growth maps room for more: realloc growing a block step by step
-        // (a buffer appended to) made one mremap per call (a tester: 69 791
-        // for 4 KiB steps from 2 to 16 MB, 8x glibc's time), and the next
-        // steps now fit the mapping (`set_block_size` above). The room is
-        // address space, touched only when used; without it (no room at
-        // the limit, or next to the mapping) the exact size is tried.
-        let roomy = page_round(new_total + new_total / GROWTH_ROOM_DIV)
-            .filter(|&t| t <= isize::MAX as usize && t <= os::overcommit_cap());
-        if let Some(roomy) = roomy {
-            // SAFETY: as the caller guarantees.
-            let q = unsafe { remap(seg, base, total, data, offset, new_data, roomy) };
-            if !q.is_null() {
-                return q;
-            }
-        }
-    }
-    // SAFETY: as the caller guarantees.
-    unsafe { remap(seg, base, total, data, offset, new_data, new_total) }
-}
-
-/// Realloc growth maps this fraction of the new size beyond it (1/8).
-const GROWTH_ROOM_DIV: usize = 8;
-
-/// `resize`'s system calls: the huge block of `seg` (at `base`, mapping
-/// `total` bytes, block `data` bytes at `offset`) gets a mapping of
-/// `new_total` bytes and a block of `new_data`, in place or moved. Null
-/// when it cannot (the block is then untouched).
-///
-/// # Safety
-/// As `resize`; `new_data + offset <= new_total`.
-unsafe fn remap(
-    seg: *mut Segment,
-    base: usize,
-    total: usize,
-    data: usize,
-    offset: usize,
-    new_data: usize,
-    new_total: usize,
-) -> *mut u8 {
-    let start = base + offset;
     // Growth's charge to the heap limit, held until `account` (to the end).
     let _charge = if new_total > total {
         if new_total > os::overcommit_cap() {
