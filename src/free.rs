@@ -646,6 +646,17 @@ pub fn size_matches(p: *mut u8, size: usize, align: usize, func: &str) -> bool {
     if sized_rule(p, info.usable, size, align, slack) {
         return true;
     }
+    // A pool's bump block that realloc shrank in place keeps its extent:
+    // any size that fits it (`pool::bump_shrink`).
+    // SAFETY: `info` describes the live block `p` (block_info).
+    let aligned = align == 0 || !align.is_power_of_two() || (p as usize) % align == 0;
+    if info.flags & page::FLAG_BUMP != 0
+        && size <= info.usable
+        && aligned
+        && unsafe { crate::pool::bump_shrunk(&*info.page, p as usize) }
+    {
+        return true;
+    }
     // `PTRS_SIZED_FREE_CHECK=0`: a valid block named with the wrong size
     // is freed as `free` would free it, as glibc does. The mismatch is
     // undefined behaviour that legacy C++ commits (`delete` of a derived
