@@ -145,7 +145,10 @@ int main(void) {
     p = realloc(p, 10);
     fs(p, 10);
     CHECK(pool_stats(pool, &st) == 0);
-    if (st.active > (4u << 20))
+    /* Not under memcheck: memcheck mode's realloc moves every block (so
+     * that valgrind sees the old one freed), and a bump pool keeps a
+     * freed block's memory until its reset. */
+    if (!under_memcheck() && st.active > (4u << 20))
       FAIL_EXIT("flags %u: the pool holds %zu bytes after 10 000 cycles of one block", flags, st.active);
     pool_destroy(pool);
   }
