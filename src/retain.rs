@@ -136,9 +136,9 @@ pub fn kept_free_bytes(active: usize) -> usize {
 /// window, the plain decay returns them. The delay alone returned what a
 /// program tore down while it tore down the rest: a tester's loop that
 /// builds 200 000 strings, frees half, builds half again and frees
-/// everything (about 100 ms a round) faulted 131 k pages in 15 rounds
-/// (mimalloc 40 k), each round's pages purged by the time the next one
-/// asked for them. Small pages only: a program's large blocks have their
+/// everything (15 rounds of 20 to 100 ms) faulted 32 to 54 k pages, 131 k
+/// on a loaded machine (mimalloc 16 k), each round's pages purged by the
+/// time the next one asked for them; 15 k with this demand. Small pages only: a program's large blocks have their
 /// own demand with windows of one delay, and the memory-lifecycle targets
 /// ask for their memory back two delays after they are all freed
 /// (tst-lifecycle-trim's largeset, which a window for all pages failed).
