@@ -647,12 +647,12 @@ pub fn size_matches(p: *mut u8, size: usize, align: usize, func: &str) -> bool {
         return true;
     }
     // A pool's bump block that realloc shrank in place keeps its extent:
-    // any size that fits it (`pool::bump_shrink`).
-    // SAFETY: `info` describes the live block `p` (block_info).
-    let aligned = align == 0 || !align.is_power_of_two() || (p as usize) % align == 0;
+    // any size that fits it, with the alignment (the rule without a bound
+    // below, `pool::bump_shrink`).
     if info.flags & page::FLAG_BUMP != 0
-        && size <= info.usable
-        && aligned
+        && sized_rule(p, info.usable, size, align, usize::MAX)
+        // SAFETY: `info` describes the live block `p` (block_info), a
+        // block of the bump page `info.page`.
         && unsafe { crate::pool::bump_shrunk(&*info.page, p as usize) }
     {
         return true;

@@ -1727,7 +1727,8 @@ unsafe fn bump_block(page: &Page, addr: usize) -> Option<(usize, *mut Pool)> {
 /// `addr` must be a live bump block of `page` with `usable` bytes, whose
 /// pool the calling thread may allocate from; `size <= usable`.
 unsafe fn bump_shrink(page: &Page, addr: usize, size: usize, usable: usize) {
-    if usable <= size.saturating_mul(2).saturating_add(crate::size_class::SIZED_FREE_SLACK) {
+    // Still within the rule a sized free applies: nothing to note.
+    if crate::free::sized_rule(addr as *mut u8, usable, size, 0, crate::size_class::SIZED_FREE_SLACK) {
         return;
     }
     // SAFETY: `addr` is a live bump block of `page` (caller), whose header
