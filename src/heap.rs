@@ -644,14 +644,32 @@ fn thread_heap_slow() -> *mut Heap {
         0 => usize::MAX,
         n => (n - 1).max(1),
     };
-    let (adopted, capped) = {
+    let (adopted, capped) = loop {
         let _g = GlobalGuard::lock();
         // SAFETY: GLOBAL is held.
         let reg = unsafe { HEAPS.get() };
         if reg.owned >= limit {
-            (ptr::null_mut(), true)
+            break (ptr::null_mut(), true);
         } else {
             let heap = reg.pool;
+            // A collection of the parked heaps holds all of them out of
+            // the pool while it works (`collect_parked_with`, which sets
+            // PARK_OWNER before it takes the pool under GLOBAL and clears
+            // it after it puts them back): wait for them rather than map
+            // a heap of our own beside them. The decay tick's collections
+            // run every purge delay in a program with parked heaps, and a
+            // thread that started during one got a new heap: a tester's
+            // thread-per-request program (4 threads a wave, 5 % of the
+            // blocks kept in a cache) ended with 8 to 12 heaps instead of
+            // 5, each with its own pages. Spun without a lock held, so a
+            // signal handler that allocates here waits the same way.
+            let collector = PARK_OWNER.load(Ordering::Relaxed);
+            if heap.is_null() && collector != 0 && collector != thread_token() {
+                drop(_g);
+                // SAFETY: sched_yield has no preconditions.
+                unsafe { libc::sched_yield() };
+                continue;
+            }
             if !heap.is_null() {
                 // SAFETY: pooled heaps are valid; pool links are under GLOBAL.
                 unsafe {
@@ -663,7 +681,7 @@ fn thread_heap_slow() -> *mut Heap {
             // Counted now, so that threads starting together respect the limit.
             reg.owned += 1;
             OWNED_HEAPS.store(reg.owned, Ordering::Relaxed);
-            (heap, false)
+            break (heap, false);
         }
     };
     if capped {
