@@ -110,5 +110,5 @@ int main(void) {
   CHECK(heaps <= THREADS + 2);
   for (int i = 0; i < CACHE; i++)
     free(cache[i]);
-  return 0;
+  return test_result();
 }

@@ -206,11 +206,16 @@ pub fn calloc(count: usize, size: usize) -> *mut u8 {
     // already: skip the memset, which would also make them resident. (The
     // flag is set when the span or mapping is claimed for this block.)
     // SAFETY: `p` was just returned by malloc, so it is a live block.
-    let fresh = total > SMALL_MAX
-        && unsafe { free::block_info(p) }.is_some_and(|b| b.large_or_huge && b.flags & FLAG_ZERO != 0);
-    if !fresh {
+    let info = if total > SMALL_MAX { unsafe { free::block_info(p) } } else { None };
+    match info {
+        Some(b) if b.large_or_huge && b.flags & FLAG_ZERO != 0 => {}
+        // A huge block from a cached mapping: only what earlier blocks of
+        // the mapping wrote, purged rather than written.
+        // SAFETY: `b.segment` is the live huge segment of `p`, which holds
+        // at least `total` bytes.
+        Some(b) if b.huge => unsafe { huge::zero_for_calloc(b.segment, p, total) },
         // SAFETY: the block holds at least `total` writable bytes.
-        unsafe { ptr::write_bytes(p, 0, total) };
+        _ => unsafe { ptr::write_bytes(p, 0, total) },
     }
     p
 }

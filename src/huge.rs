@@ -582,6 +582,47 @@ fn map_high_aligned(total: usize, align: usize) -> *mut u8 {
     base as *mut u8
 }
 
+/// Records in `seg.written_end` that its block may have written all of
+/// its usable bytes.
+fn note_written(seg: &mut Segment) {
+    let end = seg.pages[0].start as usize + seg.pages[0].block_size - seg.base();
+    seg.written_end = seg.written_end.max(end).min(seg.mapped_size);
+}
+
+/// For `calloc`: zeroes the first `size` bytes of the live huge block at
+/// `p`, of `seg`, where earlier blocks of its mapping (a cached mapping
+/// reused) may have written: the whole pages by purging them (they read
+/// as zero and become resident only when touched, as a fresh mapping's
+/// would, which is what glibc's `calloc` of such a size gets), the parts
+/// of pages at the edges by writing. The rest of the block is zero.
+///
+/// A tester's `calloc` of 1 to 64 MiB at random, one byte written per 256
+/// KiB, zeroed every block from the cache whole with writes: 1.02 M page
+/// faults, 3.4 s and 66 MB of peak RSS for 300 rounds, against glibc's
+/// 63 k, 0.3 s and 33 MB. Zeroing only the written part with writes: 467 k
+/// and 1.5 s (the earlier blocks' untouched pages were faulted in).
+///
+/// # Safety
+/// `seg` must be the live huge segment of the block at `p`, which holds at
+/// least `size` bytes and is not yet handed out.
+pub unsafe fn zero_for_calloc(seg: *const Segment, p: *mut u8, size: usize) {
+    // SAFETY: the caller guarantees `seg` is live.
+    let end = unsafe { (*seg).base() + (*seg).written_end };
+    let dirty = end.saturating_sub(p as usize).min(size);
+    let start = p as usize;
+    let lo = start.next_multiple_of(OS_PAGE_SIZE).min(start + dirty);
+    let hi = ((start + dirty) & !(OS_PAGE_SIZE - 1)).max(lo);
+    // SAFETY: all three ranges lie in the block's first `size` bytes, ours
+    // and not yet handed out.
+    unsafe {
+        core::ptr::write_bytes(p, 0, lo - start);
+        if hi > lo {
+            os::purge(lo as *mut u8, hi - lo);
+        }
+        core::ptr::write_bytes(hi as *mut u8, 0, start + dirty - hi);
+    }
+}
+
 /// Unmaps the huge block described by `seg`.
 ///
 /// # Safety
@@ -592,6 +633,7 @@ pub unsafe fn free(seg: *mut Segment) {
         let s = &mut *seg;
         let r = (s.base(), s.mapped_size, s.pages[0].block_size, s.pages[0].start as usize);
         s.cookie = 0;
+        note_written(s);
         r
     };
     segment_map::set_segment(base, false);
@@ -627,7 +669,10 @@ pub unsafe fn free(seg: *mut Segment) {
 pub unsafe fn resize(seg: *mut Segment, new_size: usize) -> *mut u8 {
     // SAFETY: the caller guarantees `seg` is a live huge segment.
     let (base, total, data, start) = unsafe {
-        let s = &*seg;
+        let s = &mut *seg;
+        // Whatever the block's new size, what it wrote so far stays
+        // written (a shrink that keeps the pages keeps it).
+        note_written(s);
         (s.base(), s.mapped_size, s.pages[0].block_size, s.pages[0].start as usize)
     };
     let offset = start - base;

@@ -86,6 +86,12 @@ pub struct Segment {
     pub mapped_size: usize,
     /// When the segment became empty (coarse ms; `retain.rs`'s lists).
     pub freed_at: u64,
+    /// A huge segment: bytes from `base()` below which its memory may hold
+    /// data its blocks wrote; above, it is zero (never written since the
+    /// mapping was made, or mapped anew by a growth). Kept while the
+    /// mapping is cached, so that a `calloc` served from the cache zeroes
+    /// only that part (`huge::written_from`). 0 for other kinds.
+    pub written_end: usize,
     /// One descriptor per slice.
     pub pages: [Page; SLICE_COUNT],
 }
