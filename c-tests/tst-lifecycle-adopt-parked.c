@@ -21,6 +21,7 @@
  * old code did not fail every run (3 of 6 on a loaded machine); the
  * bound holds in every run now. */
 #include "mt_helper.h"
+#include "request_cache.h"
 
 #include <stdio.h>
 
@@ -29,43 +30,12 @@
 #define PER_THREAD 300
 #define CACHE 600
 
-static void *cache[CACHE];
+static void *cache_block[CACHE];
 static size_t cache_len[CACHE];
-static long cache_head;
-static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct request_cache cache = {cache_block, cache_len, CACHE, 0, PTHREAD_MUTEX_INITIALIZER};
 
 static void *worker(void *arg) {
-  uint64_t s = (uint64_t)(uintptr_t)arg * 2654435761u + 1;
-  void *tmp[PER_THREAD];
-  size_t len[PER_THREAD];
-  for (int i = 0; i < PER_THREAD; i++) {
-    s = s * 6364136223846793005u + 1442695040888963407u;
-    len[i] = (8 << 10) + (size_t)(s >> 33) % (56 << 10);
-    tmp[i] = malloc(len[i]);
-    if (tmp[i] == NULL)
-      FAIL_EXIT("malloc(%zu) failed", len[i]);
-    memset(tmp[i], (int)(len[i] & 255), len[i]);
-  }
-  for (int i = 0; i < PER_THREAD; i++) {
-    if (i % 20 != 0) {
-      free(tmp[i]);
-      continue;
-    }
-    pthread_mutex_lock(&cache_lock);
-    long h = cache_head++ % CACHE;
-    void *old = cache[h];
-    size_t old_len = cache_len[h];
-    cache[h] = tmp[i];
-    cache_len[h] = len[i];
-    pthread_mutex_unlock(&cache_lock);
-    if (old != NULL) {
-      const unsigned char *b = old;
-      unsigned char want = (unsigned char)(old_len & 255);
-      if (b[0] != want || b[old_len / 2] != want || b[old_len - 1] != want)
-        FAIL_EXIT("cached block %p of %zu bytes was overwritten", old, old_len);
-      free(old);
-    }
-  }
+  request_run(&cache, (uint64_t)(uintptr_t)arg, PER_THREAD, 8 << 10, 64 << 10);
   return NULL;
 }
 
@@ -108,7 +78,6 @@ int main(void) {
   printf("heaps after %d waves of %d threads: %ld\n", waves, THREADS, heaps);
   CHECK(heaps > 0);
   CHECK(heaps <= THREADS + 2);
-  for (int i = 0; i < CACHE; i++)
-    free(cache[i]);
+  request_cache_clear(&cache);
   return test_result();
 }
