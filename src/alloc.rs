@@ -12,7 +12,7 @@ use crate::heap::{self, with_thread_heap};
 use crate::huge;
 use crate::options;
 use crate::page::{self, FLAG_ZERO};
-use crate::segment::{LARGE_MAX, SLICE_SIZE};
+use crate::segment::{LARGE_MAX, SLICE_COUNT, SLICE_SIZE};
 use crate::size_class::{bin_for_aligned, bin_of, DIRECT_MAX, MIN_ALIGN, SMALL_MAX};
 use crate::tls;
 
@@ -252,6 +252,16 @@ pub fn malloc_aligned_unhooked(align: usize, size: usize) -> *mut u8 {
                 heap::alloc_large(heap, size.div_ceil(SLICE_SIZE))
             });
         }
+    } else if size <= large_limit() {
+        // A span that starts at a multiple of the alignment within its
+        // segment (segments are aligned to their size), when one fits
+        // there after the header slice.
+        let count = size.div_ceil(SLICE_SIZE).max(1);
+        let step = align / SLICE_SIZE;
+        if step + count <= SLICE_COUNT {
+            // SAFETY: as above.
+            return with_thread_heap(ptr::null_mut(), |heap| unsafe { heap::alloc_large_aligned(heap, count, step) });
+        }
     }
     crate::retain::maybe_tick();
     huge::alloc(size, align)
@@ -400,7 +410,10 @@ fn realloc_generic(p: *mut u8, size: usize, func: &str) -> *mut u8 {
     } else if size <= usable && size >= usable / 2 {
         // Shrinking by less than half keeps the block where it is.
         return kept(p, size, &info);
-    } else if size <= usable && info.large_or_huge && usable - size < SLICE_SIZE {
+    } else if size <= usable && info.large_or_huge && usable - size < SLICE_SIZE && size >= usable / 2 {
+        // (Below half of a one-slice block, an aligned one, the block
+        // moves to a size class: kept, its sized free with the new size
+        // would not match it.)
         return kept(p, size, &info);
     } else if size > usable && info.large_or_huge && size <= large_limit() {
         let heap = tls::current();

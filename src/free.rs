@@ -213,10 +213,14 @@ pub unsafe fn fits_in_place(pg: &Page, size: usize) -> bool {
             size >= pg.block_size / 2 || pg.block_size == MIN_ALIGN
         } else {
             // A shrink that frees a slice or more takes the full path,
-            // which gives the slices up (`heap::shrink_large_in_place`).
+            // which gives the slices up (`heap::shrink_large_in_place`),
+            // and so does one below half of a one-slice block (an aligned
+            // one), which moves to a size class so that a sized free with
+            // the new size matches it.
             pg.flags & (FLAG_LARGE | FLAG_HUGE | page::FLAG_BUMP) == FLAG_LARGE
                 && !pg.heap.is_null()
                 && pg.block_size - size < crate::segment::SLICE_SIZE
+                && size >= pg.block_size / 2
         }
 }
 

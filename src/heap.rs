@@ -1592,9 +1592,23 @@ pub fn alloc_span(heap: &mut Heap, count: usize) -> *mut Page {
     // Likewise the pages other threads freed entirely in the heaps of
     // dormant threads (blocked for a while: they would not take them back).
     collect_dormant_heaps();
-    let seg = segment::acquire(heap_ptr);
+    let seg = add_segment(heap);
     if seg.is_null() {
         return ptr::null_mut();
+    }
+    // SAFETY: `seg` is a fresh segment now owned by this heap.
+    unsafe {
+        let index = segment::find_span(&*seg, count).unwrap_or(1);
+        segment::claim_span(&mut *seg, index, count, heap_ptr)
+    }
+}
+
+/// Maps (or takes from the retained ones) a segment for `heap` and puts it
+/// first on its list. Null when out of memory.
+fn add_segment(heap: &mut Heap) -> *mut Segment {
+    let seg = segment::acquire(heap as *mut Heap);
+    if seg.is_null() {
+        return seg;
     }
     // SAFETY: `seg` is a fresh segment now owned by this heap.
     unsafe {
@@ -1602,10 +1616,56 @@ pub fn alloc_span(heap: &mut Heap, count: usize) -> *mut Page {
         if !heap.segments.is_null() {
             (*heap.segments).prev = seg;
         }
-        heap.segments = seg;
-        let index = segment::find_span(&*seg, count).unwrap_or(1);
-        segment::claim_span(&mut *seg, index, count, heap_ptr)
     }
+    heap.segments = seg;
+    seg
+}
+
+/// Claims `count` free slices starting at a multiple of `step` slices (a
+/// power of two above 1, with `step + count` at most a segment's slices):
+/// a span aligned to `step` slices, in the heap's segment with the most
+/// resident slices there, else in a new segment. Null when out of memory.
+fn alloc_span_aligned(heap: &mut Heap, count: usize, step: usize) -> *mut Page {
+    let heap_ptr = heap as *mut Heap;
+    let mut best: Option<(*mut Segment, segment::SpanFit)> = None;
+    // As in `alloc_span_resident`, the search ends SPAN_SEARCH_SLACK
+    // segments after the best fit so far: 100 000 live `memalign(128 KiB,
+    // 100)` blocks in 3 226 segments took 4.4 s when every allocation
+    // looked at all of them for a resident fit (0.67 s now; glibc 0.93 s).
+    let mut since_best = 0;
+    let mut seg = heap.segments;
+    while !seg.is_null() {
+        // SAFETY: segments on the heap's list are live and owned by it.
+        unsafe {
+            if let Some(fit) = segment::find_aligned_span(&*seg, count, step)
+                && best.is_none_or(|(_, b)| fit.dirty > b.dirty)
+            {
+                best = Some((seg, fit));
+                since_best = 0;
+                if fit.dirty as usize == count {
+                    break;
+                }
+            }
+            if best.is_some() {
+                since_best += 1;
+                if since_best > SPAN_SEARCH_SLACK {
+                    break;
+                }
+            }
+            seg = (*seg).next;
+        }
+    }
+    if let Some((seg, fit)) = best {
+        // SAFETY: as above; the run is free.
+        return unsafe { segment::claim_span(&mut *seg, fit.index, count, heap_ptr) };
+    }
+    let seg = add_segment(heap);
+    if seg.is_null() {
+        return ptr::null_mut();
+    }
+    // SAFETY: `seg` is a fresh segment of ours: slices `step..step + count`
+    // are free.
+    unsafe { segment::claim_span(&mut *seg, step, count, heap_ptr) }
 }
 
 /// How many more segments a large block's span search reads once it holds
@@ -1661,6 +1721,23 @@ fn alloc_span_resident(heap: &mut Heap, count: usize) -> *mut Page {
 /// # Safety
 /// `heap` must be the calling thread's (real) heap.
 pub unsafe fn alloc_large(heap: &mut Heap, count: usize) -> *mut u8 {
+    // SAFETY: as the caller guarantees.
+    unsafe { alloc_large_aligned(heap, count, 1) }
+}
+
+/// [`alloc_large`] whose span starts at a multiple of `step` slices (a
+/// power of two; 1: anywhere), so that the block is aligned to `step`
+/// slices: `memalign` and `posix_memalign` above 64 KiB. They were huge
+/// mappings of their own, which a cache of freed mappings rarely fitted
+/// when alignments and sizes varied together (a fresh tester's mix of
+/// plain `malloc` and `posix_memalign` of 64 B to 2 MiB alignments: 1.9x
+/// glibc's time, 8x its page faults). `step + count` must be at most a
+/// segment's slices.
+///
+/// # Safety
+/// `heap` must be the calling thread's (real) heap.
+pub unsafe fn alloc_large_aligned(heap: &mut Heap, count: usize, step: usize) -> *mut u8 {
+    debug_assert!(step.is_power_of_two() && step + count <= segment::SLICE_COUNT);
     // SAFETY: `heap` is ours.
     let _l = unsafe { SlowLock::lock(heap) };
     // SAFETY: `heap` is ours.
@@ -1670,7 +1747,7 @@ pub unsafe fn alloc_large(heap: &mut Heap, count: usize) -> *mut u8 {
         }
         maybe_purge(heap);
     }
-    let page = alloc_span_resident(heap, count);
+    let page = if step <= 1 { alloc_span_resident(heap, count) } else { alloc_span_aligned(heap, count, step) };
     if page.is_null() {
         return ptr::null_mut();
     }

@@ -561,6 +561,31 @@ pub fn find_span_fit(seg: &Segment, count: usize) -> Option<SpanFit> {
     span_fit(seg.used_slices, seg.dirty_slices, count)
 }
 
+/// The place for `count` free slices of `seg` whose first slice is a
+/// multiple of `step` slices (a power of two above 1: the span is then
+/// aligned to `step` slices, since segments are aligned to their size),
+/// with the most resident slices. Owner only.
+pub fn find_aligned_span(seg: &Segment, count: usize, step: usize) -> Option<SpanFit> {
+    let used = seg.used_slices | HEADER_SLICE;
+    let dirty = seg.dirty_slices & !used;
+    let mask = run_mask(count);
+    let mut best: Option<SpanFit> = None;
+    let mut i = step;
+    while i + count <= SLICE_COUNT {
+        if (used >> i) & mask == 0 {
+            let fit = SpanFit { index: i, dirty: ((dirty >> i) & mask).count_ones(), run: count as u32 };
+            if best.is_none_or(|b| fit.dirty > b.dirty) {
+                best = Some(fit);
+            }
+            if fit.dirty as usize == count {
+                break;
+            }
+        }
+        i += step;
+    }
+    best
+}
+
 /// [`find_span_fit`] on a segment's `used` and `dirty` slice bits.
 fn span_fit(used: u64, dirty: u64, count: usize) -> Option<SpanFit> {
     let used = used | HEADER_SLICE;
