@@ -90,7 +90,7 @@ pub struct Segment {
     /// data its blocks wrote; above, it is zero (never written since the
     /// mapping was made, or mapped anew by a growth). Kept while the
     /// mapping is cached, so that a `calloc` served from the cache zeroes
-    /// only that part (`huge::written_from`). 0 for other kinds.
+    /// only that part (`huge::zero_for_calloc`). 0 for other kinds.
     pub written_end: usize,
     /// One descriptor per slice.
     pub pages: [Page; SLICE_COUNT],
