@@ -259,7 +259,8 @@ pub fn malloc_aligned_unhooked(align: usize, size: usize) -> *mut u8 {
         let count = size.div_ceil(SLICE_SIZE).max(1);
         let step = align / SLICE_SIZE;
         if step + count <= SLICE_COUNT {
-            // SAFETY: as above.
+            // SAFETY: `heap` is the calling thread's heap (or the shared
+            // heap under its lock); `step + count` fits a segment.
             return with_thread_heap(ptr::null_mut(), |heap| unsafe { heap::alloc_large_aligned(heap, count, step) });
         }
     }

@@ -707,12 +707,7 @@ fn thread_heap_slow() -> *mut Heap {
         return SHARED_MARK.get();
     }
     let heap = if adopted.is_null() {
-        let h = new_heap();
-        if !h.is_null() {
-            // SAFETY: a fresh heap, not yet shared.
-            unsafe { (*h).owner_since = os::now_ms() };
-        }
-        h
+        new_heap()
     } else {
         inherit(adopted);
         adopted
@@ -745,6 +740,7 @@ pub(crate) fn new_heap() -> *mut Heap {
         let head = core::mem::offset_of!(Heap, foreign);
         ptr::copy_nonoverlapping(EMPTY_HEAP.get() as *const u8, heap as *mut u8, head);
         (*heap).owned = true;
+        (*heap).owner_since = os::now_ms();
     }
     let _g = GlobalGuard::lock();
     // The profiler's state is read under GLOBAL, which its start and stop
@@ -3342,7 +3338,7 @@ fn inherit(heap: *mut Heap) {
         let _l = SlowLock::lock(heap);
         let h = &mut *heap;
         let now = os::now_ms();
-        h.inherited_until = if h.inherit_ms == 0 { 0 } else { now + h.inherit_ms };
+        h.inherited_until = now + h.inherit_ms;
         LAST_ADOPTION_MS.store(now, Ordering::Relaxed);
         h.owner_since = now;
         h.owner_peak = h.large_live + h.small_live;
@@ -3465,6 +3461,8 @@ fn purge_with(heap: &mut Heap, all: bool, keep_share: bool) {
     // Bytes kept for the recent demand for large blocks and small pages.
     let mut demand_keep = 0;
     let mut small_keep = 0;
+    // What the heap's owner inherited from the exited thread before it.
+    let inherited = inherited_spare(heap, now);
     // A delay of 0 asks for every free page to go back at once.
     if !all && keep_share && delay != 0 {
         let mut seg = heap.segments;
@@ -3483,7 +3481,7 @@ fn purge_with(heap: &mut Heap, all: bool, keep_share: bool) {
         let window = crate::retain::page_demand_window();
         small_keep = heap.small_demand.spare(now, window, window, heap.small_live);
         demand_keep = demand_keep.max(small_keep);
-        demand_keep = demand_keep.max(inherited_spare(heap, now));
+        demand_keep = demand_keep.max(inherited);
         keep = crate::retain::kept_free_bytes(keep).max(demand_keep);
     } else if !all && delay != 0 && now < LAST_ADOPTION_MS.load(Ordering::Relaxed).saturating_add(INHERIT_MAX_MS) {
         // A parked heap in a program that replaces its threads (one was
@@ -3493,7 +3491,7 @@ fn purge_with(heap: &mut Heap, all: bool, keep_share: bool) {
         // exit waits parked until the next wave starts. A program whose
         // threads exit for good gives a parked heap's free memory back
         // after the purge delay, as before.
-        demand_keep = inherited_spare(heap, now);
+        demand_keep = inherited;
         keep = demand_keep;
     }
     let mut demand_left = demand_keep;
@@ -3527,7 +3525,7 @@ fn purge_with(heap: &mut Heap, all: bool, keep_share: bool) {
         if small_keep != 0 {
             lapse = lapse.max(heap.small_demand.lapses_at(crate::retain::page_demand_window()));
         }
-        if inherited_spare(heap, now) != 0 {
+        if inherited != 0 {
             lapse = lapse.max(heap.inherited_until);
         }
         let lapse = lapse.max(now + 1);
