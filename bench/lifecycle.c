@@ -248,6 +248,41 @@ static int largeset(long steps)
     return 0;
 }
 
+/* ---- largeheap ------------------------------------------------------- */
+/* A heap of many segments in large blocks: grows to `count` blocks of
+ * 256 KiB with nothing freed, then frees every other block (oldest first)
+ * and allocates them again, twice. One byte per block is written, so the
+ * figure is the allocator's search for room, not page faults. */
+static int largeheap(long count)
+{
+    enum { SIZE = 256 * 1024 };
+    char **v = xmalloc((size_t)count * sizeof *v);
+    double t0 = now_s();
+    for (long i = 0; i < count; i++) {
+        v[i] = xmalloc(SIZE);
+        v[i][0] = 1;
+    }
+    double grow = now_s() - t0;
+    double refill = 0;
+    for (int round = 0; round < 2; round++) {
+        for (long i = round; i < count; i += 2)
+            free(v[i]);
+        double t1 = now_s();
+        for (long i = round; i < count; i += 2) {
+            v[i] = xmalloc(SIZE);
+            v[i][0] = 1;
+        }
+        refill += now_s() - t1;
+    }
+    long refilled = count / 2 * 2;
+    printf("grow_us_per_malloc=%.3f\nrefill_us_per_malloc=%.3f\ntime=%.4f\n", grow * 1e6 / (double)count,
+           refill * 1e6 / (double)refilled, grow + refill);
+    for (long i = 0; i < count; i++)
+        free(v[i]);
+    free(v);
+    return 0;
+}
+
 /* ---- reallocgrow ----------------------------------------------------- */
 static int reallocgrow(long reps)
 {
@@ -516,6 +551,8 @@ static int run_mode(int argc, char **argv)
                       arg_long(argc, argv, 4, 5));
     if (!strcmp(mode, "largeset"))
         return largeset(arg_long(argc, argv, 2, scaled(4000)));
+    if (!strcmp(mode, "largeheap"))
+        return largeheap(arg_long(argc, argv, 2, 20000));
     if (!strcmp(mode, "reallocgrow"))
         return reallocgrow(arg_long(argc, argv, 2, scaled(200)));
     if (!strcmp(mode, "burst"))
@@ -528,7 +565,7 @@ static int run_mode(int argc, char **argv)
         return latedtor(arg_long(argc, argv, 2, 3000));
     if (!strcmp(mode, "idletrim"))
         return idletrim();
-    fprintf(stderr, "usage: lifecycle rounds|largeset|reallocgrow|burst|exited|dormant|latedtor|idletrim\n");
+    fprintf(stderr, "usage: lifecycle rounds|largeset|largeheap|reallocgrow|burst|exited|dormant|latedtor|idletrim\n");
     return 2;
 }
 

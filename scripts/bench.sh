@@ -20,7 +20,7 @@
 #   BENCH_ALLOCATORS="glibc jemalloc mimalloc tcmalloc ptrs"
 #   BENCH_WORKLOADS="churn larson larson4 prodcons falsesharing realloc mixedlarge
 #                    frag threadchurn redis sqlite python cxx
-#                    rounds16k rounds1k rounds256k largeset reallocgrow burst
+#                    rounds16k rounds1k rounds256k largeset largeheap reallocgrow burst
 #                    exited dormant latedtor idletrim"  (the last ten: bench/lifecycle.c)
 #   BENCH_PTRS_LIB=path   the ptrs library (default target/release/libptrs.so)
 #   BENCH_EXTRA_<name>=path  an extra allocator <name> (e.g. BENCH_EXTRA_ptrs2=...);
@@ -144,7 +144,7 @@ C_WORKLOADS="churn larson prodcons falsesharing realloc mixedlarge frag threadch
 ALL_WORKLOADS="churn larson larson4 prodcons falsesharing realloc mixedlarge frag threadchurn redis sqlite python cxx"
 SCALING_WORKLOADS="larson prodcons falsesharing"
 # memory-lifecycle workloads: modes of bench/lifecycle.c (see lifecycle_args)
-LIFECYCLE_WORKLOADS="rounds16k rounds1k rounds256k largeset reallocgrow burst exited dormant latedtor idletrim"
+LIFECYCLE_WORKLOADS="rounds16k rounds1k rounds256k largeset largeheap reallocgrow burst exited dormant latedtor idletrim"
 ALL_WORKLOADS="$ALL_WORKLOADS $LIFECYCLE_WORKLOADS"
 # workloads traced for the RSS-over-time charts: workload=chart name
 TRACED_WORKLOADS="burst=rss-burst rounds16k=rss-rounds"
@@ -340,6 +340,7 @@ lifecycle_args() {
         rounds16k) echo "rounds 16384 $(scaled_n 20000 200) 4" ;;
         rounds1k) echo "rounds 1024 $(scaled_n 100000 1000) 4" ;;
         rounds256k) echo "rounds 262144 $(scaled_n 1000 20) 4" ;;
+        largeheap) echo "largeheap $(scaled_n 20000 200)" ;;
         latedtor) echo "latedtor $(scaled_n 3000 100)" ;;
         *) echo "$1" ;;
     esac
@@ -359,7 +360,7 @@ run_one() { # alloc workload threads -> key=value lines
         churn | realloc | mixedlarge | frag) "${run[@]}" -- "$BUILD/$wl" ;;
         larson | prodcons | falsesharing | cxx) "${run[@]}" -- "$BUILD/$wl" "$thr" ;;
         threadchurn) "${run[@]}" -- "$BUILD/threadchurn" ;;
-        rounds16k | rounds1k | rounds256k | largeset | reallocgrow | burst | exited | dormant | latedtor | idletrim)
+        rounds16k | rounds1k | rounds256k | largeset | largeheap | reallocgrow | burst | exited | dormant | latedtor | idletrim)
             # shellcheck disable=SC2046
             "${run[@]}" -- "$BUILD/lifecycle" $(lifecycle_args "$wl")
             ;;

@@ -312,6 +312,9 @@ def lifecycle_section(workloads, allocs, cell):
         if wl in workloads:
             rows.append([f"{wl}: page faults per block per round"] + [m(wl, a, "faults_per_block") for a in allocs])
             rows.append([f"{wl}: us per malloc (+ touch)"] + [m(wl, a, "us_per_malloc") for a in allocs])
+    if "largeheap" in workloads:
+        rows.append(["largeheap: us per malloc while growing"] + [m("largeheap", a, "grow_us_per_malloc") for a in allocs])
+        rows.append(["largeheap: us per malloc into freed holes"] + [m("largeheap", a, "refill_us_per_malloc") for a in allocs])
     for wl in ("largeset", "reallocgrow"):
         if wl in workloads:
             rows.append([f"{wl}: RSS after free (MiB)"] + [m(wl, a, "rss_after_free_kb", 1024, 1) for a in allocs])

@@ -580,19 +580,10 @@ unsafe fn arena_free(c: *mut Chunk) {
             let _l = SlowLock::lock(heap);
             let seg = Segment::of_unchecked(page as usize);
             segment::free_span(&mut *seg, page);
+            heap::note_span_freed(heap, seg);
             segment::purge_free_slices(&mut *seg);
             if (*seg).is_empty() {
-                let (prev, next) = ((*seg).prev, (*seg).next);
-                if prev.is_null() {
-                    heap.segments = next;
-                } else {
-                    (*prev).next = next;
-                }
-                if !next.is_null() {
-                    (*next).prev = prev;
-                }
-                (*seg).next = ptr::null_mut();
-                (*seg).prev = ptr::null_mut();
+                heap::unlink_segment(heap, seg);
                 segment::release(seg);
             }
         }
@@ -675,6 +666,10 @@ fn clear_heap(heap: &mut Heap, segments: *mut Segment) {
     heap.full = PageQueue { first: ptr::null_mut(), last: ptr::null_mut() };
     heap.notify.store(ptr::null_mut(), Ordering::Relaxed);
     heap.segments = segments;
+    heap.span_hints = [ptr::null_mut(); heap::SPAN_HINTS];
+    heap.no_fit_count = usize::MAX;
+    heap.no_fit_stop = ptr::null_mut();
+    heap.span_cursor = ptr::null_mut();
     heap.purge_deadline = 0;
 }
 
