@@ -48,6 +48,7 @@ DESCR = {
     "rounds16k": "lifecycle rounds 16384 20000 4: build 20000 blocks of 16 KiB (one byte written per 4 KiB), free all, 4 rounds; faults and time per block from round 2 on",
     "rounds1k": "lifecycle rounds 1024 100000 4: the same with 100000 blocks of 1 KiB",
     "rounds256k": "lifecycle rounds 262144 1000 4: the same with 1000 blocks of 256 KiB",
+    "largeheap": "lifecycle largeheap 20000: grow to 20000 blocks of 256 KiB (one byte written each), free every other and allocate them again, twice; us per malloc while growing and into the holes",
     "largeset": "24 live blocks of 64 KiB..4 MiB (log-uniform) replaced at random, 16 small replacements between; RSS after freeing them (25 ms later, after one more malloc)",
     "reallocgrow": "exact-size string builders, vectors doubling to 4 MiB, buffers grown by 64 KiB to 8 MiB; RSS after freeing (25 ms later, after one more malloc)",
     "burst": "64 threads build and free ~1.5 MiB each and exit; RSS after the joins, after 500 ms idle, after malloc_trim(0)",
@@ -57,7 +58,7 @@ DESCR = {
     "idletrim": "a worker allocates 2M blocks of 64..160 B, frees all but 1 in 40000 and blocks; main calls malloc_trim(0): RSS",
 }
 
-LIFECYCLE = ["rounds16k", "rounds1k", "rounds256k", "largeset", "reallocgrow", "burst",
+LIFECYCLE = ["rounds16k", "rounds1k", "rounds256k", "largeset", "largeheap", "reallocgrow", "burst",
              "exited", "dormant", "latedtor", "idletrim"]
 
 PALETTE = ["#7f7f7f", "#1f77b4", "#2ca02c", "#9467bd", "#d62728",
