@@ -131,11 +131,14 @@ pub struct Heap {
     /// slow-path lock.
     pub span_hints: [*mut Segment; SPAN_HINTS],
     /// What the last span search that found no fit learnt: no segment
-    /// from `no_fit_stop` to the list's end has a free run of
-    /// `no_fit_count` slices or more, so searches for as many stop there
-    /// ([`no_fit_end`]). Reset (`usize::MAX`, null) when a span is freed
-    /// in the heap or `no_fit_stop` leaves it; under the slow-path lock.
+    /// from `no_fit_stop` to the list's end has room for `no_fit_count`
+    /// free slices starting at a multiple of `no_fit_step` slices (1: a
+    /// free run that long anywhere), so searches for as many, at a
+    /// multiple of as many, stop there ([`no_fit_end`]). Reset
+    /// (`usize::MAX`, null) when a span is freed in the heap or
+    /// `no_fit_stop` leaves it; under the slow-path lock.
     pub no_fit_count: usize,
+    pub no_fit_step: usize,
     pub no_fit_stop: *mut Segment,
     /// The segment where the last span search of the list found its span
     /// (null: the head), where the next one starts ([`walk_segments`]);
@@ -294,6 +297,7 @@ const fn heap_without_pages() -> Heap {
         segments: ptr::null_mut(),
         span_hints: [ptr::null_mut(); SPAN_HINTS],
         no_fit_count: usize::MAX,
+        no_fit_step: 1,
         no_fit_stop: ptr::null_mut(),
         span_cursor: ptr::null_mut(),
         purge_deadline: 0,
@@ -1593,7 +1597,7 @@ fn new_page(heap: &mut Heap, bin: usize) -> *mut Page {
 pub fn alloc_span(heap: &mut Heap, count: usize) -> *mut Page {
     let mut found = None;
     // SAFETY: segments on the heap's list are live and owned by it.
-    walk_segments(heap, count, |seg| match segment::find_span(unsafe { &*seg }, count) {
+    walk_segments(heap, count, 1, |seg| match segment::find_span(unsafe { &*seg }, count) {
         Some(index) => {
             found = Some((seg, index));
             true
@@ -1606,7 +1610,7 @@ pub fn alloc_span(heap: &mut Heap, count: usize) -> *mut Page {
             // SAFETY: as above; the run is free.
             unsafe { segment::claim_span(&mut *seg, index, count, heap as *mut Heap) }
         }
-        None => alloc_span_in_new_segment(heap, count),
+        None => alloc_span_in_new_segment(heap, count, 1, 1),
     }
 }
 
@@ -1621,8 +1625,8 @@ pub fn alloc_span(heap: &mut Heap, count: usize) -> *mut Page {
 /// head first, and each search read every segment it had filled before
 /// finding a hole: 10 000 blocks of 600 000 bytes allocated into the
 /// holes of 10 000 freed ones took 25 us each (mimalloc 0.2 us).
-fn walk_segments(heap: &Heap, count: usize, mut visit: impl FnMut(*mut Segment) -> bool) -> bool {
-    let end = no_fit_end(heap, count);
+fn walk_segments(heap: &Heap, count: usize, step: usize, mut visit: impl FnMut(*mut Segment) -> bool) -> bool {
+    let end = no_fit_end(heap, count, step);
     let start = heap.span_cursor;
     let mut seg = if start.is_null() { heap.segments } else { start };
     while !seg.is_null() && seg != end {
@@ -1646,10 +1650,13 @@ fn walk_segments(heap: &Heap, count: usize, mut visit: impl FnMut(*mut Segment) 
     false
 }
 
-/// Where a search for `count` free slices may stop: the segment from which
-/// on the last failed search found no run that long (null: the list's end).
-fn no_fit_end(heap: &Heap, count: usize) -> *mut Segment {
-    if count >= heap.no_fit_count { heap.no_fit_stop } else { ptr::null_mut() }
+/// Where a search for `count` free slices starting at a multiple of `step`
+/// slices (a power of two; 1: anywhere) may stop: the segment from which
+/// on the last failed search found no room for as many at a multiple of
+/// as many (null: the list's end). Multiples of a larger power of two are
+/// among those of a smaller one.
+fn no_fit_end(heap: &Heap, count: usize, step: usize) -> *mut Segment {
+    if count >= heap.no_fit_count && step >= heap.no_fit_step { heap.no_fit_stop } else { ptr::null_mut() }
 }
 
 /// Claims `count` slices in a new segment, once a search of the heap's
@@ -1660,7 +1667,11 @@ fn no_fit_end(heap: &Heap, count: usize) -> *mut Segment {
 /// segment was full (a cache and TLB miss each: 20 000 blocks of 256 KiB
 /// averaged 9.3 us per malloc and touch, and rising with the heap;
 /// mimalloc 2.3 us, glibc 3.6 us). Null when out of memory.
-fn alloc_span_in_new_segment(heap: &mut Heap, count: usize) -> *mut Page {
+///
+/// The search found no room for `count` slices at a multiple of
+/// `no_fit_step` slices (1: anywhere); the new span starts at a multiple
+/// of `step` slices (as in [`alloc_span_aligned`]; 1: anywhere).
+fn alloc_span_in_new_segment(heap: &mut Heap, count: usize, no_fit_step: usize, step: usize) -> *mut Page {
     if PARKED_PENDING.load(Ordering::Relaxed) {
         // Memory other threads freed into the heaps of exited threads may
         // have left whole segments empty: take those before mapping more.
@@ -1672,6 +1683,7 @@ fn alloc_span_in_new_segment(heap: &mut Heap, count: usize) -> *mut Page {
     // Neither touches this heap's segments (they look at other heaps).
     if !heap.segments.is_null() {
         heap.no_fit_count = count;
+        heap.no_fit_step = no_fit_step;
         heap.no_fit_stop = heap.segments;
     }
     heap.span_cursor = ptr::null_mut();
@@ -1679,9 +1691,11 @@ fn alloc_span_in_new_segment(heap: &mut Heap, count: usize) -> *mut Page {
     if seg.is_null() {
         return ptr::null_mut();
     }
-    // SAFETY: `seg` is a fresh segment now owned by this heap.
+    // SAFETY: `seg` is a fresh segment now owned by this heap: slices
+    // 1.. are free, and so are `step..step + count` (`step + count` is at
+    // most a segment's slices).
     unsafe {
-        let index = segment::find_span(&*seg, count).unwrap_or(1);
+        let index = if step > 1 { step } else { segment::find_span(&*seg, count).unwrap_or(1) };
         segment::claim_span(&mut *seg, index, count, heap as *mut Heap)
     }
 }
@@ -1709,46 +1723,45 @@ fn add_segment(heap: &mut Heap) -> *mut Segment {
 /// a span aligned to `step` slices, in the heap's segment with the most
 /// resident slices there, else in a new segment. Null when out of memory.
 fn alloc_span_aligned(heap: &mut Heap, count: usize, step: usize) -> *mut Page {
-    let heap_ptr = heap as *mut Heap;
     let mut best: Option<(*mut Segment, segment::SpanFit)> = None;
     // As in `alloc_span_resident`, the search ends SPAN_SEARCH_SLACK
     // segments after the best fit so far: 100 000 live `memalign(128 KiB,
     // 100)` blocks in 3 226 segments took 4.4 s when every allocation
-    // looked at all of them for a resident fit (0.67 s now; glibc 0.93 s).
+    // looked at all of them for a resident fit (0.67 s then).
     let mut since_best = 0;
-    let mut seg = heap.segments;
-    while !seg.is_null() {
+    // Whether a segment has a free run of `count` slices, aligned or not:
+    // a failed search records that none has room at a multiple of `step`
+    // (`Heap::no_fit_count`), or, when none has such a run at all, that
+    // none has room anywhere, as `alloc_span`'s failures do. Without the
+    // record, the live `memalign` blocks above filled a segment every 31
+    // allocations, and the next read every segment header.
+    // The segments past the end of the walk are known to have no room at
+    // a multiple of `step`, not to have no run.
+    let mut any_run = !no_fit_end(heap, count, step).is_null() && heap.no_fit_step > 1;
+    walk_segments(heap, count, step, |seg| {
         // SAFETY: segments on the heap's list are live and owned by it.
-        unsafe {
-            if let Some(fit) = segment::find_aligned_span(&*seg, count, step)
-                && best.is_none_or(|(_, b)| fit.dirty > b.dirty)
-            {
+        let s = unsafe { &*seg };
+        match segment::find_aligned_span(s, count, step) {
+            Some(fit) if best.is_none_or(|(_, b)| fit.dirty > b.dirty) => {
                 best = Some((seg, fit));
                 since_best = 0;
                 if fit.dirty as usize == count {
-                    break;
+                    return true;
                 }
             }
-            if best.is_some() {
-                since_best += 1;
-                if since_best > SPAN_SEARCH_SLACK {
-                    break;
-                }
-            }
-            seg = (*seg).next;
+            Some(_) => {}
+            None => any_run = any_run || segment::find_span(s, count).is_some(),
         }
-    }
-    if let Some((seg, fit)) = best {
+        if best.is_some() {
+            since_best += 1;
+        }
+        since_best > SPAN_SEARCH_SLACK
+    });
+    match best {
         // SAFETY: as above; the run is free.
-        return unsafe { segment::claim_span(&mut *seg, fit.index, count, heap_ptr) };
+        Some((seg, fit)) => unsafe { segment::claim_span(&mut *seg, fit.index, count, heap as *mut Heap) },
+        None => alloc_span_in_new_segment(heap, count, if any_run { step } else { 1 }, step),
     }
-    let seg = add_segment(heap);
-    if seg.is_null() {
-        return ptr::null_mut();
-    }
-    // SAFETY: `seg` is a fresh segment of ours: slices `step..step + count`
-    // are free.
-    unsafe { segment::claim_span(&mut *seg, step, count, heap_ptr) }
 }
 
 /// How many more segments a large block's span search reads once it holds
@@ -1838,7 +1851,7 @@ fn alloc_span_resident(heap: &mut Heap, count: usize) -> *mut Page {
     let mut from_walk = false;
     if !best.is_some_and(|(_, b)| b.dirty as usize == count) {
         let mut since_best = 0;
-        walk_segments(heap, count, |seg| {
+        walk_segments(heap, count, 1, |seg| {
             if consider(seg, &mut best) {
                 since_best = 0;
                 from_walk = true;
@@ -1857,7 +1870,7 @@ fn alloc_span_resident(heap: &mut Heap, count: usize) -> *mut Page {
             unsafe { segment::claim_span(&mut *seg, fit.index, count, heap as *mut Heap) }
         }
         // The hints are segments of the list, which was read to its end.
-        None => alloc_span_in_new_segment(heap, count),
+        None => alloc_span_in_new_segment(heap, count, 1, 1),
     }
 }
 
